@@ -1,0 +1,137 @@
+"""The roles' filters: the derived values and checks behind the playbooks."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from conftest import load_plugin
+
+instance = load_plugin("instance", "instance")
+preflight = load_plugin("preflight", "preflight")
+stack = load_plugin("stack", "stack_changes")
+ingress = load_plugin("persistent", "ingress")
+
+
+def allocate(prefixes: list[str]) -> dict[str, int]:
+    """Bring prefixes up one after another, as successive up.yml runs would."""
+    taken: dict[str, int] = {}
+    for prefix in prefixes:
+        taken[prefix] = instance.nbstack_rule_priority(prefix, list(taken.values()))
+    return taken
+
+
+def test_priorities_of_many_prefixes_are_unique_and_in_range() -> None:
+    rng = random.Random(7)
+    prefixes = ["alice", "bob", "carol"] + [
+        rng.choice(string.ascii_lowercase) + "".join(rng.choices(string.ascii_lowercase + string.digits + "-", k=rng.randint(0, 27)))
+        for _ in range(500)
+    ]
+    prefixes = list(dict.fromkeys(prefixes))
+    priorities = allocate(prefixes)
+    assert len(set(priorities.values())) == len(prefixes)
+    assert all(instance.FIRST_PRIORITY <= p <= instance.LAST_PRIORITY for p in priorities.values())
+
+
+def colliding_prefixes(count: int) -> list[str]:
+    """Prefixes whose preferred priorities are the same, found by search."""
+    span = instance.LAST_PRIORITY - instance.FIRST_PRIORITY + 1
+    by_start: dict[int, list[str]] = {}
+    for n in range(400000):
+        name = f"p{n}"
+        start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % span
+        by_start.setdefault(start, []).append(name)
+        if len(by_start[start]) == count:
+            return by_start[start]
+    raise AssertionError("no collision found")
+
+
+def test_colliding_prefixes_get_distinct_priorities() -> None:
+    prefixes = colliding_prefixes(3)
+    # Alone, each would take the same number.
+    assert len({instance.nbstack_rule_priority(p, []) for p in prefixes}) == 1
+    priorities = allocate(prefixes + [f"user{i}" for i in range(20)])
+    assert len(set(priorities.values())) == len(priorities)
+
+
+def test_priority_of_a_prefix_is_stable_when_nothing_is_in_its_way() -> None:
+    assert instance.nbstack_rule_priority("alice", [1, 2, 3]) == instance.nbstack_rule_priority("alice", [])
+
+
+def test_priority_skips_a_rule_added_by_hand() -> None:
+    preferred = instance.nbstack_rule_priority("alice", [])
+    assert instance.nbstack_rule_priority("alice", [preferred, str(preferred + 1)]) not in {preferred, preferred + 1}
+
+
+def test_full_listener_is_an_error() -> None:
+    everything = range(instance.FIRST_PRIORITY, instance.LAST_PRIORITY + 1)
+    with pytest.raises(AnsibleFilterError, match="no free rule priority"):
+        instance.nbstack_rule_priority("alice", list(everything))
+
+
+@pytest.mark.parametrize(
+    ("memory", "reserved"),
+    [(16384, 16384 - 1638), (4096, 4096 - 512), (786432, 786432 - 4096), (512, 512)],
+)
+def test_memory_reservation_leaves_room_for_the_host(memory: int, reserved: int) -> None:
+    assert instance.nbstack_memory_reservation(memory) == reserved
+
+
+def test_invalid_cidrs_are_named() -> None:
+    given = ["10.0.0.0/8", "2001:db8::/32", "10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
+    assert preflight.nbstack_invalid_cidrs(given) == ["10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
+
+
+def test_public_cidrs_are_found() -> None:
+    assert preflight.nbstack_public_cidrs(["0.0.0.0/0", "10.0.0.0/8", "::/0"]) == ["0.0.0.0/0", "::/0"]
+
+
+def test_unusable_secrets_are_named_not_shown() -> None:
+    found = preflight.nbstack_unusable_secrets(
+        {"a": "CHANGE-ME-x", "b": "", "c": None, "d": "real-value", "e": "  "}, "CHANGE-ME"
+    )
+    assert found == ["a", "b", "c", "e"]
+
+
+def test_ingress_rules_follow_the_address_family() -> None:
+    rules = ingress.nbstack_ingress_rules(["10.0.0.0/8", "2001:db8::/32"], [443, "80"])
+    assert rules[0]["cidr_ip"] == "10.0.0.0/8" and rules[0]["ports"] == [443, 80]
+    assert rules[1]["cidr_ipv6"] == "2001:db8::/32" and "cidr_ip" not in rules[1]
+
+
+CURRENT = {
+    "stack_template": "Resources: {}\n",
+    "stack_parameters": {"A": "1", "B": "x,y", "Defaulted": "d"},
+    "stack_tags": {"nbstack:app": "app"},
+}
+
+
+def test_an_identical_stack_does_not_differ() -> None:
+    result = stack.nbstack_stack_changes(CURRENT, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
+    assert result["differs"] is False
+    assert result["after"]["parameters"] == {"A": "1", "B": "x,y"}
+
+
+@pytest.mark.parametrize(
+    ("template", "parameters", "tags", "reasons"),
+    [
+        ("Resources: {a: 1}", {"A": 1, "B": "x,y"}, {"nbstack:app": "app"}, ["template"]),
+        ("Resources: {}", {"A": 2, "B": "x,y"}, {"nbstack:app": "app"}, ["parameter A"]),
+        ("Resources: {}", {"A": 1, "B": "x,y", "C": True}, {"nbstack:app": "app"}, ["parameter C"]),
+        ("Resources: {}", {"A": 1, "B": "x,y"}, {"nbstack:app": "other"}, ["tags"]),
+    ],
+)
+def test_a_differing_stack_names_what_differs(template: str, parameters: dict, tags: dict, reasons: list) -> None:
+    result = stack.nbstack_stack_changes(CURRENT, template, parameters, tags)
+    assert result["differs"] is True
+    assert result["reasons"] == reasons
+
+
+def test_a_missing_stack_differs() -> None:
+    result = stack.nbstack_stack_changes({}, "Resources: {}", {"A": True}, {})
+    assert result["differs"] is True
+    assert result["after"]["parameters"] == {"A": "true"}
