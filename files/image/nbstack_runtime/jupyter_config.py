@@ -1,0 +1,71 @@
+"""The Jupyter server configuration the container's server starts with.
+
+Written as a JSON drop-in in ~/.jupyter/jupyter_server_config.d/, which
+Jupyter loads after docker-stacks' /etc/jupyter/jupyter_server_config.py and
+which therefore wins over it. It holds the password's argon2 hash, never the
+password, and disables token login.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from ._util import write_private
+from .settings import Settings
+
+log = logging.getLogger("nbstack.jupyter")
+
+EXTENSION_NAME = "nbstack_runtime"
+
+
+def hash_password(password: str) -> str:
+    """Argon2 hash in the format jupyter_server's password login checks."""
+    from jupyter_server.auth import passwd  # imported late: heavy, and only this hook needs it
+
+    return str(passwd(password, algorithm="argon2"))
+
+
+def server_config(settings: Settings, hashed_password: str) -> dict[str, Any]:
+    return {
+        "ServerApp": {
+            "base_url": settings.base_url,
+            "ip": "0.0.0.0",  # the ALB reaches the task on the instance's address
+            "port": settings.notebook_port,
+            "port_retries": 0,  # a busy port must fail, not move away from the target group's port
+            "root_dir": str(settings.work_dir),
+            "open_browser": False,
+            "trust_xheaders": True,  # behind the ALB: honour X-Forwarded-Proto/For
+            "jpserver_extensions": {EXTENSION_NAME: True},
+        },
+        "IdentityProvider": {"token": ""},
+        "PasswordIdentityProvider": {
+            "hashed_password": hashed_password,
+            "password_required": True,
+            "allow_password_change": False,
+        },
+    }
+
+
+def configure(settings: Settings) -> bool:
+    """Write the drop-in; return False when no password was given.
+
+    Without a password the server still starts (so the health check and the
+    logs explain the problem) but with the hash of a random value nobody
+    knows: it fails closed instead of falling back to token or no login.
+    """
+    ok = bool(settings.notebook_password)
+    if ok:
+        hashed = hash_password(settings.notebook_password.value)
+    else:
+        log.error(
+            "NBSTACK_NOTEBOOK_PASSWORD is empty: the server will start but nobody can log in; "
+            "set the secret and restart the task"
+        )
+        hashed = hash_password(secrets.token_urlsafe(32))
+    config = server_config(settings, hashed)
+    write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
+    log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)
+    return ok

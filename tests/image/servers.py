@@ -1,0 +1,258 @@
+"""Real servers for the image tests and the startup bench.
+
+- GitHttpServer: `git http-backend` (git's own smart-HTTP server, run as CGI)
+  behind http.server, with HTTP basic auth on loopback, like GitHub with a token.
+- PostgresCluster: a throwaway PostgreSQL cluster in a temporary directory.
+
+Each has start()/stop(); the pytest fixtures own their lifecycle.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("NBSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def git(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> str:
+    """git with a fixed identity and no user/system config (reproducible in CI)."""
+    full_env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        "GIT_TERMINAL_PROMPT": "0",
+        **(env or {}),
+    }
+    done = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class GitHttpServer:
+    """Smart-HTTP git server over `git http-backend`, basic auth with one token."""
+
+    root: Path
+    token: str
+    port: int = 0
+    fail_pushes: bool = False  # answer receive-pack with 500 (a broken remote)
+    push_attempts: int = 0
+    requests: list[str] = field(default_factory=list)
+    _httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, repo: str) -> str:
+        return f"{self.base_url}/{repo}"
+
+    def start(self) -> GitHttpServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._cgi()
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._cgi()
+
+            def _authorized(self) -> str | None:
+                header = self.headers.get("Authorization", "")
+                if not header.startswith("Basic "):
+                    return None
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                return user if password == server.token else None
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _cgi(self) -> None:
+                path, _, query = self.path.partition("?")
+                server.requests.append(f"{self.command} {path}")
+                user = self._authorized()
+                if user is None:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = self._body() if self.command == "POST" else b""
+                if "git-receive-pack" in self.path and self.command == "POST":
+                    server.push_attempts += 1
+                    if server.fail_pushes:
+                        self.send_response(500)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                env = {
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "GIT_PROJECT_ROOT": str(server.root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_CONFIG_GLOBAL": "/dev/null",
+                    "REMOTE_USER": user,
+                    "REMOTE_ADDR": self.client_address[0],
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                }
+                done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
+                head, _, payload = done.stdout.partition(b"\r\n\r\n")
+                status, headers = 200, []
+                for line in head.decode("latin-1").split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    elif name:
+                        headers.append((name, value.strip()))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def create_repo(self, name: str, files: dict[str, str], commits: int = 1) -> Path:
+        """A bare repo `name` on the server whose main branch holds `files`."""
+        bare = self.root / name
+        git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+        git("config", "http.receivepack", "true", cwd=bare)
+        with tempfile.TemporaryDirectory() as tmp:
+            git("init", "--quiet", "--initial-branch=main", tmp)
+            for number in range(commits):
+                for rel, text in files.items():
+                    target = Path(tmp) / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text if number == commits - 1 else f"{text}\n# revision {number}\n")
+                git("add", "-A", cwd=tmp)
+                git("commit", "--quiet", "-m", f"Revision {number}", cwd=tmp)
+            git("push", "--quiet", str(bare), "main", cwd=tmp)
+        return bare
+
+    def refs(self, name: str, pattern: str = "refs/heads/") -> dict[str, str]:
+        out = git("for-each-ref", "--format=%(refname) %(objectname)", pattern, cwd=self.root / name)
+        return dict(line.split() for line in out.splitlines())  # type: ignore[misc]
+
+
+def _unprivileged() -> list[str]:
+    """Command prefix that drops root (initdb and postgres refuse to run as root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+@dataclass
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster listening on loopback TCP and a private socket."""
+
+    port: int = 0
+    superuser: str = "postgres"
+    directory: Path | None = None
+
+    def start(self) -> PostgresCluster:
+        self.port = self.port or free_port()
+        # Directly under /tmp: pytest's own tmp dirs are 0700 root, which `nobody` cannot enter.
+        self.directory = Path(tempfile.mkdtemp(prefix="nbstack-pg-"))
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.directory, nobody.pw_uid, nobody.pw_gid)
+        data = self.directory / "data"
+        run = _unprivileged()
+        subprocess.run(
+            [*run, str(PG_BIN / "initdb"), "-D", str(data), "-U", self.superuser, "--auth-local=trust",
+             "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )
+        options = f"-k {self.directory} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*run, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.directory / "log"), "-o", options,
+             "-w", "-t", "60", "start"],
+            check=True, capture_output=True,
+        )
+        return self
+
+    def execute(self, *statements: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(host=str(self.directory), port=self.port, user=self.superuser, dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.directory is None:
+            return
+        subprocess.run(
+            [*_unprivileged(), str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
+             "-w", "stop"],
+            check=False, capture_output=True,
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns a truthy value; return it or raise TimeoutError."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
