@@ -135,3 +135,9 @@ def test_a_missing_stack_differs() -> None:
     result = stack.nbstack_stack_changes({}, "Resources: {}", {"A": True}, {})
     assert result["differs"] is True
     assert result["after"]["parameters"] == {"A": "true"}
+
+
+def test_a_list_parameter_read_back_as_a_bracketed_list_is_the_same() -> None:
+    current = dict(CURRENT, stack_parameters={"A": "1", "B": "['x', 'y']"})
+    result = stack.nbstack_stack_changes(current, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
+    assert result["differs"] is False

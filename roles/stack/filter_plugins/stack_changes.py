@@ -7,6 +7,7 @@ one read instead, and lets a re-run with nothing changed report changed=0.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 
@@ -19,6 +20,26 @@ def stack_parameter_value(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def stored_parameter_value(value: Any) -> str | None:
+    """Read back a stored parameter value in the form stack_parameter_value writes.
+
+    List parameters come back comma-joined from CloudFormation; some
+    implementations of its API (the local emulator among them) render them as
+    a bracketed list instead. Both mean the same list.
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(items, list):
+            return stack_parameter_value(items)
+    return text
 
 
 def nbstack_stack_changes(
@@ -52,7 +73,7 @@ def nbstack_stack_changes(
     before = {
         "template": (current.get("stack_template") or "").strip().splitlines(),
         # Only the parameters this run sets; the others keep template defaults.
-        "parameters": {key: current_parameters.get(key) for key in wanted_parameters},
+        "parameters": {key: stored_parameter_value(current_parameters.get(key)) for key in wanted_parameters},
         "tags": dict(current.get("stack_tags") or {}),
     }
     reasons = []
