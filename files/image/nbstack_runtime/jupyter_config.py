@@ -1,8 +1,10 @@
 """The Jupyter server configuration the container's server starts with.
 
-Written as a JSON drop-in in ~/.jupyter/jupyter_server_config.d/, which
-Jupyter loads after docker-stacks' /etc/jupyter/jupyter_server_config.py and
-which therefore wins over it. It holds the password's argon2 hash, never the
+Written to ~/.jupyter/jupyter_server_config.json (merged into what is
+already there), which Jupyter loads after docker-stacks'
+/etc/jupyter/jupyter_server_config.py and which therefore wins over it.
+(A jupyter_server_config.d/ drop-in would not do: traitlets reads those
+directories only for `jpserver_extensions`, not for ServerApp options.) It holds the password's argon2 hash, never the
 password, and disables token login.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from pathlib import Path
 from typing import Any
 
 from ._util import write_private
@@ -49,6 +52,25 @@ def server_config(settings: Settings, hashed_password: str) -> dict[str, Any]:
     }
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: our keys win, other keys are kept."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def configure(settings: Settings) -> bool:
     """Write the drop-in; return False when no password was given.
 
@@ -65,7 +87,7 @@ def configure(settings: Settings) -> bool:
             "set the secret and restart the task"
         )
         hashed = hash_password(secrets.token_urlsafe(32))
-    config = server_config(settings, hashed)
+    config = merge(_read_json(settings.jupyter_config_file), server_config(settings, hashed))
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
     log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)
     return ok

@@ -117,7 +117,7 @@ class Settings:
 
     @property
     def jupyter_config_file(self) -> Path:
-        return self.home / ".jupyter" / "jupyter_server_config.d" / "nbstack.json"
+        return self.home / ".jupyter" / "jupyter_server_config.json"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,0 +1,246 @@
+"""The container's startup and shutdown, with real processes and servers.
+
+Every assertion looks at observable state: files, /proc, HTTP answers, refs
+on the git server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import PREFIX, Notebook, StartNotebook, wait_until_serving
+from servers import GitHttpServer, git, wait_for
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat_text[stat_text.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    return (Path(f"/proc/{pid}/cmdline").read_bytes()).replace(b"\0", b" ").decode(errors="replace")
+
+
+def assert_no_secrets(notebook: Notebook, pid: int, what: str) -> None:
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}
+    for name, value in notebook.secrets.items():
+        assert name not in names, f"{name} is in the environment of {what}"
+        assert value.encode() not in environ, f"a secret value is in the environment of {what}"
+        assert value.encode() not in command, f"a secret value is on the command line of {what}"
+
+
+def health(notebook: Notebook, timeout: float = 1.0) -> int:
+    return requests.get(notebook.health_url, timeout=timeout).status_code
+
+
+def test_first_start_clones_and_keeps_the_token_out_of_everything(
+    notebook: Notebook, git_server: GitHttpServer
+) -> None:
+    work = notebook.work_dir
+    assert (work / ".git").is_dir() and (work / "analysis" / "churn.ipynb").is_file()
+    token = notebook.secrets["NBSTACK_GIT_TOKEN"]
+
+    # Not in the repository's config or remote URL; in a 0600 file outside the work dir.
+    assert token not in (work / ".git" / "config").read_text()
+    assert git("remote", "get-url", "origin", cwd=work).strip() == notebook.env["NBSTACK_REPO_URL"]
+    credentials = notebook.home / ".nbstack" / "git-credentials"
+    assert token in credentials.read_text()
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert work not in credentials.parents
+    assert token not in (notebook.home / ".gitconfig").read_text()
+
+    # Not in the server's environment or command line.
+    assert "jupyter" in cmdline(notebook.pid)
+    assert_no_secrets(notebook, notebook.pid, "the Jupyter server")
+
+    http = notebook.session()
+    # A kernel started through the REST API.
+    kernel = http.post(notebook.url + "api/kernels", json={"name": "python3"}, timeout=30)
+    assert kernel.status_code == 201, kernel.text
+    kernel_pid = wait_for(
+        lambda: next((p for p in children(notebook.pid) if kernel.json()["id"] in cmdline(p)), None),
+        what="the kernel process",
+    )
+    assert_no_secrets(notebook, kernel_pid, "a kernel")
+
+    # A terminal's shell.
+    terminal = http.post(notebook.url + "api/terminals", timeout=30)
+    assert terminal.status_code == 200, terminal.text
+    shell_pid = wait_for(
+        lambda: next((p for p in children(notebook.pid) if p != kernel_pid and "ipykernel" not in cmdline(p)), None),
+        what="the terminal's shell",
+    )
+    assert_no_secrets(notebook, shell_pid, "a terminal's shell")
+
+    # The health sidecar.
+    sidecar_pid = int((notebook.home / ".nbstack" / "health.pid").read_text().split()[0])
+    assert "nbstack_runtime.health" in cmdline(sidecar_pid)
+    assert_no_secrets(notebook, sidecar_pid, "the health sidecar")
+
+    # The clone authenticated with the token (the server refuses anonymous requests).
+    assert any("git-upload-pack" in line for line in git_server.requests)
+
+
+def test_login_requires_the_password_and_then_lists_the_repository(notebook: Notebook) -> None:
+    wrong = notebook.session(password="not-the-password")
+    assert wrong.login_status != 302  # type: ignore[attr-defined]
+    assert wrong.get(notebook.url + "api/contents", timeout=10).status_code == 403
+    # No token login: the server printed no token URL and ?token= gets nowhere.
+    assert "?token=" not in notebook.log()
+    assert requests.get(notebook.url + "api/contents?token=", timeout=10).status_code == 403
+
+    right = notebook.session()
+    assert right.login_status == 302  # type: ignore[attr-defined]
+    listing = right.get(notebook.url + "api/contents", timeout=10)
+    assert listing.status_code == 200
+    names = {item["name"] for item in listing.json()["content"]}
+    assert {"README.md", "analysis", "lib"} <= names
+    config = json.loads((notebook.home / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert notebook.secrets["NBSTACK_NOTEBOOK_PASSWORD"] not in json.dumps(config)
+    assert config["PasswordIdentityProvider"]["hashed_password"].startswith("argon2:")
+
+
+def test_warehouse_accepts_a_connection_without_a_password(
+    notebook: Notebook, warehouse: dict[str, str | int]
+) -> None:
+    pgpass = notebook.home / ".pgpass"
+    assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
+    # As a notebook would: a kernel-like process with the server's environment (no secrets).
+    code = (
+        "import psycopg2\n"
+        f"c = psycopg2.connect(host={warehouse['host']!r}, port={warehouse['port']}, "
+        f"dbname={warehouse['database']!r}, user={warehouse['user']!r})\n"
+        "cur = c.cursor(); cur.execute('select current_user'); print(cur.fetchone()[0])\n"
+        "s = psycopg2.connect(service='warehouse')\n"
+        "cur = s.cursor(); cur.execute('select current_database()'); print(cur.fetchone()[0])\n"
+    )
+    server_env = dict(
+        entry.split("=", 1)
+        for entry in Path(f"/proc/{notebook.pid}/environ").read_bytes().decode().split("\0")
+        if "=" in entry
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=server_env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [warehouse["user"], warehouse["database"]]
+    aws_config = (notebook.home / ".aws" / "config").read_text()
+    assert "credential_source = EcsContainer" in aws_config
+    assert notebook.env["NBSTACK_WAREHOUSE_ROLE_ARN"] in aws_config
+
+
+def test_restart_leaves_an_existing_checkout_and_its_edits_alone(
+    notebook_factory: StartNotebook, tmp_path: Path
+) -> None:
+    first = notebook_factory()
+    work = first.work_dir
+    (work / "lib" / "features.py").write_text("def double(x):\n    return x + x  # edited\n")
+    (work / "scratch.ipynb").write_text("{}\n")
+    head = git("rev-parse", "HEAD", cwd=work)
+    first.signal_group(signal.SIGKILL)  # a crash: no autosave, nothing cleaned up
+    first.wait_exit()
+
+    second = notebook_factory(work_dir=work)
+    assert second.pid != first.pid
+    assert (work / "lib" / "features.py").read_text().endswith("# edited\n")
+    assert (work / "scratch.ipynb").read_text() == "{}\n"
+    assert git("rev-parse", "HEAD", cwd=work) == head
+    assert "left untouched" in second.log()
+
+
+def test_health_follows_the_server_process_not_its_http(notebook_factory: StartNotebook) -> None:
+    notebook = notebook_factory(wait=False)
+    # The sidecar answers before Jupyter has loaded: 503, not started.
+    first = wait_for(lambda: _health_or_none(notebook), timeout=30, what="the health sidecar")
+    assert first == 503
+    wait_until_serving(notebook)
+    assert health(notebook) == 200
+
+    notebook.process.send_signal(signal.SIGSTOP)  # too busy to answer HTTP at all
+    try:
+        with pytest.raises(requests.Timeout):
+            requests.get(notebook.url + "api/status", timeout=1)
+        started = time.monotonic()
+        assert health(notebook, timeout=1) == 200
+        assert time.monotonic() - started < 1
+    finally:
+        notebook.process.send_signal(signal.SIGCONT)
+
+    notebook.process.send_signal(signal.SIGKILL)
+    wait_for(lambda: notebook.process.poll() is not None, what="the server to die")
+    assert health(notebook) == 503
+
+
+def _health_or_none(notebook: Notebook) -> int | None:
+    try:
+        return health(notebook)
+    except requests.ConnectionError:
+        return None
+
+
+def _checkout_state(work: Path) -> dict[str, str]:
+    return {
+        "status": git("status", "--porcelain=v2", "--branch", "--untracked-files=all", cwd=work),
+        "index": hashlib.sha256((work / ".git" / "index").read_bytes()).hexdigest(),
+        "head": (work / ".git" / "HEAD").read_text(),
+        "refs": git("for-each-ref", cwd=work),
+        "diff": git("diff", "HEAD", cwd=work),
+    }
+
+
+def test_sigterm_pushes_every_unsaved_change_to_an_autosave_branch(
+    notebook: Notebook, git_server: GitHttpServer, repo: str
+) -> None:
+    work = notebook.work_dir
+    git("checkout", "--quiet", "-b", "feature", cwd=work)
+    (work / "lib" / "features.py").write_text("def double(x):\n    return x * 2\n")
+    git("commit", "--quiet", "-am", "Unpushed local commit", cwd=work)
+    (work / "README.md").write_text("# Team notebooks\n\nstaged edit\n")
+    git("add", "README.md", cwd=work)
+    (work / "analysis" / "churn.ipynb").write_text('{"cells": ["unstaged"]}\n')
+    (work / "analysis" / "new.ipynb").write_text('{"cells": ["untracked"]}\n')
+    (work / "cache.tmp").write_text("ignored\n")
+    before = _checkout_state(work)
+
+    notebook.signal_group(signal.SIGTERM)  # what tini -g does on `docker stop`
+    assert notebook.wait_exit(60) == 0
+
+    refs = {ref: sha for ref, sha in git_server.refs(repo).items() if ref.startswith(f"refs/heads/autosave/{PREFIX}/")}
+    assert len(refs) == 1, notebook.log()[-3000:]
+    sha = next(iter(refs.values()))
+    bare = git_server.root / repo
+    show = lambda path: git("show", f"{sha}:{path}", cwd=bare)  # noqa: E731
+    assert show("README.md").endswith("staged edit\n")
+    assert show("analysis/churn.ipynb") == '{"cells": ["unstaged"]}\n'
+    assert show("analysis/new.ipynb") == '{"cells": ["untracked"]}\n'
+    assert show("lib/features.py").endswith("x * 2\n")  # the unpushed commit's content
+    assert "cache.tmp" not in git("ls-tree", "-r", "--name-only", sha, cwd=bare).split()
+    assert git("log", "--format=%s", sha, cwd=bare).splitlines()[1] == "Unpushed local commit"
+    assert _checkout_state(work) == before
+
+
+def test_sigterm_with_nothing_to_save_pushes_nothing(
+    notebook: Notebook, git_server: GitHttpServer, repo: str
+) -> None:
+    before = git_server.refs(repo)
+    notebook.signal_group(signal.SIGTERM)
+    assert notebook.wait_exit(60) == 0
+    assert git_server.refs(repo) == before
+    assert "nothing to save" in notebook.log()
