@@ -1,0 +1,121 @@
+"""Autosave without Jupyter: snapshot contents, what counts as unsaved, a failing remote."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from servers import GitHttpServer, git
+
+from nbstack_runtime.autosave import autosave
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+REF = "refs/heads/autosave/bob/20261125T120000Z"
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user/system git config; a fixed identity (as the git hook would set)."""
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[user]\n\tname = Bob\n\temail = bob@example.com\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+
+
+@pytest.fixture
+def remote_and_clone(tmp_path: Path) -> tuple[Path, Path]:
+    remote = tmp_path / "remote.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    seed = tmp_path / "seed"
+    git("init", "--quiet", "--initial-branch=main", str(seed))
+    (seed / "a.py").write_text("a = 1\n")
+    git("add", "-A", cwd=seed)
+    git("commit", "--quiet", "-m", "Seed", cwd=seed)
+    git("push", "--quiet", str(remote), "main", cwd=seed)
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", str(remote), str(clone))
+    return remote, clone
+
+
+def remote_refs(remote: Path) -> list[str]:
+    return git("for-each-ref", "--format=%(refname)", cwd=remote).split()
+
+
+def test_clean_checkout_saves_nothing(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    assert autosave(clone, "bob", now=NOW).status == "nothing to save"
+    assert remote_refs(remote) == ["refs/heads/main"]
+
+
+def test_untracked_file_is_saved_and_the_index_untouched(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "new.py").write_text("b = 2\n")
+    index = (clone / ".git" / "index").read_bytes()
+    result = autosave(clone, "bob", now=NOW)
+    assert result.pushed and result.ref == REF
+    assert git("show", f"{REF}:new.py", cwd=remote) == "b = 2\n"
+    assert (clone / ".git" / "index").read_bytes() == index
+    assert git("status", "--porcelain", cwd=clone) == "?? new.py\n"
+    # Pushed by URL: no remote-tracking ref appears in the user's checkout.
+    assert "autosave" not in git("for-each-ref", cwd=clone)
+
+
+def test_unpushed_commits_alone_are_pushed_as_they_are(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 3\n")
+    git("commit", "--quiet", "-am", "Local", cwd=clone)
+    head = git("rev-parse", "HEAD", cwd=clone).strip()
+    assert autosave(clone, "bob", now=NOW).sha == head
+    assert git("rev-parse", REF, cwd=remote).strip() == head
+
+
+def test_unpushed_commits_on_other_branches_stay_reachable(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    git("checkout", "--quiet", "-b", "side", cwd=clone)
+    (clone / "side.py").write_text("s = 1\n")
+    git("add", "side.py", cwd=clone)
+    git("commit", "--quiet", "-m", "Side work", cwd=clone)
+    side = git("rev-parse", "HEAD", cwd=clone).strip()
+    git("checkout", "--quiet", "main", cwd=clone)
+    result = autosave(clone, "bob", now=NOW)
+    assert result.pushed
+    git("merge-base", "--is-ancestor", side, REF, cwd=remote)  # raises if not reachable
+    assert git("rev-parse", "HEAD", cwd=clone).strip() != result.sha
+
+
+def test_a_failing_push_is_retried_once_logged_and_kept_locally(
+    remote_and_clone: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, clone = remote_and_clone
+    server = GitHttpServer(tmp_path / "srv", token="t0ken").start()
+    try:
+        server.create_repo("r.git", {"a.py": "a = 1\n"})
+        git("remote", "set-url", "origin", server.url("r.git"), cwd=clone)
+        credentials = tmp_path / "cred"
+        credentials.write_text(f"http://x:t0ken@127.0.0.1:{server.port}\n")
+        os.chmod(credentials, 0o600)
+        git("config", "credential.helper", f"store --file={credentials}", cwd=clone)
+        server.fail_pushes = True
+        (clone / "a.py").write_text("a = 2\n")
+        with caplog.at_level(logging.INFO, logger="nbstack.autosave"):
+            result = autosave(clone, "bob", now=NOW, timeout=20)
+        assert result.status == "failed"
+        assert server.push_attempts == 2
+        assert "AUTOSAVE PUSH FAILED (attempt 2 of 2)" in caplog.text
+        assert server.refs("r.git") == {"refs/heads/main": server.refs("r.git")["refs/heads/main"]}
+        assert git("rev-parse", "refs/nbstack-autosave/20261125T120000Z", cwd=clone).strip() == result.sha
+        assert git("status", "--porcelain", cwd=clone) == " M a.py\n"
+
+        server.fail_pushes = False  # the same remote, working again
+        assert autosave(clone, "bob", now=NOW, timeout=20).pushed
+        assert REF in server.refs("r.git")
+    finally:
+        server.stop()
+
+
+def test_not_a_checkout_is_skipped(tmp_path: Path) -> None:
+    assert autosave(tmp_path, "bob").status == "skipped"
+    assert autosave(tmp_path / "missing", "bob").status == "skipped"

@@ -1,0 +1,98 @@
+"""The image's build context, checked without a Docker engine.
+
+What `docker build` would trip over (a COPY of a missing file, a hook that
+is not executable) and what would quietly weaken the image (an unpinned
+base, a secret missing from JUPYTER_ENV_VARS_TO_UNSET) fails here first.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import HOOKS_DIR, IMAGE_DIR, ROOT
+
+from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES
+
+DOCKERFILE = (IMAGE_DIR / "Dockerfile").read_text()
+INSTRUCTIONS = [
+    line.strip()
+    for line in re.sub(r"\\\n", " ", DOCKERFILE).splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
+
+
+def instructions(keyword: str) -> list[str]:
+    return [line.split(None, 1)[1] for line in INSTRUCTIONS if line.split(None, 1)[0].upper() == keyword]
+
+
+def test_copy_sources_exist_in_the_build_context() -> None:
+    copies = instructions("COPY")
+    assert copies
+    for copy in copies:
+        parts = [p for p in copy.split() if not p.startswith("--")]
+        for source in parts[:-1]:
+            assert (IMAGE_DIR / source).exists(), f"COPY {source}: not in files/image"
+
+
+def test_dockerignore_lets_the_copied_files_through() -> None:
+    ignore = (IMAGE_DIR / ".dockerignore").read_text().split()
+    for copy in instructions("COPY"):
+        for source in [p for p in copy.split() if not p.startswith("--")][:-1]:
+            assert f"!{source}" in ignore, f"{source} is excluded by .dockerignore"
+
+
+def test_base_image_is_pinned_by_date_tag_and_used() -> None:
+    (arg,) = [a for a in instructions("ARG") if a.startswith("BASE_IMAGE=")]
+    assert re.fullmatch(r"BASE_IMAGE=quay\.io/jupyter/scipy-notebook:\d{4}-\d{2}-\d{2}", arg)
+    assert instructions("FROM") == ["${BASE_IMAGE}"]
+    # The GPU variant documented next to it uses the same date.
+    date = arg.rsplit(":", 1)[1]
+    assert f"quay.io/jupyter/pytorch-notebook:cuda12-{date}" in DOCKERFILE
+
+
+def test_recipe_style() -> None:
+    assert instructions("SHELL") == ['["/bin/bash", "-o", "pipefail", "-c"]']
+    users = instructions("USER")
+    assert users and users[-1] == "${NB_UID}"
+    assert "ENTRYPOINT" not in DOCKERFILE and not instructions("CMD")
+    for run in instructions("RUN"):
+        if "pip install" in run:
+            assert "--no-cache-dir" in run and "fix-permissions" in run
+    for copy in instructions("COPY"):
+        assert copy.startswith("--chown=")
+
+
+def test_every_secret_is_unset_before_jupyter_starts() -> None:
+    (env,) = [e for e in instructions("ENV") if e.startswith("JUPYTER_ENV_VARS_TO_UNSET=")]
+    assert env.split("=", 1)[1].split(",") == list(SECRET_VARIABLES)
+
+
+def test_hooks_are_executable_scripts_in_git_too() -> None:
+    hooks = sorted(HOOKS_DIR.iterdir())
+    assert [h.name for h in hooks] == ["10-nbstack-git", "20-nbstack-warehouse", "30-nbstack-jupyter", "40-nbstack-health"]
+    tracked = subprocess.run(
+        ["git", "ls-files", "--stage", "--", str(HOOKS_DIR)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for hook in hooks:
+        assert hook.stat().st_mode & 0o111 == 0o111, f"{hook.name} is not executable"
+        assert not hook.name.endswith(".sh"), "a .sh hook would be sourced into start.sh, not run"
+        text = hook.read_text()
+        assert text.startswith("#!/bin/bash\n") and "set -euo pipefail" in text
+        if hook.name in tracked:
+            assert "100755" in tracked.split(hook.name)[0].splitlines()[-1]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)")
+def test_hooks_are_shellcheck_clean() -> None:
+    done = subprocess.run(["shellcheck", *map(str, sorted(HOOKS_DIR.iterdir()))], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_readme_documents_exactly_the_settings() -> None:
+    readme = (IMAGE_DIR / "README.md").read_text()
+    documented = re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M)
+    assert documented == [name for name, _, _ in VARIABLES]

@@ -1,0 +1,175 @@
+"""Unit tests of the runtime package's pieces (no Jupyter, no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nbstack_runtime import gitsetup, health, jupyter_config, local_run, warehouse
+from nbstack_runtime.settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
+
+BASE = {"NBSTACK_PREFIX": "alice", "HOME": "/home/jovyan"}
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_environ({**BASE, **env})
+
+
+def test_defaults_follow_the_contract() -> None:
+    s = settings()
+    assert (s.base_url, s.notebook_port, s.health_port) == ("/alice/", 8888, 8889)
+    assert s.work_dir == Path("/home/jovyan/work")
+    assert s.autosave_timeout == 90
+    assert settings(AWS_DEFAULT_REGION="eu-west-1").aws_region == "eu-west-1"
+    assert settings(AWS_REGION="us-east-1", AWS_DEFAULT_REGION="eu-west-1").aws_region == "us-east-1"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_environ(
+            {"NBSTACK_PREFIX": "Alice!", "NBSTACK_NOTEBOOK_PORT": "99999", "NBSTACK_BASE_URL": "alice",
+             "NBSTACK_REPO_URL": "http://git.example.com/x.git", "NBSTACK_AUTOSAVE_TIMEOUT": "600"}
+        )
+    message = str(error.value)
+    for name in ("NBSTACK_PREFIX", "NBSTACK_NOTEBOOK_PORT", "NBSTACK_BASE_URL", "NBSTACK_REPO_URL", "NBSTACK_AUTOSAVE_TIMEOUT"):
+        assert name in message
+
+
+def test_credentials_in_the_repository_url_are_refused() -> None:
+    with pytest.raises(SettingsError, match="must not contain credentials"):
+        settings(NBSTACK_REPO_URL="https://x:tok@github.com/team/nb.git")
+    assert settings(NBSTACK_REPO_URL="http://127.0.0.1:9/nb.git").repo_url  # loopback http for tests
+
+
+def test_secrets_never_show_in_reprs() -> None:
+    s = settings(NBSTACK_GIT_TOKEN="tok-123", NBSTACK_NOTEBOOK_PASSWORD="pw-456")
+    assert "tok-123" not in repr(s) and "pw-456" not in repr(s)
+    assert s.git_token.value == "tok-123" and not Secret("")
+
+
+def test_without_secrets_drops_listed_and_known_secrets() -> None:
+    env = {"A": "1", "NBSTACK_GIT_TOKEN": "t", "EXTRA_SECRET": "x", "JUPYTER_ENV_VARS_TO_UNSET": "EXTRA_SECRET"}
+    assert without_secrets(env) == {"A": "1", "JUPYTER_ENV_VARS_TO_UNSET": "EXTRA_SECRET"}
+
+
+def test_credential_line_escapes_and_defaults_the_user() -> None:
+    line = gitsetup.credential_line("https://github.com/team/nb.git", "a:b/c")
+    assert line == "https://x-access-token:a%3Ab%2Fc@github.com\n"
+    assert gitsetup.credential_line("http://bot@127.0.0.1:8080/nb.git", "t") == "http://bot:t@127.0.0.1:8080\n"
+
+
+def test_clone_refuses_a_non_empty_directory_without_git(tmp_path: Path) -> None:
+    (tmp_path / "someones-file.txt").write_text("keep me")
+    s = settings(NBSTACK_WORK_DIR=str(tmp_path), NBSTACK_REPO_URL="https://github.com/team/nb.git")
+    with pytest.raises(RuntimeError, match="refusing to clone"):
+        gitsetup.clone_if_missing(s)
+    assert (tmp_path / "someones-file.txt").read_text() == "keep me"
+
+
+def test_warehouse_files(tmp_path: Path) -> None:
+    s = settings(
+        HOME=str(tmp_path), NBSTACK_WAREHOUSE_HOST="wh.example.com", NBSTACK_WAREHOUSE_DATABASE="dw",
+        NBSTACK_WAREHOUSE_USER="analyst", NBSTACK_WAREHOUSE_PASSWORD="p:a\\ss",
+        NBSTACK_WAREHOUSE_ROLE_ARN="arn:aws:iam::1:role/r", AWS_REGION="eu-west-1",
+    )
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
+    assert warehouse.configure(s) == [".pg_service.conf", ".pgpass", ".aws/config"]
+    assert (tmp_path / ".pgpass").read_text() == "wh.example.com:5432:dw:analyst:p\\:a\\\\ss\n"
+    for name in (".pgpass", ".pg_service.conf", ".aws/config"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    config = (tmp_path / ".aws" / "config").read_text()
+    assert "[default]" in config and "[profile warehouse]" in config
+    assert "credential_source = EcsContainer" in config and "role_arn = arn:aws:iam::1:role/r" in config
+
+
+def test_no_role_no_aws_profile(tmp_path: Path) -> None:
+    s = settings(HOME=str(tmp_path), NBSTACK_WAREHOUSE_HOST="wh", NBSTACK_WAREHOUSE_PASSWORD="p")
+    assert warehouse.configure(s) == [".pg_service.conf", ".pgpass"]
+
+
+def test_jupyter_config_holds_a_hash_that_jupyter_accepts(tmp_path: Path) -> None:
+    from jupyter_server.auth import passwd_check
+
+    (tmp_path / ".jupyter").mkdir()
+    (tmp_path / ".jupyter" / "jupyter_server_config.json").write_text('{"ServerApp": {"shutdown_no_activity_timeout": 5}}')
+    s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="correct horse", NBSTACK_WORK_DIR="/w")
+    assert jupyter_config.configure(s)
+    config = json.loads(s.jupyter_config_file.read_text())
+    assert "correct horse" not in s.jupyter_config_file.read_text()
+    assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], "correct horse")
+    assert config["IdentityProvider"]["token"] == ""
+    assert config["ServerApp"]["root_dir"] == "/w" and config["ServerApp"]["base_url"] == "/alice/"
+    assert config["ServerApp"]["shutdown_no_activity_timeout"] == 5  # what was there is kept
+    assert stat.S_IMODE(s.jupyter_config_file.stat().st_mode) == 0o600
+
+
+def test_jupyter_config_without_a_password_fails_closed(tmp_path: Path) -> None:
+    s = settings(HOME=str(tmp_path))
+    assert not jupyter_config.configure(s)
+    config = json.loads(s.jupyter_config_file.read_text())
+    assert config["PasswordIdentityProvider"]["hashed_password"].startswith("argon2:")
+    assert config["IdentityProvider"]["token"] == ""
+
+
+def test_health_check_reads_process_states(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    assert health.check(pid_file).reason == "not started"
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        health.write_pid_file(pid_file, child.pid)
+        assert health.check(pid_file).healthy
+        child.send_signal(signal.SIGSTOP)
+        time.sleep(0.1)
+        status = health.check(pid_file)
+        assert status.healthy and status.state == "T"
+        child.kill()
+        time.sleep(0.1)
+        status = health.check(pid_file)  # not yet reaped: a zombie
+        assert not status.healthy and status.state == "Z"
+    finally:
+        child.kill()
+        child.wait()
+    assert health.check(pid_file).reason == "exited"
+    pid_file.write_text(f"{os.getpid()} 1\n")  # our pid, another start time: a reused pid
+    assert health.check(pid_file).reason == "exited (pid reused)"
+
+
+def test_local_run_mimics_start_sh(tmp_path: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-exported.sh").write_text("export FROM_SOURCED=yes\n")
+    (hooks / "20-fails").write_text("#!/bin/bash\nexit 3\n")
+    (hooks / "30-records").write_text(f'#!/bin/bash\necho "$FROM_SOURCED $SECRET_A" > {tmp_path}/seen\n')
+    (hooks / "40-not-executable").write_text("#!/bin/bash\ntouch /should-not-run\n")
+    for name in ("20-fails", "30-records"):
+        (hooks / name).chmod(0o755)
+    env = local_run.prepare(hooks, {"PATH": os.environ["PATH"], "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A"})
+    assert (tmp_path / "seen").read_text() == "yes a\n"  # hooks see secrets; later hooks see sourced exports
+    assert env["FROM_SOURCED"] == "yes"
+    assert "SECRET_A" not in env and "JUPYTER_ENV_VARS_TO_UNSET" not in env
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    cmd = local_run.server_command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"})
+    assert cmd[:3] == ["jupyter", "lab", "--ServerApp.x=a b"]
+    assert local_run.server_command({}, ["bash"]) == ["bash"]
+
+
+def test_local_run_defaults_unset_the_image_secrets() -> None:
+    assert local_run.unset_listed({**local_run.DEFAULT_JUPYTER_ENV, **{name: "x" for name in SECRET_VARIABLES}}) == {}
+
+
+def test_env_file(tmp_path: Path) -> None:
+    path = tmp_path / "task.env"
+    path.write_text("# task definition\nNBSTACK_PREFIX=alice\n\nNBSTACK_NOTEBOOK_PASSWORD=a=b\n")
+    assert local_run.read_env_file(path) == {"NBSTACK_PREFIX": "alice", "NBSTACK_NOTEBOOK_PASSWORD": "a=b"}
+    path.write_text("oops\n")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        local_run.read_env_file(path)
