@@ -1,0 +1,201 @@
+"""Startup and autosave timings of the notebook container, against real local servers.
+
+    python bench/startup.py
+
+Generates a realistic notebook repository (~300 notebooks, some history) on
+a local smart-HTTP git server, then measures, one run each:
+
+1. container start: from launching the startup hooks (clone included) to the
+   first authenticated /api/status answer, started exactly as the tests start
+   it (nbstack_runtime.local_run: hooks, unset secrets, exec jupyter lab);
+2. bare `jupyter server` (and bare `jupyter lab`, what the image runs) on the
+   same checkout, to the same authenticated answer;
+3. autosave of 50 changed notebooks (snapshot + push).
+
+Figures are wall-clock seconds on this machine; ratios are against bare
+`jupyter server`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_DIR = ROOT / "files" / "image"
+sys.path.insert(0, str(ROOT / "tests" / "image"))
+sys.path.insert(0, str(IMAGE_DIR))
+
+from servers import GitHttpServer, free_port, git, wait_for  # noqa: E402
+
+from nbstack_runtime.autosave import autosave  # noqa: E402
+
+NOTEBOOKS = 300
+COMMITS = 20
+
+
+def notebook(number: int, revision: int) -> str:
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": [f"# Analysis {number}\n", f"Revision {revision}\n"]},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "metadata": {},
+            "outputs": [{"name": "stdout", "output_type": "stream", "text": ["x" * 200 + "\n"] * 5}],
+            "source": ["import pandas as pd\n", f"df = pd.DataFrame({{'v': range({number})}})\n", "df.describe()\n"],
+        },
+    ]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+
+
+def make_repo(server: GitHttpServer, name: str) -> None:
+    bare = server.root / name
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    git("config", "http.receivepack", "true", cwd=bare)
+    with tempfile.TemporaryDirectory() as tmp:
+        git("init", "--quiet", "--initial-branch=main", tmp)
+        for revision in range(COMMITS):
+            # Each commit touches a tenth of the notebooks, the first one creates them all.
+            numbers = range(NOTEBOOKS) if revision == 0 else range(revision % 10, NOTEBOOKS, 10)
+            for number in numbers:
+                path = Path(tmp) / f"team{number % 12}" / f"analysis_{number:03d}.ipynb"
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(notebook(number, revision))
+            git("add", "-A", cwd=tmp)
+            git("commit", "--quiet", "-m", f"Revision {revision}", cwd=tmp)
+        git("push", "--quiet", str(bare), "main", cwd=tmp)
+
+
+def wait_authenticated(base: str, login: callable, process: subprocess.Popen[bytes]) -> float:  # type: ignore[valid-type]
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            return login(base) == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_for(ready, timeout=120, interval=0.02)
+    return time.monotonic()
+
+
+def password_status(password: str) -> callable:  # type: ignore[valid-type]
+    def status(base: str) -> int:
+        http = requests.Session()
+        http.get(base + "login", timeout=5)
+        http.post(base + "login", data={"password": password, "_xsrf": http.cookies.get("_xsrf", "")}, timeout=5)
+        return http.get(base + "api/status", timeout=5).status_code
+
+    return status
+
+
+def token_status(token: str) -> callable:  # type: ignore[valid-type]
+    return lambda base: requests.get(base + "api/status", headers={"Authorization": f"token {token}"}, timeout=5).status_code
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+def container_start(server: GitHttpServer, repo: str, tmp: Path) -> tuple[float, Path]:
+    home, work = tmp / "home", tmp / "home" / "work"
+    home.mkdir()
+    port, password = free_port(), secrets.token_hex(8)
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(IMAGE_DIR),
+        "NBSTACK_PREFIX": "bench", "NBSTACK_NOTEBOOK_PORT": str(port), "NBSTACK_HEALTH_PORT": str(free_port()),
+        "NBSTACK_WORK_DIR": str(work), "NBSTACK_REPO_URL": server.url(repo),
+        "NBSTACK_GIT_USER_NAME": "Bench", "NBSTACK_GIT_USER_EMAIL": "bench@example.com",
+        "NBSTACK_GIT_TOKEN": server.token, "NBSTACK_NOTEBOOK_PASSWORD": password,
+    }
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nbstack_runtime.local_run"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = wait_authenticated(f"http://127.0.0.1:{port}/bench/", password_status(password), process)
+    finally:
+        stop(process)
+    return ready - started, work
+
+
+def bare_start(subcommand: str, work: Path, tmp: Path) -> float:
+    home = tmp / f"home-bare-{subcommand}"
+    home.mkdir()
+    port, token = free_port(), secrets.token_hex(16)
+    command = ["jupyter", subcommand, f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={work}", "--no-browser"]
+    if os.geteuid() == 0:
+        command.append("--ServerApp.allow_root=True")
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = wait_authenticated(f"http://127.0.0.1:{port}/", token_status(token), process)
+    finally:
+        stop(process)
+    return ready - started
+
+
+def autosave_time(work: Path, files: int = 50) -> tuple[float, str]:
+    changed = sorted(work.glob("team*/analysis_*.ipynb"))[:files]
+    for path in changed:
+        path.write_text(path.read_text().replace("Revision", "Edited revision"))
+    os.environ["HOME"] = str(work.parent)  # the container's HOME: its ~/.gitconfig names the credentials
+    started = time.monotonic()
+    result = autosave(work, "bench", timeout=90)
+    elapsed = time.monotonic() - started
+    if not result.pushed:
+        raise RuntimeError(f"autosave did not push: {result}")
+    return elapsed, result.ref or ""
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="nbstack-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
+        try:
+            (tmp / "git").mkdir(exist_ok=True)
+            make_repo(server, "notebooks.git")
+            count = len(git("ls-tree", "-r", "--name-only", "main", cwd=server.root / "notebooks.git").split())
+            print(f"repository: {count} files, {COMMITS} commits")
+            container, work = container_start(server, "notebooks.git", tmp)
+            bare_server = bare_start("server", work, tmp)
+            bare_lab = bare_start("lab", work, tmp)
+            saved, ref = autosave_time(work)
+        finally:
+            server.stop()
+    rows = [
+        ("bare jupyter server -> authenticated /api/status", bare_server),
+        ("bare jupyter lab -> authenticated /api/status", bare_lab),
+        ("container start (hooks incl. clone, jupyter lab) -> authenticated /api/status", container),
+        ("autosave of 50 changed notebooks (snapshot + push)", saved),
+    ]
+    for label, seconds in rows:
+        print(f"{label:<82} {seconds:6.2f} s  x{seconds / bare_server:4.2f}")
+    print(f"startup overhead of the hooks over bare jupyter lab: {container - bare_lab:+.2f} s")
+    print(f"autosave ref: {ref}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
