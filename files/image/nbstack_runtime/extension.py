@@ -40,6 +40,14 @@ class NbstackExtension(ExtensionApp):
         self.log.info("nbstack: pid file %s written", self._settings.jupyter_pid_file)
 
     async def stop_extension(self) -> None:
+        # A second SIGTERM makes ServerApp run its cleanup again; share the first
+        # autosave instead of starting another one next to it.
+        task = getattr(self, "_autosave_task", None)
+        if task is None:
+            task = self._autosave_task = asyncio.ensure_future(self._autosave())
+        await asyncio.shield(task)
+
+    async def _autosave(self) -> None:
         settings = getattr(self, "_settings", None)
         if settings is None:
             return
