@@ -1,0 +1,90 @@
+"""A team that brings its own VPC: no network stack, and a full teardown.
+
+The network stack's own deletion is not exercised here: the emulator leaves
+the NAT gateway and load balancer interfaces behind when it deletes stacks,
+so deleting the VPC then fails there (it does not on AWS).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import APP, Clients, PlaybookRun, Playbooks, ok
+from emulator import Emulator
+
+
+@pytest.fixture(scope="module")
+def given(emulator: Emulator, aws: Clients) -> dict[str, object]:
+    emulator.reset()
+    vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
+            "SubnetId"
+        ]
+        for n, zone in enumerate("abc")
+    ]
+    address = aws.ec2.allocate_address(Domain="vpc")
+    nat = aws.ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=address["AllocationId"])
+    return {
+        "vpc": vpc,
+        "public": subnets[:2],
+        "private": subnets[2:],
+        "egress_ip": address["PublicIp"],
+        "nat": nat["NatGateway"]["NatGatewayId"],
+    }
+
+
+def network_args(given: dict[str, object]) -> list[str]:
+    import json
+
+    return [
+        "-e",
+        json.dumps(
+            {
+                "notebook_vpc_id": given["vpc"],
+                "notebook_public_subnet_ids": given["public"],
+                "notebook_private_subnet_ids": given["private"],
+            }
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def up(given: dict[str, object], playbooks: Playbooks) -> PlaybookRun:
+    return ok(playbooks.up("alice", *network_args(given)))
+
+
+def test_uses_the_given_network_without_a_network_stack(up: PlaybookRun, given: dict, aws: Clients) -> None:
+    names = {s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]}
+    assert names == {f"{APP}-persistent", f"{APP}-alice"}
+    persistent = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in aws.cloudformation.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]["Parameters"]
+    }
+    assert persistent["VpcId"] == given["vpc"]
+    alice = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in aws.cloudformation.describe_stacks(StackName=f"{APP}-alice")["Stacks"][0]["Outputs"]
+    }
+    group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[alice["AutoScalingGroupName"]])
+    assert group["AutoScalingGroups"][0]["VPCZoneIdentifier"] == given["private"][0]
+
+
+def test_reports_the_nat_address_of_the_given_vpc(up: PlaybookRun, given: dict) -> None:
+    assert f"Egress IP (allow-list it at the warehouse): {given['egress_ip']}" in up.output
+
+
+def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbooks, given: dict) -> None:
+    wrong = dict(given, vpc="vpc-0123456789abcdef0")
+    run = playbooks.up("alice", *network_args(wrong))
+    assert run.returncode != 0
+    assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist" in run.output
+
+
+def test_persistent_absent_removes_everything_but_the_given_vpc(
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+) -> None:
+    run = ok(playbooks.down("alice", "-e", "persistent=absent"))
+    assert "persistent and network stacks are removed" in run.output
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert aws.ec2.describe_vpcs(VpcIds=[given["vpc"]])["Vpcs"][0]["VpcId"] == given["vpc"]
