@@ -42,6 +42,11 @@ class PlaybookRun:
         return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", found.group(1))}
 
     @property
+    def text(self) -> str:
+        """The output with line wrapping undone, for matching sentences."""
+        return " ".join(self.output.split())
+
+    @property
     def changed(self) -> int:
         return self.recap["changed"]
 

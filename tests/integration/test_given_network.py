@@ -71,20 +71,20 @@ def test_uses_the_given_network_without_a_network_stack(up: PlaybookRun, given: 
 
 
 def test_reports_the_nat_address_of_the_given_vpc(up: PlaybookRun, given: dict) -> None:
-    assert f"Egress IP (allow-list it at the warehouse): {given['egress_ip']}" in up.output
+    assert f"Egress IP (allow-list it at the warehouse): {given['egress_ip']}" in up.text
 
 
 def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbooks, given: dict) -> None:
     wrong = dict(given, vpc="vpc-0123456789abcdef0")
     run = playbooks.up("alice", *network_args(wrong))
     assert run.returncode != 0
-    assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist" in run.output
+    assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist" in run.text
 
 
 def test_persistent_absent_removes_everything_but_the_given_vpc(
     up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
 ) -> None:
     run = ok(playbooks.down("alice", "-e", "persistent=absent"))
-    assert "persistent and network stacks are removed" in run.output
+    assert "persistent and network stacks are removed" in run.text
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert aws.ec2.describe_vpcs(VpcIds=[given["vpc"]])["Vpcs"][0]["VpcId"] == given["vpc"]

@@ -93,22 +93,22 @@ def test_gpu_type_gets_the_gpu_ami_and_a_gpu(team: dict, aws: Clients) -> None:
     assert container["image"].endswith(":latest-gpu")
     # g5.xlarge has 16 GiB, like m5.xlarge; the reservation follows it.
     assert container["memoryReservation"] == 16384 - 1638
-    assert "Instance type: g5.xlarge (1 GPU" in team["bob"].output
+    assert "Instance type: g5.xlarge (1 GPU" in team["bob"].text
 
 
 def test_refuses_to_remove_shared_stacks_while_people_are_up(team: dict, playbooks: Playbooks, aws: Clients) -> None:
     before = stack_names(aws)
     run = playbooks.down("alice", "-e", "persistent=absent")
     assert run.returncode != 0
-    assert f"{APP}-bob" in run.output and f"{APP}-carol" in run.output
-    assert "Nothing was changed" in run.output
+    assert f"{APP}-bob" in run.text and f"{APP}-carol" in run.text
+    assert "Nothing was changed" in run.text
     assert stack_names(aws) == before
 
 
 def test_one_down_leaves_the_others(team: dict, playbooks: Playbooks, aws: Clients) -> None:
     bob_before = outputs(aws, f"{APP}-bob")
     run = ok(playbooks.down("alice"))
-    assert f"{APP}-alice is deleted" in run.output
+    assert f"{APP}-alice is deleted" in run.text
     names = stack_names(aws)
     assert f"{APP}-alice" not in names
     assert {f"{APP}-bob", f"{APP}-carol", f"{APP}-persistent", f"{APP}-network"} <= names
@@ -120,7 +120,7 @@ def test_one_down_leaves_the_others(team: dict, playbooks: Playbooks, aws: Clien
 
 def test_down_when_nothing_is_up_says_so(team: dict, playbooks: Playbooks) -> None:
     run = ok(playbooks.down("dave"))
-    assert "Nothing was up for dave" in run.output
+    assert "Nothing was up for dave" in run.text
     assert run.changed == 0
 
 

@@ -51,13 +51,13 @@ def test_creates_the_three_stacks(stacks: dict[str, dict[str, Any]]) -> None:
 def test_a_second_run_changes_nothing(runs: dict[str, PlaybookRun]) -> None:
     assert runs["first"].changed > 0
     assert runs["second"].changed == 0, runs["second"].output[-4000:]
-    assert "nbtest-alice unchanged" in runs["second"].output
+    assert "nbtest-alice unchanged" in runs["second"].text
 
 
 def test_summary_names_url_egress_and_type(runs: dict[str, PlaybookRun], stacks: dict[str, dict[str, Any]]) -> None:
     persistent = outputs(stacks[f"{APP}-persistent"])
     network = outputs(stacks[f"{APP}-network"])
-    text = runs["second"].output
+    text = runs["second"].text
     assert f"Notebook: {persistent['NotebookUrlBase']}/{PREFIX}/" in text
     assert f"Egress IP (allow-list it at the warehouse): {network['EgressIp']}" in text
     assert "Instance type: m5.xlarge (0 GPU" in text

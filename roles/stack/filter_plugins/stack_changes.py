@@ -89,8 +89,16 @@ def nbstack_stack_changes(
     return {"differs": bool(reasons), "reasons": reasons, "before": before, "after": after}
 
 
+def nbstack_change_line(change: dict[str, Any]) -> str:
+    """One line of a change set preview: what happens to which resource."""
+    line = f"{change['action']} {change['logical_id']} ({change['type']})"
+    if change.get("replacement") in ("True", "Conditional"):
+        line += " - REPLACED" if change["replacement"] == "True" else " - may be replaced"
+    return line
+
+
 class FilterModule:
     """Ansible filters of the stack role."""
 
     def filters(self) -> dict[str, Any]:
-        return {"nbstack_stack_changes": nbstack_stack_changes}
+        return {"nbstack_stack_changes": nbstack_stack_changes, "nbstack_change_line": nbstack_change_line}

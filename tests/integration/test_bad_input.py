@@ -1,0 +1,150 @@
+"""Bad settings stop up.yml before anything in AWS is touched.
+
+Each case runs the real playbook and checks three things: it fails, the
+message names the setting (and how to fix it), and the account is still empty.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from pathlib import Path
+
+from conftest import BIN, ROOT, SETTINGS, Clients, Playbooks
+from emulator import Emulator, free_port
+
+
+@pytest.fixture(autouse=True)
+def empty_account(emulator: Emulator) -> None:
+    emulator.reset()
+
+
+def assert_nothing_created(aws: Clients) -> None:
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert aws.secretsmanager.list_secrets()["SecretList"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["-e", "prefix=Alice"], 'prefix "Alice" is not usable'),
+        (["-e", "prefix=9lives"], 'prefix "9lives" is not usable'),
+        (["-e", "prefix=" + "a" * 29], "at most 28 lower-case letters"),
+        (["-e", "prefix=al_ice"], "Pass one with -e prefix=NAME"),
+        (["-e", '{"notebook_allowed_cidrs": []}'], "notebook_allowed_cidrs must be a non-empty list"),
+        (["-e", '{"notebook_allowed_cidrs": ["10.0.0.0/8", "office"]}'], "not valid: office"),
+        (["-e", '{"notebook_allowed_cidrs": ["10.0.0.0/8", "0.0.0.0/0"]}'], "notebook_allow_public: true"),
+        (["-e", "instance_type=m5xlarge"], 'instance_type "m5xlarge" is not an EC2 instance type name'),
+        (["-e", "instance_type=M5.XLARGE"], "-e instance_type=TYPE"),
+        (["-e", "notebook_certificate_arn=arn:aws:iam::123456789012:role/x"], "notebook_certificate_arn"),
+        (["-e", "notebook_repo_url=https://user:pw@git.example.com/r.git"], "notebook_repo_url"),
+        (["-e", '{"notebook_vpc_id": "vpc-0abc"}'], "notebook_public_subnet_ids"),
+    ],
+    ids=[
+        "uppercase-prefix",
+        "prefix-starting-with-digit",
+        "too-long-prefix",
+        "prefix-with-underscore",
+        "empty-cidrs",
+        "invalid-cidr",
+        "public-cidr",
+        "malformed-instance-type",
+        "uppercase-instance-type",
+        "wrong-certificate-arn",
+        "credentials-in-repo-url",
+        "half-given-network",
+    ],
+)
+def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
+    run = playbooks.up("alice", *extra)
+    assert run.returncode != 0
+    assert expected in run.text
+    assert_nothing_created(aws)
+
+
+def test_public_access_is_allowed_when_asked(playbooks: Playbooks, aws: Clients) -> None:
+    run = playbooks.up(
+        "alice", "-e", '{"notebook_allowed_cidrs": ["0.0.0.0/0"], "notebook_allow_public": true}', "--check"
+    )
+    assert run.returncode == 0, run.output[-3000:]
+
+
+def user_named(tmp_path: Path, name: str) -> str:
+    """A PATH on which `id -un` answers the given user name."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "id"
+    fake.write_text(f"#!/bin/sh\necho '{name}'\n")
+    fake.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks, tmp_path: Path) -> None:
+    env = playbooks.env()
+    env["PATH"] = user_named(tmp_path, "Jane.Doe_2") + ":" + env["PATH"]
+    shown = subprocess.run(
+        [str(BIN / "ansible"), "localhost", "-m", "ansible.builtin.debug", "-a", "var=prefix"],
+        cwd=ROOT, capture_output=True, text=True, env=env, check=True,
+    )
+    assert "prefix: jane-doe-2" in shown.stdout
+
+
+def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients, tmp_path: Path) -> None:
+    env = playbooks.env()
+    env["PATH"] = user_named(tmp_path, "2nd.User") + ":" + env["PATH"]
+    args = [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS}", "-e", f"@{playbooks.vault.path}",
+            "--vault-password-file", str(playbooks.vault.password_file)]
+    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert run.returncode != 0
+    assert 'prefix "2nd-user" is not usable' in run.stdout
+    assert_nothing_created(aws)
+
+
+@pytest.mark.parametrize("missing", ["vault_github_token", "vault_notebook_password", "vault_warehouse_password"])
+def test_missing_vault_value_is_named(playbooks: Playbooks, aws: Clients, tmp_path, missing: str) -> None:
+    values = {key: value for key, value in playbooks.vault.values.items() if key != missing}
+    partial = tmp_path / "vault.yml"
+    partial.write_text(json.dumps(values))
+    run = playbooks.run("up.yml", "-e", "prefix=alice", "-e", f"@{partial}", with_vault=False)
+    assert run.returncode != 0
+    assert f"still the example value: {missing}" in run.text
+    for value in values.values():
+        assert value not in run.output
+    assert_nothing_created(aws)
+
+
+def test_example_vault_is_refused(playbooks: Playbooks, aws: Clients) -> None:
+    """group_vars/all/vault.yml as shipped holds placeholders."""
+    run = playbooks.run("up.yml", "-e", "prefix=alice", with_vault=False)
+    assert run.returncode != 0
+    assert "vault_github_token, vault_notebook_password, vault_warehouse_password" in run.text
+    assert "ansible-vault encrypt group_vars/all/vault.yml" in run.text
+    assert_nothing_created(aws)
+
+
+def test_short_password_is_refused(playbooks: Playbooks, aws: Clients, tmp_path) -> None:
+    values = dict(playbooks.vault.values, vault_notebook_password="short")
+    weak = tmp_path / "vault.yml"
+    weak.write_text(json.dumps(values))
+    run = playbooks.run("up.yml", "-e", "prefix=alice", "-e", f"@{weak}", with_vault=False)
+    assert run.returncode != 0 and "vault_notebook_password is shorter than 8" in run.text
+    assert_nothing_created(aws)
+
+
+def test_unreachable_aws_is_explained(playbooks: Playbooks, aws: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(playbooks.emulator, "environ", lambda: Emulator.environ(playbooks.emulator) | {"AWS_ENDPOINT_URL": nowhere})
+    run = playbooks.up("alice")
+    monkeypatch.undo()
+    assert run.returncode != 0
+    assert f"AWS cannot be reached in region eu-west-1 at AWS_ENDPOINT_URL={nowhere}" in run.text
+    assert "Nothing was changed" in run.text
+    assert_nothing_created(aws)
+
+
+def test_down_checks_the_prefix_too(playbooks: Playbooks) -> None:
+    run = playbooks.down("Bad_Prefix")
+    assert run.returncode != 0 and 'prefix "Bad_Prefix" is not usable' in run.text
