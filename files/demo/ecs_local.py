@@ -1,0 +1,347 @@
+"""Run an ECS service's notebook task on this machine, the way the ECS agent would.
+
+`make demo` has no EC2 instance and no Docker: the emulated ECS API holds the
+service and the task definition that `up.yml` registered, but nothing runs
+them. This module plays the ECS agent's part for that one task:
+
+1. it reads the service (cluster and name from the instance stack's outputs),
+   takes the task definition revision the service runs, and describes it;
+2. it builds the container's environment as the agent does: the task
+   definition's `environment`, plus every `secrets[]` entry resolved from
+   Secrets Manager by the ARN in `valueFrom` (what the task execution role
+   would do);
+3. it starts the container's startup (`python -m nbstack_runtime.local_run`:
+   the image's before-notebook.d hooks, the secrets unset, `exec jupyter lab`)
+   in its own process group, like a container's;
+4. when the service is gone or scaled to zero (`down.yml`), it delivers
+   SIGTERM to the whole group (what `tini -g` passes on from `docker stop`),
+   waits up to the container's `stopTimeout`, then SIGKILLs, as ECS does.
+
+Every value comes from the task definition. What this machine cannot
+reproduce is made explicit, in one place each:
+
+- **volumes**: there is no mount namespace, so `/home/jovyan/work` cannot be
+  made to exist. Each task definition volume gets a local directory
+  (`<state>/volumes/<volume name>`, standing in for its `host.sourcePath`),
+  and every environment value that is a mount point's `containerPath`, or a
+  path below it, is rewritten to that directory. That is how
+  NBSTACK_WORK_DIR ends up local; nothing else is changed.
+- **ports**: there is no network namespace either, so the container binds the
+  host's ports directly. That is only the same thing as the task definition's
+  `bridge` mapping when every `hostPort` equals its `containerPort` (static
+  ports, as nbstack's template writes them); anything else is refused.
+- **what the image provides**: HOME (a fresh directory per task: the
+  container's own disk), PATH (this virtualenv first, standing in for the
+  image's conda), PYTHONPATH (files/image, the package the image installs),
+  and the image's `JUPYTER_ENV_VARS_TO_UNSET` (local_run's default mirrors the
+  Dockerfile).
+- **task role credentials**: ECS hands the container credentials through the
+  agent's credential endpoint; here the container gets this process's
+  AWS_ENDPOINT_URL and (dummy) keys instead, so the model helper reaches the
+  same emulated S3 bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_DIR = ROOT / "files" / "image"
+HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
+#: ECS's default when a container definition sets no stopTimeout.
+ECS_DEFAULT_STOP_TIMEOUT = 30
+#: The variables the ECS agent passes for the task role's credentials; here
+#: they point at the emulator (see the module docstring).
+CREDENTIAL_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+log = logging.getLogger("nbstack.ecs_local")
+
+
+class TaskDefinitionError(RuntimeError):
+    """The task definition asks for something this machine cannot do faithfully."""
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+
+
+def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any] | None:
+    """The service, or None once it is deleted (ECS keeps it a while as INACTIVE)."""
+    found = ecs.describe_services(cluster=cluster, services=[service]).get("services", [])
+    if not found or found[0].get("status") == "INACTIVE":
+        return None
+    return found[0]
+
+
+def container_definition(task_definition: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The named container, or the only essential one."""
+    containers = task_definition["containerDefinitions"]
+    if name is not None:
+        matching = [c for c in containers if c["name"] == name]
+    else:
+        matching = [c for c in containers if c.get("essential", True)]
+    if len(matching) != 1:
+        raise TaskDefinitionError(
+            f"expected one container{f' named {name}' if name else ''} in {task_definition['taskDefinitionArn']}, "
+            f"found {[c['name'] for c in containers]}"
+        )
+    return matching[0]
+
+
+def resolve_secret(secretsmanager: Any, value_from: str) -> str:
+    """What the ECS agent puts into the variable for one `valueFrom`.
+
+    ECS accepts `<secret arn>` and `<secret arn>:<json-key>:<version-stage>:<version-id>`;
+    a secret ARN itself has 7 colon-separated fields.
+    """
+    parts = value_from.split(":")
+    arn, extra = ":".join(parts[:7]), parts[7:] + ["", "", ""]
+    json_key, stage, version = extra[:3]
+    request: dict[str, str] = {"SecretId": arn}
+    if stage:
+        request["VersionStage"] = stage
+    if version:
+        request["VersionId"] = version
+    value = secretsmanager.get_secret_value(**request)["SecretString"]
+    if json_key:
+        import json
+
+        return str(json.loads(value)[json_key])
+    return value
+
+
+def volume_directories(task_definition: Mapping[str, Any], state_dir: Path) -> dict[str, Path]:
+    """A local directory for each volume of the task definition (standing in for host.sourcePath)."""
+    directories = {}
+    for volume in task_definition.get("volumes", []):
+        directory = state_dir / "volumes" / volume["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        directories[volume["name"]] = directory
+    return directories
+
+
+def remap_mounted_paths(environ: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """Rewrite values that are a mount point's container path (or below it) to the local directory."""
+    env = dict(environ)
+    # Longest container path first, so nested mount points win.
+    ordered = sorted(mounts.items(), key=lambda item: len(item[0]), reverse=True)
+    for name, value in environ.items():
+        for container_path, local in ordered:
+            prefix = container_path.rstrip("/")
+            if value == prefix or value.startswith(prefix + "/"):
+                env[name] = str(local) + value[len(prefix):]
+                break
+    return env
+
+
+def check_ports(container: Mapping[str, Any]) -> list[int]:
+    """The ports the container binds on this machine; refuses mappings that would need a namespace."""
+    ports = []
+    for mapping in container.get("portMappings", []):
+        host, inside = mapping.get("hostPort"), mapping["containerPort"]
+        if host not in (None, inside):
+            raise TaskDefinitionError(
+                f"portMapping {inside}->{host}: without a network namespace the container binds host ports "
+                "directly, so only static mappings (hostPort == containerPort) can run locally"
+            )
+        ports.append(int(inside))
+    return ports
+
+
+@dataclass
+class TaskPlan:
+    """Everything needed to start the container, derived from one task definition."""
+
+    task_definition_arn: str
+    container_name: str
+    environ: dict[str, str] = field(repr=False)
+    secret_names: list[str]
+    mounts: dict[str, Path]
+    ports: list[int]
+    stop_timeout: int
+
+
+def plan_task(
+    task_definition: Mapping[str, Any],
+    secretsmanager: Any,
+    state_dir: Path,
+    container_name: str | None = None,
+) -> TaskPlan:
+    """The container's environment exactly as ECS builds it, plus the documented local stand-ins."""
+    container = container_definition(task_definition, container_name)
+    volumes = volume_directories(task_definition, state_dir)
+    mounts = {}
+    for mount in container.get("mountPoints", []):
+        if mount["sourceVolume"] not in volumes:
+            raise TaskDefinitionError(f"mount point uses unknown volume {mount['sourceVolume']!r}")
+        mounts[mount["containerPath"]] = volumes[mount["sourceVolume"]]
+
+    task_env = {item["name"]: item["value"] for item in container.get("environment", [])}
+    secrets = {item["name"]: resolve_secret(secretsmanager, item["valueFrom"]) for item in container.get("secrets", [])}
+    overlap = set(task_env) & set(secrets)
+    if overlap:
+        raise TaskDefinitionError(f"set both as environment and as secret: {sorted(overlap)}")
+    task_env = remap_mounted_paths(task_env, mounts)
+
+    return TaskPlan(
+        task_definition_arn=task_definition["taskDefinitionArn"],
+        container_name=container["name"],
+        environ={**task_env, **secrets},
+        secret_names=sorted(secrets),
+        mounts=mounts,
+        ports=check_ports(container),
+        stop_timeout=int(container.get("stopTimeout") or ECS_DEFAULT_STOP_TIMEOUT),
+    )
+
+
+def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
+    """What the image itself provides (see the module docstring)."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        "HOME": str(home),
+        "PATH": os.pathsep.join([bin_dir, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
+        "PYTHONPATH": str(IMAGE_DIR),
+        "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+    env.update({name: outer[name] for name in CREDENTIAL_VARIABLES if outer.get(name)})
+    return env
+
+
+@dataclass
+class LocalTask:
+    """One running task: the container's startup in its own process group."""
+
+    plan: TaskPlan
+    task_dir: Path
+    process: subprocess.Popen[bytes]
+    task_id: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.task_dir / "container.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        """`docker stop` with the container's stopTimeout: SIGTERM the group, wait, then SIGKILL."""
+        if self.running():
+            log.info("Stopping task %s: SIGTERM, up to %s s", self.task_id, self.plan.stop_timeout)
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(self.plan.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("Task %s did not stop within %s s: SIGKILL", self.task_id, self.plan.stop_timeout)
+        _signal_group(self.pid, signal.SIGKILL)  # what is left of the group (the sidecar)
+        return self.process.wait(10)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None = None) -> LocalTask:
+    """Start the container's startup with the planned environment; returns at once."""
+    task_id = uuid.uuid4().hex[:12]
+    task_dir = state_dir / "tasks" / task_id
+    home = task_dir / "home"
+    home.mkdir(parents=True)
+    env = image_environ(home, os.environ if outer is None else outer)
+    env.update(plan.environ)
+    with (task_dir / "container.log").open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nbstack_runtime.local_run", "--hooks-dir", str(HOOKS_DIR)],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own, like a container's, for tini -g style signals
+        )
+    (task_dir / "pid").write_text(f"{process.pid}\n")
+    return LocalTask(plan, task_dir, process, task_id)
+
+
+class LocalAgent:
+    """Plays the ECS agent for one service: run its task; stop it when the service goes."""
+
+    def __init__(self, session: Any, stack_name: str, state_dir: Path) -> None:
+        self.ecs = session.client("ecs")
+        self.secretsmanager = session.client("secretsmanager")
+        self.cloudformation = session.client("cloudformation")
+        self.stack_name = stack_name
+        outputs = stack_outputs(self.cloudformation, stack_name)
+        self.cluster = outputs["ClusterName"]
+        self.service = outputs["ServiceName"]
+        self.state_dir = state_dir
+        self.task: LocalTask | None = None
+
+    def wanted_task_definition(self) -> dict[str, Any] | None:
+        """The task definition the service runs, or None when it wants no task.
+
+        A stack being deleted counts as the service being deleted: real ECS
+        stops the task while CloudFormation deletes the service, and the
+        emulator leaves the service ACTIVE after its stack is gone.
+        """
+        if not self.stack_exists():
+            return None
+        service = describe_service(self.ecs, self.cluster, self.service)
+        if service is None or service.get("desiredCount", 0) < 1 or service.get("status") == "DRAINING":
+            return None
+        return self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+
+    def stack_exists(self) -> bool:
+        try:
+            stacks = self.cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"]
+        except self.cloudformation.exceptions.ClientError as error:
+            if "does not exist" in str(error):
+                return False
+            raise
+        return bool(stacks) and not stacks[0]["StackStatus"].startswith("DELETE_")
+
+    def start(self, outer: Mapping[str, str] | None = None) -> LocalTask:
+        task_definition = self.wanted_task_definition()
+        if task_definition is None:
+            raise RuntimeError(f"service {self.service} in {self.cluster} wants no task")
+        plan = plan_task(task_definition, self.secretsmanager, self.state_dir)
+        self.task = start_task(plan, self.state_dir, outer)
+        log.info("Started task %s of %s (pid %s)", self.task.task_id, plan.task_definition_arn, self.task.pid)
+        return self.task
+
+    def reconcile(self) -> bool:
+        """Stop the task if the service no longer wants it; True when it was stopped."""
+        if self.task is None or not self.task.running() or self.wanted_task_definition() is not None:
+            return False
+        self.task.stop()
+        return True
+
+    def wait_until_unwanted(self, timeout: float = 30.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.wanted_task_definition() is None:
+                return True
+            time.sleep(0.5)
+        return False

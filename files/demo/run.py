@@ -1,0 +1,511 @@
+"""`make demo`: the whole flow on this machine, without an AWS account.
+
+    python files/demo/run.py [start]   bring everything up, print URL and password, wait for Ctrl-C
+    python files/demo/run.py stop      stop a demo running in another terminal (its pid file)
+
+Start, in order:
+1. the AWS emulator (moto server on a free loopback port);
+2. a git server (`git http-backend`, basic auth with a demo token) holding a
+   small notebook repository made from files/demo/repo/, and a throwaway
+   PostgreSQL cluster as the warehouse (skipped when PostgreSQL is missing);
+3. a demo vault encrypted with ansible-vault, whose token and passwords are
+   the ones those servers accept;
+4. `ansible-playbook up.yml -e @files/demo/settings.yml -e @<vault> -e prefix=demo`
+   against the emulator, exactly as a user runs it against AWS;
+5. the provisioned task, run by files/demo/ecs_local.py from the task
+   definition up.yml registered (environment, secrets by ARN, ports, volume).
+
+Stop (Ctrl-C, SIGTERM, or `run.py stop`): `down.yml -e prefix=demo`; the local
+agent sees the service gone and SIGTERMs the task as ECS would (the server
+pushes unsaved work to an `autosave/demo/<time>` branch); then the warehouse,
+the git server and the emulator stop. Everything lives in one state directory
+(NBSTACK_DEMO_DIR, default $TMPDIR/nbstack-demo), wiped at the next start, so
+the git server's repository can be inspected after a stop.
+
+Tests use the same thing through `Rehearsal` (a context manager) with free
+ports; `make demo` prefers the ports in the settings (8888, 8889, 8418) and
+falls back to free ones when they are taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+DEMO_DIR = Path(__file__).resolve().parent
+ROOT = DEMO_DIR.parent.parent
+sys.path.insert(0, str(DEMO_DIR))
+# The git and PostgreSQL servers of the image tests, shared rather than copied.
+sys.path.insert(0, str(ROOT / "tests" / "image"))
+
+import boto3  # noqa: E402
+import yaml  # noqa: E402
+from ecs_local import LocalAgent, LocalTask  # noqa: E402
+from emulator import REGION, Emulator, free_port  # noqa: E402
+from servers import PG_BIN, GitHttpServer, PostgresCluster  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SETTINGS_FILE = DEMO_DIR / "settings.yml"
+REPO_SOURCE = DEMO_DIR / "repo"
+PREFIX = "demo"
+#: The demo's Jupyter password (override with NBSTACK_DEMO_PASSWORD).
+DEFAULT_PASSWORD = "nbstack-demo"
+#: The persistent role's default ports (roles/persistent/defaults/main.yml).
+DEFAULT_NOTEBOOK_PORT, DEFAULT_HEALTH_PORT = 8888, 8889
+STATE_DIR = Path(os.environ.get("NBSTACK_DEMO_DIR") or Path(tempfile.gettempdir()) / "nbstack-demo")
+#: Demo warehouse contents, so warehouse/query.ipynb has something to show.
+WAREHOUSE_ROWS = [("north", 120), ("north", 80), ("south", 150), ("east", 95), ("west", 60), ("west", 45)]
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and where the log is."""
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def repo_files() -> dict[str, str]:
+    return {
+        str(path.relative_to(REPO_SOURCE)): path.read_text()
+        for path in sorted(REPO_SOURCE.rglob("*"))
+        if path.is_file()
+    }
+
+
+@dataclass
+class StopReport:
+    """What a stop left behind: the autosave branches on the git server."""
+
+    autosave_branches: dict[str, str] = field(default_factory=dict)
+    task_exit: int | None = None
+    down_ok: bool = False
+
+
+@dataclass
+class Rehearsal:
+    """The demo's lifecycle; `with Rehearsal() as demo:` starts it and always stops it."""
+
+    state_dir: Path = STATE_DIR
+    password: str = field(default_factory=lambda: os.environ.get("NBSTACK_DEMO_PASSWORD", DEFAULT_PASSWORD), repr=False)
+    #: Prefer the settings' ports (8888, 8889, the git URL's); False: always free ones (tests).
+    preferred_ports: bool = True
+    echo: Callable[[str], None] = print
+
+    emulator: Emulator | None = None
+    git_server: GitHttpServer | None = None
+    warehouse: PostgresCluster | None = None
+    agent: LocalAgent | None = None
+    task: LocalTask | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    notebook_port: int = 0
+    health_port: int = 0
+    _up_ran: bool = False
+
+    # --- what a person (or a test) needs --------------------------------------
+
+    @property
+    def app(self) -> str:
+        return str(self.settings["notebook_app_name"])
+
+    @property
+    def repo_name(self) -> str:
+        return urlsplit(str(self.settings["notebook_repo_url"])).path.strip("/")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.notebook_port}/{PREFIX}/"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}/health"
+
+    @property
+    def work_dir(self) -> Path:
+        assert self.task is not None
+        return next(iter(self.task.plan.mounts.values()))
+
+    @property
+    def bare_repo(self) -> Path:
+        return self.state_dir / "git" / self.repo_name
+
+    def aws(self) -> _EmulatorSession:
+        assert self.emulator is not None
+        env = self.emulator.environ()
+        return _EmulatorSession(self.emulator.url, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+    # --- start ----------------------------------------------------------------
+
+    def __enter__(self) -> Rehearsal:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()
+
+    def start(self) -> Rehearsal:
+        started = time.monotonic()
+        self.settings = yaml.safe_load(SETTINGS_FILE.read_text())
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True)
+        extra: dict[str, Any] = {}
+
+        self.emulator = Emulator().start()
+        self.echo(f"AWS emulator on {self.emulator.url}")
+
+        token = f"ghp_demo{secrets.token_hex(16)}"
+        repo_url = urlsplit(str(self.settings["notebook_repo_url"]))
+        git_port = self._port(repo_url.port or 0)
+        (self.state_dir / "git").mkdir()
+        self.git_server = GitHttpServer(self.state_dir / "git", token=token, port=git_port).start()
+        self.git_server.create_repo(self.repo_name, repo_files())
+        if git_port != repo_url.port:
+            extra["notebook_repo_url"] = self.git_server.url(self.repo_name)
+        self.echo(f"git server with {self.git_server.url(self.repo_name)} (user any, password the demo token)")
+
+        warehouse_password = f"wh-demo-{secrets.token_hex(12)}"
+        if (PG_BIN / "initdb").exists():
+            port = self._port(int(self.settings.get("notebook_warehouse_port") or 0))
+            self.warehouse = self._start_warehouse(port, warehouse_password)
+            if port != self.settings.get("notebook_warehouse_port"):
+                extra["notebook_warehouse_port"] = port
+            self.echo(f"warehouse: PostgreSQL on 127.0.0.1:{port}, database {self.settings['notebook_warehouse_database']}")
+        else:
+            self.echo(f"warehouse: skipped ({PG_BIN}/initdb not found; warehouse/query.ipynb will not connect)")
+
+        self.notebook_port = self._port(DEFAULT_NOTEBOOK_PORT)
+        self.health_port = self._port(DEFAULT_HEALTH_PORT, avoid={self.notebook_port})
+        if (self.notebook_port, self.health_port) != (DEFAULT_NOTEBOOK_PORT, DEFAULT_HEALTH_PORT):
+            # The persistent stack's NotebookPort/HealthPort, which the task definition imports.
+            extra["persistent_notebook_port"] = self.notebook_port
+            extra["persistent_health_port"] = self.health_port
+
+        vault, vault_password_file = self._write_vault(
+            {
+                "vault_github_token": token,
+                "vault_notebook_password": self.password,
+                "vault_warehouse_password": warehouse_password,
+            }
+        )
+        args = ["-e", f"@{SETTINGS_FILE}", "-e", f"@{vault}", "--vault-password-file", str(vault_password_file),
+                "-e", f"prefix={PREFIX}"]
+        if extra:
+            args += ["-e", json.dumps(extra)]
+        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {self.state_dir / 'up.log'})")
+        self._up_ran = True
+        self.playbook("up.yml", args, self.state_dir / "up.log")
+
+        self.agent = LocalAgent(self.aws(), f"{self.app}-{PREFIX}", self.state_dir)
+        self.task = self.agent.start(self.emulator.environ())
+        ports = self.task.plan.ports
+        if ports != [self.notebook_port, self.health_port]:
+            raise DemoError(f"the task definition maps ports {ports}, expected {[self.notebook_port, self.health_port]}")
+        self.echo(f"task {self.task.task_id} of {self.task.plan.task_definition_arn} (pid {self.task.pid}; log: {self.task.log_path})")
+        self._wait_until_serving()
+        self.echo(f"ready in {time.monotonic() - started:.0f} s")
+        return self
+
+    def _port(self, preferred: int, avoid: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+        if self.preferred_ports and preferred and preferred not in avoid and port_is_free(preferred):
+            return preferred
+        while True:
+            port = free_port()
+            if port not in avoid:
+                return port
+
+    def _start_warehouse(self, port: int, password: str) -> PostgresCluster:
+        import psycopg2
+
+        cluster = PostgresCluster(port=port).start()
+        user, database = self.settings["notebook_warehouse_user"], self.settings["notebook_warehouse_database"]
+        cluster.execute(
+            f"CREATE ROLE {user} LOGIN PASSWORD '{password}'",
+            f"CREATE DATABASE {database} OWNER {user}",
+        )
+        conn = psycopg2.connect(host=str(cluster.directory), port=cluster.port, user=cluster.superuser, dbname=database)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("CREATE TABLE sales (region text NOT NULL, amount integer NOT NULL)")
+                cur.executemany("INSERT INTO sales VALUES (%s, %s)", WAREHOUSE_ROWS)
+                cur.execute(f"ALTER TABLE sales OWNER TO {user}")
+        finally:
+            conn.close()
+        return cluster
+
+    def _write_vault(self, values: dict[str, str]) -> tuple[Path, Path]:
+        password_file = self.state_dir / "vault-password"
+        password_file.write_text(f"nbstack-demo-vault-{secrets.token_hex(8)}\n")
+        password_file.chmod(0o600)
+        vault = self.state_dir / "vault.yml"
+        vault.write_text(yaml.safe_dump(values))
+        vault.chmod(0o600)
+        subprocess.run(
+            [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(vault)],
+            check=True, capture_output=True, cwd=ROOT,
+        )
+        return vault, password_file
+
+    def playbook(self, name: str, args: list[str], log_path: Path) -> None:
+        assert self.emulator is not None
+        env = self.emulator.environ()
+        env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+        with log_path.open("w") as log:
+            done = subprocess.run(
+                [str(BIN / "ansible-playbook"), name, *args],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C meant for the demo does not cut a playbook short
+                timeout=900,
+            )
+        if done.returncode != 0:
+            tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-40:])
+            raise DemoError(f"{name} failed ({done.returncode}); see {log_path}:\n{tail}")
+
+    def _wait_until_serving(self, timeout: float = 120) -> None:
+        assert self.task is not None
+        task = self.task
+
+        def serving() -> bool:
+            if not task.running():
+                raise DemoError(f"the task exited with {task.process.returncode}; log {task.log_path}:\n{task.log()[-4000:]}")
+            return http_status(self.url + "login") == 200 and http_status(self.health_url) == 200
+
+        wait_until(serving, timeout, f"Jupyter at {self.url}")
+
+    # --- stop -----------------------------------------------------------------
+
+    def stop(self) -> StopReport:
+        """down.yml, then the task stopped as ECS stops it, then the servers. Safe after a partial start."""
+        report = StopReport()
+        try:
+            if self.emulator is not None and self._up_ran:
+                self._up_ran = False
+                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {self.state_dir / 'down.log'})")
+                try:
+                    self.playbook("down.yml", ["-e", f"@{SETTINGS_FILE}", "-e", f"prefix={PREFIX}"], self.state_dir / "down.log")
+                    report.down_ok = True
+                except DemoError as error:
+                    self.echo(str(error))
+            if self.task is not None and self.task.running():
+                if self.agent is not None and report.down_ok and self.agent.wait_until_unwanted(30):
+                    self.echo("the service is gone: SIGTERM to the task (autosave runs, up to its stop timeout)")
+                else:
+                    self.echo("the service is still there; stopping the task anyway (SIGTERM)")
+                report.task_exit = self.task.stop()
+            elif self.task is not None:
+                report.task_exit = self.task.process.returncode
+        finally:
+            if self.git_server is not None:
+                try:
+                    report.autosave_branches = self.git_server.refs(self.repo_name, "refs/heads/autosave/")
+                except (RuntimeError, OSError):
+                    pass
+                self.git_server.stop()
+                self.git_server = None
+            if self.warehouse is not None:
+                self.warehouse.stop()
+                self.warehouse = None
+            if self.emulator is not None:
+                self.emulator.stop()
+                self.emulator = None
+        for branch in report.autosave_branches:
+            self.echo(f"autosave: {branch.removeprefix('refs/heads/')} on the git server "
+                      f"(git --git-dir {self.bare_repo} show --stat {branch.removeprefix('refs/heads/')})")
+        return report
+
+
+class _EmulatorSession:
+    """boto3 clients bound to the emulator (the session is built once, clients on demand)."""
+
+    def __init__(self, url: str, key: str, secret: str) -> None:
+        self._session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
+        self._url = url
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._url)
+
+
+# --- command line -------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised from the signal handler: a person asked the demo to stop."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@dataclass
+class _Console:
+    """Lines printed by the demo, flushed at once (output may be a pipe)."""
+
+    def __call__(self, line: str) -> None:
+        print(f"[demo] {line}", flush=True)
+
+
+def quiet_emulator() -> None:
+    """The emulator logs every request and every template resource it skips; a person needs neither."""
+    import logging
+    import warnings
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="moto")
+    warnings.filterwarnings("ignore", message="Tried to parse")
+
+
+def start_command(state_dir: Path) -> int:
+    pid_file = state_dir.with_name(state_dir.name + ".pid")
+    running = read_pid(pid_file)
+    if running is not None:
+        print(f"A demo is already running (pid {running}). Stop it first: python files/demo/run.py stop", file=sys.stderr)
+        return 1
+    pid_file.write_text(f"{os.getpid()}\n")
+    quiet_emulator()
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    demo = Rehearsal(state_dir=state_dir, echo=_Console())
+    code = 0
+    try:
+        demo.start()
+        assert demo.task is not None
+        print(
+            "\n"
+            "  nbstack demo is running\n"
+            f"    URL:       {demo.url}\n"
+            f"    Password:  {demo.password}\n"
+            f"    Work dir:  {demo.work_dir}   (the task's /home/jovyan/work volume)\n"
+            f"    Server log: {demo.task.log_path}\n"
+            "  Stop it with Ctrl-C here, or from another terminal: make demo-stop\n"
+            "  (python files/demo/run.py stop). Unsaved work is pushed to an autosave branch.\n",
+            flush=True,
+        )
+        # Play the agent: if the service goes away or is scaled to zero (the
+        # sidecar's idle stop does that), stop the task as ECS would.
+        while demo.task.running():
+            time.sleep(2)
+            assert demo.agent is not None
+            if demo.agent.reconcile():
+                print("[demo] the service no longer wants the task (idle stop?): stopped it", flush=True)
+                break
+        else:
+            print(f"[demo] the notebook task exited ({demo.task.process.returncode}); log {demo.task.log_path}:\n"
+                  f"{demo.task.log()[-3000:]}", flush=True)
+            code = 1
+    except _Stop as stop:
+        print(f"\n[demo] {stop}: stopping (down.yml, then the task's autosave; this takes a few seconds)", flush=True)
+    except DemoError as error:
+        print(f"[demo] {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        # A second Ctrl-C must not cut the autosave or down.yml short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        demo.stop()
+        pid_file.unlink(missing_ok=True)
+        print(f"[demo] stopped. State kept until the next demo: {state_dir}", flush=True)
+    return code
+
+
+def stop_command(state_dir: Path, timeout: float = 300) -> int:
+    pid_file = state_dir.with_name(state_dir.name + ".pid")
+    pid = read_pid(pid_file)
+    if pid is None:
+        print("No demo is running.")
+        pid_file.unlink(missing_ok=True)
+        return 0
+    print(f"Stopping the demo (pid {pid}): down.yml, autosave, servers...", flush=True)
+    os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > end:
+            print(f"The demo (pid {pid}) has not stopped after {timeout:.0f} s.", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    print("Stopped.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", choices=["start", "stop"], default="start")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help=f"default {STATE_DIR}")
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        return stop_command(args.state_dir)
+    return start_command(args.state_dir)
+
+
+def iter_demo(**kwargs: Any) -> Iterator[Rehearsal]:
+    """A generator form of `with Rehearsal(...)`, for pytest fixtures."""
+    with Rehearsal(**kwargs) as demo:
+        yield demo
+
+
+if __name__ == "__main__":
+    sys.exit(main())
