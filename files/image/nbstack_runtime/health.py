@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--pid-file", type=Path, required=True, help="written by the server extension")
     parser.add_argument("--own-pid-file", type=Path, help="where to record this sidecar's pid")
+    parser.add_argument("--idle-watcher", action="store_true", help="also run the idle watcher (nbstack_runtime.idle)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = serve(args.port, args.pid_file, args.host)
@@ -130,11 +132,30 @@ def main(argv: list[str] | None = None) -> int:
     # ends the sidecar cleanly; the ALB has stopped routing to the task by then.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("health sidecar on %s:%d watching %s", args.host, args.port, args.pid_file)
+    watcher_exit = threading.Event()
+    if args.idle_watcher:
+        _start_idle_watcher(args.pid_file, watcher_exit)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
+        watcher_exit.set()  # a stop already under way still finishes (non-daemon thread)
         server.server_close()
     return 0
+
+
+def _start_idle_watcher(pid_file: Path, should_exit: threading.Event) -> None:
+    """Run the idle watcher next to the health endpoint; a broken one never takes health down."""
+    try:
+        from . import idle
+        from .settings import Settings
+
+        def jupyter_pid() -> int | None:
+            status = check(pid_file)
+            return status.pid if status.healthy else None
+
+        idle.start_in_thread(Settings.from_environ(), jupyter_pid, should_exit)
+    except Exception:
+        log.exception("idle watcher not started")
 
 
 if __name__ == "__main__":

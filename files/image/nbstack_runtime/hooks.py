@@ -9,14 +9,15 @@ integration (say, the warehouse) does not keep the notebook server down.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 
-from . import gitsetup, jupyter_config, warehouse
-from ._util import setup_logging
+from . import gitsetup, idle, jupyter_config, warehouse
+from ._util import setup_logging, write_private
 from .settings import Settings, SettingsError, without_secrets
 
 log = logging.getLogger("nbstack.hooks")
@@ -34,7 +35,13 @@ def step_warehouse(settings: Settings) -> bool:
 
 
 def step_jupyter(settings: Settings) -> bool:
-    return jupyter_config.configure(settings)
+    ok = jupyter_config.configure(settings)
+    if idle.why_off(settings) is None:
+        # The idle watcher reads Jupyter's REST API with its own token.
+        idle.write_token(settings)
+        config = jupyter_config.merge(jupyter_config._read_json(settings.jupyter_config_file), idle.server_config())
+        write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
+    return ok
 
 
 def step_health(settings: Settings) -> bool:
@@ -52,6 +59,7 @@ def step_health(settings: Settings) -> bool:
             str(settings.jupyter_pid_file),
             "--own-pid-file",
             str(settings.health_pid_file),
+            "--idle-watcher",
         ],
         env=without_secrets(os.environ),
         stdin=subprocess.DEVNULL,

@@ -43,6 +43,12 @@ VARIABLES: tuple[tuple[str, str | None, str], ...] = (
     ("NBSTACK_WAREHOUSE_USER", "", "Warehouse user name."),
     ("NBSTACK_WAREHOUSE_ROLE_ARN", "", "Cross-account role; when set, AWS profile `warehouse` assumes it."),
     ("NBSTACK_AUTOSAVE_TIMEOUT", "90", "Seconds the autosave on SIGTERM may take (ECS stop timeout is 120)."),
+    ("NBSTACK_IDLE_TIMEOUT_MINUTES", "60", "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales to zero; 0: never."),
+    ("NBSTACK_MAX_LIFETIME_HOURS", "0", "Stop this many hours after the server started, busy or not; 0: off."),
+    ("NBSTACK_IDLE_POLL_SECONDS", "60", "How often the idle watcher looks at the server."),
+    ("NBSTACK_CLUSTER", "", "ECS cluster of the person's service (what the idle stop scales)."),
+    ("NBSTACK_SERVICE", "", "The person's ECS service; the idle stop sets it to 0 tasks."),
+    ("NBSTACK_AUTOSCALING_GROUP", "", "The person's auto scaling group; the idle stop sets it to 0 instances."),
     ("AWS_REGION", "", "Region (falls back to AWS_DEFAULT_REGION)."),
     ("AWS_DEFAULT_REGION", "", "Region, as the AWS SDKs read it."),
     ("NBSTACK_GIT_TOKEN", "", "Secret: token for the repository (basic-auth password)."),
@@ -92,6 +98,12 @@ class Settings:
     autosave_timeout: float
     aws_region: str
     home: Path
+    idle_timeout_minutes: float = 60.0
+    max_lifetime_hours: float = 0.0
+    idle_poll_seconds: float = 60.0
+    cluster: str = ""
+    service: str = ""
+    autoscaling_group: str = ""
     git_token: Secret = Secret("")
     notebook_password: Secret = Secret("")
     warehouse_password: Secret = Secret("")
@@ -114,6 +126,10 @@ class Settings:
     @property
     def health_pid_file(self) -> Path:
         return self.state_dir / "health.pid"
+
+    @property
+    def idle_token_file(self) -> Path:
+        return self.state_dir / "idle-watcher-token"
 
     @property
     def jupyter_config_file(self) -> Path:
@@ -165,6 +181,17 @@ class Settings:
         except ValueError:
             errors.append(f"NBSTACK_AUTOSAVE_TIMEOUT must be seconds in (0, 115], got {timeout_raw!r}")
             autosave_timeout = 90.0
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = text(name, f"{default:g}")
+            try:
+                value = float(raw)
+                if not low <= value <= high:
+                    raise ValueError
+            except ValueError:
+                errors.append(f"{name} must be a number in [{low:g}, {high:g}], got {raw!r}")
+                return default
+            return value
+
         settings = cls(
             prefix=prefix,
             base_url=base_url,
@@ -183,6 +210,12 @@ class Settings:
             autosave_timeout=autosave_timeout,
             aws_region=text("AWS_REGION") or text("AWS_DEFAULT_REGION"),
             home=Path(text("HOME", str(Path.home()))),
+            idle_timeout_minutes=number("NBSTACK_IDLE_TIMEOUT_MINUTES", 60, 0, 7 * 24 * 60),
+            max_lifetime_hours=number("NBSTACK_MAX_LIFETIME_HOURS", 0, 0, 24 * 366),
+            idle_poll_seconds=number("NBSTACK_IDLE_POLL_SECONDS", 60, 1, 3600),
+            cluster=text("NBSTACK_CLUSTER"),
+            service=text("NBSTACK_SERVICE"),
+            autoscaling_group=text("NBSTACK_AUTOSCALING_GROUP"),
             # Secrets are taken verbatim: a password may start or end with spaces.
             git_token=Secret(env.get("NBSTACK_GIT_TOKEN", "")),
             notebook_password=Secret(env.get("NBSTACK_NOTEBOOK_PASSWORD", "")),

@@ -1,0 +1,435 @@
+"""Idle watcher: stop paying for a notebook server nobody uses, never for a busy one.
+
+Runs in the health sidecar (a thread next to the health endpoint). Every
+NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
+``no_track_activity`` so that asking is not itself activity:
+
+- ``/api/status``: ``last_activity`` (API requests, kernel messages,
+  terminal output) and ``connections``;
+- ``/api/kernels``: each kernel's ``execution_state``; a busy (or starting)
+  kernel is never idle, however long it runs;
+- ``/api/terminals``: each terminal's ``last_activity``; a terminal whose shell
+  has a command running (a child process, seen in /proc) counts as busy too,
+  so a silent ``python train.py`` in a terminal is not stopped.
+
+Idle means no busy kernel or terminal and no activity for
+NBSTACK_IDLE_TIMEOUT_MINUTES (0: never). NBSTACK_MAX_LIFETIME_HOURS (0: off)
+stops the server that long after it started, busy or not. Then, once:
+
+1. autosave runs, as on SIGTERM (nothing unpushed is lost);
+2. the ECS service NBSTACK_SERVICE in NBSTACK_CLUSTER goes to 0 tasks;
+3. the auto scaling group NBSTACK_AUTOSCALING_GROUP goes to 0 instances.
+
+Compute billing stops; the stack, its routing and its secrets stay, and
+``up.yml`` scales both back to one. The task role may change only this
+person's service and group (see files/cloudformation/instance.yml).
+
+While it watches, the sidecar also publishes the last activity as the tag
+``nbstack:last-activity`` on the ECS service (at most every
+PUBLISH_INTERVAL_SECONDS), and on stop ``nbstack:stopped-at`` and
+``nbstack:stop-reason``: ``status.yml`` reads them to say "idle for".
+
+Authentication: Jupyter has password login only (no token login). The
+sidecar presents a random token from a 0600 file in the container's HOME,
+written by the jupyter startup hook; ``WatcherIdentityProvider`` (configured
+as Jupyter's identity provider) accepts it only in an ``Authorization``
+header, only for GET on the three read-only endpoints above.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from jupyter_server.auth.identity import PasswordIdentityProvider, User
+
+from .settings import Settings
+
+log = logging.getLogger("nbstack.idle")
+
+#: Kernel states that mean "working on something".
+BUSY_KERNEL_STATES = frozenset({"busy", "starting"})
+#: How often the last activity may be written to the service's tags.
+PUBLISH_INTERVAL_SECONDS = 300.0
+#: The endpoints the watcher reads (relative to the base URL).
+WATCHED_ENDPOINTS = ("api/status", "api/kernels", "api/terminals")
+#: Tag keys on the ECS service (read by status.yml).
+TAG_LAST_ACTIVITY = "nbstack:last-activity"
+TAG_STOPPED_AT = "nbstack:stopped-at"
+TAG_STOP_REASON = "nbstack:stop-reason"
+
+
+def parse_time(value: str) -> datetime:
+    """Jupyter's ISO timestamps ('...Z' or '+00:00') as aware datetimes."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One look at the server: what the REST API (and /proc) said."""
+
+    started: datetime
+    last_activity: datetime
+    connections: int = 0
+    busy_kernels: int = 0
+    kernels: int = 0
+    busy_terminals: int = 0
+    terminals: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.busy_kernels > 0 or self.busy_terminals > 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    stop: bool
+    reason: str
+    idle_seconds: float = 0.0
+
+
+def decide(activity: Activity, now: datetime, idle_timeout_minutes: float, max_lifetime_hours: float) -> Decision:
+    """Whether to stop now, and why (pure: the whole policy is here)."""
+    if max_lifetime_hours > 0:
+        lived = now - activity.started
+        if lived >= timedelta(hours=max_lifetime_hours):
+            return Decision(True, f"max lifetime of {max_lifetime_hours:g} h reached (started {iso(activity.started)})")
+    if activity.busy:
+        return Decision(
+            False,
+            f"busy: {activity.busy_kernels} of {activity.kernels} kernels, "
+            f"{activity.busy_terminals} of {activity.terminals} terminals",
+        )
+    idle = max(0.0, (now - activity.last_activity).total_seconds())
+    if idle_timeout_minutes <= 0:
+        return Decision(False, "idle stop is off", idle)
+    if idle >= idle_timeout_minutes * 60:
+        return Decision(
+            True,
+            f"idle for {idle / 60:.1f} min (timeout {idle_timeout_minutes:g} min; no busy kernel, "
+            f"last activity {iso(activity.last_activity)}, {activity.connections} open connections)",
+            idle,
+        )
+    return Decision(False, f"idle for {idle / 60:.1f} of {idle_timeout_minutes:g} min", idle)
+
+
+# --- Reading the server --------------------------------------------------------
+
+
+class JupyterClient:
+    """GETs the watched endpoints with the watcher token, never counting as activity."""
+
+    def __init__(self, base: str, token: str, timeout: float = 10.0) -> None:
+        self.base = base if base.endswith("/") else base + "/"
+        self.token = token
+        self.timeout = timeout
+
+    def get(self, endpoint: str) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}{endpoint}?no_track_activity=1",
+            headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (loopback URL)
+            return json.load(response)
+
+    def activity(self, jupyter_pid: int | None = None) -> Activity:
+        status = self.get("api/status")
+        kernels = self.get("api/kernels")
+        try:
+            terminals = self.get("api/terminals")
+        except urllib.error.HTTPError as error:
+            if error.code != 404:  # 404: terminals disabled
+                raise
+            terminals = []
+        moments = [parse_time(status["last_activity"])]
+        moments += [parse_time(k["last_activity"]) for k in kernels if k.get("last_activity")]
+        moments += [parse_time(t["last_activity"]) for t in terminals if t.get("last_activity")]
+        return Activity(
+            started=parse_time(status["started"]),
+            last_activity=max(moments),
+            connections=int(status.get("connections", 0)),
+            busy_kernels=sum(1 for k in kernels if k.get("execution_state") in BUSY_KERNEL_STATES),
+            kernels=len(kernels),
+            busy_terminals=min(len(terminals), busy_terminal_shells(jupyter_pid)) if jupyter_pid else 0,
+            terminals=len(terminals),
+        )
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, cmdline) of every process we can see."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), cmdline)
+    return table
+
+
+def busy_terminal_shells(jupyter_pid: int, table: dict[int, tuple[int, str]] | None = None) -> int:
+    """Terminal shells (children of the server that are not kernels) with a command running."""
+    table = _process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    shells = [pid for pid in children.get(jupyter_pid, []) if "kernel" not in table[pid][1]]
+    return sum(1 for shell in shells if children.get(shell))
+
+
+# --- Scaling to zero -------------------------------------------------------------
+
+
+class Scaler(Protocol):
+    def publish(self, tags: dict[str, str]) -> None: ...
+
+    def scale_to_zero(self) -> None: ...
+
+
+@dataclass
+class AwsScaler:
+    """The person's own ECS service and auto scaling group, with the task role."""
+
+    cluster: str
+    service: str
+    autoscaling_group: str
+    region: str = ""
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _client(self, name: str) -> Any:
+        if name not in self._clients:
+            import boto3  # imported late: only a watcher that stops needs it
+
+            self._clients[name] = boto3.client(name, region_name=self.region or None)
+        return self._clients[name]
+
+    def _service_arn(self) -> str:
+        found = self._client("ecs").describe_services(cluster=self.cluster, services=[self.service])["services"]
+        if not found:
+            raise RuntimeError(f"ECS service {self.service} not found in cluster {self.cluster}")
+        return str(found[0]["serviceArn"])
+
+    def publish(self, tags: dict[str, str]) -> None:
+        self._client("ecs").tag_resource(
+            resourceArn=self._service_arn(), tags=[{"key": k, "value": v} for k, v in tags.items()]
+        )
+
+    def scale_to_zero(self) -> None:
+        # The service first: ECS then stops the task (whose autosave finds
+        # nothing new). The group right after, before that stop reaches us.
+        self._client("ecs").update_service(cluster=self.cluster, service=self.service, desiredCount=0)
+        log.info("ECS service %s in %s set to 0 tasks", self.service, self.cluster)
+        self._client("autoscaling").update_auto_scaling_group(
+            AutoScalingGroupName=self.autoscaling_group, MinSize=0, DesiredCapacity=0
+        )
+        log.info("auto scaling group %s set to 0 instances", self.autoscaling_group)
+
+
+@dataclass
+class Watcher:
+    """The loop: look, decide, and stop at most once."""
+
+    read: Callable[[], Activity]
+    scaler: Scaler
+    autosave: Callable[[], object]
+    idle_timeout_minutes: float
+    max_lifetime_hours: float = 0.0
+    poll_seconds: float = 60.0
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    stopped: Decision | None = None
+    _published: tuple[str, float] | None = None
+
+    def check_once(self) -> Decision | None:
+        """One poll; returns the decision (None when the server could not be read)."""
+        try:
+            activity = self.read()
+        except (OSError, ValueError, KeyError) as error:
+            # Not started yet, restarting, or too busy to answer: never a reason to stop.
+            log.info("idle watcher: server not readable (%s); trying again", error)
+            return None
+        now = self.clock()
+        decision = decide(activity, now, self.idle_timeout_minutes, self.max_lifetime_hours)
+        self._publish_activity(now if activity.busy else activity.last_activity)
+        if decision.stop:
+            self.stop(decision)
+        else:
+            log.debug("idle watcher: %s", decision.reason)
+        return decision
+
+    def _publish_activity(self, moment: datetime) -> None:
+        value = iso(moment)
+        if self._published and (
+            self._published[0] == value or time.monotonic() - self._published[1] < PUBLISH_INTERVAL_SECONDS
+        ):
+            return
+        try:
+            self.scaler.publish({TAG_LAST_ACTIVITY: value})
+            self._published = (value, time.monotonic())
+        except Exception as error:  # a status detail; never fatal to the watcher
+            log.warning("idle watcher: could not publish the last activity: %s", error)
+            self._published = (self._published[0] if self._published else "", time.monotonic())
+
+    def stop(self, decision: Decision) -> None:
+        log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
+        started = time.monotonic()
+        result = self.autosave()
+        log.info("idle stop: autosave %s (%.1f s)", getattr(result, "status", result), time.monotonic() - started)
+        try:
+            self.scaler.publish({TAG_STOPPED_AT: iso(self.clock()), TAG_STOP_REASON: decision.reason[:256]})
+        except Exception as error:
+            log.warning("idle watcher: could not record the stop on the service: %s", error)
+        self.scaler.scale_to_zero()
+        self.stopped = decision
+        log.warning("idle stop done in %.1f s: capacity is zero; up.yml starts it again", time.monotonic() - started)
+
+    def run(self, should_exit: threading.Event) -> None:
+        while self.stopped is None and not should_exit.is_set():
+            try:
+                self.check_once()
+            except Exception:  # keep watching: the next poll may succeed (e.g. throttled API)
+                log.exception("idle watcher: stop attempt failed; trying again at the next poll")
+            should_exit.wait(self.poll_seconds)
+
+
+# --- Wiring ------------------------------------------------------------------------
+
+
+def write_token(settings: Settings) -> str:
+    """A fresh watcher token for this container start (0600 in the state directory)."""
+    from ._util import write_private
+
+    token = secrets.token_urlsafe(32)
+    write_private(settings.idle_token_file, token + "\n")
+    return token
+
+
+def server_config() -> dict[str, Any]:
+    """What the jupyter hook merges into Jupyter's config so the watcher can read the API."""
+    return {"ServerApp": {"identity_provider_class": f"{__name__}.WatcherIdentityProvider"}}
+
+
+class WatcherIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
+    """Password login as configured, plus the watcher's token for three read-only GETs.
+
+    The token is accepted only in an Authorization header (never ?token=, never
+    the login form), only for GET on WATCHED_ENDPOINTS; everything else goes
+    through password login unchanged. Nothing is printed: Jupyter shows no
+    token URL because ``IdentityProvider.token`` stays empty.
+    """
+
+    _watcher_token: str | None = None
+
+    def _token(self) -> str:
+        if self._watcher_token is None:
+            try:
+                path = Settings.from_environ().idle_token_file
+                self._watcher_token = path.read_text().strip()
+            except Exception:  # no file: the watcher is off, only password login
+                self._watcher_token = ""
+        return self._watcher_token
+
+    def _is_watcher(self, handler: Any) -> bool:
+        request = handler.request
+        header = request.headers.get("Authorization", "")
+        if request.method != "GET" or not header.startswith("token "):
+            return False
+        base = handler.base_url if handler.base_url.endswith("/") else handler.base_url + "/"
+        path = request.path[len(base) :] if request.path.startswith(base) else ""
+        token = self._token()
+        return bool(token) and path.rstrip("/") in WATCHED_ENDPOINTS and hmac.compare_digest(
+            header[len("token ") :].strip().encode(), token.encode()
+        )
+
+    async def _get_user(self, handler: Any) -> User | None:
+        if self._is_watcher(handler):
+            return User(username="nbstack-idle-watcher", name="idle watcher")
+        return await super()._get_user(handler)
+
+
+def why_off(settings: Settings) -> str | None:
+    """None when the settings ask for an idle stop it can carry out; else why not."""
+    if settings.idle_timeout_minutes <= 0 and settings.max_lifetime_hours <= 0:
+        return "NBSTACK_IDLE_TIMEOUT_MINUTES is 0 and there is no max lifetime"
+    missing = [
+        name
+        for name, value in (
+            ("NBSTACK_CLUSTER", settings.cluster),
+            ("NBSTACK_SERVICE", settings.service),
+            ("NBSTACK_AUTOSCALING_GROUP", settings.autoscaling_group),
+        )
+        if not value
+    ]
+    if missing:
+        return f"{', '.join(missing)} not set, so there is nothing it could scale to zero"
+    return None
+
+
+def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | None]) -> Watcher | None:
+    """The watcher the settings ask for, or None (with a log line saying why)."""
+    reason = why_off(settings)
+    if reason:
+        log.info("idle watcher off: %s", reason)
+        return None
+    try:
+        token = settings.idle_token_file.read_text().strip()
+    except OSError:
+        log.error("idle watcher off: no token file %s (the jupyter hook writes it)", settings.idle_token_file)
+        return None
+    client = JupyterClient(f"http://127.0.0.1:{settings.notebook_port}{settings.base_url}", token)
+
+    def run_autosave() -> object:
+        from .autosave import autosave
+
+        return autosave(settings.work_dir, settings.prefix, timeout=settings.autosave_timeout)
+
+    log.info(
+        "idle watcher on: timeout %g min, max lifetime %s, poll every %g s; scales %s/%s and %s",
+        settings.idle_timeout_minutes,
+        f"{settings.max_lifetime_hours:g} h" if settings.max_lifetime_hours > 0 else "off",
+        settings.idle_poll_seconds,
+        settings.cluster,
+        settings.service,
+        settings.autoscaling_group,
+    )
+    return Watcher(
+        read=lambda: client.activity(jupyter_pid()),
+        scaler=AwsScaler(settings.cluster, settings.service, settings.autoscaling_group, settings.aws_region),
+        autosave=run_autosave,
+        idle_timeout_minutes=settings.idle_timeout_minutes,
+        max_lifetime_hours=settings.max_lifetime_hours,
+        poll_seconds=settings.idle_poll_seconds,
+    )
+
+
+def start_in_thread(settings: Settings, jupyter_pid: Callable[[], int | None], should_exit: threading.Event) -> threading.Thread | None:
+    """Start the watcher next to the health server.
+
+    Not a daemon thread: if SIGTERM arrives in the middle of a stop, the
+    interpreter waits for the scale-down calls to finish before it exits.
+    """
+    watcher = watcher_from_settings(settings, jupyter_pid)
+    if watcher is None:
+        return None
+    thread = threading.Thread(target=watcher.run, args=(should_exit,), name="nbstack-idle", daemon=False)
+    thread.start()
+    return thread
+

@@ -1,0 +1,314 @@
+"""The idle watcher against a real Jupyter Server and the AWS emulator.
+
+The server starts the way the container starts it (hooks, then Jupyter), with
+short timeouts set through the container's settings, and the sidecar scales a
+real ECS service and auto scaling group on the emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import boto3
+import pytest
+import requests
+import websocket
+from conftest import PREFIX, Notebook, StartNotebook
+from servers import GitHttpServer, wait_for
+
+from nbstack_runtime import idle
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+# --- The policy, without servers ------------------------------------------------------
+
+
+def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.0, **extra: Any) -> idle.Activity:
+    return idle.Activity(
+        started=T0 - timedelta(hours=lived_hours),
+        last_activity=T0 - timedelta(minutes=idle_minutes),
+        busy_kernels=busy_kernels,
+        kernels=max(1, busy_kernels),
+        **extra,
+    )
+
+
+def test_idle_past_the_timeout_stops() -> None:
+    decision = idle.decide(activity(61), T0, 60, 0)
+    assert decision.stop and "idle for 61.0 min" in decision.reason
+
+
+def test_idle_short_of_the_timeout_does_not_stop() -> None:
+    assert not idle.decide(activity(59), T0, 60, 0).stop
+
+
+def test_a_busy_kernel_is_never_idle_however_long() -> None:
+    decision = idle.decide(activity(60 * 24 * 7, busy_kernels=1, lived_hours=24 * 7), T0, 60, 0)
+    assert not decision.stop and decision.reason.startswith("busy")
+
+
+def test_a_terminal_running_a_command_is_busy() -> None:
+    assert not idle.decide(activity(600, busy_terminals=1, terminals=1), T0, 60, 0).stop
+
+
+def test_timeout_zero_turns_the_idle_stop_off() -> None:
+    assert not idle.decide(activity(60 * 24 * 30), T0, 0, 0).stop
+
+
+def test_max_lifetime_stops_even_a_busy_server() -> None:
+    decision = idle.decide(activity(0, busy_kernels=2, lived_hours=12), T0, 60, 12)
+    assert decision.stop and "max lifetime of 12 h" in decision.reason
+    assert not idle.decide(activity(0, busy_kernels=2, lived_hours=11.9), T0, 60, 12).stop
+
+
+def test_busy_terminal_shells_from_a_process_table() -> None:
+    table = {
+        100: (1, "jupyter-lab"),
+        200: (100, "python -m ipykernel_launcher -f /run/kernel-1.json"),
+        201: (200, "python worker.py"),  # a kernel's child: the kernel state covers it
+        300: (100, "/bin/bash -l"),  # idle terminal
+        400: (100, "/bin/bash -l"),
+        401: (400, "python train.py"),  # running a command
+    }
+    assert idle.busy_terminal_shells(100, table) == 1
+
+
+@dataclass
+class FakeScaler:
+    calls: list[str]
+
+    def publish(self, tags: dict[str, str]) -> None:
+        self.calls.append("publish " + ",".join(sorted(tags)))
+
+    def scale_to_zero(self) -> None:
+        self.calls.append("scale")
+
+
+def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
+    calls: list[str] = []
+    watcher = idle.Watcher(
+        read=lambda: activity(90),
+        scaler=FakeScaler(calls),
+        autosave=lambda: calls.append("autosave"),
+        idle_timeout_minutes=60,
+        clock=lambda: T0,
+    )
+    watcher.run(__import__("threading").Event())  # returns after the stop
+    assert calls == ["publish nbstack:last-activity", "autosave", "publish nbstack:stop-reason,nbstack:stopped-at", "scale"]
+    assert watcher.stopped is not None
+
+
+def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
+    def refused() -> idle.Activity:
+        raise ConnectionRefusedError("not listening yet")
+
+    calls: list[str] = []
+    watcher = idle.Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
+    assert watcher.check_once() is None and calls == []
+
+
+# --- A real server, a real ECS service and auto scaling group on the emulator ---------
+
+
+@dataclass
+class Capacity:
+    """The person's ECS service and auto scaling group, as the instance stack makes them."""
+
+    cluster: str
+    service: str
+    group: str
+    ecs: Any
+    autoscaling: Any
+
+    def desired(self) -> tuple[int, int]:
+        service = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]
+        group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])["AutoScalingGroups"][0]
+        return int(service["desiredCount"]), int(group["DesiredCapacity"])
+
+    def service_tags(self) -> dict[str, str]:
+        arn = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]["serviceArn"]
+        return {tag["key"]: tag["value"] for tag in self.ecs.list_tags_for_resource(resourceArn=arn)["tags"]}
+
+    def environ(self, endpoint: str) -> dict[str, str]:
+        return {
+            "NBSTACK_CLUSTER": self.cluster,
+            "NBSTACK_SERVICE": self.service,
+            "NBSTACK_AUTOSCALING_GROUP": self.group,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
+
+@pytest.fixture
+def capacity(s3_emulator: str) -> Iterator[Capacity]:
+    """A running (desired 1) ECS service and auto scaling group on the emulator."""
+    name = f"nbtest-{PREFIX}-{uuid.uuid4().hex[:6]}"
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
+    ecs = session.client("ecs", endpoint_url=s3_emulator)
+    autoscaling = session.client("autoscaling", endpoint_url=s3_emulator)
+    ec2 = session.client("ec2", endpoint_url=s3_emulator)
+    cluster = ecs.create_cluster(clusterName=f"{name}-cluster")["cluster"]["clusterName"]
+    task = ecs.register_task_definition(
+        family=name, containerDefinitions=[{"name": "notebook", "image": "nbstack-notebook", "memory": 512}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=task, desiredCount=1, launchType="EC2")
+    template = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.xlarge"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=1,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        VPCZoneIdentifier=subnet,
+        Tags=[{"Key": "nbstack:prefix", "Value": PREFIX, "PropagateAtLaunch": True}],
+    )
+    found = Capacity(cluster, name, name, ecs, autoscaling)
+    assert found.desired() == (1, 1)
+    yield found
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    ecs.delete_service(cluster=cluster, service=name, force=True)
+
+
+def jupyter_api(notebook: Notebook, path: str) -> requests.Response:
+    """Read the API as the watcher does: its token, no_track_activity."""
+    token = (notebook.home / ".nbstack" / "idle-watcher-token").read_text().strip()
+    return requests.get(
+        f"{notebook.url}{path}?no_track_activity=1", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+
+
+def execute(notebook: Notebook, http: requests.Session, kernel_id: str, code: str) -> None:
+    """Send one execute_request over the kernel's websocket, as JupyterLab does, and hang up."""
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{notebook.port}/{PREFIX}/api/kernels/{kernel_id}/channels",
+        cookie="; ".join(f"{k}={v}" for k, v in http.cookies.items()),
+        timeout=10,
+    )
+    msg_id = uuid.uuid4().hex
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "session": uuid.uuid4().hex,
+                    "username": "alice",
+                    "version": "5.3",
+                    "date": datetime.now(timezone.utc).isoformat(),
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True},
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    # Wait until the kernel says it is busy with our request, then leave it running.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv())
+        if (
+            message.get("msg_type") == "status"
+            and message.get("parent_header", {}).get("msg_id") == msg_id
+            and message["content"]["execution_state"] == "busy"
+        ):
+            break
+    ws.close()
+
+
+def idle_notebook(
+    notebook_factory: StartNotebook, capacity: Capacity, endpoint: str, timeout_minutes: str, **extra: str
+) -> Notebook:
+    return notebook_factory(
+        NBSTACK_IDLE_TIMEOUT_MINUTES=timeout_minutes,
+        NBSTACK_IDLE_POLL_SECONDS="2",
+        **capacity.environ(endpoint),
+        **extra,
+    )
+
+
+def test_the_watcher_token_reads_only_the_watched_endpoints(
+    notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str
+) -> None:
+    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "30")
+    token_file = notebook.home / ".nbstack" / "idle-watcher-token"
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    token = token_file.read_text().strip()
+    header = {"Authorization": f"token {token}"}
+    for path in ("api/status", "api/kernels", "api/terminals"):
+        assert requests.get(notebook.url + path, headers=header, timeout=10).status_code == 200, path
+    # Nothing else: no contents, no writes, no token in the query, no token URL in the log.
+    assert requests.get(notebook.url + "api/contents", headers=header, timeout=10).status_code == 403
+    assert requests.post(notebook.url + "api/kernels", headers=header, timeout=10).status_code == 403
+    assert requests.get(f"{notebook.url}api/status?token={token}", timeout=10).status_code == 403
+    assert requests.get(notebook.url + "api/status", headers={"Authorization": "token wrong"}, timeout=10).status_code == 403
+    assert token not in notebook.log()
+    assert "?token=..." not in notebook.log()  # Jupyter printed no token URL at start
+    # Password login still works as before.
+    assert notebook.session().login_status == 302  # type: ignore[attr-defined]
+    # The watcher publishes the last activity for status.yml.
+    wait_for(lambda: idle.TAG_LAST_ACTIVITY in capacity.service_tags(), 30, what="the last-activity tag")
+    assert capacity.desired() == (1, 1)
+
+
+def test_timeout_zero_runs_no_watcher(notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str) -> None:
+    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "0")
+    wait_for(lambda: "idle watcher off" in notebook.log(), 30, what="the watcher to say it is off")
+    assert not (notebook.home / ".nbstack" / "idle-watcher-token").exists()
+    assert capacity.desired() == (1, 1)
+
+
+@pytest.mark.slow
+def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
+    notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str, git_server: GitHttpServer, repo: str
+) -> None:
+    """A 3-minute computation under a 1-minute idle timeout; then idle, then stopped."""
+    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "1")
+    (notebook.work_dir / "scratch.py").write_text("unsaved = True\n")  # for the autosave
+    http = notebook.session()
+    kernel = http.post(notebook.url + "api/kernels", json={"name": "python3"}, timeout=30).json()
+    wait_for(
+        lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle",
+        60,
+        what="the kernel to start",
+    )
+    http.close()  # from here on nobody uses the server
+    began = time.monotonic()
+    execute(notebook, notebook.session(), kernel["id"], "import time\ntime.sleep(180)\n")
+
+    # Busy for 3 minutes: three idle timeouts pass, nothing stops.
+    while time.monotonic() - began < 170:
+        assert capacity.desired() == (1, 1), "stopped while a kernel was busy"
+        time.sleep(5)
+    assert jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "busy"
+    assert "STOPPING" not in notebook.log()
+
+    # The computation ends; one idle minute later (plus a poll) both go to zero.
+    wait_for(lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle", 60, what="the end of the computation")
+    finished = time.monotonic()
+    wait_for(lambda: capacity.desired() == (0, 0), 120, what="the service and the group to go to zero")
+    stopped_after = time.monotonic() - finished
+    assert 55 <= stopped_after <= 75, f"stopped {stopped_after:.0f} s after the kernel went idle"
+
+    log = notebook.log()
+    assert "STOPPING THE NOTEBOOK SERVER" in log and "idle for 1.0 min" in log
+    assert log.index("idle stop: autosave pushed") < log.index("set to 0 tasks") < log.index("set to 0 instances")
+    autosaves = [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
+    assert autosaves, "the idle stop pushed no autosave"
+    tags = capacity.service_tags()
+    assert tags[idle.TAG_STOP_REASON].startswith("idle for") and idle.TAG_STOPPED_AT in tags
+    # The health endpoint still answers: ECS, not the sidecar, ends the task.
+    assert requests.get(notebook.health_url, timeout=5).status_code == 200
