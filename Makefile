@@ -37,7 +37,8 @@ image: $(STAMP)
 	$(BIN)/pytest tests/image
 
 molecule: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule reset
+	PATH=$(CURDIR)/$(BIN):$$PATH NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') $(BIN)/molecule test
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py
