@@ -31,7 +31,9 @@ reproduce is made explicit, in one place each:
   `bridge` mapping when every `hostPort` equals its `containerPort` (static
   ports, as nbstack's template writes them); anything else is refused.
 - **what the image provides**: HOME (a fresh directory per task: the
-  container's own disk), PATH (this virtualenv first, standing in for the
+  container's own disk, standing in for /home/jovyan; a mount point below
+  /home/jovyan appears there as a symlink, so `~/work` is the work volume as
+  in the container), PATH (this virtualenv first, standing in for the
   image's conda), PYTHONPATH (files/image, the package the image installs),
   and the image's `JUPYTER_ENV_VARS_TO_UNSET` (local_run's default mirrors the
   Dockerfile).
@@ -60,6 +62,8 @@ IMAGE_DIR = ROOT / "files" / "image"
 HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
 #: ECS's default when a container definition sets no stopTimeout.
 ECS_DEFAULT_STOP_TIMEOUT = 30
+#: HOME of the image's user (docker-stacks' jovyan); also its WORKDIR.
+IMAGE_HOME = "/home/jovyan"
 #: The variables the ECS agent passes for the task role's credentials; here
 #: they point at the emulator (see the module docstring).
 CREDENTIAL_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -269,13 +273,18 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
     task_dir = state_dir / "tasks" / task_id
     home = task_dir / "home"
     home.mkdir(parents=True)
+    for container_path, local in plan.mounts.items():
+        if container_path.startswith(IMAGE_HOME + "/"):
+            link = home / container_path[len(IMAGE_HOME) + 1 :]
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(local, target_is_directory=True)
     env = image_environ(home, os.environ if outer is None else outer)
     env.update(plan.environ)
     with (task_dir / "container.log").open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "nbstack_runtime.local_run", "--hooks-dir", str(HOOKS_DIR)],
             env=env,
-            cwd=home,
+            cwd=home,  # the image's WORKDIR is HOME; terminals open there
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,177 @@
+"""The page a person sees, in headless Chromium, against the `make demo` rehearsal.
+
+One rehearsal for the module (emulator, git server, warehouse, up.yml, the
+registered task run locally), one browser page walked through a session the
+way a person would: log in, open the repository, run and save a notebook,
+`git status` in a terminal, then stop the rehearsal and find the edit on the
+git server's autosave branch. The tests run in file order and build on each
+other's page state; each asserts on what is visible or on the git server.
+
+Debian's chromium only (/usr/bin/chromium); Playwright never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from run import ROOT, Rehearsal
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = ROOT / "files" / "demo" / "jupyterlab.png"
+PASSWORD = "browser-test-password"
+NOTEBOOK = "analysis/primes.ipynb"
+# Typed into the notebook's code cell; its output proves the kernel ran it.
+CELL = (
+    "primes = [n for n in range(2, 100) if all(n % d for d in range(2, n))]\n"
+    'print(f"{len(primes)} primes below 100, sum {sum(primes)}")'
+)
+OUTPUT = "25 primes below 100, sum 1060"
+TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    rehearsal = Rehearsal(
+        state_dir=tmp_path_factory.mktemp("demo") / "state",
+        password=PASSWORD,
+        preferred_ports=False,  # never collide with a `make demo` on this machine
+        echo=lambda line: None,
+    )
+    with rehearsal:
+        yield rehearsal
+
+
+@pytest.fixture(scope="module")
+def page(demo: Rehearsal) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 760})
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context.new_page()
+        browser.close()
+
+
+def test_login_page_appears_and_refuses_a_wrong_password(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(demo.url)
+    assert "/demo/login" in page.url
+    page.fill("#password_input", "not-the-password")
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    assert "/demo/login" in page.url
+    assert page.get_by_text("Invalid credentials").is_visible()
+    # Nothing behind the login answers without the cookie a right password gets.
+    assert page.request.get(demo.url + "api/contents").status == 403
+
+
+def test_right_password_opens_jupyterlab_with_the_cloned_repository(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/demo/lab**")
+    listing = page.locator(".jp-DirListing-content")
+    for name in ("analysis", "models", "warehouse", "README.md"):
+        listing.get_by_text(name, exact=True).wait_for()
+    # The clone really is the git server's repository.
+    assert (demo.work_dir / ".git").is_dir()
+    assert _git(demo.work_dir, "remote", "get-url", "origin").strip().endswith("/notebooks.git")
+
+
+def test_a_notebook_runs_a_cell_and_saves(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(demo.url + f"lab/tree/{NOTEBOOK}")
+    page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for()  # the kernel is up
+    _dismiss_news(page)
+    editor = page.locator(".jp-Notebook .jp-CodeCell .cm-content").first
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(CELL)  # inserted as text: no auto-closed brackets
+    page.keyboard.press("Shift+Enter")
+    page.locator(".jp-OutputArea-output").get_by_text(OUTPUT).wait_for()
+    page.keyboard.press("Control+s")
+
+    saved = demo.work_dir / NOTEBOOK
+    _wait(lambda: OUTPUT in saved.read_text(), "the saved notebook to hold the output")
+    cells = json.loads(saved.read_text())["cells"]
+    assert any(OUTPUT in "".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+
+    # The picture the README shows: the repository in the file browser, the notebook with its output.
+    page.locator(".jp-BreadCrumbs-home").click()
+    page.locator(".jp-DirListing-content").get_by_text("README.md", exact=True).wait_for()
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_a_terminal_shows_the_edit_in_git_status(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
+    # xterm draws on a canvas; its screen-reader mode mirrors the text into the DOM.
+    xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_xsrf")
+    answer = page.request.put(
+        demo.url + "lab/api/settings/@jupyterlab/terminal-extension:plugin",
+        data=json.dumps({"raw": json.dumps({"screenReaderMode": True})}),
+        headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+    )
+    assert answer.ok, answer.text()
+    page.reload()
+    page.locator(".lm-MenuBar-item", has_text="File").click()
+    page.locator('.lm-Menu-item[data-type="submenu"]:visible', has_text="New").hover()
+    page.locator('.lm-Menu-item[data-command="terminal:create-new"]:visible').click()
+    terminal = page.locator(".jp-Terminal:visible")
+    terminal.locator(".xterm-accessibility-tree").wait_for(state="attached")
+    _wait(lambda: "$" in _terminal_text(terminal) or "#" in _terminal_text(terminal), "the shell prompt")
+    page.keyboard.type("cd ~/work && git status\n")
+    _wait(lambda: f"modified:   {NOTEBOOK}" in _terminal_text(terminal), "git status to show the edit")
+    assert "On branch main" in _terminal_text(terminal)
+
+
+def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None:
+    edited = (demo.work_dir / NOTEBOOK).read_text()
+    report = demo.stop()
+    assert report.down_ok
+    assert report.task_exit == 0
+    assert len(report.autosave_branches) == 1, report
+    (branch,) = report.autosave_branches
+    assert branch.startswith("refs/heads/autosave/demo/")
+    on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
+    assert on_server == edited and OUTPUT in on_server
+    assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
+
+
+def _terminal_text(terminal) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(terminal.locator(".xterm-accessibility-tree > div").all_inner_texts())
+
+
+def _dismiss_news(page) -> None:  # type: ignore[no-untyped-def]
+    """JupyterLab asks once whether to fetch news; answer no so it covers nothing."""
+    question = page.get_by_text("Would you like to get notified")
+    if question.count():
+        page.locator(".jp-toast-button", has_text="No").first.click()
+
+
+def _wait(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _git(directory: Path, *args: str) -> str:
+    git = shutil.which("git") or "git"
+    arg = "--git-dir" if directory.suffix == ".git" else "-C"
+    return subprocess.run([git, arg, str(directory), *args], check=True, capture_output=True, text=True).stdout
