@@ -1,47 +1,49 @@
-# nbstack: `make demo` shows the whole flow against a local AWS emulator;
-# `make test` runs every lint and test. Both create .venv on first use.
+# nbstack
+#   make demo   the whole flow against a local AWS emulator (no AWS account needed)
+#   make test   every lint and test
+# Both create .venv from requirements.txt on first use.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tools installed in the venv (ansible-playbook, molecule, moto_server) come first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint unit integration image molecule bench clean
+.PHONY: venv demo demo-stop test lint molecule pytest bench clean
 
-$(STAMP): requirements.txt files/image/pyproject.toml
+$(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip==25.3
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e files/image
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python tests/demo.py
+	$(BIN)/python files/demo/run.py
 
-test: lint unit integration image molecule
+demo-stop: $(STAMP)
+	$(BIN)/python files/demo/run.py stop
+
+# pytest runs last so that its summary closes the output.
+test: lint molecule pytest
 
 lint: $(STAMP)
 	$(BIN)/yamllint --strict .
 	$(BIN)/cfn-lint files/cloudformation/*.yml
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline --strict
-
-unit: $(STAMP)
-	$(BIN)/pytest tests/unit
-
-integration: $(STAMP)
-	$(BIN)/pytest tests/integration
-
-image: $(STAMP)
-	$(BIN)/pytest tests/image
+	$(BIN)/ansible-lint --offline --strict
 
 molecule: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule reset
-	PATH=$(CURDIR)/$(BIN):$$PATH NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') $(BIN)/molecule test
+	$(BIN)/molecule reset
+	NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+		$(BIN)/molecule test
+
+pytest: $(STAMP)
+	$(BIN)/pytest tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/startup.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .cache
