@@ -1,0 +1,209 @@
+"""image.yml against the emulated ECR, with a stand-in for the Docker client.
+
+No Docker engine runs on this machine or in CI, so `docker build` cannot
+work here. A fake `docker`, first on PATH, stands in for it: it records every
+call (arguments and what came on stdin) and exits with a chosen code. The
+playbook, the persistent stack, ECR's answers (tag present or not, the
+authorization token) are all real; only the build and the push are not done.
+
+One scenario for the module, in order: no persistent stack; up.yml; both
+images already in ECR; only the CPU image in ECR; neither (at -vvv).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# This directory's conftest, by path: "from conftest import" finds tests/unit's
+# conftest instead when both directories run in one pytest call.
+_here = _load("integration_conftest_for_image", Path(__file__).with_name("conftest.py"))
+APP, ROOT, ok = _here.APP, _here.ROOT, _here.ok
+Clients, PlaybookRun, Playbooks = _here.Clients, _here.PlaybookRun, _here.Playbooks
+
+PREFIX = "alice"
+REPOSITORY = f"{APP}/notebook"
+GPU_BASE = "quay.io/jupyter/pytorch-notebook:cuda12-2026-11-23"
+
+
+def content_tag() -> str:
+    """The tag the role computes, from its own filter."""
+    module = _load("image_tag_for_integration", ROOT / "roles" / "image" / "filter_plugins" / "image_tag.py")
+    return module.nbstack_content_tag(str(ROOT / "files" / "image"))
+
+
+class FakeDocker:
+    """A `docker` executable that records its calls to a file instead of talking to an engine."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.log = folder / "calls.jsonl"
+        self.executable = folder / "docker"
+
+    def install(self, exit_code: int) -> None:
+        self.executable.write_text(
+            f"#!{sys.executable}\n"
+            "import json, sys\n"
+            "stdin = '' if sys.stdin.isatty() else sys.stdin.read()\n"
+            f"with open({str(self.log)!r}, 'a') as log:\n"
+            "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': stdin}) + '\\n')\n"
+            f"sys.exit({exit_code})\n"
+        )
+        self.executable.chmod(self.executable.stat().st_mode | stat.S_IXUSR)
+        self.log.write_text("")
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+class WithFakeDocker(Playbooks):
+    """The project's playbook runner, with the fake docker first on PATH."""
+
+    def __init__(self, base: Playbooks, docker: FakeDocker) -> None:
+        super().__init__(base.emulator, base.vault)
+        self.docker = docker
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PATH"] = f"{self.docker.folder}:{env['PATH']}"
+        return env
+
+    def image(self, *extra: str) -> PlaybookRun:
+        return self.run("image.yml", "-e", f"prefix={PREFIX}", *extra, with_vault=False)
+
+
+def put_image(aws: Clients, tag: str) -> None:
+    """An image manifest under the tag, as a push would leave it."""
+    config = {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(tag),
+              "digest": "sha256:" + (tag.encode().hex() * 8)[:64]}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": config, "layers": []}
+    aws.ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+def delete_images(aws: Clients) -> None:
+    images = aws.ecr.list_images(repositoryName=REPOSITORY)["imageIds"]
+    if images:
+        aws.ecr.batch_delete_image(repositoryName=REPOSITORY, imageIds=images)
+
+
+@pytest.fixture(scope="module")
+def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    docker = FakeDocker(tmp_path_factory.mktemp("fake-docker"))
+    runner = WithFakeDocker(playbooks, docker)
+    tag = content_tag()
+    result: dict[str, Any] = {"tag": tag}
+
+    emulator.reset()
+    docker.install(exit_code=1)
+    result["no_stack"] = runner.image()
+    result["no_stack_calls"] = docker.calls()
+
+    ok(playbooks.up(PREFIX))
+    result["repository_uri"] = aws.ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]["repositoryUri"]
+
+    put_image(aws, tag)
+    put_image(aws, f"{tag}-gpu")
+    docker.install(exit_code=1)
+    result["unchanged"] = runner.image()
+    result["unchanged_calls"] = docker.calls()
+
+    delete_images(aws)
+    put_image(aws, tag)
+    docker.install(exit_code=0)
+    result["gpu_only"] = runner.image()
+    result["gpu_only_calls"] = docker.calls()
+
+    delete_images(aws)
+    docker.install(exit_code=0)
+    result["both"] = runner.image("-vvv")
+    result["both_calls"] = docker.calls()
+    result["token"] = aws.ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return result
+
+
+def test_syntax(playbooks: Playbooks) -> None:
+    ok(playbooks.run("image.yml", "--syntax-check", settings=False, with_vault=False))
+
+
+def test_no_persistent_stack_fails_naming_up(scenario: dict[str, Any]) -> None:
+    run = scenario["no_stack"]
+    assert run.returncode != 0
+    assert f"The stack {APP}-persistent does not exist" in run.text
+    assert "ansible-playbook up.yml" in run.text
+    assert scenario["no_stack_calls"] == []
+
+
+def test_pushed_content_is_not_rebuilt(scenario: dict[str, Any]) -> None:
+    run = ok(scenario["unchanged"])
+    assert run.changed == 0, run.output[-3000:]
+    assert scenario["unchanged_calls"] == [], "docker was called although both tags are in ECR"
+    uri, tag = scenario["repository_uri"], scenario["tag"]
+    assert f"cpu image {uri}:{tag} unchanged, not rebuilt" in run.text
+    assert f"gpu image {uri}:{tag}-gpu unchanged, not rebuilt" in run.text
+
+
+def expected_calls(uri: str, tags: dict[str, str]) -> list[list[str]]:
+    registry = uri.split("/", 1)[0]
+    context = str(ROOT / "files" / "image")
+    builds = [
+        ["build", "--platform", "linux/amd64", "--tag", f"{uri}:{tag}"]
+        + (["--build-arg", f"BASE_IMAGE={GPU_BASE}"] if variant == "gpu" else []) + [context]
+        for variant, tag in tags.items()
+    ]
+    pushes = [["push", f"{uri}:{tag}"] for tag in tags.values()]
+    return [["login", "--username", "AWS", "--password-stdin", registry], *builds, *pushes]
+
+
+def test_only_the_missing_variant_is_built(scenario: dict[str, Any]) -> None:
+    run = ok(scenario["gpu_only"])
+    uri, tag = scenario["repository_uri"], scenario["tag"]
+    calls = [call["argv"] for call in scenario["gpu_only_calls"]]
+    assert calls == expected_calls(uri, {"gpu": f"{tag}-gpu"})
+    assert run.changed == 2  # the build task and the push task
+    assert f"cpu image {uri}:{tag} unchanged, not rebuilt" in run.text
+    assert f"gpu image {uri}:{tag}-gpu built and pushed" in run.text
+
+
+def test_missing_images_are_logged_in_built_and_pushed(scenario: dict[str, Any]) -> None:
+    run = ok(scenario["both"])
+    uri, tag = scenario["repository_uri"], scenario["tag"]
+    calls = scenario["both_calls"]
+    assert [call["argv"] for call in calls] == expected_calls(uri, {"cpu": tag, "gpu": f"{tag}-gpu"})
+    assert run.changed == 2  # a looped task counts once in the recap
+    assert f"cpu image {uri}:{tag} built and pushed" in run.text
+
+
+def test_token_goes_on_stdin_only_and_never_into_output(scenario: dict[str, Any]) -> None:
+    import base64
+
+    token = scenario["token"]
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert user == "AWS" and password
+    login = scenario["both_calls"][0]
+    assert login["stdin"].strip() == password
+    for call in scenario["both_calls"]:
+        assert password not in " ".join(call["argv"])
+    output = scenario["both"].output
+    assert "<ansible.legacy.command" in output or "ESTABLISH LOCAL CONNECTION" in output  # it ran at -vvv
+    assert password not in output
+    assert token not in output
