@@ -6,8 +6,7 @@ NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
 
 - ``/api/status``: ``last_activity`` (API requests, kernel messages,
   terminal output) and ``connections``;
-- ``/api/kernels``: each kernel's ``execution_state``; a busy (or starting)
-  kernel is never idle, however long it runs;
+- ``/api/kernels``: each kernel's ``execution_state``; a busy kernel is never idle, however long it runs;
 - ``/api/terminals``: each terminal's ``last_activity``; a terminal whose shell
   has a command running (a child process, seen in /proc) counts as busy too,
   so a silent ``python train.py`` in a terminal is not stopped.
@@ -58,8 +57,9 @@ from .settings import Settings
 
 log = logging.getLogger("nbstack.idle")
 
-#: Kernel states that mean "working on something".
-BUSY_KERNEL_STATES = frozenset({"busy", "starting"})
+#: Kernel states that mean "working on something". Not "starting": Jupyter
+#: reports a kernel nobody has connected to yet as starting indefinitely.
+BUSY_KERNEL_STATES = frozenset({"busy"})
 #: How often the last activity may be written to the service's tags.
 PUBLISH_INTERVAL_SECONDS = 300.0
 #: The endpoints the watcher reads (relative to the base URL).
