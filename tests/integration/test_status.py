@@ -1,0 +1,79 @@
+"""status.yml against the emulator: running, stopped and absent prefixes, with costs."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from conftest import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from emulator import REGION, Emulator
+
+sys.path.insert(0, str(ROOT / "files" / "image"))
+from nbstack_runtime.idle import AwsScaler  # noqa: E402
+
+
+def rows(run: PlaybookRun) -> dict[str, list[str]]:
+    """The table's rows by prefix, split on runs of two or more spaces."""
+    found = {}
+    for line in run.output.splitlines():
+        # The callback prints the list as YAML or JSON: drop "- ", quotes, commas.
+        cells = re.split(r"\s{2,}", re.sub(r"^[-\s]*[\"']?|[\"']?,?$", "", line.strip()))
+        if len(cells) >= 2 and cells[1] in ("running", "stopped", "absent", "failed", "changing"):
+            found[cells[0]] = cells
+    return found
+
+
+@pytest.fixture(scope="module")
+def status(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> PlaybookRun:
+    emulator.reset()
+    ok(playbooks.up("running"))
+    ok(playbooks.up("stopped"))
+    ok(playbooks.up("gone"))
+    ok(playbooks.down("gone"))
+    stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-stopped")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    env = emulator.environ({})
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        scaler = AwsScaler(outputs["ClusterName"], outputs["ServiceName"], outputs["AutoScalingGroupName"], REGION)
+        scaler.publish({"nbstack:stopped-at": "2026-01-05T09:30:00Z", "nbstack:stop-reason": "idle for 60.0 min"})
+        scaler.scale_to_zero()
+    return ok(playbooks.run("status.yml", "-e", "prefix=never", with_vault=False))
+
+
+def test_one_row_per_prefix_with_its_state(status: PlaybookRun) -> None:
+    table = rows(status)
+    assert set(table) == {"running", "stopped", "gone", "never"}, status.output[-3000:]
+    assert table["running"][1] == "running"
+    assert table["stopped"][1] == "stopped"
+    assert table["gone"][1] == "absent"  # deleted with down.yml
+    assert table["never"][1] == "absent"  # your own prefix, never brought up
+    assert status.changed == 0
+
+
+def test_running_row_has_url_type_since_and_cost(status: PlaybookRun, aws: Clients) -> None:
+    persistent = aws.cloudformation.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]
+    base = {o["OutputKey"]: o["OutputValue"] for o in persistent["Outputs"]}["NotebookUrlBase"]
+    cells = rows(status)["running"]
+    prefix, state, instance_type, since, idle_for, per_hour, so_far, url = cells[:8]
+    assert instance_type == "m5.xlarge" and url == f"{base}/running/"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", since)
+    assert idle_for == "unknown"  # no sidecar runs on the emulator to publish it
+    assert per_hour == "$0.226"  # 0.214 + 100 GB gp3 at 0.088/GB-month
+    assert so_far.startswith("$0.0")
+
+
+def test_stopped_row_costs_nothing_and_says_why(status: PlaybookRun) -> None:
+    cells = rows(status)["stopped"]
+    assert cells[3] == "2026-01-05 09:30" and cells[5] == "$0.000"
+    assert "stopped: idle for 60.0 min" in status.text
+
+
+def test_standing_cost_and_price_source(status: PlaybookRun) -> None:
+    text = status.text
+    assert "load balancer $0.025" in text and "NAT gateway $0.048" in text and "Elastic IP (egress) $0.005" in text
+    assert "= $0.088/hour" in text  # 0.0252 + 2 x 0.005 + 0.048 + 0.005
+    assert "Prices: on-demand, eu-west-1, read 2026-11-25" in text

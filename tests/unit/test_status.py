@@ -1,0 +1,133 @@
+"""The status table's state rules and cost arithmetic, on hand-made facts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import ROOT, load_plugin
+
+status = load_plugin("status", "status")
+NOW = "2026-01-05T12:00:00+00:00"
+PRICES = {
+    "region": "eu-west-1",
+    "read_on": "2026-01-01",
+    "instance_hourly": {"m5.xlarge": 0.2, "g5.xlarge": 1.0},
+    "gp3_gb_month": 0.073,  # 100 GB -> 0.01 per hour
+    "load_balancer_hourly": 0.025,
+    "nat_gateway_hourly": 0.05,
+    "public_ipv4_hourly": 0.005,
+}
+
+
+def entry(prefix: str, stack_status: str = "CREATE_COMPLETE", service: int | None = 1, group: int | None = 1,
+          instance_type: str = "m5.xlarge", tags: dict[str, str] | None = None, launched: str | None = "2026-01-05T10:00:00Z",
+          reason: str = "") -> dict[str, Any]:
+    return {
+        "prefix": prefix,
+        "stack": {
+            "name": f"nb-{prefix}",
+            "status": stack_status,
+            "reason": reason,
+            "created": "2026-01-01T08:00:00+00:00",
+            "updated": None,
+            "parameters": {"InstanceType": instance_type, "RootVolumeSize": "100"},
+            "outputs": {},
+        },
+        "service": None if service is None else {"desired": service, "running": service, "tags": tags or {}, "deployment_updated": None},
+        "group": None if group is None else {
+            "desired": group,
+            "instances": [{"id": "i-1", "state": "running", "launched": launched}] if group and launched else [],
+        },
+    }
+
+
+def facts(*entries: dict[str, Any], persistent: bool = True, network: bool = True) -> dict[str, Any]:
+    return {
+        "now": NOW,
+        "instances": list(entries),
+        "persistent": {"outputs": {"NotebookUrlBase": "https://nb.example.com"}} if persistent else None,
+        "network": {"outputs": {}} if network else None,
+    }
+
+
+def row(found: dict[str, Any], prices: dict[str, Any] | None = PRICES) -> dict[str, Any]:
+    rows = status.status_rows(found, prices)
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_running_with_cost_since_launch_and_idle_time() -> None:
+    r = row(facts(entry("alice", tags={"nbstack:last-activity": "2026-01-05T11:15:00Z"})))
+    assert r["state"] == "running" and r["url"] == "https://nb.example.com/alice/"
+    assert r["since"] == "2026-01-05 10:00" and r["idle_for"] == "45m"
+    assert r["hourly"] == pytest.approx(0.21)  # instance + 100 GB gp3
+    assert r["so_far_value"] == pytest.approx(0.42)  # two hours
+    assert r["per_hour"] == "$0.210"
+
+
+def test_idle_for_is_unknown_until_the_sidecar_publishes() -> None:
+    assert row(facts(entry("alice")))["idle_for"] == "unknown"
+
+
+def test_stopped_when_either_half_is_at_zero_and_costs_nothing() -> None:
+    tags = {"nbstack:stopped-at": "2026-01-05T09:30:00Z", "nbstack:stop-reason": "idle for 60.2 min"}
+    for service, group in ((0, 0), (0, 1), (1, 0)):
+        r = row(facts(entry("bob", service=service, group=group, tags=tags, launched=None)))
+        assert r["state"] == "stopped", (service, group)
+        assert r["since"] == "2026-01-05 09:30" and r["idle_for"] == "-"
+    r = row(facts(entry("bob", service=0, group=0, tags=tags, launched=None)))
+    assert r["hourly"] == 0 and r["so_far"] == "$0.000" and r["detail"] == "idle for 60.2 min"
+
+
+def test_absent_and_deleted() -> None:
+    r = row(facts({"prefix": "zed", "stack": None, "deleted": "2026-01-04T17:00:00+00:00"}))
+    assert (r["state"], r["url"], r["per_hour"], r["since"]) == ("absent", "-", "-", "2026-01-04 17:00")
+
+
+def test_failed_carries_the_stack_reason() -> None:
+    r = row(facts(entry("carol", stack_status="ROLLBACK_COMPLETE", reason="The following resource(s) failed to create: [Service]")))
+    assert r["state"] == "failed" and "ROLLBACK_COMPLETE: The following resource(s) failed" in r["detail"]
+    r = row(facts(entry("carol", service=None)))
+    assert r["state"] == "failed" and "ECS service missing" in r["detail"]
+
+
+def test_in_progress_is_changing() -> None:
+    assert row(facts(entry("dan", stack_status="UPDATE_IN_PROGRESS")))["state"] == "changing"
+
+
+def test_unknown_instance_type_or_no_price_file_says_so() -> None:
+    assert row(facts(entry("erin", instance_type="x9.huge")))["per_hour"] == "?"
+    assert row(facts(entry("erin")), prices={})["per_hour"] == "?"
+    lines = status.status_table(status.status_rows(facts(entry("erin")), {}), facts(entry("erin")), {})
+    assert any("no price file" in line for line in lines)
+
+
+def test_standing_cost_of_the_shared_stacks() -> None:
+    standing = status.standing_cost(facts(), PRICES)
+    assert standing["hourly"] == pytest.approx(0.025 + 0.01 + 0.05 + 0.005)
+    assert status.standing_cost(facts(network=False), PRICES)["hourly"] == pytest.approx(0.035)  # own VPC: no NAT of ours
+    assert status.standing_cost(facts(persistent=False, network=False), PRICES)["hourly"] == 0
+
+
+def test_table_lines_totals_and_price_source() -> None:
+    found = facts(entry("alice"), entry("bob", service=0, group=0, launched=None))
+    lines = status.status_table(status.status_rows(found, PRICES), found, PRICES)
+    assert lines[0].split()[:3] == ["PREFIX", "STATE", "TYPE"]
+    assert lines[1].startswith("alice") and " running " in lines[1] and lines[2].startswith("bob")
+    assert "Total now: $0.300/hour" in lines  # 0.21 + 0.09 standing
+    assert any("eu-west-1, read 2026-01-01" in line for line in lines)
+
+
+def test_shipped_price_files_state_region_date_and_refresh() -> None:
+    files = sorted((ROOT / "files" / "prices").glob("*.yml"))
+    assert files
+    for path in files:
+        data = yaml.safe_load(path.read_text())
+        assert data["region"] == path.stem and data["currency"] == "USD"
+        assert str(data["read_on"]) and "refresh" in data
+        assert data["instance_hourly"]["m5.xlarge"] > 0
+        for key in ("gp3_gb_month", "load_balancer_hourly", "nat_gateway_hourly", "public_ipv4_hourly"):
+            assert 0 < data[key] < 1, key
