@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from conftest import HOOKS_DIR, IMAGE_DIR, ROOT
+from notebook_runs import HOOKS_DIR, IMAGE_DIR, ROOT
 
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES
 

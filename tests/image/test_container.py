@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PREFIX, Notebook, StartNotebook, wait_until_serving
+from notebook_runs import PREFIX, Notebook, StartNotebook, wait_until_serving
 from servers import GitHttpServer, git, wait_for
 
 

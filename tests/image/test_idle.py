@@ -19,7 +19,7 @@ import boto3
 import pytest
 import requests
 import websocket
-from conftest import PREFIX, Notebook, StartNotebook
+from notebook_runs import PREFIX, Notebook, StartNotebook
 from servers import GitHttpServer, wait_for
 
 from nbstack_runtime import idle

@@ -13,7 +13,7 @@ import pytest
 
 from pathlib import Path
 
-from conftest import BIN, ROOT, SETTINGS, Clients, Playbooks
+from playbook_runs import BIN, ROOT, SETTINGS, Clients, Playbooks
 from emulator import Emulator, free_port
 
 

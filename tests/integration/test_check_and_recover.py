@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from moto.cloudformation.models import cloudformation_backends
 
-from conftest import APP, Clients, Playbooks, ok
+from playbook_runs import APP, Clients, Playbooks, ok
 from emulator import ACCOUNT_ID, REGION, Emulator
 
 

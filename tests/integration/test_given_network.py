@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import APP, Clients, PlaybookRun, Playbooks, ok
+from playbook_runs import APP, Clients, PlaybookRun, Playbooks, ok
 from emulator import Emulator
 
 

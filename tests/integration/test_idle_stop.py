@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import ACCOUNT_ID, REGION, Emulator
 
 sys.path.insert(0, str(ROOT / "files" / "image"))

@@ -22,26 +22,21 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
+from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+
+
+
+PREFIX = "alice"
+REPOSITORY = f"{APP}/notebook"
+GPU_BASE = "quay.io/jupyter/pytorch-notebook:cuda12-2026-11-23"
 
 
 def _load(name: str, path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-# This directory's conftest, by path: "from conftest import" finds tests/unit's
-# conftest instead when both directories run in one pytest call.
-_here = _load("integration_conftest_for_image", Path(__file__).with_name("conftest.py"))
-APP, ROOT, ok = _here.APP, _here.ROOT, _here.ok
-Clients, PlaybookRun, Playbooks = _here.Clients, _here.PlaybookRun, _here.Playbooks
-
-PREFIX = "alice"
-REPOSITORY = f"{APP}/notebook"
-GPU_BASE = "quay.io/jupyter/pytorch-notebook:cuda12-2026-11-23"
 
 
 def content_tag() -> str:

@@ -8,12 +8,11 @@ shared stacks can only go once nobody is up.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import Emulator
 
 

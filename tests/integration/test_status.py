@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import REGION, Emulator
 
 sys.path.insert(0, str(ROOT / "files" / "image"))

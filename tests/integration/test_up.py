@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import APP, Clients, PlaybookRun, Playbooks, ok
+from playbook_runs import APP, Clients, PlaybookRun, Playbooks, ok
 from emulator import Emulator
 
 PREFIX = "alice"

@@ -9,7 +9,7 @@ import string
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from conftest import load_plugin
+from role_plugins import load_plugin
 
 instance = load_plugin("instance", "instance")
 preflight = load_plugin("preflight", "preflight")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, load_plugin
+from role_plugins import ROOT, load_plugin
 
 status = load_plugin("status", "status")
 NOW = "2026-01-05T12:00:00+00:00"

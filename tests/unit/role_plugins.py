@@ -1,4 +1,4 @@
-"""Load the roles' filter plugins as plain modules."""
+"""Load the roles' filter plugins as plain modules (imported by the unit tests)."""
 
 from __future__ import annotations
 

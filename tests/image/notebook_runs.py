@@ -1,0 +1,174 @@
+"""Starting the notebook server the way the container starts it, for the tests.
+
+Imported by the image tests and by this folder's conftest (which holds the
+fixtures); a module name of its own, since every test folder has a conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+IMAGE_DIR = ROOT / "files" / "image"
+HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(IMAGE_DIR))
+
+from servers import free_port, wait_for  # noqa: E402
+
+PREFIX = "alice"
+WAREHOUSE = {"user": "analyst", "database": "warehouse"}
+NOTEBOOK_FILES = {
+    "README.md": "# Team notebooks\n",
+    "analysis/churn.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n',
+    "lib/features.py": "def double(x):\n    return 2 * x\n",
+    ".gitignore": "*.tmp\n",
+}
+
+
+@dataclass
+class Notebook:
+    """One notebook server started like the container's, and how to talk to it."""
+
+    process: subprocess.Popen[bytes]
+    home: Path
+    work_dir: Path
+    port: int
+    health_port: int
+    env: dict[str, str]
+    log_path: Path
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid  # local_run execs the server: same pid, as with start.sh
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{PREFIX}/"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}/health"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def session(self, password: str | None = None) -> requests.Session:
+        """A logged-in HTTP session (the password form, as a browser would use it)."""
+        http = requests.Session()
+        http.get(self.url + "login", timeout=10)
+        http.headers["X-XSRFToken"] = http.cookies.get("_xsrf", "")
+        response = http.post(
+            self.url + "login",
+            data={"password": password or self.secrets["NBSTACK_NOTEBOOK_PASSWORD"], "_xsrf": http.cookies.get("_xsrf", "")},
+            allow_redirects=False,
+            timeout=10,
+        )
+        http.login_status = response.status_code  # type: ignore[attr-defined]
+        return http
+
+    def signal_group(self, sig: int) -> None:
+        """What `tini -g` does on `docker stop`: signal the whole process group."""
+        os.killpg(self.process.pid, sig)
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.signal_group(signal.SIGTERM)
+                self.process.wait(30)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:  # whatever is left in the group (the sidecar), and the server if it hung
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+
+def container_environ(
+    home: Path, work_dir: Path, repo_url: str, token: str, warehouse: dict[str, str | int] | None
+) -> dict[str, str]:
+    """The task definition's environment and secrets, pointed at the local servers."""
+    keep = ("PATH", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=str(IMAGE_DIR),
+        NBSTACK_PREFIX=PREFIX,
+        NBSTACK_BASE_URL=f"/{PREFIX}/",
+        NBSTACK_NOTEBOOK_PORT=str(free_port()),
+        NBSTACK_HEALTH_PORT=str(free_port()),
+        NBSTACK_WORK_DIR=str(work_dir),
+        NBSTACK_REPO_URL=repo_url,
+        NBSTACK_GIT_USER_NAME="Alice Example",
+        NBSTACK_GIT_USER_EMAIL="alice@example.com",
+        NBSTACK_MODEL_BUCKET="nbstack-models",
+        NBSTACK_WAREHOUSE_ROLE_ARN="arn:aws:iam::210987654321:role/warehouse-reader",
+        NBSTACK_AUTOSAVE_TIMEOUT="30",
+        AWS_REGION="eu-west-1",
+        AWS_DEFAULT_REGION="eu-west-1",
+        NBSTACK_GIT_TOKEN=token,
+        NBSTACK_NOTEBOOK_PASSWORD=f"nb-{secrets.token_hex(12)}",
+    )
+    if warehouse:
+        env.update(
+            NBSTACK_WAREHOUSE_HOST=str(warehouse["host"]),
+            NBSTACK_WAREHOUSE_PORT=str(warehouse["port"]),
+            NBSTACK_WAREHOUSE_DATABASE=str(warehouse["database"]),
+            NBSTACK_WAREHOUSE_USER=str(warehouse["user"]),
+            NBSTACK_WAREHOUSE_PASSWORD=str(warehouse["password"]),
+        )
+    return env
+
+
+def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
+    """Run local_run (hooks, unset, exec jupyter lab) in its own process group."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nbstack_runtime.local_run", "--hooks-dir", str(HOOKS_DIR)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, like the container's, for tini -g style signals
+        )
+    notebook = Notebook(
+        process=process,
+        home=Path(env["HOME"]),
+        work_dir=Path(env["NBSTACK_WORK_DIR"]),
+        port=int(env["NBSTACK_NOTEBOOK_PORT"]),
+        health_port=int(env["NBSTACK_HEALTH_PORT"]),
+        env=env,
+        log_path=log_path,
+        secrets={name: env[name] for name in ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD") if env.get(name)},
+    )
+    return notebook
+
+
+def wait_until_serving(notebook: Notebook, timeout: float = 90) -> None:
+    def answers() -> bool:
+        if notebook.process.poll() is not None:
+            raise AssertionError(f"server exited with {notebook.process.returncode}:\n{notebook.log()[-4000:]}")
+        try:
+            return requests.get(notebook.url + "api/status", timeout=2).status_code in (200, 403)
+        except requests.ConnectionError:
+            return False
+
+    wait_for(answers, timeout, what=f"the notebook server on port {notebook.port}")
+
+
+StartNotebook = Callable[..., Notebook]
