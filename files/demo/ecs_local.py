@@ -219,6 +219,7 @@ def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
         "SHELL": "/bin/bash",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        "NOTEBOOK_ARGS": "--ServerApp.ip=127.0.0.1",
     }
     env.update({name: outer[name] for name in CREDENTIAL_VARIABLES if outer.get(name)})
     return env
