@@ -34,7 +34,7 @@ import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "files" / "image"),
+sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration"), str(ROOT / "files" / "image"),
                 str(ROOT / "files" / "demo"), str(ROOT / "tests")]
 
 from emulator import REGION, Emulator  # noqa: E402
@@ -84,7 +84,7 @@ def log_time(log: str, marker: str) -> datetime:
 
 
 def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from conftest import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
+    from notebook_runs import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
 
     git_server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
     try:
@@ -121,14 +121,7 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("integration_conftest", ROOT / "tests" / "integration" / "conftest.py")
-    assert spec and spec.loader
-    integration = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = integration  # dataclasses look their module up there
-    spec.loader.exec_module(integration)
-    Playbooks, Vault = integration.Playbooks, integration.Vault  # noqa: N806
+    from playbook_runs import Playbooks, Vault
 
     values = {"vault_github_token": "ghp_" + secrets.token_hex(8), "vault_notebook_password": secrets.token_hex(8),
               "vault_warehouse_password": secrets.token_hex(8)}
