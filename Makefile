@@ -44,6 +44,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/idle.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache
