@@ -126,6 +126,15 @@ def test_a_terminal_shows_the_edit_in_git_status(demo: Rehearsal, page) -> None:
     )
     assert answer.ok, answer.text()
     page.reload()
+    try:
+        _open_terminal_and_run_git_status(page)
+    except Exception:
+        shot = demo.state_dir / "terminal-failure.png"
+        page.screenshot(path=str(shot))
+        raise AssertionError(f"terminal step failed; screenshot {shot}") from None
+
+
+def _open_terminal_and_run_git_status(page) -> None:  # type: ignore[no-untyped-def]
     page.locator(".lm-MenuBar-item", has_text="File").click()
     page.locator('.lm-Menu-item[data-type="submenu"]:visible', has_text="New").hover()
     page.locator('.lm-Menu-item[data-command="terminal:create-new"]:visible').click()

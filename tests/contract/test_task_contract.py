@@ -42,6 +42,7 @@ CONTAINER = "notebook"
 #: a person or the stack should decide belongs in the task definition.
 LEFT_TO_THE_IMAGE = {
     "NBSTACK_AUTOSAVE_TIMEOUT": "fixed below the container's stopTimeout (checked below), not a per-person setting",
+    "NBSTACK_IDLE_POLL_SECONDS": "how often the idle watcher looks; a knob for tests, the idle timeout itself is set",
 }
 
 
