@@ -9,22 +9,13 @@ before-notebook.d hooks, then the secrets unset, then `exec jupyter lab`
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-IMAGE_DIR = ROOT / "files" / "image"
-HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(IMAGE_DIR))
-
-from servers import GitHttpServer, PostgresCluster  # noqa: E402
-
-from notebook_runs import (  # noqa: E402
+# notebook_runs puts files/image (the runtime package) on sys.path.
+from notebook_runs import (
     NOTEBOOK_FILES,
     WAREHOUSE,
     Notebook,
@@ -33,6 +24,7 @@ from notebook_runs import (  # noqa: E402
     start_notebook,
     wait_until_serving,
 )
+from servers import GitHttpServer, PostgresCluster
 
 
 @pytest.fixture(scope="session")
