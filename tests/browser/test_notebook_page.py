@@ -13,6 +13,7 @@ Debian's chromium only (/usr/bin/chromium); Playwright never downloads a browser
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -31,7 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = ROOT / "files" / "demo" / "jupyterlab.png"
+# Where the screenshot of JupyterLab goes. The README's picture is refreshed with
+#   NBSTACK_SCREENSHOT=files/demo/jupyterlab.png .venv/bin/pytest tests/browser
+# so that an ordinary test run leaves the checkout as it was.
+SCREENSHOT = Path(os.environ.get("NBSTACK_SCREENSHOT", str(ROOT / ".cache" / "jupyterlab.png"))).resolve()
 PASSWORD = "browser-test-password"
 NOTEBOOK = "analysis/primes.ipynb"
 # Typed into the notebook's code cell; its output proves the kernel ran it.
@@ -113,6 +117,7 @@ def test_a_notebook_runs_a_cell_and_saves(demo: Rehearsal, page) -> None:  # typ
     # The picture the README shows: the repository in the file browser, the notebook with its output.
     page.locator(".jp-BreadCrumbs-home").click()
     page.locator(".jp-DirListing-content").get_by_text("README.md", exact=True).wait_for()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
 
 
