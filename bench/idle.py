@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration
                 str(ROOT / "files" / "demo"), str(ROOT / "tests")]
 
 from emulator import REGION, Emulator  # noqa: E402
+from vault import random_values, write_vault  # noqa: E402
 from servers import GitHttpServer, wait_for  # noqa: E402
 
 from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
@@ -123,15 +123,8 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
 def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
     from playbook_runs import Playbooks, Vault
 
-    values = {"vault_github_token": "ghp_" + secrets.token_hex(8), "vault_notebook_password": secrets.token_hex(8),
-              "vault_warehouse_password": secrets.token_hex(8)}
-    password_file = tmp / "vault-pass"
-    password_file.write_text(secrets.token_hex(8) + "\n")
-    vault_path = tmp / "vault.yml"
-    vault_path.write_text("".join(f"{k}: {v}\n" for k, v in values.items()))
-    bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(vault_path)],
-                   check=True, capture_output=True, cwd=ROOT)
+    values = random_values()
+    vault_path, password_file = write_vault(tmp, values)
     playbooks = Playbooks(emulator, Vault(vault_path, password_file, values))
     emulator.reset()
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/provision.py          (or: make bench)
 
 Starts the local AWS emulator (moto server, files/demo/emulator.py), makes a
-throw-away vault with ansible-vault exactly as the integration tests do, and
+throw-away vault as the integration tests do (files/demo/vault.py), and
 runs the real playbooks with tests/integration/settings.yml. It prints, in one
 run:
 
@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
-import secrets
 import statistics
 import subprocess
 import sys
@@ -71,6 +69,7 @@ warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning
 
 sys.path.insert(0, str(ROOT / "files" / "demo"))
 from emulator import REGION, Emulator  # noqa: E402
+from vault import random_values, write_vault  # noqa: E402
 
 
 def ensure_awscli() -> str:
@@ -89,26 +88,6 @@ def ensure_awscli() -> str:
     version = subprocess.run([str(AWS), "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith(wanted), version
     return version.strip()
-
-
-def make_vault(folder: Path) -> tuple[Path, Path]:
-    """An ansible-vault file with throw-away values, and its password file."""
-    password_file = folder / "vault-password"
-    password_file.write_text("bench-vault-" + secrets.token_hex(8) + "\n")
-    path = folder / "vault.yml"
-    path.write_text(
-        f"vault_github_token: ghp_{secrets.token_hex(16)}\n"
-        f"vault_notebook_password: nbpw-{secrets.token_hex(12)}\n"
-        f"vault_warehouse_password: whpw-{secrets.token_hex(12)}\n"
-    )
-    subprocess.run(
-        [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(path)],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    assert path.read_text().startswith("$ANSIBLE_VAULT;")
-    return path, password_file
 
 
 def template_parameters() -> dict[str, dict[str, object]]:
@@ -279,7 +258,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="nbstack-bench-") as tmp:
             work = Path(tmp)
-            vault, password_file = make_vault(work)
+            vault, password_file = write_vault(work, random_values())
             bench = Bench(emulator, vault, password_file, work)
             print(f"{version}; ansible-playbook from {BIN}; emulator {emulator.url}; {repeats} repeats", flush=True)
 

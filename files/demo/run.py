@@ -41,7 +41,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +59,7 @@ import yaml  # noqa: E402
 from ecs_local import LocalAgent, LocalTask  # noqa: E402
 from emulator import REGION, Emulator, free_port  # noqa: E402
 from servers import PG_BIN, GitHttpServer, PostgresCluster  # noqa: E402
+from vault import write_vault  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
@@ -245,7 +246,8 @@ class Rehearsal:
             extra["persistent_notebook_port"] = self.notebook_port
             extra["persistent_health_port"] = self.health_port
 
-        vault, vault_password_file = self._write_vault(
+        vault, vault_password_file = write_vault(
+            self.state_dir,
             {
                 "vault_github_token": token,
                 "vault_notebook_password": self.password,
@@ -296,19 +298,6 @@ class Rehearsal:
         finally:
             conn.close()
         return cluster
-
-    def _write_vault(self, values: dict[str, str]) -> tuple[Path, Path]:
-        password_file = self.state_dir / "vault-password"
-        password_file.write_text(f"nbstack-demo-vault-{secrets.token_hex(8)}\n")
-        password_file.chmod(0o600)
-        vault = self.state_dir / "vault.yml"
-        vault.write_text(yaml.safe_dump(values))
-        vault.chmod(0o600)
-        subprocess.run(
-            [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(vault)],
-            check=True, capture_output=True, cwd=ROOT,
-        )
-        return vault, password_file
 
     def playbook(self, name: str, args: list[str], log_path: Path) -> None:
         assert self.emulator is not None
@@ -499,12 +488,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         return stop_command(args.state_dir)
     return start_command(args.state_dir)
-
-
-def iter_demo(**kwargs: Any) -> Iterator[Rehearsal]:
-    """A generator form of `with Rehearsal(...)`, for pytest fixtures."""
-    with Rehearsal(**kwargs) as demo:
-        yield demo
 
 
 if __name__ == "__main__":

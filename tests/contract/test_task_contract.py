@@ -11,7 +11,6 @@ one side only, fails here.
 from __future__ import annotations
 
 import re
-import secrets
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from emulator import Emulator, free_port
+from vault import random_values, write_vault
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "files" / "image"
@@ -50,16 +50,7 @@ LEFT_TO_THE_IMAGE = {
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Run up.yml on an empty emulator; yield what it registered."""
     folder = tmp_path_factory.mktemp("contract")
-    password_file = folder / "vault-password"
-    password_file.write_text(secrets.token_hex(16) + "\n")
-    vault = folder / "vault.yml"
-    vault.write_text(yaml.safe_dump({
-        "vault_github_token": f"ghp_{secrets.token_hex(16)}",
-        "vault_notebook_password": f"nb-{secrets.token_hex(12)}",
-        "vault_warehouse_password": f"wh-{secrets.token_hex(12)}",
-    }))
-    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(vault)],
-                   check=True, capture_output=True, cwd=ROOT)
+    vault, password_file = write_vault(folder, random_values())
     emulator = Emulator().start()
     try:
         env = emulator.environ()

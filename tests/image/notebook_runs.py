@@ -24,7 +24,8 @@ HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(IMAGE_DIR))
 
-from servers import free_port, wait_for  # noqa: E402
+from emulator import free_port  # noqa: E402
+from servers import wait_for  # noqa: E402
 
 PREFIX = "alice"
 WAREHOUSE = {"user": "analyst", "database": "warehouse"}

@@ -13,7 +13,6 @@ import base64
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,13 +21,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from emulator import free_port  # files/demo, on sys.path in tests, demo and benches
+
 PG_BIN = Path(os.environ.get("NBSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def git(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> str:
