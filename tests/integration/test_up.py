@@ -250,3 +250,14 @@ def test_no_secret_value_appears_anywhere(
     for place, text in places.items():
         for value in values:
             assert value not in text, f"a secret value appears in the {place}"
+
+
+def test_aws_region_setting_wins_over_the_environment(
+    runs: dict[str, PlaybookRun], playbooks: Playbooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aws_region reaches every module, the project's own ones included."""
+    elsewhere = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    monkeypatch.setattr(playbooks.emulator, "environ", lambda: Emulator.environ(playbooks.emulator) | elsewhere)
+    run = ok(playbooks.up(PREFIX))
+    assert run.changed == 0, run.output[-4000:]
+    assert "nbtest-alice unchanged" in run.text
