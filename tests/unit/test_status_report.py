@@ -94,6 +94,11 @@ def test_failed_carries_the_stack_reason() -> None:
     assert r["state"] == "failed" and "ECS service missing" in r["detail"]
 
 
+def test_a_rolled_back_update_still_runs() -> None:
+    assert row(facts(entry("dave", stack_status="UPDATE_ROLLBACK_COMPLETE")))["state"] == "running"
+    assert row(facts(entry("dave", stack_status="UPDATE_ROLLBACK_FAILED")))["state"] == "failed"
+
+
 def test_in_progress_is_changing() -> None:
     assert row(facts(entry("dan", stack_status="UPDATE_IN_PROGRESS")))["state"] == "changing"
 

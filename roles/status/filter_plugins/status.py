@@ -11,17 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (gp3 GB-month)
-FAILED_STATES = {
-    "CREATE_FAILED",
-    "ROLLBACK_COMPLETE",
-    "ROLLBACK_FAILED",
-    "DELETE_FAILED",
-    "UPDATE_FAILED",
-    "UPDATE_ROLLBACK_FAILED",
-    "UPDATE_ROLLBACK_COMPLETE",
-    "IMPORT_ROLLBACK_COMPLETE",
-    "IMPORT_ROLLBACK_FAILED",
-}
+# A stack in one of these, or in any *_FAILED state, holds no working server.
+# UPDATE_ROLLBACK_COMPLETE is not one: the stack runs its previous version.
+FAILED_STATES = {"ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
 COLUMNS = (
     ("prefix", "PREFIX"),
     ("state", "STATE"),
