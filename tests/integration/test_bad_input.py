@@ -134,7 +134,7 @@ def test_short_password_is_refused(playbooks: Playbooks, aws: Clients, tmp_path)
     assert_nothing_created(aws)
 
 
-def test_unreachable_aws_is_explained(playbooks: Playbooks, aws: Clients, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_aws_is_explained(playbooks: Playbooks, monkeypatch: pytest.MonkeyPatch) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setattr(playbooks.emulator, "environ", lambda: Emulator.environ(playbooks.emulator) | {"AWS_ENDPOINT_URL": nowhere})
     run = playbooks.up("alice")
@@ -142,7 +142,6 @@ def test_unreachable_aws_is_explained(playbooks: Playbooks, aws: Clients, monkey
     assert run.returncode != 0
     assert f"AWS cannot be reached in region eu-west-1 at AWS_ENDPOINT_URL={nowhere}" in run.text
     assert "Nothing was changed" in run.text
-    assert_nothing_created(aws)
 
 
 def test_down_checks_the_prefix_too(playbooks: Playbooks) -> None:

@@ -43,7 +43,12 @@ def test_check_mode_shows_a_parameter_change_and_changes_nothing(
     assert "nbtest-alice would be updated" in run.text
     assert '-        "RootVolumeSize": "100",' in run.output
     assert '+        "RootVolumeSize": "200",' in run.output
+    # CloudFormation's own preview ran as a change set (of type UPDATE: no
+    # second stack appears, checked below). The emulator lists only template
+    # differences in change sets, so this parameter change shows none there.
+    assert "TASK [stack : Show the resource changes of nbtest-alice]" in run.output
     after = stacks(aws)
+    assert len(aws.cloudformation.describe_stacks()["Stacks"]) == len(before)
     assert parameters(after[f"{APP}-alice"]) == parameters(before[f"{APP}-alice"])
     assert {name: s.get("LastUpdatedTime") for name, s in after.items()} == {
         name: s.get("LastUpdatedTime") for name, s in before.items()

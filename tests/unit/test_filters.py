@@ -141,3 +141,11 @@ def test_a_list_parameter_read_back_as_a_bracketed_list_is_the_same() -> None:
     current = dict(CURRENT, stack_parameters={"A": "1", "B": "['x', 'y']"})
     result = stack.nbstack_stack_changes(current, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
     assert result["differs"] is False
+
+
+@pytest.mark.parametrize(
+    ("replacement", "suffix"), [("True", " - REPLACED"), ("Conditional", " - may be replaced"), ("False", ""), ("n/a", "")]
+)
+def test_change_set_lines_say_what_is_replaced(replacement: str, suffix: str) -> None:
+    change = {"action": "Modify", "logical_id": "LaunchTemplate", "type": "AWS::EC2::LaunchTemplate", "replacement": replacement}
+    assert stack.nbstack_change_line(change) == "Modify LaunchTemplate (AWS::EC2::LaunchTemplate)" + suffix
