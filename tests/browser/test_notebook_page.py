@@ -130,33 +130,41 @@ def test_a_terminal_shows_the_edit_in_git_status(demo: Rehearsal, page) -> None:
         headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
     )
     assert answer.ok, answer.text()
-    page.reload()
+    # Load the page again for the setting to apply, with an empty layout: a restored
+    # notebook can take the front back from a new terminal while its kernel connects.
+    page.goto(demo.url + "lab?reset")
+    page.locator("#jupyterlab-splash").wait_for(state="detached")  # JupyterLab has started
     try:
         _open_terminal_and_run_git_status(page)
-    except Exception:
+    except Exception as failure:
         shot = demo.state_dir / "terminal-failure.png"
         page.screenshot(path=str(shot))
-        raise AssertionError(f"terminal step failed; screenshot {shot}") from None
+        failure.add_note(f"screenshot of the page: {shot}")
+        raise
 
 
 def _open_terminal_and_run_git_status(page) -> None:  # type: ignore[no-untyped-def]
     page.locator(".lm-MenuBar-item", has_text="File").click()
     page.locator('.lm-Menu-item[data-type="submenu"]:visible', has_text="New").hover()
     page.locator('.lm-Menu-item[data-command="terminal:create-new"]:visible').click()
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Terminal")
     terminal = page.locator(".jp-Terminal:visible")
-    terminal.locator(".xterm-accessibility-tree").wait_for(state="attached")
-    # Under load the first prompt can take a while to reach the page; click into
-    # the terminal as a person would, and nudge it with Enter until it shows.
+    # Keys go to xterm's own input element, never to whatever else has the focus.
+    keys = terminal.locator("textarea.xterm-helper-textarea")
+    # Under load the first prompt can take a while to reach the page; bring the
+    # terminal to the front as a person would, and nudge it with Enter until it shows.
     for attempt in range(6):
-        terminal.click()
+        tab.click()
+        terminal.locator(".xterm-accessibility-tree").wait_for(state="attached")
         try:
             _wait(lambda: _terminal_text(terminal).strip() != "", "the shell prompt", timeout=15)
             break
         except AssertionError:
             if attempt == 5:
                 raise
-            page.keyboard.press("Enter")
-    page.keyboard.type("cd ~/work && git status\n")
+            keys.press("Enter")
+    keys.press_sequentially("cd ~/work && git status")
+    keys.press("Enter")
     _wait(lambda: f"modified:   {NOTEBOOK}" in _terminal_text(terminal), "git status to show the edit", timeout=60)
     assert "On branch main" in _terminal_text(terminal)
 
