@@ -67,8 +67,6 @@ REPO_SOURCE = DEMO_DIR / "repo"
 PREFIX = "demo"
 #: The demo's Jupyter password (override with NBSTACK_DEMO_PASSWORD).
 DEFAULT_PASSWORD = "nbstack-demo"
-#: The persistent role's default ports (roles/persistent/defaults/main.yml).
-DEFAULT_NOTEBOOK_PORT, DEFAULT_HEALTH_PORT = 8888, 8889
 STATE_DIR = Path(os.environ.get("NBSTACK_DEMO_DIR") or Path(tempfile.gettempdir()) / "nbstack-demo")
 #: Demo warehouse contents, so warehouse/query.ipynb has something to show.
 WAREHOUSE_ROWS = [("north", 120), ("north", 80), ("south", 150), ("east", 95), ("west", 60), ("west", 45)]
@@ -239,12 +237,12 @@ class Rehearsal:
         else:
             self.echo(f"warehouse: skipped ({PG_BIN}/initdb not found; warehouse/query.ipynb will not connect)")
 
-        self.notebook_port = self._port(DEFAULT_NOTEBOOK_PORT)
-        self.health_port = self._port(DEFAULT_HEALTH_PORT, avoid={self.notebook_port})
-        if (self.notebook_port, self.health_port) != (DEFAULT_NOTEBOOK_PORT, DEFAULT_HEALTH_PORT):
-            # The persistent stack's NotebookPort/HealthPort, which the task definition imports.
-            extra["persistent_notebook_port"] = self.notebook_port
-            extra["persistent_health_port"] = self.health_port
+        self.notebook_port = self._port(int(self.settings["notebook_port"]))
+        self.health_port = self._port(int(self.settings["notebook_health_port"]), avoid={self.notebook_port})
+        if self.notebook_port != self.settings["notebook_port"]:
+            extra["notebook_port"] = self.notebook_port
+        if self.health_port != self.settings["notebook_health_port"]:
+            extra["notebook_health_port"] = self.health_port
 
         vault, vault_password_file = write_vault(
             self.state_dir,

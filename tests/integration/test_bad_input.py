@@ -42,6 +42,9 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_certificate_arn=arn:aws:iam::123456789012:role/x"], "notebook_certificate_arn"),
         (["-e", "notebook_repo_url=https://user:pw@git.example.com/r.git"], "notebook_repo_url"),
         (["-e", '{"notebook_vpc_id": "vpc-0abc"}'], "notebook_public_subnet_ids"),
+        (["-e", "notebook_port=80"], "notebook_port (80) and notebook_health_port (8889) must be two different"),
+        (["-e", "notebook_health_port=8888"], "notebook_port (8888) and notebook_health_port (8888) must be two different"),
+        (["-e", "notebook_port=http"], "Fix them in group_vars/all/main.yml"),
     ],
     ids=[
         "uppercase-prefix",
@@ -56,6 +59,9 @@ def assert_nothing_created(aws: Clients) -> None:
         "wrong-certificate-arn",
         "credentials-in-repo-url",
         "half-given-network",
+        "privileged-port",
+        "same-ports",
+        "port-not-a-number",
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
