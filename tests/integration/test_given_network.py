@@ -84,7 +84,21 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
 def test_persistent_absent_removes_everything_but_the_given_vpc(
     up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
 ) -> None:
+    # Bob was up once and went down: his secrets stay until the team removes everything.
+    aws.secretsmanager.create_secret(Name=f"{APP}/bob/github-token", SecretString="bobs-token-value")
+    # Another app's secret, whose name starts with this app's, is not this app's.
+    aws.secretsmanager.create_secret(Name=f"{APP}x/carol/github-token", SecretString="carols-token-value")
+    assert {s["Name"] for s in aws.secretsmanager.list_secrets()["SecretList"]} >= {
+        f"{APP}/alice/github-token", f"{APP}/bob/github-token"
+    }
+
     run = ok(playbooks.down("alice", "-e", "persistent=absent"))
-    assert "persistent and network stacks are removed" in run.text
+    assert "persistent and network stacks and the secrets are removed" in run.text
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert [s["Name"] for s in aws.secretsmanager.list_secrets()["SecretList"]] == [f"{APP}x/carol/github-token"]
+    for value in ("bobs-token-value", "carols-token-value"):
+        assert value not in run.output
+    # The names were free at once: the next up stores the secrets again.
+    ok(playbooks.up("alice", *network_args(given)))
+    assert f"{APP}/alice/github-token" in {s["Name"] for s in aws.secretsmanager.list_secrets()["SecretList"]}
     assert aws.ec2.describe_vpcs(VpcIds=[given["vpc"]])["Vpcs"][0]["VpcId"] == given["vpc"]
