@@ -143,6 +143,63 @@ def test_a_list_parameter_read_back_as_a_bracketed_list_is_the_same() -> None:
     assert result["differs"] is False
 
 
+SSM_TEMPLATE = """
+Parameters:
+  AmiId:
+    Type: AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>
+    Default: /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id
+  Size:
+    Type: Number
+Resources:
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        ImageId: !Ref AmiId
+"""
+AMI_PATH = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+
+
+def ssm_stack(resolved: str | None) -> dict:
+    """A stack as cloudformation_info describes it; AWS adds resolved_value to SSM-typed parameters."""
+    ami = {"parameter_key": "AmiId", "parameter_value": AMI_PATH}
+    if resolved is not None:
+        ami["resolved_value"] = resolved
+    return {
+        "stack_template": SSM_TEMPLATE,
+        "stack_parameters": {"AmiId": AMI_PATH, "Size": "30"},
+        "stack_tags": {},
+        "stack_description": {"parameters": [ami, {"parameter_key": "Size", "parameter_value": "30"}]},
+    }
+
+
+def test_the_ssm_paths_are_those_of_ssm_typed_parameters() -> None:
+    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE) == [AMI_PATH]
+    assert stack.nbstack_ssm_parameter_paths({}, SSM_TEMPLATE) == []
+    assert stack.nbstack_ssm_parameter_paths(CURRENT, "Resources: {}") == []
+
+
+def test_a_newer_ami_behind_an_ssm_parameter_is_a_change() -> None:
+    result = stack.nbstack_stack_changes(ssm_stack("ami-old"), SSM_TEMPLATE, {"Size": 30}, {}, {AMI_PATH: "ami-new"})
+    assert result["differs"] is True
+    assert result["reasons"] == ["parameter AmiId (its SSM parameter has a new value)"]
+    assert result["before"]["resolved"] == {"AmiId": f"{AMI_PATH} = ami-old"}
+    assert result["after"]["resolved"] == {"AmiId": f"{AMI_PATH} = ami-new"}
+    # The update sends the same parameters: CloudFormation resolves the path again.
+    assert result["after"]["parameters"] == {"Size": "30"}
+
+
+@pytest.mark.parametrize(
+    ("resolved", "now"),
+    [("ami-same", {AMI_PATH: "ami-same"}), ("ami-old", {}), ("ami-old", {AMI_PATH: None}), (None, {AMI_PATH: "ami-new"})],
+    ids=["unchanged", "not-looked-up", "lookup-found-nothing", "stack-without-resolved-value"],
+)
+def test_an_ami_is_only_a_change_when_both_values_are_known_and_differ(resolved: str | None, now: dict) -> None:
+    result = stack.nbstack_stack_changes(ssm_stack(resolved), SSM_TEMPLATE, {"Size": 30}, {}, now)
+    assert result["differs"] is False
+    assert "resolved" not in result["before"]
+
+
 @pytest.mark.parametrize(
     ("replacement", "suffix"), [("True", " - REPLACED"), ("Conditional", " - may be replaced"), ("False", ""), ("n/a", "")]
 )

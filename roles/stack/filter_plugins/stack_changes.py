@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+import yaml
+
 
 def stack_parameter_value(value: Any) -> str:
     """Render a parameter value the way CloudFormation stores it."""
@@ -42,13 +44,57 @@ def stored_parameter_value(value: Any) -> str | None:
     return text
 
 
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads a CloudFormation template, keeping short-form functions (!Ref, !Sub) as plain values."""
+
+
+_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def nbstack_ssm_parameter_paths(current: dict[str, Any], template_body: str) -> list[str]:
+    """The SSM parameter paths the existing stack resolves (its SSM-typed parameters' values).
+
+    CloudFormation reads them again only when the stack is updated; the
+    stack role looks them up to see whether they have moved on since.
+    """
+    if not current:
+        return []
+    declared = (yaml.load(template_body, Loader=_TemplateLoader) or {}).get("Parameters") or {}
+    values = current.get("stack_parameters") or {}
+    return sorted(
+        {
+            str(values[name])
+            for name, spec in declared.items()
+            if str((spec or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and values.get(name)
+        }
+    )
+
+
+def _resolved_changes(current: dict[str, Any], resolved_now: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """SSM-typed parameters whose path now holds another value than the stack resolved."""
+    before, after = {}, {}
+    for parameter in (current.get("stack_description") or {}).get("parameters") or []:
+        path, resolved = parameter.get("parameter_value"), parameter.get("resolved_value")
+        now = resolved_now.get(path)
+        if resolved is not None and now is not None and now != resolved:
+            before[parameter["parameter_key"]] = f"{path} = {resolved}"
+            after[parameter["parameter_key"]] = f"{path} = {now}"
+    return before, after
+
+
 def nbstack_stack_changes(
     current: dict[str, Any],
     template_body: str,
     parameters: dict[str, Any],
     tags: dict[str, Any],
+    resolved_now: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compare a stack (as cloudformation_info returns it) with the wanted one.
+
+    ``resolved_now`` maps SSM parameter paths to their current values; an
+    SSM-typed parameter whose path has moved on from the value the stack
+    resolved (an AMI released since) counts as a change, which an update
+    picks up.
 
     Returns ``differs``, the ``reasons`` (what differs, by name, never by value),
     and ``before``/``after`` views for a --diff; ``after.parameters`` are the
@@ -86,6 +132,10 @@ def nbstack_stack_changes(
     )
     if before["tags"] != wanted_tags:
         reasons.append("tags")
+    resolved_before, resolved_after = _resolved_changes(current, resolved_now or {})
+    if resolved_before:
+        before["resolved"], after["resolved"] = resolved_before, resolved_after
+        reasons.extend(f"parameter {key} (its SSM parameter has a new value)" for key in sorted(resolved_before))
     return {"differs": bool(reasons), "reasons": reasons, "before": before, "after": after}
 
 
@@ -101,4 +151,8 @@ class FilterModule:
     """Ansible filters of the stack role."""
 
     def filters(self) -> dict[str, Any]:
-        return {"nbstack_stack_changes": nbstack_stack_changes, "nbstack_change_line": nbstack_change_line}
+        return {
+            "nbstack_stack_changes": nbstack_stack_changes,
+            "nbstack_ssm_parameter_paths": nbstack_ssm_parameter_paths,
+            "nbstack_change_line": nbstack_change_line,
+        }
