@@ -31,6 +31,7 @@ test: lint molecule pytest
 lint: $(STAMP)
 	$(BIN)/yamllint --strict .
 	$(BIN)/cfn-lint files/cloudformation/*.yml
+	$(BIN)/hadolint files/image/Dockerfile
 	$(BIN)/ansible-lint --offline --strict
 
 molecule: $(STAMP)
