@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,6 +85,75 @@ def test_unpushed_commits_on_other_branches_stay_reachable(remote_and_clone: tup
     assert result.pushed
     git("merge-base", "--is-ancestor", side, REF, cwd=remote)  # raises if not reachable
     assert git("rev-parse", "HEAD", cwd=clone).strip() != result.sha
+
+
+def test_an_edit_of_the_same_size_right_after_a_commit_is_saved(remote_and_clone: tuple[Path, Path]) -> None:
+    # git trusts a file's size and mtime against its index only when the file
+    # is older than the index ("racy git"); the snapshot's copy of the index
+    # must keep that judgement, even when the save comes seconds later.
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 5\n")
+    git("commit", "--quiet", "-am", "Same size", cwd=clone)
+    git("push", "--quiet", "origin", "main", cwd=clone)
+    (clone / "a.py").write_text("a = 6\n")  # same size, same second as the index write
+    time.sleep(1.1)
+    result = autosave(clone, "bob", now=NOW)
+    assert result.pushed
+    assert git("show", f"{REF}:a.py", cwd=remote) == "a = 6\n"
+
+
+LATER = datetime(2026, 11, 25, 12, 0, 30, tzinfo=timezone.utc)
+LATER_REF = "refs/heads/autosave/bob/20261125T120030Z"
+
+
+def autosave_refs(remote: Path) -> list[str]:
+    return [ref for ref in remote_refs(remote) if ref.startswith("refs/heads/autosave/")]
+
+
+def test_a_second_save_of_the_same_work_pushes_nothing_new(remote_and_clone: tuple[Path, Path]) -> None:
+    # An idle stop saves work, then ECS stops the container: the second save finds it on the remote.
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 2\n")
+    first = autosave(clone, "bob", now=NOW)
+    assert first.pushed
+    second = autosave(clone, "bob", now=LATER)
+    assert second.status == "already saved" and (second.ref, second.sha) == (REF, first.sha)
+    assert autosave_refs(remote) == [REF]
+
+    (clone / "b.py").write_text("b = 1\n")  # new work after all: saved again, on its own branch
+    third = autosave(clone, "bob", now=LATER)
+    assert third.pushed and third.ref == LATER_REF
+    assert autosave_refs(remote) == [REF, LATER_REF]
+    assert git("show", f"{LATER_REF}:b.py", cwd=remote) == "b = 1\n"
+
+
+def test_unpushed_commits_saved_once_are_not_saved_twice(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 3\n")
+    git("commit", "--quiet", "-am", "Local", cwd=clone)
+    assert autosave(clone, "bob", now=NOW).pushed
+    assert autosave(clone, "bob", now=LATER).status == "already saved"
+    # Uncommitted work on top of the saved commit is new.
+    (clone / "a.py").write_text("a = 4\n")
+    assert autosave(clone, "bob", now=LATER).pushed
+    assert git("show", f"{LATER_REF}:a.py", cwd=remote) == "a = 4\n"
+
+
+def test_work_whose_autosave_branch_was_deleted_is_saved_again(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 2\n")
+    assert autosave(clone, "bob", now=NOW).pushed
+    git("update-ref", "-d", REF, cwd=remote)
+    assert autosave(clone, "bob", now=LATER).pushed
+    assert autosave_refs(remote) == [LATER_REF]
+
+
+def test_another_prefix_has_its_own_autosaves(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 2\n")
+    assert autosave(clone, "bob", now=NOW).pushed
+    assert autosave(clone, "bo", now=LATER).pushed  # "bo" is not "bob", nor a prefix of its refs
+    assert autosave_refs(remote) == ["refs/heads/autosave/bo/20261125T120030Z", REF]
 
 
 def test_a_failing_push_is_retried_once_logged_and_kept_locally(

@@ -307,3 +307,8 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     assert tags[idle.TAG_STOP_REASON].startswith("idle for") and idle.TAG_STOPPED_AT in tags
     # The health endpoint still answers: ECS, not the sidecar, ends the task.
     assert requests.get(notebook.health_url, timeout=5).status_code == 200
+
+    # ECS then stops the task: its SIGTERM autosave finds the snapshot already on the remote.
+    notebook.stop()
+    assert "nbstack: autosave already saved" in notebook.log()
+    assert [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")] == autosaves

@@ -13,7 +13,9 @@ branches stay exactly as they were:
    remote's URL (by URL so that no remote-tracking ref is created locally).
 
 Nothing to save (tree equals HEAD's and no local commit is missing from the
-remote-tracking refs) pushes nothing. A failed push is logged loudly and
+remote-tracking refs) pushes nothing. Nor does a snapshot the remote already
+holds as this prefix's newest autosave (same tree, same parents): an idle stop
+saves work, then ECS stops the container, and the second save finds nothing new. A failed push is logged loudly and
 retried once inside the deadline; if it still fails, the snapshot is kept
 locally under refs/nbstack-autosave/ (in the persistent work directory) so it
 can be recovered after the next start.
@@ -45,7 +47,7 @@ RETRY_PAUSE_SECONDS = 2.0
 class Result:
     """What the autosave did: `pushed` is True only when the remote has the ref."""
 
-    status: str  # "nothing to save" | "pushed" | "failed" | "skipped"
+    status: str  # "nothing to save" | "already saved" | "pushed" | "failed" | "skipped"
     ref: str | None = None
     sha: str | None = None
     detail: str = ""
@@ -90,7 +92,10 @@ def _snapshot_tree(work_dir: Path, git_dir: Path, deadline: _Deadline) -> str:
     with tempfile.TemporaryDirectory(prefix="nbstack-autosave-") as tmp:
         index = Path(tmp) / "index"
         if (git_dir / "index").exists():
-            shutil.copyfile(git_dir / "index", index)  # keeps the stat cache: add -A stays fast
+            # The stat cache keeps add -A fast. copy2 keeps the index's mtime too:
+            # git re-reads an entry modified in the same second as the index was
+            # written ("racy git"), which a fresh mtime on the copy would hide.
+            shutil.copy2(git_dir / "index", index)
         env = {"GIT_INDEX_FILE": str(index)}
         git(["add", "--all", "--", ":/"], cwd=work_dir, env=env, timeout=deadline.left())
         return git(["write-tree"], cwd=work_dir, env=env, timeout=deadline.left()).stdout.strip()
@@ -146,17 +151,25 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         log.info("autosave: nothing to save in %s", work_dir)
         return Result("nothing to save")
 
+    parents = ([head] if head else []) + others
+    as_is = bool(head) and not dirty and not others  # only unpushed commits on HEAD: push them as they are
+    if url:
+        latest = _latest_autosave(work_dir, url, prefix, deadline)
+        if latest and (latest[1] == head if as_is else _same_snapshot(work_dir, latest[1], tree, parents)):
+            log.info("autosave: nothing new since %s", latest[0])
+            return Result("already saved", latest[0], latest[1])
+
     stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     ref = f"refs/heads/autosave/{prefix}/{stamp}"
-    if not dirty and not others and head:
-        sha = head  # only unpushed commits on HEAD: push them as they are
+    if as_is and head:
+        sha = head
     else:
-        parents = [arg for parent in ([head] if head else []) + others for arg in ("-p", parent)]
+        parent_args = [arg for parent in parents for arg in ("-p", parent)]
         message = f"Autosave of {work_dir} at {stamp} (server stop)\n\n"
         if others:
             message += "Further parents keep unpushed local branch tips reachable.\n"
         sha = git(
-            ["commit-tree", tree, *parents, "-m", message],
+            ["commit-tree", tree, *parent_args, "-m", message],
             cwd=work_dir,
             env=_identity_env(work_dir, prefix),
             timeout=deadline.left(),
@@ -183,6 +196,29 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         if attempt == 1:
             time.sleep(min(RETRY_PAUSE_SECONDS, deadline.left()))
     return _keep_locally(work_dir, sha, stamp, error)
+
+
+def _latest_autosave(work_dir: Path, url: str, prefix: str, deadline: _Deadline) -> tuple[str, str] | None:
+    """(ref, sha) of the prefix's newest autosave branch on the remote, if it can be listed."""
+    listing = git(
+        ["ls-remote", "--refs", url, f"refs/heads/autosave/{prefix}/*"],
+        cwd=work_dir,
+        check=False,
+        timeout=deadline.left(),
+    )
+    refs = [line.split("\t")[::-1] for line in listing.stdout.splitlines() if "\t" in line]
+    if listing.returncode != 0 or not refs:
+        return None  # the push will say what is wrong with the remote
+    ref, sha = max(refs)  # UTC timestamps sort by name
+    return ref, sha
+
+
+def _same_snapshot(work_dir: Path, commit: str, tree: str, parents: list[str]) -> bool:
+    """Whether `commit` (when this checkout has it) holds `tree` on `parents`."""
+    if git(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=work_dir, check=False).returncode != 0:
+        return False  # saved from elsewhere: compare nothing, save again
+    listed = git(["rev-list", "--parents", "-n", "1", commit], cwd=work_dir).stdout.split()
+    return _rev(work_dir, f"{commit}^{{tree}}") == tree and listed[1:] == parents
 
 
 def _empty_tree(work_dir: Path) -> str:
