@@ -77,3 +77,10 @@ def test_standing_cost_and_price_source(status: PlaybookRun) -> None:
     assert "load balancer $0.025" in text and "NAT gateway $0.048" in text and "Elastic IP (egress) $0.005" in text
     assert "= $0.088/hour" in text  # 0.0252 + 2 x 0.005 + 0.048 + 0.005
     assert "Prices: on-demand, eu-west-1, read 2026-11-25" in text
+
+
+def test_a_bad_region_is_refused_before_aws_is_asked(playbooks: Playbooks) -> None:
+    run = playbooks.run("status.yml", "-e", "aws_region=mars", with_vault=False)
+    assert run.returncode != 0
+    assert 'aws_region "mars" is not an AWS region name' in run.text
+    assert "Ask AWS who is calling" not in run.output
