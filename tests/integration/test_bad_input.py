@@ -153,3 +153,11 @@ def test_unreachable_aws_is_explained(playbooks: Playbooks, monkeypatch: pytest.
 def test_down_checks_the_prefix_too(playbooks: Playbooks) -> None:
     run = playbooks.down("Bad_Prefix")
     assert run.returncode != 0 and 'prefix "Bad_Prefix" is not usable' in run.text
+
+
+def test_a_vault_value_hidden_inside_its_own_arn_is_refused(playbooks: Playbooks, aws: Clients) -> None:
+    # Ansible masks a no_log value wherever it occurs, the secret's ARN included.
+    run = playbooks.up("alice", "-e", "vault_warehouse_password=alice")
+    assert run.returncode != 0
+    assert "vault_warehouse_password occurs in the name or ARN of its own secret" in run.text
+    assert [s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].endswith("-alice")] == []
