@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "image"))
 sys.path.insert(0, str(ROOT / "files" / "demo"))
 sys.path.insert(0, str(IMAGE_DIR))
 
+from ecs_local import stop_process_group  # noqa: E402
 from emulator import free_port  # noqa: E402
 from servers import GitHttpServer, git, wait_for  # noqa: E402
 
@@ -104,19 +104,6 @@ def token_status(token: str) -> callable:  # type: ignore[valid-type]
     return lambda base: requests.get(base + "api/status", headers={"Authorization": f"token {token}"}, timeout=5).status_code
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(10)
-
-
 def container_start(server: GitHttpServer, repo: str, tmp: Path) -> tuple[float, Path]:
     home, work = tmp / "home", tmp / "home" / "work"
     home.mkdir()
@@ -136,7 +123,7 @@ def container_start(server: GitHttpServer, repo: str, tmp: Path) -> tuple[float,
     try:
         ready = wait_authenticated(f"http://127.0.0.1:{port}/bench/", password_status(password), process)
     finally:
-        stop(process)
+        stop_process_group(process, 60)
     return ready - started, work
 
 
@@ -154,7 +141,7 @@ def bare_start(subcommand: str, work: Path, tmp: Path) -> float:
     try:
         ready = wait_authenticated(f"http://127.0.0.1:{port}/", token_status(token), process)
     finally:
-        stop(process)
+        stop_process_group(process, 60)
     return ready - started
 
 

@@ -249,16 +249,24 @@ class LocalTask:
         return self.process.poll() is None
 
     def stop(self) -> int:
-        """`docker stop` with the container's stopTimeout: SIGTERM the group, wait, then SIGKILL."""
+        """`docker stop` with the container's stopTimeout."""
         if self.running():
             log.info("Stopping task %s: SIGTERM, up to %s s", self.task_id, self.plan.stop_timeout)
-            _signal_group(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(self.plan.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Task %s did not stop within %s s: SIGKILL", self.task_id, self.plan.stop_timeout)
-        _signal_group(self.pid, signal.SIGKILL)  # what is left of the group (the sidecar)
-        return self.process.wait(10)
+        return stop_process_group(self.process, self.plan.stop_timeout)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """What `docker stop` does to a container run with `tini -g`: SIGTERM to the
+    whole process group, up to `timeout` seconds, then SIGKILL to whatever is
+    left (the sidecar outlives the server). Returns the leader's exit code."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("Process group %s did not stop within %s s: SIGKILL", process.pid, timeout)
+    _signal_group(process.pid, signal.SIGKILL)
+    return process.wait(10)
 
 
 def _signal_group(pid: int, sig: int) -> None:

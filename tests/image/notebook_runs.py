@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(IMAGE_DIR))
 
+from ecs_local import stop_process_group  # noqa: E402
 from emulator import free_port  # noqa: E402
 from servers import wait_for  # noqa: E402
 
@@ -87,17 +87,7 @@ class Notebook:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.signal_group(signal.SIGTERM)
-                self.process.wait(30)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                pass
-        try:  # whatever is left in the group (the sidecar), and the server if it hung
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(10)
+        stop_process_group(self.process, 30)
 
 
 def container_environ(
