@@ -174,13 +174,16 @@ def ssm_stack(resolved: str | None) -> dict:
 
 
 def test_the_ssm_paths_are_those_of_ssm_typed_parameters() -> None:
-    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE) == [AMI_PATH]
-    assert stack.nbstack_ssm_parameter_paths({}, SSM_TEMPLATE) == []
-    assert stack.nbstack_ssm_parameter_paths(CURRENT, "Resources: {}") == []
+    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE) == {"AmiId": AMI_PATH}
+    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["AmiId"]) == {"AmiId": AMI_PATH}
+    # Only the parameters the stack uses: a GPU AMI is no concern of a CPU server.
+    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["GpuAmiId"]) == {}
+    assert stack.nbstack_ssm_parameter_paths({}, SSM_TEMPLATE) == {}
+    assert stack.nbstack_ssm_parameter_paths(CURRENT, "Resources: {}") == {}
 
 
 def test_a_newer_ami_behind_an_ssm_parameter_is_a_change() -> None:
-    result = stack.nbstack_stack_changes(ssm_stack("ami-old"), SSM_TEMPLATE, {"Size": 30}, {}, {AMI_PATH: "ami-new"})
+    result = stack.nbstack_stack_changes(ssm_stack("ami-old"), SSM_TEMPLATE, {"Size": 30}, {}, {"AmiId": "ami-new"})
     assert result["differs"] is True
     assert result["reasons"] == ["parameter AmiId (its SSM parameter has a new value)"]
     assert result["before"]["resolved"] == {"AmiId": f"{AMI_PATH} = ami-old"}
@@ -191,7 +194,7 @@ def test_a_newer_ami_behind_an_ssm_parameter_is_a_change() -> None:
 
 @pytest.mark.parametrize(
     ("resolved", "now"),
-    [("ami-same", {AMI_PATH: "ami-same"}), ("ami-old", {}), ("ami-old", {AMI_PATH: None}), (None, {AMI_PATH: "ami-new"})],
+    [("ami-same", {"AmiId": "ami-same"}), ("ami-old", {}), ("ami-old", {"AmiId": None}), (None, {"AmiId": "ami-new"})],
     ids=["unchanged", "not-looked-up", "lookup-found-nothing", "stack-without-resolved-value"],
 )
 def test_an_ami_is_only_a_change_when_both_values_are_known_and_differ(resolved: str | None, now: dict) -> None:

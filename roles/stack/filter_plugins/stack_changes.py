@@ -51,31 +51,40 @@ class _TemplateLoader(yaml.SafeLoader):
 _TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def nbstack_ssm_parameter_paths(current: dict[str, Any], template_body: str) -> list[str]:
-    """The SSM parameter paths the existing stack resolves (its SSM-typed parameters' values).
+def nbstack_ssm_parameter_paths(
+    current: dict[str, Any], template_body: str, names: list[str] | None = None
+) -> dict[str, str]:
+    """The SSM parameter paths the existing stack resolves, by parameter name.
 
+    Its SSM-typed parameters, or only ``names`` among them (the ones the
+    stack's resources use; a template may declare one for each variant).
     CloudFormation reads them again only when the stack is updated; the
     stack role looks them up to see whether they have moved on since.
     """
     if not current:
-        return []
+        return {}
     declared = (yaml.load(template_body, Loader=_TemplateLoader) or {}).get("Parameters") or {}
     values = current.get("stack_parameters") or {}
-    return sorted(
-        {
-            str(values[name])
-            for name, spec in declared.items()
-            if str((spec or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and values.get(name)
-        }
-    )
+    return {
+        name: str(values[name])
+        for name, spec in sorted(declared.items())
+        if str((spec or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<")
+        and values.get(name)
+        and (names is None or name in names)
+    }
 
 
-def _resolved_changes(current: dict[str, Any], resolved_now: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """SSM-typed parameters whose path now holds another value than the stack resolved."""
+def _resolved_changes(
+    current: dict[str, Any], resolved_now: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """SSM-typed parameters whose path now holds another value than the stack resolved.
+
+    ``resolved_now`` maps parameter names to the current value at their path.
+    """
     before, after = {}, {}
     for parameter in (current.get("stack_description") or {}).get("parameters") or []:
         path, resolved = parameter.get("parameter_value"), parameter.get("resolved_value")
-        now = resolved_now.get(path)
+        now = resolved_now.get(parameter.get("parameter_key"))
         if resolved is not None and now is not None and now != resolved:
             before[parameter["parameter_key"]] = f"{path} = {resolved}"
             after[parameter["parameter_key"]] = f"{path} = {now}"
@@ -91,7 +100,7 @@ def nbstack_stack_changes(
 ) -> dict[str, Any]:
     """Compare a stack (as cloudformation_info returns it) with the wanted one.
 
-    ``resolved_now`` maps SSM parameter paths to their current values; an
+    ``resolved_now`` maps SSM-typed parameters to their path's current value; an
     SSM-typed parameter whose path has moved on from the value the stack
     resolved (an AMI released since) counts as a change, which an update
     picks up.
