@@ -15,7 +15,8 @@ branches stay exactly as they were:
 Nothing to save (tree equals HEAD's and no local commit is missing from the
 remote-tracking refs) pushes nothing. Nor does a snapshot the remote already
 holds as this prefix's newest autosave (same tree, same parents): an idle stop
-saves work, then ECS stops the container, and the second save finds nothing new. A failed push is logged loudly and
+saves work, then ECS stops the container, and the second save finds nothing
+new. A failed push is logged loudly and
 retried once inside the deadline; if it still fails, the snapshot is kept
 locally under refs/nbstack-autosave/ (in the persistent work directory) so it
 can be recovered after the next start.
@@ -152,17 +153,18 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         return Result("nothing to save")
 
     parents = ([head] if head else []) + others
-    as_is = bool(head) and not dirty and not others  # only unpushed commits on HEAD: push them as they are
+    # Only unpushed commits on HEAD: push HEAD as it is.
+    as_is = head if head and not dirty and not others else None
     if url:
         latest = _latest_autosave(work_dir, url, prefix, deadline)
-        if latest and (latest[1] == head if as_is else _same_snapshot(work_dir, latest[1], tree, parents)):
+        if latest and (latest[1] == as_is if as_is else _same_snapshot(work_dir, latest[1], tree, parents)):
             log.info("autosave: nothing new since %s", latest[0])
             return Result("already saved", latest[0], latest[1])
 
     stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     ref = f"refs/heads/autosave/{prefix}/{stamp}"
-    if as_is and head:
-        sha = head
+    if as_is:
+        sha = as_is
     else:
         parent_args = [arg for parent in parents for arg in ("-p", parent)]
         message = f"Autosave of {work_dir} at {stamp} (server stop)\n\n"
