@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tools installed in the venv (ansible-playbook, molecule, moto_server) come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo demo-stop test lint molecule pytest bench clean
+.PHONY: venv demo demo-stop test lint sanity molecule pytest bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,34 @@ demo-stop: $(STAMP)
 # pytest runs last so that its summary closes the output.
 test: lint molecule pytest
 
-lint: $(STAMP)
+lint: $(STAMP) sanity
 	$(BIN)/yamllint --strict .
 	$(BIN)/cfn-lint files/cloudformation/*.yml
 	$(BIN)/hadolint files/image/Dockerfile
+	shellcheck .ci/run files/image/before-notebook.d/*
 	$(BIN)/ansible-lint --offline --strict
+
+# ansible-test sanity on the nbstack.cloud collection, and its build.
+# ansible-test wants the collection at ansible_collections/<namespace>/<name>
+# outside a git work tree (inside one it tests only files git tracks), with
+# the collections its documentation refers to beside it, so it runs on a copy
+# with links to the bundled amazon.aws and community.aws. Each test's virtual
+# environment gets pip from devkit/ansible_test_get_pip.py instead of a
+# download from ansible's CI file server, which these machines cannot reach.
+SANITY_DIR := $(or $(TMPDIR),/tmp)/nbstack-sanity-$(shell printf %s '$(CURDIR)' | cksum | cut -d' ' -f1)
+SANITY_COLLECTION := $(SANITY_DIR)/ansible_collections/nbstack/cloud
+# The pip version ansible-test (ansible-core 2.19) bootstraps.
+ANSIBLE_TEST_PIP := 24_2
+
+sanity: $(STAMP)
+	install -D -m 0644 devkit/ansible_test_get_pip.py $(HOME)/.ansible/test/cache/get_pip_$(ANSIBLE_TEST_PIP).py
+	rm -rf $(SANITY_DIR) && mkdir -p $(dir $(SANITY_COLLECTION))
+	cp -r collections/ansible_collections/nbstack/cloud $(SANITY_COLLECTION)
+	find $(SANITY_COLLECTION) -name __pycache__ -prune -exec rm -rf {} +
+	bundled=$$($(BIN)/python -c 'import ansible_collections.amazon.aws as m, pathlib; print(pathlib.Path(list(m.__path__)[0]).parents[1])') && \
+		ln -s $$bundled/amazon $$bundled/community $(SANITY_DIR)/ansible_collections/
+	cd $(SANITY_COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	$(BIN)/ansible-galaxy collection build --force --output-path $(SANITY_DIR) collections/ansible_collections/nbstack/cloud
 
 molecule: $(STAMP)
 	$(BIN)/molecule reset

@@ -229,11 +229,12 @@ class Rehearsal:
 
         warehouse_password = f"wh-demo-{secrets.token_hex(12)}"
         if (PG_BIN / "initdb").exists():
-            port = self._port(int(self.settings.get("notebook_warehouse_port") or 0))
+            wanted = self.settings["notebook_warehouse"]
+            port = self._port(int(wanted["port"]))
             self.warehouse = self._start_warehouse(port, warehouse_password)
-            if port != self.settings.get("notebook_warehouse_port"):
-                extra["notebook_warehouse_port"] = port
-            self.echo(f"warehouse: PostgreSQL on 127.0.0.1:{port}, database {self.settings['notebook_warehouse_database']}")
+            if port != wanted["port"]:
+                extra["notebook_warehouse"] = {**wanted, "port": port}
+            self.echo(f"warehouse: PostgreSQL on 127.0.0.1:{port}, database {wanted['database']}")
         else:
             self.echo(f"warehouse: skipped ({PG_BIN}/initdb not found; warehouse/query.ipynb will not connect)")
 
@@ -282,7 +283,7 @@ class Rehearsal:
         import psycopg2
 
         cluster = PostgresCluster(port=port).start()
-        user, database = self.settings["notebook_warehouse_user"], self.settings["notebook_warehouse_database"]
+        user, database = self.settings["notebook_warehouse"]["user"], self.settings["notebook_warehouse"]["database"]
         cluster.execute(
             f"CREATE ROLE {user} LOGIN PASSWORD '{password}'",
             f"CREATE DATABASE {database} OWNER {user}",

@@ -45,6 +45,12 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_port=80"], "notebook_port (80) and notebook_health_port (8889) must be two different"),
         (["-e", "notebook_health_port=8888"], "notebook_port (8888) and notebook_health_port (8888) must be two different"),
         (["-e", "notebook_port=http"], "Fix them in group_vars/all/main.yml"),
+        (["-e", "notebook_vpc_cidr=10.42.0.0/24"], "its size /24 is outside /16 to /19"),
+        (["-e", "notebook_vpc_cidr=8.8.0.0/16"], 'notebook_vpc_cidr "8.8.0.0/16" cannot hold the network: it is not a private range'),
+        (["-e", "notebook_vpc_cidr=172.17.0.0/16"], "overlaps 172.17.0.0/16, the Docker bridge"),
+        (["-e", "notebook_vpc_cidr=10.42.0.1/16"], "host bits zero"),
+        (["-e", '{"notebook_idle": {"timeout_minutes": 5}}'], "notebook_idle needs timeout_minutes and max_lifetime_hours"),
+        (["-e", '{"notebook_root_volume": {"size": 20}}'], "notebook_root_volume.size is 20 GiB"),
     ],
     ids=[
         "uppercase-prefix",
@@ -62,6 +68,12 @@ def assert_nothing_created(aws: Clients) -> None:
         "privileged-port",
         "same-ports",
         "port-not-a-number",
+        "vpc-range-too-small",
+        "vpc-range-public",
+        "vpc-range-on-the-docker-bridge",
+        "vpc-range-with-host-bits",
+        "idle-group-given-in-part",
+        "root-volume-too-small",
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
@@ -78,19 +90,13 @@ def test_public_access_is_allowed_when_asked(playbooks: Playbooks, aws: Clients)
     assert run.returncode == 0, run.output[-3000:]
 
 
-def user_named(tmp_path: Path, name: str) -> str:
-    """A PATH on which `id -un` answers the given user name."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "id"
-    fake.write_text(f"#!/bin/sh\necho '{name}'\n")
-    fake.chmod(0o755)
-    return str(bin_dir)
+def user_named(env: dict[str, str], name: str) -> dict[str, str]:
+    """The environment of a login of the given user name (as Python's getpass reads it)."""
+    return {**env, "LOGNAME": name, "USER": name}
 
 
-def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks, tmp_path: Path) -> None:
-    env = playbooks.env()
-    env["PATH"] = user_named(tmp_path, "Jane.Doe_2") + ":" + env["PATH"]
+def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks) -> None:
+    env = user_named(playbooks.env(), "Jane.Doe_2")
     shown = subprocess.run(
         [str(BIN / "ansible"), "localhost", "-m", "ansible.builtin.debug", "-a", "var=prefix"],
         cwd=ROOT, capture_output=True, text=True, env=env, check=True,
@@ -98,9 +104,8 @@ def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks, tmp_path:
     assert "prefix: jane-doe-2" in shown.stdout
 
 
-def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients, tmp_path: Path) -> None:
-    env = playbooks.env()
-    env["PATH"] = user_named(tmp_path, "2nd.User") + ":" + env["PATH"]
+def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients) -> None:
+    env = user_named(playbooks.env(), "2nd.User")
     args = [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS}", "-e", f"@{playbooks.vault.path}",
             "--vault-password-file", str(playbooks.vault.password_file)]
     run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)

@@ -54,11 +54,15 @@ def sidecar_stop(aws: Clients, emulator: Emulator, prefix: str, monkeypatch: pyt
     AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION).scale_to_zero()
 
 
+#: The person's idle stop, given whole as a settings group is on the command line.
+IDLE_SETTINGS = '{"notebook_idle": {"timeout_minutes": 45, "max_lifetime_hours": 12}}'
+
+
 @pytest.fixture(scope="module")
 def two_people(emulator: Emulator, playbooks: Playbooks) -> dict[str, PlaybookRun]:
     emulator.reset()
     return {
-        PREFIX: ok(playbooks.up(PREFIX, "-e", "notebook_idle_timeout=45", "-e", "notebook_max_lifetime=12")),
+        PREFIX: ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS)),
         OTHER: ok(playbooks.up(OTHER)),
     }
 
@@ -136,14 +140,14 @@ def test_the_stop_sets_both_to_zero_and_up_brings_both_back(
     stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["DesiredCount"] == "1"
 
-    started = ok(playbooks.up(PREFIX, "-e", "notebook_idle_timeout=45", "-e", "notebook_max_lifetime=12",
+    started = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS,
                               "-e", f"instance_start_timeout={START_TIMEOUT}"))
     assert desired(aws, PREFIX) == (1, 1)
     assert started.changed == 1, started.output[-4000:]
     assert "Start the notebook server again if an idle stop scaled it to zero" in started.output
     assert "health check has not passed after" in started.text  # the emulator runs no instance
 
-    again = ok(playbooks.up(PREFIX, "-e", "notebook_idle_timeout=45", "-e", "notebook_max_lifetime=12"))
+    again = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS))
     assert again.changed == 0, again.output[-4000:]
     assert desired(aws, PREFIX) == (1, 1)
 

@@ -12,7 +12,6 @@ images already in ECR; only the CPU image in ECR; neither (at -vvv).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import stat
 import sys
@@ -24,25 +23,17 @@ import pytest
 from emulator import Emulator
 from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 
+from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
+
 
 
 PREFIX = "alice"
 REPOSITORY = f"{APP}/notebook"
-GPU_BASE = "quay.io/jupyter/pytorch-notebook:cuda12-2026-11-23"
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def content_tag() -> str:
-    """The tag the role computes, from its own filter."""
-    module = _load("image_tag_for_integration", ROOT / "roles" / "image" / "filter_plugins" / "image_tag.py")
-    return module.nbstack_content_tag(str(ROOT / "files" / "image"))
+    """The tag the role computes, from the collection's own code."""
+    return image_context.content_tag(ROOT / "files" / "image")
 
 
 class FakeDocker:
@@ -161,8 +152,7 @@ def expected_calls(uri: str, tags: dict[str, str]) -> list[list[str]]:
     registry = uri.split("/", 1)[0]
     context = str(ROOT / "files" / "image")
     builds = [
-        ["build", "--platform", "linux/amd64", "--tag", f"{uri}:{tag}"]
-        + (["--build-arg", f"BASE_IMAGE={GPU_BASE}"] if variant == "gpu" else []) + [context]
+        ["build", "--platform", "linux/amd64", "--tag", f"{uri}:{tag}", "--build-arg", f"VARIANT={variant}", context]
         for variant, tag in tags.items()
     ]
     pushes = [["push", f"{uri}:{tag}"] for tag in tags.values()]

@@ -7,7 +7,6 @@ shared stacks can only go once nobody is up.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -15,14 +14,11 @@ import pytest
 from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import Emulator
 
+from ansible_collections.nbstack.cloud.plugins.filter import instance
+
 
 def rule_priority(prefix: str, taken: list[int]) -> int:
-    path = ROOT / "roles" / "instance" / "filter_plugins" / "instance.py"
-    spec = importlib.util.spec_from_file_location("instance_filters", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return int(module.nbstack_rule_priority(prefix, taken))
+    return int(instance.rule_priority(prefix, taken))
 
 
 def stack_names(aws: Clients) -> set[str]:

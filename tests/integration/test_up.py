@@ -45,7 +45,7 @@ def test_creates_the_three_stacks(stacks: dict[str, dict[str, Any]]) -> None:
     assert set(stacks) == {f"{APP}-network", f"{APP}-persistent", f"{APP}-{PREFIX}"}
     assert {stack["StackStatus"] for stack in stacks.values()} == {"CREATE_COMPLETE"}
     instance_tags = {tag["Key"]: tag["Value"] for tag in stacks[f"{APP}-{PREFIX}"]["Tags"]}
-    assert instance_tags == {"nbstack:app": APP, "nbstack:prefix": PREFIX}
+    assert instance_tags == {"nbstack:app": APP, "nbstack:kind": "instance", "nbstack:prefix": PREFIX}
 
 
 def test_a_second_run_changes_nothing(runs: dict[str, PlaybookRun]) -> None:

@@ -9,19 +9,14 @@ import string
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from role_plugins import load_plugin
-
-instance = load_plugin("instance", "instance")
-preflight = load_plugin("preflight", "preflight")
-stack = load_plugin("stack", "stack_changes")
-ingress = load_plugin("persistent", "ingress")
+from ansible_collections.nbstack.cloud.plugins.filter import instance, network, settings, stack
 
 
 def allocate(prefixes: list[str]) -> dict[str, int]:
     """Bring prefixes up one after another, as successive up.yml runs would."""
     taken: dict[str, int] = {}
     for prefix in prefixes:
-        taken[prefix] = instance.nbstack_rule_priority(prefix, list(taken.values()))
+        taken[prefix] = instance.rule_priority(prefix, list(taken.values()))
     return taken
 
 
@@ -53,24 +48,24 @@ def colliding_prefixes(count: int) -> list[str]:
 def test_colliding_prefixes_get_distinct_priorities() -> None:
     prefixes = colliding_prefixes(3)
     # Alone, each would take the same number.
-    assert len({instance.nbstack_rule_priority(p, []) for p in prefixes}) == 1
+    assert len({instance.rule_priority(p, []) for p in prefixes}) == 1
     priorities = allocate(prefixes + [f"user{i}" for i in range(20)])
     assert len(set(priorities.values())) == len(priorities)
 
 
 def test_priority_of_a_prefix_is_stable_when_nothing_is_in_its_way() -> None:
-    assert instance.nbstack_rule_priority("alice", [1, 2, 3]) == instance.nbstack_rule_priority("alice", [])
+    assert instance.rule_priority("alice", [1, 2, 3]) == instance.rule_priority("alice", [])
 
 
 def test_priority_skips_a_rule_added_by_hand() -> None:
-    preferred = instance.nbstack_rule_priority("alice", [])
-    assert instance.nbstack_rule_priority("alice", [preferred, str(preferred + 1)]) not in {preferred, preferred + 1}
+    preferred = instance.rule_priority("alice", [])
+    assert instance.rule_priority("alice", [preferred, str(preferred + 1)]) not in {preferred, preferred + 1}
 
 
 def test_full_listener_is_an_error() -> None:
     everything = range(instance.FIRST_PRIORITY, instance.LAST_PRIORITY + 1)
     with pytest.raises(AnsibleFilterError, match="no free rule priority"):
-        instance.nbstack_rule_priority("alice", list(everything))
+        instance.rule_priority("alice", list(everything))
 
 
 @pytest.mark.parametrize(
@@ -78,27 +73,27 @@ def test_full_listener_is_an_error() -> None:
     [(16384, 16384 - 1638), (4096, 4096 - 512), (786432, 786432 - 4096), (512, 512)],
 )
 def test_memory_reservation_leaves_room_for_the_host(memory: int, reserved: int) -> None:
-    assert instance.nbstack_memory_reservation(memory) == reserved
+    assert instance.memory_reservation(memory) == reserved
 
 
 def test_invalid_cidrs_are_named() -> None:
     given = ["10.0.0.0/8", "2001:db8::/32", "10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
-    assert preflight.nbstack_invalid_cidrs(given) == ["10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
+    assert settings.invalid_cidrs(given) == ["10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
 
 
 def test_public_cidrs_are_found() -> None:
-    assert preflight.nbstack_public_cidrs(["0.0.0.0/0", "10.0.0.0/8", "::/0"]) == ["0.0.0.0/0", "::/0"]
+    assert settings.public_cidrs(["0.0.0.0/0", "10.0.0.0/8", "::/0"]) == ["0.0.0.0/0", "::/0"]
 
 
 def test_unusable_secrets_are_named_not_shown() -> None:
-    found = preflight.nbstack_unusable_secrets(
+    found = settings.unusable_secrets(
         {"a": "CHANGE-ME-x", "b": "", "c": None, "d": "real-value", "e": "  "}, "CHANGE-ME"
     )
     assert found == ["a", "b", "c", "e"]
 
 
 def test_ingress_rules_follow_the_address_family() -> None:
-    rules = ingress.nbstack_ingress_rules(["10.0.0.0/8", "2001:db8::/32"], [443, "80"])
+    rules = network.ingress_rules(["10.0.0.0/8", "2001:db8::/32"], [443, "80"])
     assert rules[0]["cidr_ip"] == "10.0.0.0/8" and rules[0]["ports"] == [443, 80]
     assert rules[1]["cidr_ipv6"] == "2001:db8::/32" and "cidr_ip" not in rules[1]
 
@@ -111,7 +106,7 @@ CURRENT = {
 
 
 def test_an_identical_stack_does_not_differ() -> None:
-    result = stack.nbstack_stack_changes(CURRENT, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
+    result = stack.stack_changes(CURRENT, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
     assert result["differs"] is False
     assert result["after"]["parameters"] == {"A": "1", "B": "x,y"}
 
@@ -126,20 +121,20 @@ def test_an_identical_stack_does_not_differ() -> None:
     ],
 )
 def test_a_differing_stack_names_what_differs(template: str, parameters: dict, tags: dict, reasons: list) -> None:
-    result = stack.nbstack_stack_changes(CURRENT, template, parameters, tags)
+    result = stack.stack_changes(CURRENT, template, parameters, tags)
     assert result["differs"] is True
     assert result["reasons"] == reasons
 
 
 def test_a_missing_stack_differs() -> None:
-    result = stack.nbstack_stack_changes({}, "Resources: {}", {"A": True}, {})
+    result = stack.stack_changes({}, "Resources: {}", {"A": True}, {})
     assert result["differs"] is True
     assert result["after"]["parameters"] == {"A": "true"}
 
 
 def test_a_list_parameter_read_back_as_a_bracketed_list_is_the_same() -> None:
     current = dict(CURRENT, stack_parameters={"A": "1", "B": "['x', 'y']"})
-    result = stack.nbstack_stack_changes(current, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
+    result = stack.stack_changes(current, "Resources: {}", {"A": 1, "B": ["x", "y"]}, {"nbstack:app": "app"})
     assert result["differs"] is False
 
 
@@ -174,16 +169,16 @@ def ssm_stack(resolved: str | None) -> dict:
 
 
 def test_the_ssm_paths_are_those_of_ssm_typed_parameters() -> None:
-    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE) == {"AmiId": AMI_PATH}
-    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["AmiId"]) == {"AmiId": AMI_PATH}
+    assert stack.ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE) == {"AmiId": AMI_PATH}
+    assert stack.ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["AmiId"]) == {"AmiId": AMI_PATH}
     # Only the parameters the stack uses: a GPU AMI is no concern of a CPU server.
-    assert stack.nbstack_ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["GpuAmiId"]) == {}
-    assert stack.nbstack_ssm_parameter_paths({}, SSM_TEMPLATE) == {}
-    assert stack.nbstack_ssm_parameter_paths(CURRENT, "Resources: {}") == {}
+    assert stack.ssm_parameter_paths(ssm_stack("ami-1"), SSM_TEMPLATE, ["GpuAmiId"]) == {}
+    assert stack.ssm_parameter_paths({}, SSM_TEMPLATE) == {}
+    assert stack.ssm_parameter_paths(CURRENT, "Resources: {}") == {}
 
 
 def test_a_newer_ami_behind_an_ssm_parameter_is_a_change() -> None:
-    result = stack.nbstack_stack_changes(ssm_stack("ami-old"), SSM_TEMPLATE, {"Size": 30}, {}, {"AmiId": "ami-new"})
+    result = stack.stack_changes(ssm_stack("ami-old"), SSM_TEMPLATE, {"Size": 30}, {}, {AMI_PATH: "ami-new"})
     assert result["differs"] is True
     assert result["reasons"] == ["parameter AmiId (its SSM parameter has a new value)"]
     assert result["before"]["resolved"] == {"AmiId": f"{AMI_PATH} = ami-old"}
@@ -194,11 +189,11 @@ def test_a_newer_ami_behind_an_ssm_parameter_is_a_change() -> None:
 
 @pytest.mark.parametrize(
     ("resolved", "now"),
-    [("ami-same", {"AmiId": "ami-same"}), ("ami-old", {}), ("ami-old", {"AmiId": None}), (None, {"AmiId": "ami-new"})],
+    [("ami-same", {AMI_PATH: "ami-same"}), ("ami-old", {}), ("ami-old", {AMI_PATH: None}), (None, {AMI_PATH: "ami-new"})],
     ids=["unchanged", "not-looked-up", "lookup-found-nothing", "stack-without-resolved-value"],
 )
 def test_an_ami_is_only_a_change_when_both_values_are_known_and_differ(resolved: str | None, now: dict) -> None:
-    result = stack.nbstack_stack_changes(ssm_stack(resolved), SSM_TEMPLATE, {"Size": 30}, {}, now)
+    result = stack.stack_changes(ssm_stack(resolved), SSM_TEMPLATE, {"Size": 30}, {}, now)
     assert result["differs"] is False
     assert "resolved" not in result["before"]
 
@@ -208,4 +203,4 @@ def test_an_ami_is_only_a_change_when_both_values_are_known_and_differ(resolved:
 )
 def test_change_set_lines_say_what_is_replaced(replacement: str, suffix: str) -> None:
     change = {"action": "Modify", "logical_id": "LaunchTemplate", "type": "AWS::EC2::LaunchTemplate", "replacement": replacement}
-    assert stack.nbstack_change_line(change) == "Modify LaunchTemplate (AWS::EC2::LaunchTemplate)" + suffix
+    assert stack.change_line(change) == "Modify LaunchTemplate (AWS::EC2::LaunchTemplate)" + suffix

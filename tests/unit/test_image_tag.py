@@ -7,22 +7,16 @@ would rebuild for nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
-# Loaded by path rather than through conftest, so that this file can run in
-# one pytest call with the integration tests (whose conftest has the same name).
+from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("image_image_tag", ROOT / "roles" / "image" / "filter_plugins" / "image_tag.py")
-assert _spec and _spec.loader
-image_tag = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image_tag)
 IMAGE_DIR = ROOT / "files" / "image"
 
 
@@ -35,7 +29,7 @@ def context(tmp_path: Path) -> Path:
 
 
 def tag(path: Path) -> str:
-    return image_tag.nbstack_content_tag(str(path))
+    return image_context.content_tag(path)
 
 
 def test_tag_form_and_stability(context: Path) -> None:
@@ -90,8 +84,8 @@ def test_python_caches_are_ignored(context: Path) -> None:
     assert tag(context) == before
 
 
-def test_what_dockerignore_excludes_is_ignored(context: Path) -> None:
-    """files/image/.dockerignore keeps the README (and anything not listed) out of the build."""
+def test_what_the_dockerfile_does_not_copy_is_ignored(context: Path) -> None:
+    """The README (and anything not copied) stays out of the image, so out of its tag."""
     before = tag(context)
     (context / "README.md").write_text("changed documentation\n")
     (context / "notes.txt").write_text("not copied\n")
@@ -99,7 +93,7 @@ def test_what_dockerignore_excludes_is_ignored(context: Path) -> None:
 
 
 def test_only_the_copied_files_count() -> None:
-    names = [name for name, _ in image_tag.context_files(IMAGE_DIR)]
+    names = image_context.context_files(IMAGE_DIR)
     assert names == sorted(names)
     assert "Dockerfile" in names and "pyproject.toml" in names
     assert "before-notebook.d/10-nbstack-git" in names and "nbstack_runtime/settings.py" in names
@@ -107,35 +101,40 @@ def test_only_the_copied_files_count() -> None:
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
+def test_dockerignore_lets_through_exactly_what_the_dockerfile_copies() -> None:
+    """docker build sends what .dockerignore allows; the tag covers what the Dockerfile copies: the same paths."""
+    lines = [line.strip() for line in (IMAGE_DIR / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    assert patterns[0] == "*", "the .dockerignore starts by excluding everything"
+    allowed = {line[1:].rstrip("/") for line in patterns if line.startswith("!")}
+    copied = set(image_context.copied_sources((IMAGE_DIR / "Dockerfile").read_text()))
+    assert allowed == {"Dockerfile"} | {path.rstrip("/") for path in copied}
+
+
 @pytest.mark.parametrize(
-    ("ignore", "path", "ignored"),
+    ("dockerfile", "sources"),
     [
-        ("*\n!src/\n", "src/a/b.py", False),
-        ("*\n!src/\n", "other.py", True),
-        ("**/*.log\n", "a/b/c.log", True),
-        ("**/*.log\n", "c.log", True),
-        ("docs\n", "docs/deep/file.md", True),
-        ("*.md\n!KEEP.md\n", "KEEP.md", False),
-        ("*.md\n!KEEP.md\n", "sub/x.md", False),
-        ("/build\n", "build/out", True),
-        ("# comment\n\n", "anything", False),
-        ("file?.txt\n", "file1.txt", True),
-        ("file[0-9].txt\n", "filex.txt", False),
+        ("FROM x\nCOPY a b /dest/\n", ["a", "b"]),
+        ("FROM x\nCOPY --chown=${UID}:${GID} src/ /tmp/src/\n", ["src/"]),
+        ('FROM x\nCOPY ["a b", "/dest"]\n', ["a b"]),
+        ("FROM x AS build\nCOPY --from=build /out /out\nADD tool.tar /opt/\n", ["tool.tar"]),
+        ("FROM x\n# COPY commented /nowhere\nCOPY a \\\n     b /dest/\n", ["a", "b"]),
     ],
+    ids=["several", "flags", "json-form", "from-a-stage", "continuation-and-comment"],
 )
-def test_dockerignore_rules(ignore: str, path: str, ignored: bool) -> None:
-    assert image_tag._ignored(path, image_tag.dockerignore_rules(ignore)) is ignored
+def test_copied_sources_are_read_from_the_instructions(dockerfile: str, sources: list[str]) -> None:
+    assert image_context.copied_sources(dockerfile) == sources
+
+
+def test_a_copy_from_outside_the_context_or_a_variable_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\nCOPY ../secret /x\n")
+    with pytest.raises(image_context.ContextError, match="outside the build context"):
+        tag(tmp_path)
+    (tmp_path / "Dockerfile").write_text("FROM x\nCOPY ${SRC} /x\n")
+    with pytest.raises(image_context.ContextError, match="only plain paths"):
+        tag(tmp_path)
 
 
 def test_a_directory_without_dockerfile_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no Dockerfile"):
         tag(tmp_path)
-
-
-def test_gpu_base_matches_the_dockerfile() -> None:
-    """The GPU base is a role default, outside the content tag: it must move with the Dockerfile's base."""
-    defaults = yaml.safe_load((ROOT / "roles" / "image" / "defaults" / "main.yml").read_text())
-    dockerfile = (IMAGE_DIR / "Dockerfile").read_text()
-    (base,) = re.findall(r"^ARG BASE_IMAGE=\S+:(\d{4}-\d{2}-\d{2})$", dockerfile, re.MULTILINE)
-    assert defaults["image_gpu_base_image"] == f"quay.io/jupyter/pytorch-notebook:cuda12-{base}"
-    assert defaults["image_gpu_base_image"] in dockerfile

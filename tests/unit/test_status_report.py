@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from role_plugins import ROOT, load_plugin
+from ansible_collections.nbstack.cloud.plugins.filter import status
 
-status = load_plugin("status", "status")
+ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-01-05T12:00:00+00:00"
 PRICES = {
     "region": "eu-west-1",
@@ -34,7 +35,7 @@ def entry(prefix: str, stack_status: str = "CREATE_COMPLETE", service: int | Non
             "created": "2026-01-01T08:00:00+00:00",
             "updated": None,
             "parameters": {"InstanceType": instance_type, "RootVolumeSize": "100"},
-            "outputs": {},
+            "outputs": {"NotebookUrl": f"https://nb.example.com/{prefix}/"},
         },
         "service": None if service is None else {"desired": service, "running": service, "tags": tags or {}, "deployment_updated": None},
         "group": None if group is None else {
@@ -48,7 +49,7 @@ def facts(*entries: dict[str, Any], persistent: bool = True, network: bool = Tru
     return {
         "now": NOW,
         "instances": list(entries),
-        "persistent": {"outputs": {"NotebookUrlBase": "https://nb.example.com"}} if persistent else None,
+        "persistent": {"outputs": {}} if persistent else None,
         "network": {"outputs": {}} if network else None,
     }
 

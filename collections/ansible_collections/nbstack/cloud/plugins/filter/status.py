@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn nbstack.cloud.status_info's facts into the status table.
+
+Pure functions of the facts, the price file and the time of the reading, so
+the state rules and the cost arithmetic are unit-tested without AWS
+(tests/unit/test_status_report.py). Documentation: status_rows.yml and
+status_table.yml beside this file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import (
+    LAST_ACTIVITY_TAG,
+    STOP_REASON_TAG,
+    STOPPED_AT_TAG,
+)
+
+HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (gp3 GB-month)
+# A stack in one of these, or in any *_FAILED state, holds no working server.
+# UPDATE_ROLLBACK_COMPLETE is not one: the stack runs its previous version.
+FAILED_STATES = {"ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+COLUMNS = (
+    ("prefix", "PREFIX"),
+    ("state", "STATE"),
+    ("instance_type", "TYPE"),
+    ("since", "SINCE (UTC)"),
+    ("idle_for", "IDLE FOR"),
+    ("per_hour", "$/HOUR"),
+    ("so_far", "$ SINCE START"),
+    ("url", "URL"),
+)
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(max(0, seconds) // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"${value:.3f}" if value < 10 else f"${value:.2f}"
+
+
+def _state(entry: dict[str, Any]) -> tuple[str, str]:
+    """(state, detail) of one prefix."""
+    stack = entry.get("stack")
+    if not stack:
+        return "absent", "deleted " + entry["deleted"][:16].replace("T", " ") if entry.get("deleted") else ""
+    status = stack.get("status", "")
+    if status in FAILED_STATES or status.endswith("_FAILED"):
+        return "failed", f"{status}: {stack.get('reason') or 'no reason given'}"
+    if status.endswith("_IN_PROGRESS"):
+        return "changing", status
+    service, group = entry.get("service"), entry.get("group")
+    if service is None or group is None:
+        missing = " and ".join(name for name, found in (("ECS service", service), ("auto scaling group", group)) if not found)
+        return "failed", f"{missing} missing from a {status} stack; run up.yml"
+    if service["desired"] < 1 or group["desired"] < 1:
+        reason = service.get("tags", {}).get(STOP_REASON_TAG, "")
+        return "stopped", reason or f"service {service['desired']} task(s), group {group['desired']} instance(s)"
+    return "running", ""
+
+
+def _billed(entry: dict[str, Any]) -> bool:
+    """Is an instance paid for right now (desired, or still shutting down)?"""
+    group = entry.get("group") or {}
+    live = [i for i in group.get("instances", []) if i.get("state") not in ("terminated", "shutting-down")]
+    return bool(group.get("desired", 0) >= 1 or live)
+
+
+def _hourly(entry: dict[str, Any], prices: dict[str, Any]) -> float | None:
+    if not _billed(entry):
+        return 0.0
+    parameters = (entry.get("stack") or {}).get("parameters", {})
+    rate = (prices.get("instance_hourly") or {}).get(parameters.get("InstanceType", ""))
+    if rate is None:
+        return None
+    volume = float(parameters.get("RootVolumeSize") or 0) * float(prices.get("gp3_gb_month", 0)) / HOURS_PER_MONTH
+    return float(rate) + volume
+
+
+def _since(entry: dict[str, Any], state: str) -> datetime | None:
+    stack = entry.get("stack") or {}
+    service = entry.get("service") or {}
+    if state == "running":
+        launched = [
+            _time(i.get("launched"))
+            for i in (entry.get("group") or {}).get("instances", [])
+            if i.get("state") in ("pending", "running")
+        ]
+        launched = [moment for moment in launched if moment]
+        if launched:
+            return min(launched)
+        return _time(service.get("deployment_updated")) or _time(stack.get("updated")) or _time(stack.get("created"))
+    if state == "stopped":
+        return _time(service.get("tags", {}).get(STOPPED_AT_TAG))
+    if state == "absent":
+        return _time(entry.get("deleted"))
+    return _time(stack.get("updated")) or _time(stack.get("created"))
+
+
+def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now: Any = None) -> list[dict[str, Any]]:
+    """One row per prefix: state, detail, url, type, since, idle for, costs."""
+    prices = prices or {}
+    moment = _time(now) or _time(facts.get("now")) or datetime.now(timezone.utc)
+    rows = []
+    for entry in facts.get("instances", []):
+        state, detail = _state(entry)
+        stack = entry.get("stack") or {}
+        since = _since(entry, state)
+        hourly = _hourly(entry, prices) if stack else 0.0
+        running_hours = (moment - since).total_seconds() / 3600 if since and state == "running" else 0.0
+        last = _time(((entry.get("service") or {}).get("tags") or {}).get(LAST_ACTIVITY_TAG))
+        if state != "running":
+            idle_for = "-"
+        elif last:
+            idle_for = _duration((moment - last).total_seconds())
+        else:
+            idle_for = "unknown"
+        rows.append(
+            {
+                "prefix": entry["prefix"],
+                "state": state,
+                "detail": detail,
+                "url": (stack.get("outputs") or {}).get("NotebookUrl", "-") if stack else "-",
+                "instance_type": stack.get("parameters", {}).get("InstanceType", "-") if stack else "-",
+                "since": since.strftime("%Y-%m-%d %H:%M") if since else "-",
+                "idle_for": idle_for,
+                "hourly": hourly,
+                "per_hour": _money(hourly) if stack else "-",
+                "so_far_value": None if hourly is None else hourly * running_hours,
+                "so_far": (_money(None if hourly is None else hourly * running_hours)) if stack else "-",
+            }
+        )
+    return rows
+
+
+def standing_cost(facts: dict[str, Any], prices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Hourly cost of the shared parts that stay up: load balancer, NAT gateway, public addresses."""
+    prices = prices or {}
+    items: list[tuple[str, float]] = []
+    ipv4 = float(prices.get("public_ipv4_hourly", 0))
+    if facts.get("persistent"):
+        items.append(("load balancer", float(prices.get("load_balancer_hourly", 0))))
+        # An internet-facing ALB holds one public IPv4 address per subnet (two).
+        items.append(("load balancer public IPv4 x2", 2 * ipv4))
+    if facts.get("network"):
+        items.append(("NAT gateway", float(prices.get("nat_gateway_hourly", 0))))
+        items.append(("Elastic IP (egress)", ipv4))
+    return {"items": [{"name": name, "hourly": hourly} for name, hourly in items], "hourly": sum(hourly for _name, hourly in items)}
+
+
+def status_table(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None, prices: dict[str, Any] | None = None) -> list[str]:
+    """The rows as aligned text lines, then the details, the totals and the price source."""
+    prices = prices or {}
+    widths = {key: max([len(title)] + [len(str(row[key])) for row in rows]) for key, title in COLUMNS}
+    lines = ["  ".join(title.ljust(widths[key]) for key, title in COLUMNS).rstrip()]
+    lines += ["  ".join(str(row[key]).ljust(widths[key]) for key, _title in COLUMNS).rstrip() for row in rows]
+    if not rows:
+        lines.append("(no notebook stacks found)")
+    lines += [f"{row['prefix']}: {row['detail']}" for row in rows if row["detail"]]
+    standing = standing_cost(facts or {}, prices)
+    people = sum(row["hourly"] or 0 for row in rows)
+    unknown = [row["prefix"] for row in rows if row["hourly"] is None]
+    lines.append(
+        "Standing (shared, always up): "
+        + (", ".join(f"{item['name']} {_money(item['hourly'])}" for item in standing["items"]) or "nothing found")
+        + f" = {_money(standing['hourly'])}/hour"
+    )
+    lines.append(
+        f"Total now: {_money(people + standing['hourly'])}/hour"
+        + (f" (without {', '.join(unknown)}: no price for their instance type)" if unknown else "")
+    )
+    if prices.get("region"):
+        lines.append(
+            f"Prices: on-demand, {prices['region']}, read {prices.get('read_on', '?')}; instance and gp3 root "
+            "volume per person, data transfer and LCU/NAT processing not included (files/prices/README.md)."
+        )
+    else:
+        lines.append("Prices: no price file for this region, costs unknown (files/prices/README.md says how to add one).")
+    return lines
+
+
+class FilterModule:
+    """The status table."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"status_rows": status_rows, "status_table": status_table}

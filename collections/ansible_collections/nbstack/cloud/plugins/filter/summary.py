@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lines up.yml ends with: where the notebook is and what is running.
+
+Documentation: up_summary.yml beside this file.
+"""
+
+from __future__ import annotations
+
+
+def _started(instance, idle_timeout_minutes):
+    if instance.get("started"):
+        return "Started again after an idle stop" + ("" if instance.get("healthy") else " (health check not passing yet)")
+    return f"Idle stop after {idle_timeout_minutes} minutes without use (0: never)"
+
+
+def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes):
+    """Notebook URL, egress address, instance type, idle stop, and each stack's action."""
+    stacks = [stack for stack in (network.get("stack") or {}, persistent, instance) if stack.get("name")]
+    return [
+        "Notebook: " + ((instance.get("outputs") or {}).get("NotebookUrl") or "not known until the stacks exist"),
+        "Egress IP (allow-list it at the warehouse): " + (network.get("egress_ip") or "none found"),
+        f"Instance type: {instance_type} ({instance.get('gpus')} GPU, {instance.get('memory_mib')} MiB)",
+        _started(instance, idle_timeout_minutes),
+        "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
+    ]
+
+
+class FilterModule:
+    """The summary of up.yml."""
+
+    def filters(self):
+        return {"up_summary": up_summary}

@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The names nbstack's layers agree on, for the Ansible side.
+
+Roles, modules and filters take tag keys, stack and secret names, the
+prefix pattern and the autosave branch pattern from here. The notebook
+container has its own copy (files/image/nbstack_runtime/contract.py: the
+image ships without this collection), the static templates spell the tag
+keys and patterns out, and unit tests keep all three in agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+#: Every stack, secret and tagged resource of one team carries the app name.
+APP_TAG = "nbstack:app"
+#: A person's stack, its secrets and its resources carry the person's prefix.
+PREFIX_TAG = "nbstack:prefix"
+#: What a stack is: one of KINDS.
+KIND_TAG = "nbstack:kind"
+KINDS = ("network", "persistent", "instance")
+
+#: Tags the notebook's sidecar writes on the person's ECS service.
+LAST_ACTIVITY_TAG = "nbstack:last-activity"
+STOPPED_AT_TAG = "nbstack:stopped-at"
+STOP_REASON_TAG = "nbstack:stop-reason"
+#: Removed when up.yml starts a stopped server again.
+STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
+
+#: A person's prefix: the stack suffix, the URL path and the secrets' folder.
+PREFIX_PATTERN = r"^[a-z][a-z0-9-]{0,27}$"
+#: The team's app name: prefixes every stack and secret name.
+APP_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+
+#: Branches the container pushes unsaved work to: autosave/<prefix>/<UTC stamp>.
+AUTOSAVE_BRANCH_PREFIX = "autosave/"
+AUTOSAVE_BRANCH_PATTERN = r"^autosave/(?P<prefix>[a-z][a-z0-9-]{0,27})/(?P<stamp>[0-9]{8}T[0-9]{6}Z)$"
+
+
+def autosave_folder(prefix):
+    """Where a person's autosave branches are: autosave/<prefix>/."""
+    return f"{AUTOSAVE_BRANCH_PREFIX}{prefix}/"
+
+#: One secret: its name under <app>/<prefix>/, the vault key holding its
+#: value, the container variable it reaches, the instance template parameter
+#: carrying its ARN.
+Secret = namedtuple("Secret", ["name", "vault_key", "variable", "parameter"])
+SECRETS = (
+    Secret("github-token", "vault_github_token", "NBSTACK_GIT_TOKEN", "GitTokenSecretArn"),
+    Secret("notebook-password", "vault_notebook_password", "NBSTACK_NOTEBOOK_PASSWORD", "NotebookPasswordSecretArn"),
+    Secret("warehouse-password", "vault_warehouse_password", "NBSTACK_WAREHOUSE_PASSWORD", "WarehousePasswordSecretArn"),
+)
+
+
+def stack_name(app, kind, prefix=""):
+    """<app>-network, <app>-persistent, or a person's <app>-<prefix>."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown stack kind {kind!r}; one of {', '.join(KINDS)}")
+    return f"{app}-{prefix}" if kind == "instance" else f"{app}-{kind}"
+
+
+def stack_tags(app, kind, prefix=""):
+    """The tags a stack of this kind carries (CloudFormation copies them to its resources)."""
+    tags = {APP_TAG: app, KIND_TAG: kind}
+    if kind == "instance":
+        tags[PREFIX_TAG] = prefix
+    return tags
+
+
+def stack_kind(name, tags, app):
+    """What a stack is for the app (one of KINDS), or None when it is not one of the app's.
+
+    Stacks made before the kind tag existed are known by their prefix tag
+    (a person's) or their name (the shared ones) until their next update.
+    """
+    if tags.get(APP_TAG) != app:
+        return None
+    kind = tags.get(KIND_TAG)
+    if kind in KINDS:
+        return kind
+    if tags.get(PREFIX_TAG):
+        return "instance"
+    return next((shared for shared in ("network", "persistent") if name == stack_name(app, shared)), None)
+
+
+def secrets_folder(app, prefix=""):
+    """<app>/ (every person's secrets), or <app>/<prefix>/ (one person's)."""
+    return f"{app}/{prefix}/" if prefix else f"{app}/"
+
+
+def secret_name(app, prefix, name):
+    """Where a person's secret lives in Secrets Manager: <app>/<prefix>/<name>."""
+    return secrets_folder(app, prefix) + name
+
+
+def prefix_from_user_name(name):
+    """The default prefix for a local user name: lower-cased, other characters turned into "-"."""
+    return re.sub(r"[^a-z0-9-]", "-", name.lower())

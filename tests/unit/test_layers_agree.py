@@ -1,0 +1,112 @@
+"""A value that crosses layers has one meaning in each: settings, templates, container.
+
+A setting is declared once per layer: in group_vars/all/main.yml (what a
+person edits), as a parameter of the template that uses it (with the same
+default, for a stack made by hand), and, where it reaches the notebook, as a
+variable of the container's own contract (nbstack_runtime.settings). The
+emulator enforces none of a template's parameter constraints, so each
+default is also checked against them here: a default that CloudFormation
+would refuse fails on a real account only.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.decode import decode
+
+from ansible_collections.nbstack.cloud.plugins.module_utils.network import subnet_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_PREFIX = "alice"
+
+#: (setting, its path inside a group or "", template, parameter)
+SETTINGS_TO_PARAMETERS = [
+    ("notebook_port", "", "persistent", "NotebookPort"),
+    ("notebook_health_port", "", "persistent", "HealthPort"),
+    ("notebook_certificate_arn", "", "persistent", "CertificateArn"),
+    ("notebook_log_retention_days", "", "persistent", "LogRetentionDays"),
+    ("notebook_vpc_cidr", "", "network", "VpcCidr"),
+    ("notebook_instance_type", "", "instance", "InstanceType"),
+    ("notebook_health_check_grace_period", "", "instance", "HealthCheckGracePeriod"),
+    ("notebook_root_volume", "size", "instance", "RootVolumeSize"),
+    ("notebook_git", "user_name", "instance", "GitUserName"),
+    ("notebook_git", "user_email", "instance", "GitUserEmail"),
+    ("notebook_warehouse", "host", "instance", "WarehouseHost"),
+    ("notebook_warehouse", "port", "instance", "WarehousePort"),
+    ("notebook_warehouse", "database", "instance", "WarehouseDatabase"),
+    ("notebook_warehouse", "user", "instance", "WarehouseUser"),
+    ("notebook_warehouse", "role_arn", "instance", "WarehouseRoleArn"),
+    ("notebook_idle", "timeout_minutes", "instance", "IdleTimeoutMinutes"),
+    ("notebook_idle", "max_lifetime_hours", "instance", "IdleMaxLifetimeHours"),
+]
+
+
+def group_vars() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "group_vars" / "all" / "main.yml").read_text())
+
+
+def setting(name: str, key: str) -> Any:
+    value = group_vars()[name]
+    value = value[key] if key else value
+    # The defaults that follow the prefix, as they render for one person.
+    return value.replace("{{ prefix }}", SAMPLE_PREFIX) if isinstance(value, str) else value
+
+
+def parameters(template: str) -> dict[str, Any]:
+    decoded, matches = decode(str(ROOT / "files" / "cloudformation" / f"{template}.yml"))
+    assert not matches, matches
+    return dict(decoded["Parameters"])
+
+
+def accepted(parameter: dict[str, Any], value: Any) -> bool:
+    """Whether CloudFormation accepts the value for this parameter (the constraints the emulator skips)."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if "AllowedPattern" in parameter and not re.fullmatch(parameter["AllowedPattern"], text):
+        return False
+    if "AllowedValues" in parameter and text not in [str(v) for v in parameter["AllowedValues"]]:
+        return False
+    if parameter["Type"] == "Number":
+        number = float(text)
+        return float(parameter.get("MinValue", number)) <= number <= float(parameter.get("MaxValue", number))
+    return True
+
+
+@pytest.mark.parametrize(("name", "key", "template", "parameter"), SETTINGS_TO_PARAMETERS,
+                         ids=[f"{n}.{k}" if k else n for n, k, _, _ in SETTINGS_TO_PARAMETERS])
+def test_every_default_setting_is_accepted_by_its_parameter(name: str, key: str, template: str, parameter: str) -> None:
+    spec = parameters(template)[parameter]
+    assert accepted(spec, setting(name, key)), f"{template}.yml {parameter} refuses the default of {name} {key}"
+
+
+@pytest.mark.parametrize(("name", "key", "template", "parameter"), SETTINGS_TO_PARAMETERS,
+                         ids=[f"{n}.{k}" if k else n for n, k, _, _ in SETTINGS_TO_PARAMETERS])
+def test_a_parameter_default_is_the_settings_default(name: str, key: str, template: str, parameter: str) -> None:
+    spec = parameters(template)[parameter]
+    value = setting(name, key)
+    if "Default" in spec and "{{" not in str(group_vars()[name] if not key else group_vars()[name][key]):
+        assert str(spec["Default"]) == str(value), f"{template}.yml {parameter} defaults to {spec['Default']!r}"
+
+
+def test_the_subnet_defaults_are_the_plan_of_the_default_range() -> None:
+    network = parameters("network")
+    plan = subnet_plan(setting("notebook_vpc_cidr", ""))
+    assert [network["PublicSubnet1Cidr"]["Default"], network["PublicSubnet2Cidr"]["Default"]] == plan["public"]
+    assert [network["PrivateSubnet1Cidr"]["Default"], network["PrivateSubnet2Cidr"]["Default"]] == plan["private"]
+
+
+def test_every_group_reaches_the_template_under_its_own_names() -> None:
+    """The instance role forwards each group as <Group><Key> parameters: each must exist in the template."""
+    spec = yaml.safe_load((ROOT / "roles" / "instance" / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    template = parameters("instance")
+    camel = lambda name: "".join(part.capitalize() for part in name.split("_"))  # noqa: E731
+    for option, body in options.items():
+        group = option.removeprefix("instance_")
+        for key in body.get("options") or {}:
+            assert camel(group) + camel(key) in template, f"instance.yml has no parameter for {option}.{key}"
+            assert key in group_vars()[f"notebook_{group}"], f"group_vars has no notebook_{group}.{key}"
