@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks of the settings that Jinja cannot express readably (preflight role).
 
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.network import VPC_PREFIX_LENGTHS, DOCKER_BRIDGE
+from ansible_collections.nbstack.cloud.plugins.module_utils.network import DOCKER_BRIDGE, VPC_PREFIX_LENGTHS
 
 
 def invalid_cidrs(cidrs):

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that turn nbstack.cloud.status_info's facts into the status table.
 
@@ -38,10 +37,7 @@ COLUMNS = (
 def _time(value: Any) -> datetime | None:
     if not value:
         return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -103,12 +99,12 @@ def _since(entry: dict[str, Any], state: str) -> datetime | None:
     stack = entry.get("stack") or {}
     service = entry.get("service") or {}
     if state == "running":
-        launched = [
+        moments = (
             _time(i.get("launched"))
             for i in (entry.get("group") or {}).get("instances", [])
             if i.get("state") in ("pending", "running")
-        ]
-        launched = [moment for moment in launched if moment]
+        )
+        launched = [moment for moment in moments if moment]
         if launched:
             return min(launched)
         return _time(service.get("deployment_updated")) or _time(stack.get("updated")) or _time(stack.get("created"))
