@@ -22,7 +22,7 @@ import websocket
 from notebook_runs import PREFIX, Notebook, StartNotebook
 from servers import GitHttpServer, wait_for
 
-from nbstack_runtime import idle
+from nbstack_runtime import contract, idle
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -260,7 +260,7 @@ def test_the_watcher_token_reads_only_the_watched_endpoints(
     # Password login still works as before.
     assert notebook.session().login_status == 302  # type: ignore[attr-defined]
     # The watcher publishes the last activity for status.yml.
-    wait_for(lambda: idle.TAG_LAST_ACTIVITY in capacity.service_tags(), 30, what="the last-activity tag")
+    wait_for(lambda: contract.LAST_ACTIVITY_TAG in capacity.service_tags(), 30, what="the last-activity tag")
     assert capacity.desired() == (1, 1)
 
 
@@ -304,7 +304,7 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     autosaves = [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
     assert autosaves, "the idle stop pushed no autosave"
     tags = capacity.service_tags()
-    assert tags[idle.TAG_STOP_REASON].startswith("idle for") and idle.TAG_STOPPED_AT in tags
+    assert tags[contract.STOP_REASON_TAG].startswith("idle for") and contract.STOPPED_AT_TAG in tags
     # The health endpoint still answers: ECS, not the sidecar, ends the task.
     assert requests.get(notebook.health_url, timeout=5).status_code == 200
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nbstack_runtime import gitsetup, health, jupyter_config, local_run, warehouse
+from nbstack_runtime import contract, gitsetup, health, jupyter_config, local_run, warehouse
 from nbstack_runtime.settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
 
 BASE = {"NBSTACK_PREFIX": "alice", "HOME": "/home/jovyan"}
@@ -173,3 +175,13 @@ def test_env_file(tmp_path: Path) -> None:
     path.write_text("oops\n")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         local_run.read_env_file(path)
+
+
+def test_autosave_branches_match_the_shared_pattern() -> None:
+    stamp = datetime(2026, 1, 5, 9, 30, 15, tzinfo=timezone.utc).strftime(contract.AUTOSAVE_STAMP_FORMAT)
+    branch = contract.autosave_branch("alice", stamp)
+    assert branch == "autosave/alice/20260105T093015Z"
+    assert re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, branch)
+    for other in ("autosave/alice/20260105", "autosave/Alice/20260105T093015Z", "feature/alice/20260105T093015Z"):
+        assert not re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, other)
+    assert re.fullmatch(contract.PREFIX_PATTERN, "alice") and not re.fullmatch(contract.PREFIX_PATTERN, "9lives")

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 
+from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .settings import Settings
 
 log = logging.getLogger("nbstack.idle")
@@ -64,10 +65,6 @@ BUSY_KERNEL_STATES = frozenset({"busy"})
 PUBLISH_INTERVAL_SECONDS = 300.0
 #: The endpoints the watcher reads (relative to the base URL).
 WATCHED_ENDPOINTS = ("api/status", "api/kernels", "api/terminals")
-#: Tag keys on the ECS service (read by status.yml).
-TAG_LAST_ACTIVITY = "nbstack:last-activity"
-TAG_STOPPED_AT = "nbstack:stopped-at"
-TAG_STOP_REASON = "nbstack:stop-reason"
 
 
 def parse_time(value: str) -> datetime:
@@ -282,7 +279,7 @@ class Watcher:
         ):
             return
         try:
-            self.scaler.publish({TAG_LAST_ACTIVITY: value})
+            self.scaler.publish({LAST_ACTIVITY_TAG: value})
             self._published = (value, time.monotonic())
         except Exception as error:  # a status detail; never fatal to the watcher
             log.warning("idle watcher: could not publish the last activity: %s", error)
@@ -294,7 +291,7 @@ class Watcher:
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", getattr(result, "status", result), time.monotonic() - started)
         try:
-            self.scaler.publish({TAG_STOPPED_AT: iso(self.clock()), TAG_STOP_REASON: decision.reason[:256]})
+            self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason[:256]})
         except Exception as error:
             log.warning("idle watcher: could not record the stop on the service: %s", error)
         self.scaler.scale_to_zero()

@@ -16,14 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-#: Secret variables. The hooks read them, then docker-stacks' start.sh unsets
-#: them (the Dockerfile lists them in JUPYTER_ENV_VARS_TO_UNSET) so that the
-#: Jupyter server, its kernels and terminals never see them.
-SECRET_VARIABLES: tuple[str, ...] = (
-    "NBSTACK_GIT_TOKEN",
-    "NBSTACK_NOTEBOOK_PASSWORD",
-    "NBSTACK_WAREHOUSE_PASSWORD",
-)
+from .contract import PREFIX_PATTERN, SECRET_VARIABLES
 
 #: (name, default, description) of every variable, secrets included; the
 #: README table mirrors this.  A default of None means "required".
@@ -56,7 +49,7 @@ VARIABLES: tuple[tuple[str, str | None, str], ...] = (
     ("NBSTACK_WAREHOUSE_PASSWORD", "", "Secret: the warehouse user's password (written to ~/.pgpass)."),
 )
 
-PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,27}$")
+_PREFIX = re.compile(PREFIX_PATTERN)
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -157,8 +150,8 @@ class Settings:
             return int(raw)
 
         prefix = text("NBSTACK_PREFIX")
-        if not PREFIX_PATTERN.match(prefix):
-            errors.append(f"NBSTACK_PREFIX must match {PREFIX_PATTERN.pattern}, got {prefix!r}")
+        if not _PREFIX.match(prefix):
+            errors.append(f"NBSTACK_PREFIX must match {PREFIX_PATTERN}, got {prefix!r}")
         base_url = text("NBSTACK_BASE_URL", f"/{prefix}/")
         if not (base_url.startswith("/") and base_url.endswith("/")):
             errors.append(f"NBSTACK_BASE_URL must start and end with '/', got {base_url!r}")
