@@ -97,7 +97,7 @@ def _read_back(emulator: Emulator) -> dict[str, Any]:
 
 
 def _read_by_container() -> set[str]:
-    return {name for name, _default, _description in VARIABLES}
+    return {variable.name for variable in VARIABLES}
 
 
 def test_every_variable_the_container_reads_is_known_to_settings() -> None:
