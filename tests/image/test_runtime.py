@@ -30,6 +30,7 @@ def test_defaults_follow_the_contract() -> None:
     assert (s.base_url, s.notebook_port, s.health_port) == ("/alice/", 8888, 8889)
     assert s.work_dir == Path("/home/jovyan/work")
     assert s.autosave_timeout == 90
+    assert s.warehouse_port == 5439  # Redshift's, as the playbooks say
     assert settings(AWS_DEFAULT_REGION="eu-west-1").aws_region == "eu-west-1"
     assert settings(AWS_REGION="us-east-1", AWS_DEFAULT_REGION="eu-west-1").aws_region == "us-east-1"
 
@@ -85,7 +86,7 @@ def test_warehouse_files(tmp_path: Path) -> None:
     (tmp_path / ".aws").mkdir()
     (tmp_path / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
     assert warehouse.configure(s) == [".pg_service.conf", ".pgpass", ".aws/config"]
-    assert (tmp_path / ".pgpass").read_text() == "wh.example.com:5432:dw:analyst:p\\:a\\\\ss\n"
+    assert (tmp_path / ".pgpass").read_text() == "wh.example.com:5439:dw:analyst:p\\:a\\\\ss\n"
     for name in (".pgpass", ".pg_service.conf", ".aws/config"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     config = (tmp_path / ".aws" / "config").read_text()

@@ -147,7 +147,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NBSTACK_GIT_USER_EMAIL", "", "git user.email for commits made in the container."),
     Variable("NBSTACK_MODEL_BUCKET", "", "Versioned S3 bucket for `nbstack_runtime.models`."),
     Variable("NBSTACK_WAREHOUSE_HOST", "", "Warehouse host; empty: no ~/.pgpass."),
-    Variable("NBSTACK_WAREHOUSE_PORT", "5432", "Warehouse port.", _port),
+    Variable("NBSTACK_WAREHOUSE_PORT", "5439", "Warehouse port (Redshift's default, as the playbooks set it).", _port),
     Variable("NBSTACK_WAREHOUSE_DATABASE", "", "Warehouse database name."),
     Variable("NBSTACK_WAREHOUSE_USER", "", "Warehouse user name."),
     Variable("NBSTACK_WAREHOUSE_ROLE_ARN", "", "Cross-account role; when set, AWS profile `warehouse` assumes it."),
