@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._util import git, setup_logging
 from .contract import AUTOSAVE_STAMP_FORMAT, autosave_branch
+from .gitcmd import git
+from .logs import setup_logging
 
 log = logging.getLogger("nbstack.autosave")
 

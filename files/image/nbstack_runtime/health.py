@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .logs import setup_logging
+
 log = logging.getLogger("nbstack.health")
 
 
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--own-pid-file", type=Path, help="where to record this sidecar's pid")
     parser.add_argument("--idle-watcher", action="store_true", help="also run the idle watcher (nbstack_runtime.idle)")
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     server = serve(args.port, args.pid_file, args.host)
     if args.own_pid_file:
         write_pid_file(args.own_pid_file)

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable
 
 from . import gitsetup, idle, jupyter_config, warehouse
-from ._util import setup_logging, write_private
+from .logs import setup_logging
+from .privatefiles import write_private
 from .settings import Settings, SettingsError, without_secrets
 
 log = logging.getLogger("nbstack.hooks")

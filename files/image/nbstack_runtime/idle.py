@@ -312,7 +312,7 @@ class Watcher:
 
 def write_token(settings: Settings) -> str:
     """A fresh watcher token for this container start (0600 in the state directory)."""
-    from ._util import write_private
+    from .privatefiles import write_private
 
     token = secrets.token_urlsafe(32)
     write_private(settings.idle_token_file, token + "\n")

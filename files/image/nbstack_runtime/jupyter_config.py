@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from ._util import write_private
+from .privatefiles import write_private
 from .settings import Settings
 
 log = logging.getLogger("nbstack.jupyter")
