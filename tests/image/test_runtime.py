@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_runtime import contract, gitsetup, health, jupyter_config, local_run, warehouse
+from nbstack_runtime import contract, gitsetup, health, jupyter_config, local_run, procfs, warehouse
 from nbstack_runtime.settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
 
 BASE = {"NBSTACK_PREFIX": "alice", "HOME": "/home/jovyan"}
@@ -144,6 +144,14 @@ def test_health_check_reads_process_states(tmp_path: Path) -> None:
     assert health.check(pid_file).reason == "exited"
     pid_file.write_text(f"{os.getpid()} 1\n")  # our pid, another start time: a reused pid
     assert health.check(pid_file).reason == "exited (pid reused)"
+
+
+def test_procfs_reads_this_process() -> None:
+    found = procfs.stat(os.getpid())
+    assert found is not None and found.ppid == os.getppid() and found.state in ("R", "S")
+    ppid, cmdline = procfs.process_table()[os.getpid()]
+    assert ppid == os.getppid() and "pytest" in cmdline
+    assert procfs.stat(2**22 + 1) is None  # above pid_max: no such process
 
 
 def test_local_run_mimics_start_sh(tmp_path: Path) -> None:

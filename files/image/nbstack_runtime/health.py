@@ -27,24 +27,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from . import procfs
 from .logs import setup_logging
 
 log = logging.getLogger("nbstack.health")
 
-
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if gone."""
-    stat = _read_stat(pid)
-    return stat[19] if stat else None
-
-
-def _read_stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) is in parentheses and may contain spaces.
-    return raw[raw.rindex(")") + 2 :].split()
+#: /proc states of a process that has exited but not been reaped (or is being).
+EXITED_STATES = frozenset({"Z", "X", "x"})
 
 
 def write_pid_file(path: Path, pid: int | None = None) -> None:
@@ -52,7 +41,8 @@ def write_pid_file(path: Path, pid: int | None = None) -> None:
     pid = os.getpid() if pid is None else pid
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{pid} {process_start_time(pid)}\n")
+    found = procfs.stat(pid)
+    tmp.write_text(f"{pid} {found.start_time if found else None}\n")
     os.replace(tmp, path)
 
 
@@ -73,15 +63,14 @@ def check(pid_file: Path) -> Status:
         return Status(False, "not started")
     except (ValueError, IndexError):
         return Status(False, "unreadable pid file")
-    stat = _read_stat(pid)
-    if stat is None:
+    found = procfs.stat(pid)
+    if found is None:
         return Status(False, "exited", pid)
-    state = stat[0]
-    if stat[19] != started:
-        return Status(False, "exited (pid reused)", pid, state)
-    if state in ("Z", "X", "x"):
-        return Status(False, "exited", pid, state)
-    return Status(True, "alive", pid, state)
+    if found.start_time != started:
+        return Status(False, "exited (pid reused)", pid, found.state)
+    if found.state in EXITED_STATES:
+        return Status(False, "exited", pid, found.state)
+    return Status(True, "alive", pid, found.state)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -48,11 +48,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 
+from . import procfs
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .settings import Settings
 
@@ -167,25 +167,9 @@ class JupyterClient:
         )
 
 
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, cmdline) of every process we can see."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), cmdline)
-    return table
-
-
 def busy_terminal_shells(jupyter_pid: int, table: dict[int, tuple[int, str]] | None = None) -> int:
     """Terminal shells (children of the server that are not kernels) with a command running."""
-    table = _process_table() if table is None else table
+    table = procfs.process_table() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
