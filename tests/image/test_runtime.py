@@ -123,6 +123,27 @@ def test_jupyter_config_without_a_password_fails_closed(tmp_path: Path) -> None:
     assert config["IdentityProvider"]["token"] == ""
 
 
+def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Path] = []
+    write = jupyter_config.write_private
+    monkeypatch.setattr(jupyter_config, "write_private", lambda path, text: (written.append(path), write(path, text)))
+    idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
+    s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
+    assert jupyter_config.configure(s)
+    assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
+    config = json.loads(s.jupyter_config_file.read_text())
+    assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.idle.WatcherIdentityProvider"
+    assert stat.S_IMODE(s.idle_token_file.stat().st_mode) == 0o600 and s.idle_token_file.read_text().strip()
+
+    written.clear()
+    off = settings(HOME=str(tmp_path / "off"), NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_IDLE_TIMEOUT_MINUTES="0", **idle_on)
+    assert jupyter_config.configure(off)
+    assert written == [off.jupyter_config_file] and not off.idle_token_file.exists()
+    assert "identity_provider_class" not in json.loads(off.jupyter_config_file.read_text())["ServerApp"]
+
+
 def test_health_check_reads_process_states(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     assert health.check(pid_file).reason == "not started"

@@ -40,7 +40,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import secrets
 import threading
 import time
 import urllib.error
@@ -292,20 +291,6 @@ class Watcher:
 
 
 # --- Wiring ------------------------------------------------------------------------
-
-
-def write_token(settings: Settings) -> str:
-    """A fresh watcher token for this container start (0600 in the state directory)."""
-    from .privatefiles import write_private
-
-    token = secrets.token_urlsafe(32)
-    write_private(settings.idle_token_file, token + "\n")
-    return token
-
-
-def server_config() -> dict[str, Any]:
-    """What the jupyter hook merges into Jupyter's config so the watcher can read the API."""
-    return {"ServerApp": {"identity_provider_class": f"{__name__}.WatcherIdentityProvider"}}
 
 
 class WatcherIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
