@@ -22,7 +22,8 @@ import websocket
 from notebook_runs import PREFIX, Notebook, StartNotebook
 from servers import GitHttpServer, wait_for
 
-from nbstack_runtime import contract, idle
+from nbstack_runtime import contract, policy
+from nbstack_runtime.watcher import Watcher, busy_terminal_shells
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -30,8 +31,8 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 # --- The policy, without servers ------------------------------------------------------
 
 
-def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.0, **extra: Any) -> idle.Activity:
-    return idle.Activity(
+def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.0, **extra: Any) -> policy.Activity:
+    return policy.Activity(
         started=T0 - timedelta(hours=lived_hours),
         last_activity=T0 - timedelta(minutes=idle_minutes),
         busy_kernels=busy_kernels,
@@ -41,31 +42,31 @@ def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.
 
 
 def test_idle_past_the_timeout_stops() -> None:
-    decision = idle.decide(activity(61), T0, 60, 0)
+    decision = policy.decide(activity(61), T0, 60, 0)
     assert decision.stop and "idle for 61.0 min" in decision.reason
 
 
 def test_idle_short_of_the_timeout_does_not_stop() -> None:
-    assert not idle.decide(activity(59), T0, 60, 0).stop
+    assert not policy.decide(activity(59), T0, 60, 0).stop
 
 
 def test_a_busy_kernel_is_never_idle_however_long() -> None:
-    decision = idle.decide(activity(60 * 24 * 7, busy_kernels=1, lived_hours=24 * 7), T0, 60, 0)
+    decision = policy.decide(activity(60 * 24 * 7, busy_kernels=1, lived_hours=24 * 7), T0, 60, 0)
     assert not decision.stop and decision.reason.startswith("busy")
 
 
 def test_a_terminal_running_a_command_is_busy() -> None:
-    assert not idle.decide(activity(600, busy_terminals=1, terminals=1), T0, 60, 0).stop
+    assert not policy.decide(activity(600, busy_terminals=1, terminals=1), T0, 60, 0).stop
 
 
 def test_timeout_zero_turns_the_idle_stop_off() -> None:
-    assert not idle.decide(activity(60 * 24 * 30), T0, 0, 0).stop
+    assert not policy.decide(activity(60 * 24 * 30), T0, 0, 0).stop
 
 
 def test_max_lifetime_stops_even_a_busy_server() -> None:
-    decision = idle.decide(activity(0, busy_kernels=2, lived_hours=12), T0, 60, 12)
+    decision = policy.decide(activity(0, busy_kernels=2, lived_hours=12), T0, 60, 12)
     assert decision.stop and "max lifetime of 12 h" in decision.reason
-    assert not idle.decide(activity(0, busy_kernels=2, lived_hours=11.9), T0, 60, 12).stop
+    assert not policy.decide(activity(0, busy_kernels=2, lived_hours=11.9), T0, 60, 12).stop
 
 
 def test_busy_terminal_shells_from_a_process_table() -> None:
@@ -77,7 +78,7 @@ def test_busy_terminal_shells_from_a_process_table() -> None:
         400: (100, "/bin/bash -l"),
         401: (400, "python train.py"),  # running a command
     }
-    assert idle.busy_terminal_shells(100, table) == 1
+    assert busy_terminal_shells(100, table) == 1
 
 
 @dataclass
@@ -93,7 +94,7 @@ class FakeScaler:
 
 def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
     calls: list[str] = []
-    watcher = idle.Watcher(
+    watcher = Watcher(
         read=lambda: activity(90),
         scaler=FakeScaler(calls),
         autosave=lambda: calls.append("autosave"),
@@ -106,11 +107,11 @@ def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
 
 
 def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
-    def refused() -> idle.Activity:
+    def refused() -> policy.Activity:
         raise ConnectionRefusedError("not listening yet")
 
     calls: list[str] = []
-    watcher = idle.Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
+    watcher = Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
     assert watcher.check_once() is None and calls == []
 
 

@@ -134,7 +134,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     assert jupyter_config.configure(s)
     assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
     config = json.loads(s.jupyter_config_file.read_text())
-    assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.idle.WatcherIdentityProvider"
+    assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
     assert stat.S_IMODE(s.idle_token_file.stat().st_mode) == 0o600 and s.idle_token_file.read_text().strip()
 
     written.clear()

@@ -45,7 +45,7 @@ def step_health(settings: Settings) -> bool:
         [
             sys.executable,
             "-m",
-            "nbstack_runtime.health",
+            "nbstack_runtime.sidecar",
             "--port",
             str(settings.health_port),
             "--pid-file",

@@ -21,7 +21,7 @@ from typing import Any
 
 from .privatefiles import write_private
 from .settings import Settings
-from .idle import why_off
+from .watcher import why_off
 
 log = logging.getLogger("nbstack.jupyter")
 
@@ -37,7 +37,7 @@ def hash_password(password: str) -> str:
 
 def identity_provider_class() -> str:
     """The dotted name of the identity provider that also accepts the watcher's token."""
-    from .idle import WatcherIdentityProvider  # imported late, like passwd: it loads jupyter_server
+    from .identity import WatcherIdentityProvider  # imported late, like passwd: it loads jupyter_server
 
     return f"{WatcherIdentityProvider.__module__}.{WatcherIdentityProvider.__qualname__}"
 

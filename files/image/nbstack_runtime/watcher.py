@@ -1,43 +1,33 @@
 """Idle watcher: stop paying for a notebook server nobody uses, never for a busy one.
 
-Runs in the health sidecar (a thread next to the health endpoint). Every
+Runs in the sidecar (a thread next to the health endpoint). Every
 NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
 ``no_track_activity`` so that asking is not itself activity:
 
 - ``/api/status``: ``last_activity`` (API requests, kernel messages,
   terminal output) and ``connections``;
-- ``/api/kernels``: each kernel's ``execution_state``; a busy kernel is never idle, however long it runs;
+- ``/api/kernels``: each kernel's ``execution_state``;
 - ``/api/terminals``: each terminal's ``last_activity``; a terminal whose shell
   has a command running (a child process, seen in /proc) counts as busy too,
   so a silent ``python train.py`` in a terminal is not stopped.
 
-Idle means no busy kernel or terminal and no activity for
-NBSTACK_IDLE_TIMEOUT_MINUTES (0: never). NBSTACK_MAX_LIFETIME_HOURS (0: off)
-stops the server that long after it started, busy or not. Then, once:
+The policy (nbstack_runtime.policy) decides; once it says stop:
 
 1. autosave runs, as on SIGTERM (nothing unpushed is lost);
-2. the ECS service NBSTACK_SERVICE in NBSTACK_CLUSTER goes to 0 tasks;
-3. the auto scaling group NBSTACK_AUTOSCALING_GROUP goes to 0 instances.
+2. the service is tagged with when and why (nbstack:stopped-at, nbstack:stop-reason);
+3. the scaler (nbstack_runtime.scaler) takes the service, then the group, to zero.
 
 Compute billing stops; the stack, its routing and its secrets stay, and
-``up.yml`` scales both back to one. The task role may change only this
-person's service and group (see files/cloudformation/instance.yml).
+``up.yml`` scales both back to one. While it watches, the watcher also
+publishes the last activity as the tag nbstack:last-activity (at most every
+PUBLISH_INTERVAL_SECONDS): ``status.yml`` reads it to say "idle for".
 
-While it watches, the sidecar also publishes the last activity as the tag
-``nbstack:last-activity`` on the ECS service (at most every
-PUBLISH_INTERVAL_SECONDS), and on stop ``nbstack:stopped-at`` and
-``nbstack:stop-reason``: ``status.yml`` reads them to say "idle for".
-
-Authentication: Jupyter has password login only (no token login). The
-sidecar presents a random token from a 0600 file in the container's HOME,
-written by the jupyter startup hook; ``WatcherIdentityProvider`` (configured
-as Jupyter's identity provider) accepts it only in an ``Authorization``
-header, only for GET on the three read-only endpoints above.
+The watcher reads the API with a token from a 0600 file that the jupyter hook
+writes; Jupyter accepts it through nbstack_runtime.identity.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -45,83 +35,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
-
-from jupyter_server.auth.identity import PasswordIdentityProvider, User
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from . import procfs
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
+from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
+from .scaler import AwsScaler, Scaler
 from .settings import Settings
 
 log = logging.getLogger("nbstack.idle")
 
-#: Kernel states that mean "working on something". Not "starting": Jupyter
-#: reports a kernel nobody has connected to yet as starting indefinitely.
-BUSY_KERNEL_STATES = frozenset({"busy"})
 #: How often the last activity may be written to the service's tags.
 PUBLISH_INTERVAL_SECONDS = 300.0
-#: The endpoints the watcher reads (relative to the base URL).
-WATCHED_ENDPOINTS = ("api/status", "api/kernels", "api/terminals")
+#: The endpoints the watcher reads (relative to the base URL); its token opens only these.
+STATUS_ENDPOINT = "api/status"
+KERNELS_ENDPOINT = "api/kernels"
+TERMINALS_ENDPOINT = "api/terminals"
+WATCHED_ENDPOINTS = (STATUS_ENDPOINT, KERNELS_ENDPOINT, TERMINALS_ENDPOINT)
 
 
 def parse_time(value: str) -> datetime:
     """Jupyter's ISO timestamps ('...Z' or '+00:00') as aware datetimes."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Activity:
-    """One look at the server: what the REST API (and /proc) said."""
-
-    started: datetime
-    last_activity: datetime
-    connections: int = 0
-    busy_kernels: int = 0
-    kernels: int = 0
-    busy_terminals: int = 0
-    terminals: int = 0
-
-    @property
-    def busy(self) -> bool:
-        return self.busy_kernels > 0 or self.busy_terminals > 0
-
-
-@dataclass(frozen=True)
-class Decision:
-    stop: bool
-    reason: str
-    idle_seconds: float = 0.0
-
-
-def decide(activity: Activity, now: datetime, idle_timeout_minutes: float, max_lifetime_hours: float) -> Decision:
-    """Whether to stop now, and why (pure: the whole policy is here)."""
-    if max_lifetime_hours > 0:
-        lived = now - activity.started
-        if lived >= timedelta(hours=max_lifetime_hours):
-            return Decision(True, f"max lifetime of {max_lifetime_hours:g} h reached (started {iso(activity.started)})")
-    if activity.busy:
-        return Decision(
-            False,
-            f"busy: {activity.busy_kernels} of {activity.kernels} kernels, "
-            f"{activity.busy_terminals} of {activity.terminals} terminals",
-        )
-    idle = max(0.0, (now - activity.last_activity).total_seconds())
-    if idle_timeout_minutes <= 0:
-        return Decision(False, "idle stop is off", idle)
-    if idle >= idle_timeout_minutes * 60:
-        return Decision(
-            True,
-            f"idle for {idle / 60:.1f} min (timeout {idle_timeout_minutes:g} min; no busy kernel, "
-            f"last activity {iso(activity.last_activity)}, {activity.connections} open connections)",
-            idle,
-        )
-    return Decision(False, f"idle for {idle / 60:.1f} of {idle_timeout_minutes:g} min", idle)
 
 
 # --- Reading the server --------------------------------------------------------
@@ -144,10 +81,10 @@ class JupyterClient:
             return json.load(response)
 
     def activity(self, jupyter_pid: int | None = None) -> Activity:
-        status = self.get("api/status")
-        kernels = self.get("api/kernels")
+        status = self.get(STATUS_ENDPOINT)
+        kernels = self.get(KERNELS_ENDPOINT)
         try:
-            terminals = self.get("api/terminals")
+            terminals = self.get(TERMINALS_ENDPOINT)
         except urllib.error.HTTPError as error:
             if error.code != 404:  # 404: terminals disabled
                 raise
@@ -176,52 +113,11 @@ def busy_terminal_shells(jupyter_pid: int, table: dict[int, tuple[int, str]] | N
     return sum(1 for shell in shells if children.get(shell))
 
 
-# --- Scaling to zero -------------------------------------------------------------
+# --- The loop ------------------------------------------------------------------
 
 
-class Scaler(Protocol):
-    def publish(self, tags: dict[str, str]) -> None: ...
-
-    def scale_to_zero(self) -> None: ...
-
-
-@dataclass
-class AwsScaler:
-    """The person's own ECS service and auto scaling group, with the task role."""
-
-    cluster: str
-    service: str
-    autoscaling_group: str
-    region: str = ""
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def _client(self, name: str) -> Any:
-        if name not in self._clients:
-            import boto3  # imported late: only a watcher that stops needs it
-
-            self._clients[name] = boto3.client(name, region_name=self.region or None)
-        return self._clients[name]
-
-    def _service_arn(self) -> str:
-        found = self._client("ecs").describe_services(cluster=self.cluster, services=[self.service])["services"]
-        if not found:
-            raise RuntimeError(f"ECS service {self.service} not found in cluster {self.cluster}")
-        return str(found[0]["serviceArn"])
-
-    def publish(self, tags: dict[str, str]) -> None:
-        self._client("ecs").tag_resource(
-            resourceArn=self._service_arn(), tags=[{"key": k, "value": v} for k, v in tags.items()]
-        )
-
-    def scale_to_zero(self) -> None:
-        # The service first: ECS then stops the task (whose autosave finds
-        # nothing new). The group right after, before that stop reaches us.
-        self._client("ecs").update_service(cluster=self.cluster, service=self.service, desiredCount=0)
-        log.info("ECS service %s in %s set to 0 tasks", self.service, self.cluster)
-        self._client("autoscaling").update_auto_scaling_group(
-            AutoScalingGroupName=self.autoscaling_group, MinSize=0, DesiredCapacity=0
-        )
-        log.info("auto scaling group %s set to 0 instances", self.autoscaling_group)
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -234,7 +130,7 @@ class Watcher:
     idle_timeout_minutes: float
     max_lifetime_hours: float = 0.0
     poll_seconds: float = 60.0
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = _utc_now
     stopped: Decision | None = None
     _published: tuple[str, float] | None = None
 
@@ -269,6 +165,7 @@ class Watcher:
             self._published = (self._published[0] if self._published else "", time.monotonic())
 
     def stop(self, decision: Decision) -> None:
+        """Autosave, record why on the service, then take the capacity to zero."""
         log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
         started = time.monotonic()
         result = self.autosave()
@@ -282,6 +179,7 @@ class Watcher:
         log.warning("idle stop done in %.1f s: capacity is zero; up.yml starts it again", time.monotonic() - started)
 
     def run(self, should_exit: threading.Event) -> None:
+        """Poll until the stop is done or `should_exit` is set."""
         while self.stopped is None and not should_exit.is_set():
             try:
                 self.check_once()
@@ -290,45 +188,7 @@ class Watcher:
             should_exit.wait(self.poll_seconds)
 
 
-# --- Wiring ------------------------------------------------------------------------
-
-
-class WatcherIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
-    """Password login as configured, plus the watcher's token for three read-only GETs.
-
-    The token is accepted only in an Authorization header (never ?token=, never
-    the login form), only for GET on WATCHED_ENDPOINTS; everything else goes
-    through password login unchanged. Nothing is printed: Jupyter shows no
-    token URL because ``IdentityProvider.token`` stays empty.
-    """
-
-    _watcher_token: str | None = None
-
-    def _token(self) -> str:
-        if self._watcher_token is None:
-            try:
-                path = Settings.from_environ().idle_token_file
-                self._watcher_token = path.read_text().strip()
-            except Exception:  # no file: the watcher is off, only password login
-                self._watcher_token = ""
-        return self._watcher_token
-
-    def _is_watcher(self, handler: Any) -> bool:
-        request = handler.request
-        header = request.headers.get("Authorization", "")
-        if request.method != "GET" or not header.startswith("token "):
-            return False
-        base = handler.base_url if handler.base_url.endswith("/") else handler.base_url + "/"
-        path = request.path[len(base) :] if request.path.startswith(base) else ""
-        token = self._token()
-        return bool(token) and path.rstrip("/") in WATCHED_ENDPOINTS and hmac.compare_digest(
-            header[len("token ") :].strip().encode(), token.encode()
-        )
-
-    async def _get_user(self, handler: Any) -> User | None:
-        if self._is_watcher(handler):
-            return User(username="nbstack-idle-watcher", name="idle watcher")
-        return await super()._get_user(handler)
+# --- Wiring from the settings ----------------------------------------------------
 
 
 def why_off(settings: Settings) -> str | None:
@@ -386,7 +246,9 @@ def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | No
     )
 
 
-def start_in_thread(settings: Settings, jupyter_pid: Callable[[], int | None], should_exit: threading.Event) -> threading.Thread | None:
+def start_in_thread(
+    settings: Settings, jupyter_pid: Callable[[], int | None], should_exit: threading.Event
+) -> threading.Thread | None:
     """Start the watcher next to the health server.
 
     Not a daemon thread: if SIGTERM arrives in the middle of a stop, the
@@ -398,4 +260,3 @@ def start_in_thread(settings: Settings, jupyter_pid: Callable[[], int | None], s
     thread = threading.Thread(target=watcher.run, args=(should_exit,), name="nbstack-idle", daemon=False)
     thread.start()
     return thread
-
