@@ -19,19 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import procfs
+from .privatefiles import write_private
 
 #: /proc states of a process that has exited but not been reaped (or is being).
 EXITED_STATES = frozenset({"Z", "X", "x"})
 
 
 def write_pid_file(path: Path, pid: int | None = None) -> None:
-    """Record `pid` (default: this process) and its start time, atomically, for the sidecar."""
+    """Record `pid` (default: this process) and its start time for the sidecar, through write_private."""
     pid = os.getpid() if pid is None else pid
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     found = procfs.stat(pid)
-    tmp.write_text(f"{pid} {found.start_time if found else None}\n")
-    os.replace(tmp, path)
+    write_private(path, f"{pid} {found.start_time if found else None}\n")
 
 
 @dataclass(frozen=True)
