@@ -19,7 +19,7 @@ from .settings import Settings
 from .watcher import WATCHED_ENDPOINTS
 
 
-class WatcherIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
+class WatcherIdentityProvider(PasswordIdentityProvider):
     """Password login as configured, plus the watcher's token for three read-only GETs.
 
     The token is accepted only in an Authorization header (never ?token=, never

@@ -141,8 +141,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NBSTACK_BASE_URL", "/<prefix>/", "Jupyter's base URL (the ALB path rule).", _base_url),
     Variable("NBSTACK_NOTEBOOK_PORT", "8888", "Port Jupyter listens on (all interfaces).", _port),
     Variable("NBSTACK_HEALTH_PORT", "8889", "Port of the health sidecar (`GET /health`).", _port),
-    Variable("NBSTACK_WORK_DIR", "/home/jovyan/work", "Host volume; the repository is cloned into it; Jupyter's root_dir.", Path),
-    Variable("NBSTACK_REPO_URL", "", "https URL of the notebook repository; empty: no clone, no autosave push.", _repo_url),
+    Variable(
+        "NBSTACK_WORK_DIR",
+        "/home/jovyan/work",
+        "Host volume; the repository is cloned into it; Jupyter's root_dir.",
+        Path,
+    ),
+    Variable(
+        "NBSTACK_REPO_URL", "", "https URL of the notebook repository; empty: no clone, no autosave push.", _repo_url
+    ),
     Variable("NBSTACK_GIT_USER_NAME", "", "git user.name for commits made in the container."),
     Variable("NBSTACK_GIT_USER_EMAIL", "", "git user.email for commits made in the container."),
     Variable("NBSTACK_MODEL_BUCKET", "", "Versioned S3 bucket for `nbstack_runtime.models`."),
@@ -160,10 +167,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "NBSTACK_IDLE_TIMEOUT_MINUTES",
         "60",
-        "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales to zero; 0: never.",
+        "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales "
+        "to zero; 0: never.",
         _number(0, 7 * 24 * 60),
     ),
-    Variable("NBSTACK_MAX_LIFETIME_HOURS", "0", "Stop this many hours after the server started, busy or not; 0: off.", _number(0, 24 * 366)),
+    Variable(
+        "NBSTACK_MAX_LIFETIME_HOURS",
+        "0",
+        "Stop this many hours after the server started, busy or not; 0: off.",
+        _number(0, 24 * 366),
+    ),
     Variable("NBSTACK_IDLE_POLL_SECONDS", "60", "How often the idle watcher looks at the server.", _number(1, 3600)),
     Variable("NBSTACK_CLUSTER", "", "ECS cluster of the person's service (what the idle stop scales)."),
     Variable("NBSTACK_SERVICE", "", "The person's ECS service; the idle stop sets it to 0 tasks."),

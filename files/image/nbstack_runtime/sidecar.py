@@ -35,7 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "nbstack-health"
     pid_file: Path
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path.split("?", 1)[0] != HEALTH_PATH:
             self._reply(404, {"error": "not found"})
             return
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--pid-file", type=Path, required=True, help="written by the server extension")
     parser.add_argument("--own-pid-file", type=Path, help="where to record this sidecar's pid")
-    parser.add_argument("--idle-watcher", action="store_true", help="also run the idle watcher (nbstack_runtime.watcher)")
+    parser.add_argument("--idle-watcher", action="store_true", help="also run the idle watcher (watcher.py)")
     args = parser.parse_args(argv)
     setup_logging()
     server = serve(args.port, args.pid_file, args.host)

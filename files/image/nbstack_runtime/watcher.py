@@ -77,7 +77,7 @@ class JupyterClient:
             f"{self.base}{endpoint}?no_track_activity=1",
             headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (loopback URL)
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
             return json.load(response)
 
     def activity(self, jupyter_pid: int | None = None) -> Activity:
