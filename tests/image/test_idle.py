@@ -8,6 +8,7 @@ real ECS service and auto scaling group on the emulator.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from notebook_runs import PREFIX, Notebook, StartNotebook
 from servers import GitHttpServer, wait_for
 
 from nbstack_runtime import contract, policy
+from nbstack_runtime.scaler import tag_value
 from nbstack_runtime.watcher import Watcher, busy_terminal_shells
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -79,6 +81,15 @@ def test_busy_terminal_shells_from_a_process_table() -> None:
         401: (400, "python train.py"),  # running a command
     }
     assert busy_terminal_shells(100, table) == 1
+
+
+def test_stop_reasons_become_tag_values_ecs_accepts() -> None:
+    reason = policy.decide(activity(61), T0, 60, 0).reason
+    assert "(" in reason and ";" in reason and "," in reason  # all refused by ECS in a tag value
+    value = tag_value(reason)
+    assert value == "idle for 61.0 min timeout 60 min no busy kernel last activity 2026-01-05T07:59:00Z 0 open connections"
+    assert re.fullmatch(r"[\w .:/=+\-@]*", value)  # ECS: letters, numbers, spaces and _.:/=+-@
+    assert len(tag_value("x" * 300)) == 256
 
 
 @dataclass

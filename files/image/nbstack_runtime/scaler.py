@@ -7,10 +7,25 @@ count) and auto scaling group (size); see files/cloudformation/instance.yml.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger("nbstack.scaler")
+
+#: What ECS accepts in a tag value besides letters, numbers and spaces; and how long one may be.
+TAG_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
+TAG_VALUE_MAX_LENGTH = 256
+
+
+def tag_value(text: str) -> str:
+    r"""`text` as ECS accepts it in a tag value (pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*, 256 characters).
+
+    A stop reason holds parentheses, commas and semicolons, which ECS
+    refuses (the emulator does not check); each becomes a space.
+    """
+    kept = "".join(c if unicodedata.category(c)[0] in "LNZ" or c in TAG_VALUE_PUNCTUATION else " " for c in text)
+    return " ".join(kept.split())[:TAG_VALUE_MAX_LENGTH]
 
 
 class Scaler(Protocol):
@@ -45,9 +60,9 @@ class AwsScaler:
         return str(found[0]["serviceArn"])
 
     def publish(self, tags: dict[str, str]) -> None:
-        """Set `tags` on the ECS service (status.yml reads them)."""
+        """Set `tags` on the ECS service (status.yml reads them), each value made acceptable to ECS."""
         self._client("ecs").tag_resource(
-            resourceArn=self._service_arn(), tags=[{"key": k, "value": v} for k, v in tags.items()]
+            resourceArn=self._service_arn(), tags=[{"key": k, "value": tag_value(v)} for k, v in tags.items()]
         )
 
     def scale_to_zero(self) -> None:

@@ -171,7 +171,7 @@ class Watcher:
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", getattr(result, "status", result), time.monotonic() - started)
         try:
-            self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason[:256]})
+            self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason})
         except Exception as error:
             log.warning("idle watcher: could not record the stop on the service: %s", error)
         self.scaler.scale_to_zero()
