@@ -40,7 +40,8 @@ from emulator import REGION, Emulator  # noqa: E402
 from vault import random_values, write_vault  # noqa: E402
 from servers import GitHttpServer, wait_for  # noqa: E402
 
-from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
+from nbstack_runtime.scaler import AwsScaler  # noqa: E402
+from nbstack_runtime.watcher import parse_time  # noqa: E402
 
 TIMEOUT_MINUTES = 0.5
 POLL_SECONDS = 5

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "files" / "image"
 sys.path.insert(0, str(IMAGE_DIR))
 
-from nbstack_runtime import health  # noqa: E402
+from nbstack_runtime import sidecar  # noqa: E402
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -97,7 +97,7 @@ def _read_back(emulator: Emulator) -> dict[str, Any]:
 
 
 def _read_by_container() -> set[str]:
-    return {name for name, _default, _description in VARIABLES}
+    return {variable.name for variable in VARIABLES}
 
 
 def test_every_variable_the_container_reads_is_known_to_settings() -> None:
@@ -159,7 +159,7 @@ def test_the_health_check_path_is_what_the_sidecar_answers(registered: dict[str,
     path = registered["target_group"]["HealthCheckPath"]
     pid_file = tmp_path / "jupyter.pid"
     pid_file.write_text(f"{os.getpid()}\n")
-    server = health.serve(free_port(), pid_file, host="127.0.0.1")
+    server = sidecar.serve(free_port(), pid_file, host="127.0.0.1")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}{path}"

@@ -45,12 +45,15 @@ def test_dockerignore_lets_the_copied_files_through() -> None:
 
 
 def test_base_image_is_pinned_by_date_tag_and_used() -> None:
-    (arg,) = [a for a in instructions("ARG") if a.startswith("BASE_IMAGE=")]
-    assert re.fullmatch(r"BASE_IMAGE=quay\.io/jupyter/scipy-notebook:\d{4}-\d{2}-\d{2}", arg)
-    assert instructions("FROM") == ["${BASE_IMAGE}"]
-    # The GPU variant documented next to it uses the same date.
-    date = arg.rsplit(":", 1)[1]
-    assert f"quay.io/jupyter/pytorch-notebook:cuda12-{date}" in DOCKERFILE
+    """Both bases named once, pinned by one date tag; VARIANT (default cpu) picks the one the recipe builds on."""
+    assert instructions("ARG")[0] == "VARIANT=cpu"
+    cpu, gpu, chosen = instructions("FROM")
+    assert re.fullmatch(r"quay\.io/jupyter/scipy-notebook:\d{4}-\d{2}-\d{2} AS base-cpu", cpu)
+    assert chosen == "base-${VARIANT}"
+    # The GPU variant uses the same date.
+    date = cpu.split()[0].rsplit(":", 1)[1]
+    assert gpu == f"quay.io/jupyter/pytorch-notebook:cuda12-{date} AS base-gpu"
+    assert DOCKERFILE.count("quay.io/jupyter/") == 2, "a base image is named more than once"
 
 
 def test_recipe_style() -> None:
@@ -94,4 +97,8 @@ def test_hooks_are_shellcheck_clean() -> None:
 def test_readme_documents_exactly_the_settings() -> None:
     readme = (IMAGE_DIR / "README.md").read_text()
     documented = re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M)
-    assert documented == [name for name, _, _ in VARIABLES]
+    assert documented == [variable.name for variable in VARIABLES]
+    # Each row says what the declaration says: default and meaning.
+    for variable in VARIABLES:
+        default = {None: "required", "": "empty"}.get(variable.default, f"`{variable.default}`")
+        assert f"| `{variable.name}` | {default} | {variable.description} |" in readme, variable.name

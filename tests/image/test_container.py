@@ -93,7 +93,7 @@ def test_first_start_clones_and_keeps_the_token_out_of_everything(
 
     # The health sidecar.
     sidecar_pid = int((notebook.home / ".nbstack" / "health.pid").read_text().split()[0])
-    assert "nbstack_runtime.health" in cmdline(sidecar_pid)
+    assert "nbstack_runtime.sidecar" in cmdline(sidecar_pid)
     assert_no_secrets(notebook, sidecar_pid, "the health sidecar")
 
     # The clone authenticated with the token (the server refuses anonymous requests).

@@ -8,6 +8,7 @@ real ECS service and auto scaling group on the emulator.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ import websocket
 from notebook_runs import PREFIX, Notebook, StartNotebook
 from servers import GitHttpServer, wait_for
 
-from nbstack_runtime import idle
+from nbstack_runtime import contract, policy
+from nbstack_runtime.scaler import tag_value
+from nbstack_runtime.watcher import Watcher, busy_terminal_shells
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -30,8 +33,8 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 # --- The policy, without servers ------------------------------------------------------
 
 
-def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.0, **extra: Any) -> idle.Activity:
-    return idle.Activity(
+def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.0, **extra: Any) -> policy.Activity:
+    return policy.Activity(
         started=T0 - timedelta(hours=lived_hours),
         last_activity=T0 - timedelta(minutes=idle_minutes),
         busy_kernels=busy_kernels,
@@ -41,31 +44,31 @@ def activity(idle_minutes: float, busy_kernels: int = 0, lived_hours: float = 1.
 
 
 def test_idle_past_the_timeout_stops() -> None:
-    decision = idle.decide(activity(61), T0, 60, 0)
+    decision = policy.decide(activity(61), T0, 60, 0)
     assert decision.stop and "idle for 61.0 min" in decision.reason
 
 
 def test_idle_short_of_the_timeout_does_not_stop() -> None:
-    assert not idle.decide(activity(59), T0, 60, 0).stop
+    assert not policy.decide(activity(59), T0, 60, 0).stop
 
 
 def test_a_busy_kernel_is_never_idle_however_long() -> None:
-    decision = idle.decide(activity(60 * 24 * 7, busy_kernels=1, lived_hours=24 * 7), T0, 60, 0)
+    decision = policy.decide(activity(60 * 24 * 7, busy_kernels=1, lived_hours=24 * 7), T0, 60, 0)
     assert not decision.stop and decision.reason.startswith("busy")
 
 
 def test_a_terminal_running_a_command_is_busy() -> None:
-    assert not idle.decide(activity(600, busy_terminals=1, terminals=1), T0, 60, 0).stop
+    assert not policy.decide(activity(600, busy_terminals=1, terminals=1), T0, 60, 0).stop
 
 
 def test_timeout_zero_turns_the_idle_stop_off() -> None:
-    assert not idle.decide(activity(60 * 24 * 30), T0, 0, 0).stop
+    assert not policy.decide(activity(60 * 24 * 30), T0, 0, 0).stop
 
 
 def test_max_lifetime_stops_even_a_busy_server() -> None:
-    decision = idle.decide(activity(0, busy_kernels=2, lived_hours=12), T0, 60, 12)
+    decision = policy.decide(activity(0, busy_kernels=2, lived_hours=12), T0, 60, 12)
     assert decision.stop and "max lifetime of 12 h" in decision.reason
-    assert not idle.decide(activity(0, busy_kernels=2, lived_hours=11.9), T0, 60, 12).stop
+    assert not policy.decide(activity(0, busy_kernels=2, lived_hours=11.9), T0, 60, 12).stop
 
 
 def test_busy_terminal_shells_from_a_process_table() -> None:
@@ -77,7 +80,16 @@ def test_busy_terminal_shells_from_a_process_table() -> None:
         400: (100, "/bin/bash -l"),
         401: (400, "python train.py"),  # running a command
     }
-    assert idle.busy_terminal_shells(100, table) == 1
+    assert busy_terminal_shells(100, table) == 1
+
+
+def test_stop_reasons_become_tag_values_ecs_accepts() -> None:
+    reason = policy.decide(activity(61), T0, 60, 0).reason
+    assert "(" in reason and ";" in reason and "," in reason  # all refused by ECS in a tag value
+    value = tag_value(reason)
+    assert value == "idle for 61.0 min timeout 60 min no busy kernel last activity 2026-01-05T07:59:00Z 0 open connections"
+    assert re.fullmatch(r"[\w .:/=+\-@]*", value)  # ECS: letters, numbers, spaces and _.:/=+-@
+    assert len(tag_value("x" * 300)) == 256
 
 
 @dataclass
@@ -93,7 +105,7 @@ class FakeScaler:
 
 def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
     calls: list[str] = []
-    watcher = idle.Watcher(
+    watcher = Watcher(
         read=lambda: activity(90),
         scaler=FakeScaler(calls),
         autosave=lambda: calls.append("autosave"),
@@ -106,11 +118,11 @@ def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
 
 
 def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
-    def refused() -> idle.Activity:
+    def refused() -> policy.Activity:
         raise ConnectionRefusedError("not listening yet")
 
     calls: list[str] = []
-    watcher = idle.Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
+    watcher = Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
     assert watcher.check_once() is None and calls == []
 
 
@@ -260,7 +272,7 @@ def test_the_watcher_token_reads_only_the_watched_endpoints(
     # Password login still works as before.
     assert notebook.session().login_status == 302  # type: ignore[attr-defined]
     # The watcher publishes the last activity for status.yml.
-    wait_for(lambda: idle.TAG_LAST_ACTIVITY in capacity.service_tags(), 30, what="the last-activity tag")
+    wait_for(lambda: contract.LAST_ACTIVITY_TAG in capacity.service_tags(), 30, what="the last-activity tag")
     assert capacity.desired() == (1, 1)
 
 
@@ -304,7 +316,7 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     autosaves = [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
     assert autosaves, "the idle stop pushed no autosave"
     tags = capacity.service_tags()
-    assert tags[idle.TAG_STOP_REASON].startswith("idle for") and idle.TAG_STOPPED_AT in tags
+    assert tags[contract.STOP_REASON_TAG].startswith("idle for") and contract.STOPPED_AT_TAG in tags
     # The health endpoint still answers: ECS, not the sidecar, ends the task.
     assert requests.get(notebook.health_url, timeout=5).status_code == 200
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nbstack_runtime import gitsetup, health, jupyter_config, local_run, warehouse
+from nbstack_runtime import contract, gitsetup, health, jupyter_config, local_run, procfs, warehouse
 from nbstack_runtime.settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
 
 BASE = {"NBSTACK_PREFIX": "alice", "HOME": "/home/jovyan"}
@@ -28,6 +30,7 @@ def test_defaults_follow_the_contract() -> None:
     assert (s.base_url, s.notebook_port, s.health_port) == ("/alice/", 8888, 8889)
     assert s.work_dir == Path("/home/jovyan/work")
     assert s.autosave_timeout == 90
+    assert s.warehouse_port == 5439  # Redshift's, as the playbooks say
     assert settings(AWS_DEFAULT_REGION="eu-west-1").aws_region == "eu-west-1"
     assert settings(AWS_REGION="us-east-1", AWS_DEFAULT_REGION="eu-west-1").aws_region == "us-east-1"
 
@@ -83,7 +86,7 @@ def test_warehouse_files(tmp_path: Path) -> None:
     (tmp_path / ".aws").mkdir()
     (tmp_path / ".aws" / "config").write_text("[default]\nregion = us-east-1\n")
     assert warehouse.configure(s) == [".pg_service.conf", ".pgpass", ".aws/config"]
-    assert (tmp_path / ".pgpass").read_text() == "wh.example.com:5432:dw:analyst:p\\:a\\\\ss\n"
+    assert (tmp_path / ".pgpass").read_text() == "wh.example.com:5439:dw:analyst:p\\:a\\\\ss\n"
     for name in (".pgpass", ".pg_service.conf", ".aws/config"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     config = (tmp_path / ".aws" / "config").read_text()
@@ -120,6 +123,27 @@ def test_jupyter_config_without_a_password_fails_closed(tmp_path: Path) -> None:
     assert config["IdentityProvider"]["token"] == ""
 
 
+def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Path] = []
+    write = jupyter_config.write_private
+    monkeypatch.setattr(jupyter_config, "write_private", lambda path, text: (written.append(path), write(path, text)))
+    idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
+    s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
+    assert jupyter_config.configure(s)
+    assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
+    config = json.loads(s.jupyter_config_file.read_text())
+    assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
+    assert stat.S_IMODE(s.idle_token_file.stat().st_mode) == 0o600 and s.idle_token_file.read_text().strip()
+
+    written.clear()
+    off = settings(HOME=str(tmp_path / "off"), NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_IDLE_TIMEOUT_MINUTES="0", **idle_on)
+    assert jupyter_config.configure(off)
+    assert written == [off.jupyter_config_file] and not off.idle_token_file.exists()
+    assert "identity_provider_class" not in json.loads(off.jupyter_config_file.read_text())["ServerApp"]
+
+
 def test_health_check_reads_process_states(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     assert health.check(pid_file).reason == "not started"
@@ -141,6 +165,14 @@ def test_health_check_reads_process_states(tmp_path: Path) -> None:
     assert health.check(pid_file).reason == "exited"
     pid_file.write_text(f"{os.getpid()} 1\n")  # our pid, another start time: a reused pid
     assert health.check(pid_file).reason == "exited (pid reused)"
+
+
+def test_procfs_reads_this_process() -> None:
+    found = procfs.stat(os.getpid())
+    assert found is not None and found.ppid == os.getppid() and found.state in ("R", "S")
+    ppid, cmdline = procfs.process_table()[os.getpid()]
+    assert ppid == os.getppid() and "pytest" in cmdline
+    assert procfs.stat(2**22 + 1) is None  # above pid_max: no such process
 
 
 def test_local_run_mimics_start_sh(tmp_path: Path) -> None:
@@ -173,3 +205,13 @@ def test_env_file(tmp_path: Path) -> None:
     path.write_text("oops\n")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         local_run.read_env_file(path)
+
+
+def test_autosave_branches_match_the_shared_pattern() -> None:
+    stamp = datetime(2026, 1, 5, 9, 30, 15, tzinfo=timezone.utc).strftime(contract.AUTOSAVE_STAMP_FORMAT)
+    branch = contract.autosave_branch("alice", stamp)
+    assert branch == "autosave/alice/20260105T093015Z"
+    assert re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, branch)
+    for other in ("autosave/alice/20260105", "autosave/Alice/20260105T093015Z", "feature/alice/20260105T093015Z"):
+        assert not re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, other)
+    assert re.fullmatch(contract.PREFIX_PATTERN, "alice") and not re.fullmatch(contract.PREFIX_PATTERN, "9lives")

@@ -1,6 +1,6 @@
 """The idle stop against the emulator: the task role's scope, the stop, and up.yml after it.
 
-The stop is made by the sidecar's own code (nbstack_runtime.idle.AwsScaler)
+The stop is made by the sidecar's own code (nbstack_runtime.scaler.AwsScaler)
 with the names the task definition gives it, as the sidecar would in the
 container; up.yml must then notice the drift the stack cannot see and start
 the server again, reporting a change only then.
@@ -19,7 +19,7 @@ from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import ACCOUNT_ID, REGION, Emulator
 
 sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.idle import AwsScaler  # noqa: E402
+from nbstack_runtime.scaler import AwsScaler  # noqa: E402
 
 PREFIX = "carol"
 OTHER = "dave"

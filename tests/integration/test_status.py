@@ -11,7 +11,7 @@ from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
 from emulator import REGION, Emulator
 
 sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.idle import AwsScaler  # noqa: E402
+from nbstack_runtime.scaler import AwsScaler  # noqa: E402
 
 
 def rows(run: PlaybookRun) -> dict[str, list[str]]:

@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._util import git, setup_logging
+from .contract import AUTOSAVE_STAMP_FORMAT, autosave_branch
+from .gitcmd import git
+from .logs import setup_logging
 
 log = logging.getLogger("nbstack.autosave")
 
@@ -161,8 +163,8 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
             log.info("autosave: nothing new since %s", latest[0])
             return Result("already saved", latest[0], latest[1])
 
-    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    ref = f"refs/heads/autosave/{prefix}/{stamp}"
+    stamp = now.astimezone(timezone.utc).strftime(AUTOSAVE_STAMP_FORMAT)
+    ref = f"refs/heads/{autosave_branch(prefix, stamp)}"
     if as_is:
         sha = as_is
     else:
@@ -203,7 +205,7 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
 def _latest_autosave(work_dir: Path, url: str, prefix: str, deadline: _Deadline) -> tuple[str, str] | None:
     """(ref, sha) of the prefix's newest autosave branch on the remote, if it can be listed."""
     listing = git(
-        ["ls-remote", "--refs", url, f"refs/heads/autosave/{prefix}/*"],
+        ["ls-remote", "--refs", url, f"refs/heads/{autosave_branch(prefix, '*')}"],
         cwd=work_dir,
         check=False,
         timeout=deadline.left(),

@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from ._util import git, write_private
+from .gitcmd import git
+from .privatefiles import write_private
 from .settings import Settings
 
 log = logging.getLogger("nbstack.git")

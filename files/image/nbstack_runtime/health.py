@@ -1,61 +1,41 @@
-"""The health sidecar: answers the ALB's `GET /health` from /proc, never over Jupyter's HTTP.
+"""The health check: is the Jupyter server process alive? Answered from /proc, never over Jupyter's HTTP.
 
 Jupyter can be too busy to answer (a kernel message storm, a huge notebook
 save) or even stopped by a debugger; the target group must not kill the task
-for that. The sidecar is a separate process that reads the pid file the
-server extension writes at load time and looks the process up in /proc:
+for that. The server extension writes a pid file at load time (with the
+process start time, so a reused pid is told apart); the sidecar looks the
+process up in /proc:
 
-- 200 while the process exists in any state but zombie/dead (running,
+- healthy while the process exists in any state but zombie/dead (running,
   sleeping, disk wait, stopped by SIGSTOP);
-- 503 before the pid file exists (not started yet) and once the process has
-  exited (gone, zombie, or the pid reused by another process: the pid file
-  records the process start time to tell them apart).
-
-Run: python -m nbstack_runtime.health --port 8889 --pid-file ~/.nbstack/jupyter.pid
+- not healthy before the pid file exists (not started yet) and once the
+  process has exited (gone, zombie, or the pid reused by another process).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import signal
-import sys
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-log = logging.getLogger("nbstack.health")
+from . import procfs
+from .privatefiles import write_private
 
-
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if gone."""
-    stat = _read_stat(pid)
-    return stat[19] if stat else None
-
-
-def _read_stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) is in parentheses and may contain spaces.
-    return raw[raw.rindex(")") + 2 :].split()
+#: /proc states of a process that has exited but not been reaped (or is being).
+EXITED_STATES = frozenset({"Z", "X", "x"})
 
 
 def write_pid_file(path: Path, pid: int | None = None) -> None:
-    """Record `pid` and its start time (atomically) for the sidecar."""
+    """Record `pid` (default: this process) and its start time for the sidecar, through write_private."""
     pid = os.getpid() if pid is None else pid
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{pid} {process_start_time(pid)}\n")
-    os.replace(tmp, path)
+    found = procfs.stat(pid)
+    write_private(path, f"{pid} {found.start_time if found else None}\n")
 
 
 @dataclass(frozen=True)
 class Status:
+    """The health endpoint's answer (its JSON body)."""
+
     healthy: bool
     reason: str
     pid: int | None = None
@@ -71,92 +51,11 @@ def check(pid_file: Path) -> Status:
         return Status(False, "not started")
     except (ValueError, IndexError):
         return Status(False, "unreadable pid file")
-    stat = _read_stat(pid)
-    if stat is None:
+    found = procfs.stat(pid)
+    if found is None:
         return Status(False, "exited", pid)
-    state = stat[0]
-    if stat[19] != started:
-        return Status(False, "exited (pid reused)", pid, state)
-    if state in ("Z", "X", "x"):
-        return Status(False, "exited", pid, state)
-    return Status(True, "alive", pid, state)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "nbstack-health"
-    pid_file: Path
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.split("?", 1)[0] != "/health":
-            self._reply(404, {"error": "not found"})
-            return
-        status = check(self.pid_file)
-        self._reply(200 if status.healthy else 503, status.__dict__)
-
-    def _reply(self, code: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        # The ALB asks every few seconds; only failures are worth a log line.
-        if len(args) >= 2 and str(args[1]) != "200":
-            log.warning("%s %s", self.address_string(), format % args)
-
-
-def serve(port: int, pid_file: Path, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Bind the sidecar's HTTP server (the caller runs serve_forever)."""
-    handler = type("Handler", (_Handler,), {"pid_file": pid_file})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--pid-file", type=Path, required=True, help="written by the server extension")
-    parser.add_argument("--own-pid-file", type=Path, help="where to record this sidecar's pid")
-    parser.add_argument("--idle-watcher", action="store_true", help="also run the idle watcher (nbstack_runtime.idle)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = serve(args.port, args.pid_file, args.host)
-    if args.own_pid_file:
-        write_pid_file(args.own_pid_file)
-    # SIGTERM (tini -g sends it to the whole process group on `docker stop`)
-    # ends the sidecar cleanly; the ALB has stopped routing to the task by then.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info("health sidecar on %s:%d watching %s", args.host, args.port, args.pid_file)
-    watcher_exit = threading.Event()
-    if args.idle_watcher:
-        _start_idle_watcher(args.pid_file, watcher_exit)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        watcher_exit.set()  # a stop already under way still finishes (non-daemon thread)
-        server.server_close()
-    return 0
-
-
-def _start_idle_watcher(pid_file: Path, should_exit: threading.Event) -> None:
-    """Run the idle watcher next to the health endpoint; a broken one never takes health down."""
-    try:
-        from . import idle
-        from .settings import Settings
-
-        def jupyter_pid() -> int | None:
-            status = check(pid_file)
-            return status.pid if status.healthy else None
-
-        idle.start_in_thread(Settings.from_environ(), jupyter_pid, should_exit)
-    except Exception:
-        log.exception("idle watcher not started")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if found.start_time != started:
+        return Status(False, "exited (pid reused)", pid, found.state)
+    if found.state in EXITED_STATES:
+        return Status(False, "exited", pid, found.state)
+    return Status(True, "alive", pid, found.state)

@@ -9,15 +9,14 @@ integration (say, the warehouse) does not keep the notebook server down.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 
-from . import gitsetup, idle, jupyter_config, warehouse
-from ._util import setup_logging, write_private
+from . import gitsetup, jupyter_config, warehouse
+from .logs import setup_logging
 from .settings import Settings, SettingsError, without_secrets
 
 log = logging.getLogger("nbstack.hooks")
@@ -35,13 +34,7 @@ def step_warehouse(settings: Settings) -> bool:
 
 
 def step_jupyter(settings: Settings) -> bool:
-    ok = jupyter_config.configure(settings)
-    if idle.why_off(settings) is None:
-        # The idle watcher reads Jupyter's REST API with its own token.
-        idle.write_token(settings)
-        config = jupyter_config.merge(jupyter_config._read_json(settings.jupyter_config_file), idle.server_config())
-        write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
-    return ok
+    return jupyter_config.configure(settings)
 
 
 def step_health(settings: Settings) -> bool:
@@ -52,7 +45,7 @@ def step_health(settings: Settings) -> bool:
         [
             sys.executable,
             "-m",
-            "nbstack_runtime.health",
+            "nbstack_runtime.sidecar",
             "--port",
             str(settings.health_port),
             "--pid-file",

@@ -1,11 +1,14 @@
-"""The Jupyter server configuration the container's server starts with.
+"""The Jupyter server configuration the container's server starts with; this module is its only writer.
 
 Written to ~/.jupyter/jupyter_server_config.json (merged into what is
 already there), which Jupyter loads after docker-stacks'
 /etc/jupyter/jupyter_server_config.py and which therefore wins over it.
 (A jupyter_server_config.d/ drop-in would not do: traitlets reads those
-directories only for `jpserver_extensions`, not for ServerApp options.) It holds the password's argon2 hash, never the
-password, and disables token login.
+directories only for `jpserver_extensions`, not for ServerApp options.) It
+holds the password's argon2 hash, never the password, and disables token
+login. When the idle watcher is on, the same write names the identity
+provider that lets the watcher's token in, and the token file is written
+first.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from ._util import write_private
+from .privatefiles import write_private
 from .settings import Settings
+from .watcher import why_off
 
 log = logging.getLogger("nbstack.jupyter")
 
@@ -31,18 +35,29 @@ def hash_password(password: str) -> str:
     return str(passwd(password, algorithm="argon2"))
 
 
-def server_config(settings: Settings, hashed_password: str) -> dict[str, Any]:
+def identity_provider_class() -> str:
+    """The dotted name of the identity provider that also accepts the watcher's token."""
+    from .identity import WatcherIdentityProvider  # imported late, like passwd: it loads jupyter_server
+
+    return f"{WatcherIdentityProvider.__module__}.{WatcherIdentityProvider.__qualname__}"
+
+
+def server_config(settings: Settings, hashed_password: str, identity_provider: str | None = None) -> dict[str, Any]:
+    """Our part of the config; `identity_provider` only when the idle watcher is on."""
+    server: dict[str, Any] = {
+        "base_url": settings.base_url,
+        "ip": "0.0.0.0",  # the ALB reaches the task on the instance's address
+        "port": settings.notebook_port,
+        "port_retries": 0,  # a busy port must fail, not move away from the target group's port
+        "root_dir": str(settings.work_dir),
+        "open_browser": False,
+        "trust_xheaders": True,  # behind the ALB: honour X-Forwarded-Proto/For
+        "jpserver_extensions": {EXTENSION_NAME: True},
+    }
+    if identity_provider:
+        server["identity_provider_class"] = identity_provider
     return {
-        "ServerApp": {
-            "base_url": settings.base_url,
-            "ip": "0.0.0.0",  # the ALB reaches the task on the instance's address
-            "port": settings.notebook_port,
-            "port_retries": 0,  # a busy port must fail, not move away from the target group's port
-            "root_dir": str(settings.work_dir),
-            "open_browser": False,
-            "trust_xheaders": True,  # behind the ALB: honour X-Forwarded-Proto/For
-            "jpserver_extensions": {EXTENSION_NAME: True},
-        },
+        "ServerApp": server,
         "IdentityProvider": {"token": ""},
         "PasswordIdentityProvider": {
             "hashed_password": hashed_password,
@@ -71,8 +86,15 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write_watcher_token(settings: Settings) -> str:
+    """A fresh watcher token for this container start (0600 in the state directory)."""
+    token = secrets.token_urlsafe(32)
+    write_private(settings.idle_token_file, token + "\n")
+    return token
+
+
 def configure(settings: Settings) -> bool:
-    """Write the drop-in; return False when no password was given.
+    """Write the whole config (and the watcher's token when it is on); return False when no password was given.
 
     Without a password the server still starts (so the health check and the
     logs explain the problem) but with the hash of a random value nobody
@@ -87,7 +109,12 @@ def configure(settings: Settings) -> bool:
             "set the secret and restart the task"
         )
         hashed = hash_password(secrets.token_urlsafe(32))
-    config = merge(_read_json(settings.jupyter_config_file), server_config(settings, hashed))
+    identity_provider = None
+    if why_off(settings) is None:
+        # The idle watcher reads Jupyter's REST API with its own token.
+        write_watcher_token(settings)
+        identity_provider = identity_provider_class()
+    config = merge(_read_json(settings.jupyter_config_file), server_config(settings, hashed, identity_provider))
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
     log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)
     return ok

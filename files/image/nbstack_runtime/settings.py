@@ -1,62 +1,31 @@
-"""The container's contract: every environment variable it reads, typed.
+"""The container's environment contract: every variable it reads, declared once, typed.
 
-This module is the one place the variable names live. The ECS task definition
-sets them (secrets come from Secrets Manager as environment variables too), the
-startup hooks, the Jupyter server extension and the model helper all read them
-through `Settings.from_environ()`, and files/image/README.md lists the same
-table (a test keeps the two in step).
+VARIABLES is the one declaration: each variable's name, default, meaning and
+parser. `Settings.from_environ()` reads the environment through it, the
+Settings dataclass has one field per parsed variable (named after it), and
+files/image/README.md lists the same table (a test keeps the two in step).
+The ECS task definition sets these variables (secrets come from Secrets
+Manager as environment variables too); the startup hooks, the Jupyter server
+extension, the sidecar and the model helper all read them through
+`Settings.from_environ()`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-#: Secret variables. The hooks read them, then docker-stacks' start.sh unsets
-#: them (the Dockerfile lists them in JUPYTER_ENV_VARS_TO_UNSET) so that the
-#: Jupyter server, its kernels and terminals never see them.
-SECRET_VARIABLES: tuple[str, ...] = (
-    "NBSTACK_GIT_TOKEN",
-    "NBSTACK_NOTEBOOK_PASSWORD",
-    "NBSTACK_WAREHOUSE_PASSWORD",
-)
+from .contract import PREFIX_PATTERN, SECRET_VARIABLES
 
-#: (name, default, description) of every variable, secrets included; the
-#: README table mirrors this.  A default of None means "required".
-VARIABLES: tuple[tuple[str, str | None, str], ...] = (
-    ("NBSTACK_PREFIX", None, "The person's prefix, e.g. `alice`; names the autosave branches."),
-    ("NBSTACK_BASE_URL", "/<prefix>/", "Jupyter's base URL (the ALB path rule)."),
-    ("NBSTACK_NOTEBOOK_PORT", "8888", "Port Jupyter listens on (all interfaces)."),
-    ("NBSTACK_HEALTH_PORT", "8889", "Port of the health sidecar (`GET /health`)."),
-    ("NBSTACK_WORK_DIR", "/home/jovyan/work", "Host volume; the repository is cloned into it; Jupyter's root_dir."),
-    ("NBSTACK_REPO_URL", "", "https URL of the notebook repository; empty: no clone, no autosave push."),
-    ("NBSTACK_GIT_USER_NAME", "", "git user.name for commits made in the container."),
-    ("NBSTACK_GIT_USER_EMAIL", "", "git user.email for commits made in the container."),
-    ("NBSTACK_MODEL_BUCKET", "", "Versioned S3 bucket for `nbstack_runtime.models`."),
-    ("NBSTACK_WAREHOUSE_HOST", "", "Warehouse host; empty: no ~/.pgpass."),
-    ("NBSTACK_WAREHOUSE_PORT", "5432", "Warehouse port."),
-    ("NBSTACK_WAREHOUSE_DATABASE", "", "Warehouse database name."),
-    ("NBSTACK_WAREHOUSE_USER", "", "Warehouse user name."),
-    ("NBSTACK_WAREHOUSE_ROLE_ARN", "", "Cross-account role; when set, AWS profile `warehouse` assumes it."),
-    ("NBSTACK_AUTOSAVE_TIMEOUT", "90", "Seconds the autosave on SIGTERM may take (ECS stop timeout is 120)."),
-    ("NBSTACK_IDLE_TIMEOUT_MINUTES", "60", "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales to zero; 0: never."),
-    ("NBSTACK_MAX_LIFETIME_HOURS", "0", "Stop this many hours after the server started, busy or not; 0: off."),
-    ("NBSTACK_IDLE_POLL_SECONDS", "60", "How often the idle watcher looks at the server."),
-    ("NBSTACK_CLUSTER", "", "ECS cluster of the person's service (what the idle stop scales)."),
-    ("NBSTACK_SERVICE", "", "The person's ECS service; the idle stop sets it to 0 tasks."),
-    ("NBSTACK_AUTOSCALING_GROUP", "", "The person's auto scaling group; the idle stop sets it to 0 instances."),
-    ("AWS_REGION", "", "Region (falls back to AWS_DEFAULT_REGION)."),
-    ("AWS_DEFAULT_REGION", "", "Region, as the AWS SDKs read it."),
-    ("NBSTACK_GIT_TOKEN", "", "Secret: token for the repository (basic-auth password)."),
-    ("NBSTACK_NOTEBOOK_PASSWORD", "", "Secret, required: the Jupyter login password (hashed before Jupyter sees it); missing: nobody can log in."),
-    ("NBSTACK_WAREHOUSE_PASSWORD", "", "Secret: the warehouse user's password (written to ~/.pgpass)."),
-)
+__all__ = ["SECRET_VARIABLES", "VARIABLES", "Secret", "Settings", "SettingsError", "Variable", "without_secrets"]
 
-PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,27}$")
+_PREFIX = re.compile(PREFIX_PATTERN)
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -77,9 +46,161 @@ class Secret:
         return bool(self.value)
 
 
+# --- Parsers: raw text -> value; a ValueError's args are the problems, each
+# --- finishing the sentence "<NAME> ...".
+
+
+def _prefix(raw: str) -> str:
+    if not _PREFIX.match(raw):
+        raise ValueError(f"must match {PREFIX_PATTERN}, got {raw!r}")
+    return raw
+
+
+def _base_url(raw: str) -> str:
+    if not (raw.startswith("/") and raw.endswith("/")):
+        raise ValueError(f"must start and end with '/', got {raw!r}")
+    return raw
+
+
+def _repo_url(raw: str) -> str:
+    if not raw:
+        return raw
+    problems = []
+    parts = urlsplit(raw)
+    plain_http_ok = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+    if parts.scheme != "https" and not plain_http_ok:
+        problems.append(f"must be an https URL (plain http only on loopback), got scheme {parts.scheme!r}")
+    if parts.password:
+        problems.append("must not contain credentials; use NBSTACK_GIT_TOKEN")
+    if problems:
+        raise ValueError(*problems)
+    return raw
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"must be a TCP port (1-65535), got {raw!r}")
+    return int(raw)
+
+
+def _number(low: float, high: float, *, what: str = "a number", low_open: bool = False) -> Callable[[str], float]:
+    """A parser of numbers in [low, high] (in (low, high] when `low_open`)."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan  # fails both comparisons below
+        if not ((low < value if low_open else low <= value) and value <= high):
+            raise ValueError(f"must be {what} in {interval}, got {raw!r}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of the contract.
+
+    `default` is the text used when the variable is unset or blank, as the
+    README shows it (None: required; `<prefix>` stands for NBSTACK_PREFIX's
+    value). `fallback` names a variable read before the default. `parse`
+    turns the text into the Settings field named after the variable; None
+    means the variable has no field of its own (it is only another's fallback).
+    """
+
+    name: str
+    default: str | None
+    description: str
+    parse: Callable[[str], Any] | None = str
+    fallback: str | None = None
+
+    @property
+    def secret(self) -> bool:
+        return self.name in SECRET_VARIABLES
+
+    @property
+    def field_name(self) -> str:
+        """The Settings field: the name without NBSTACK_, lower case."""
+        return self.name.removeprefix("NBSTACK_").lower()
+
+    def raw(self, environ: Mapping[str, str]) -> str:
+        """The text to parse: secrets verbatim (a password may start or end with spaces)."""
+        if self.secret:
+            return environ.get(self.name, "")
+        value = environ.get(self.name, "").strip()
+        if not value and self.fallback:
+            value = environ.get(self.fallback, "").strip()
+        return value or (self.default or "").replace("<prefix>", environ.get("NBSTACK_PREFIX", "").strip())
+
+
+#: Every variable the container reads, secrets included, in the README's order.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("NBSTACK_PREFIX", None, "The person's prefix, e.g. `alice`; names the autosave branches.", _prefix),
+    Variable("NBSTACK_BASE_URL", "/<prefix>/", "Jupyter's base URL (the ALB path rule).", _base_url),
+    Variable("NBSTACK_NOTEBOOK_PORT", "8888", "Port Jupyter listens on (all interfaces).", _port),
+    Variable("NBSTACK_HEALTH_PORT", "8889", "Port of the health sidecar (`GET /health`).", _port),
+    Variable(
+        "NBSTACK_WORK_DIR",
+        "/home/jovyan/work",
+        "Host volume; the repository is cloned into it; Jupyter's root_dir.",
+        Path,
+    ),
+    Variable(
+        "NBSTACK_REPO_URL", "", "https URL of the notebook repository; empty: no clone, no autosave push.", _repo_url
+    ),
+    Variable("NBSTACK_GIT_USER_NAME", "", "git user.name for commits made in the container."),
+    Variable("NBSTACK_GIT_USER_EMAIL", "", "git user.email for commits made in the container."),
+    Variable("NBSTACK_MODEL_BUCKET", "", "Versioned S3 bucket for `nbstack_runtime.models`."),
+    Variable("NBSTACK_WAREHOUSE_HOST", "", "Warehouse host; empty: no ~/.pgpass."),
+    Variable("NBSTACK_WAREHOUSE_PORT", "5439", "Warehouse port (Redshift's default, as the playbooks set it).", _port),
+    Variable("NBSTACK_WAREHOUSE_DATABASE", "", "Warehouse database name."),
+    Variable("NBSTACK_WAREHOUSE_USER", "", "Warehouse user name."),
+    Variable("NBSTACK_WAREHOUSE_ROLE_ARN", "", "Cross-account role; when set, AWS profile `warehouse` assumes it."),
+    Variable(
+        "NBSTACK_AUTOSAVE_TIMEOUT",
+        "90",
+        "Seconds the autosave on SIGTERM may take (ECS stop timeout is 120).",
+        _number(0, 115, what="seconds", low_open=True),  # leaves the server time to exit before ECS's SIGKILL
+    ),
+    Variable(
+        "NBSTACK_IDLE_TIMEOUT_MINUTES",
+        "60",
+        "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales "
+        "to zero; 0: never.",
+        _number(0, 7 * 24 * 60),
+    ),
+    Variable(
+        "NBSTACK_MAX_LIFETIME_HOURS",
+        "0",
+        "Stop this many hours after the server started, busy or not; 0: off.",
+        _number(0, 24 * 366),
+    ),
+    Variable("NBSTACK_IDLE_POLL_SECONDS", "60", "How often the idle watcher looks at the server.", _number(1, 3600)),
+    Variable("NBSTACK_CLUSTER", "", "ECS cluster of the person's service (what the idle stop scales)."),
+    Variable("NBSTACK_SERVICE", "", "The person's ECS service; the idle stop sets it to 0 tasks."),
+    Variable("NBSTACK_AUTOSCALING_GROUP", "", "The person's auto scaling group; the idle stop sets it to 0 instances."),
+    Variable("AWS_REGION", "", "Region (falls back to AWS_DEFAULT_REGION).", fallback="AWS_DEFAULT_REGION"),
+    Variable("AWS_DEFAULT_REGION", "", "Region, as the AWS SDKs read it.", parse=None),
+    Variable("NBSTACK_GIT_TOKEN", "", "Secret: token for the repository (basic-auth password).", Secret),
+    Variable(
+        "NBSTACK_NOTEBOOK_PASSWORD",
+        "",
+        "Secret, required: the Jupyter login password (hashed before Jupyter sees it); missing: nobody can log in.",
+        Secret,
+    ),
+    Variable("NBSTACK_WAREHOUSE_PASSWORD", "", "Secret: the warehouse user's password (written to ~/.pgpass).", Secret),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What the container was told by its task definition."""
+    """What the container was told by its task definition: one field per variable in VARIABLES, plus HOME.
+
+    No defaults here: they live in VARIABLES. `from_environ` builds the
+    fields from that table, so a field missing on either side fails at once.
+    """
 
     prefix: str
     base_url: str
@@ -96,17 +217,17 @@ class Settings:
     warehouse_user: str
     warehouse_role_arn: str
     autosave_timeout: float
+    idle_timeout_minutes: float
+    max_lifetime_hours: float
+    idle_poll_seconds: float
+    cluster: str
+    service: str
+    autoscaling_group: str
     aws_region: str
+    git_token: Secret
+    notebook_password: Secret
+    warehouse_password: Secret
     home: Path
-    idle_timeout_minutes: float = 60.0
-    max_lifetime_hours: float = 0.0
-    idle_poll_seconds: float = 60.0
-    cluster: str = ""
-    service: str = ""
-    autoscaling_group: str = ""
-    git_token: Secret = Secret("")
-    notebook_password: Secret = Secret("")
-    warehouse_password: Secret = Secret("")
 
     # Files the hooks write and the server extension / sidecar read.  They live
     # in HOME (the container's own disk), never in the work directory, so none
@@ -145,85 +266,17 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         errors: list[str] = []
-
-        def text(name: str, default: str = "") -> str:
-            return env.get(name, "").strip() or default
-
-        def port(name: str, default: int) -> int:
-            raw = text(name, str(default))
-            if not raw.isdigit() or not 0 < int(raw) < 65536:
-                errors.append(f"{name} must be a TCP port (1-65535), got {raw!r}")
-                return default
-            return int(raw)
-
-        prefix = text("NBSTACK_PREFIX")
-        if not PREFIX_PATTERN.match(prefix):
-            errors.append(f"NBSTACK_PREFIX must match {PREFIX_PATTERN.pattern}, got {prefix!r}")
-        base_url = text("NBSTACK_BASE_URL", f"/{prefix}/")
-        if not (base_url.startswith("/") and base_url.endswith("/")):
-            errors.append(f"NBSTACK_BASE_URL must start and end with '/', got {base_url!r}")
-        repo_url = text("NBSTACK_REPO_URL")
-        if repo_url:
-            parts = urlsplit(repo_url)
-            plain_http_ok = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
-            if parts.scheme != "https" and not plain_http_ok:
-                errors.append(
-                    "NBSTACK_REPO_URL must be an https URL (plain http only on loopback), "
-                    f"got scheme {parts.scheme!r}"
-                )
-            if parts.password:
-                errors.append("NBSTACK_REPO_URL must not contain credentials; use NBSTACK_GIT_TOKEN")
-        timeout_raw = text("NBSTACK_AUTOSAVE_TIMEOUT", "90")
-        try:
-            autosave_timeout = float(timeout_raw)
-            if not 0 < autosave_timeout <= 115:
-                raise ValueError
-        except ValueError:
-            errors.append(f"NBSTACK_AUTOSAVE_TIMEOUT must be seconds in (0, 115], got {timeout_raw!r}")
-            autosave_timeout = 90.0
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = text(name, f"{default:g}")
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:
+            if variable.parse is None:
+                continue
             try:
-                value = float(raw)
-                if not low <= value <= high:
-                    raise ValueError
-            except ValueError:
-                errors.append(f"{name} must be a number in [{low:g}, {high:g}], got {raw!r}")
-                return default
-            return value
-
-        settings = cls(
-            prefix=prefix,
-            base_url=base_url,
-            notebook_port=port("NBSTACK_NOTEBOOK_PORT", 8888),
-            health_port=port("NBSTACK_HEALTH_PORT", 8889),
-            work_dir=Path(text("NBSTACK_WORK_DIR", "/home/jovyan/work")),
-            repo_url=repo_url,
-            git_user_name=text("NBSTACK_GIT_USER_NAME"),
-            git_user_email=text("NBSTACK_GIT_USER_EMAIL"),
-            model_bucket=text("NBSTACK_MODEL_BUCKET"),
-            warehouse_host=text("NBSTACK_WAREHOUSE_HOST"),
-            warehouse_port=port("NBSTACK_WAREHOUSE_PORT", 5432),
-            warehouse_database=text("NBSTACK_WAREHOUSE_DATABASE"),
-            warehouse_user=text("NBSTACK_WAREHOUSE_USER"),
-            warehouse_role_arn=text("NBSTACK_WAREHOUSE_ROLE_ARN"),
-            autosave_timeout=autosave_timeout,
-            aws_region=text("AWS_REGION") or text("AWS_DEFAULT_REGION"),
-            home=Path(text("HOME", str(Path.home()))),
-            idle_timeout_minutes=number("NBSTACK_IDLE_TIMEOUT_MINUTES", 60, 0, 7 * 24 * 60),
-            max_lifetime_hours=number("NBSTACK_MAX_LIFETIME_HOURS", 0, 0, 24 * 366),
-            idle_poll_seconds=number("NBSTACK_IDLE_POLL_SECONDS", 60, 1, 3600),
-            cluster=text("NBSTACK_CLUSTER"),
-            service=text("NBSTACK_SERVICE"),
-            autoscaling_group=text("NBSTACK_AUTOSCALING_GROUP"),
-            # Secrets are taken verbatim: a password may start or end with spaces.
-            git_token=Secret(env.get("NBSTACK_GIT_TOKEN", "")),
-            notebook_password=Secret(env.get("NBSTACK_NOTEBOOK_PASSWORD", "")),
-            warehouse_password=Secret(env.get("NBSTACK_WAREHOUSE_PASSWORD", "")),
-        )
+                values[variable.field_name] = variable.parse(variable.raw(env))
+            except ValueError as error:
+                errors += [f"{variable.name} {problem}" for problem in error.args]
         if errors:
             raise SettingsError("invalid container settings:\n  - " + "\n  - ".join(errors))
-        return settings
+        return cls(**values, home=Path(env.get("HOME", "").strip() or Path.home()))
 
 
 def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ import configparser
 import io
 import logging
 
-from ._util import write_private
+from .privatefiles import write_private
 from .settings import Settings
 
 log = logging.getLogger("nbstack.warehouse")

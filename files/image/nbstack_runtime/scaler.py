@@ -1,0 +1,77 @@
+"""Scaling the person's own capacity to zero, with the task role.
+
+The task role may change only this person's ECS service (tags, desired
+count) and auto scaling group (size); see files/cloudformation/instance.yml.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger("nbstack.scaler")
+
+#: What ECS accepts in a tag value besides letters, numbers and spaces; and how long one may be.
+TAG_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
+TAG_VALUE_MAX_LENGTH = 256
+
+
+def tag_value(text: str) -> str:
+    r"""`text` as ECS accepts it in a tag value (pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*, 256 characters).
+
+    A stop reason holds parentheses, commas and semicolons, which ECS
+    refuses (the emulator does not check); each becomes a space.
+    """
+    kept = "".join(c if unicodedata.category(c)[0] in "LNZ" or c in TAG_VALUE_PUNCTUATION else " " for c in text)
+    return " ".join(kept.split())[:TAG_VALUE_MAX_LENGTH]
+
+
+class Scaler(Protocol):
+    """What the idle watcher needs: tag the service, and take the capacity to zero."""
+
+    def publish(self, tags: dict[str, str]) -> None: ...
+
+    def scale_to_zero(self) -> None: ...
+
+
+@dataclass
+class AwsScaler:
+    """The person's own ECS service and auto scaling group, with the task role."""
+
+    cluster: str
+    service: str
+    autoscaling_group: str
+    region: str = ""
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _client(self, name: str) -> Any:
+        if name not in self._clients:
+            import boto3  # imported late: only a watcher that stops needs it
+
+            self._clients[name] = boto3.client(name, region_name=self.region or None)
+        return self._clients[name]
+
+    def _service_arn(self) -> str:
+        found = self._client("ecs").describe_services(cluster=self.cluster, services=[self.service])["services"]
+        if not found:
+            raise RuntimeError(f"ECS service {self.service} not found in cluster {self.cluster}")
+        return str(found[0]["serviceArn"])
+
+    def publish(self, tags: dict[str, str]) -> None:
+        """Set `tags` on the ECS service (status.yml reads them), each value made acceptable to ECS."""
+        self._client("ecs").tag_resource(
+            resourceArn=self._service_arn(), tags=[{"key": k, "value": tag_value(v)} for k, v in tags.items()]
+        )
+
+    def scale_to_zero(self) -> None:
+        """The service to 0 tasks, then the group to 0 instances."""
+        # The service first: ECS then stops the task (whose autosave finds
+        # nothing new). The group right after, before that stop reaches us.
+        self._client("ecs").update_service(cluster=self.cluster, service=self.service, desiredCount=0)
+        log.info("ECS service %s in %s set to 0 tasks", self.service, self.cluster)
+        self._client("autoscaling").update_auto_scaling_group(
+            AutoScalingGroupName=self.autoscaling_group, MinSize=0, DesiredCapacity=0
+        )
+        log.info("auto scaling group %s set to 0 instances", self.autoscaling_group)

@@ -1,0 +1,262 @@
+"""Idle watcher: stop paying for a notebook server nobody uses, never for a busy one.
+
+Runs in the sidecar (a thread next to the health endpoint). Every
+NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
+``no_track_activity`` so that asking is not itself activity:
+
+- ``/api/status``: ``last_activity`` (API requests, kernel messages,
+  terminal output) and ``connections``;
+- ``/api/kernels``: each kernel's ``execution_state``;
+- ``/api/terminals``: each terminal's ``last_activity``; a terminal whose shell
+  has a command running (a child process, seen in /proc) counts as busy too,
+  so a silent ``python train.py`` in a terminal is not stopped.
+
+The policy (nbstack_runtime.policy) decides; once it says stop:
+
+1. autosave runs, as on SIGTERM (nothing unpushed is lost);
+2. the service is tagged with when and why (nbstack:stopped-at, nbstack:stop-reason);
+3. the scaler (nbstack_runtime.scaler) takes the service, then the group, to zero.
+
+Compute billing stops; the stack, its routing and its secrets stay, and
+``up.yml`` scales both back to one. While it watches, the watcher also
+publishes the last activity as the tag nbstack:last-activity (at most every
+PUBLISH_INTERVAL_SECONDS): ``status.yml`` reads it to say "idle for".
+
+The watcher reads the API with a token from a 0600 file that the jupyter hook
+writes; Jupyter accepts it through nbstack_runtime.identity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import procfs
+from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
+from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
+from .scaler import AwsScaler, Scaler
+from .settings import Settings
+
+log = logging.getLogger("nbstack.idle")
+
+#: How often the last activity may be written to the service's tags.
+PUBLISH_INTERVAL_SECONDS = 300.0
+#: The endpoints the watcher reads (relative to the base URL); its token opens only these.
+STATUS_ENDPOINT = "api/status"
+KERNELS_ENDPOINT = "api/kernels"
+TERMINALS_ENDPOINT = "api/terminals"
+WATCHED_ENDPOINTS = (STATUS_ENDPOINT, KERNELS_ENDPOINT, TERMINALS_ENDPOINT)
+
+
+def parse_time(value: str) -> datetime:
+    """Jupyter's ISO timestamps ('...Z' or '+00:00') as aware datetimes."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+# --- Reading the server --------------------------------------------------------
+
+
+class JupyterClient:
+    """GETs the watched endpoints with the watcher token, never counting as activity."""
+
+    def __init__(self, base: str, token: str, timeout: float = 10.0) -> None:
+        self.base = base if base.endswith("/") else base + "/"
+        self.token = token
+        self.timeout = timeout
+
+    def get(self, endpoint: str) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}{endpoint}?no_track_activity=1",
+            headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            return json.load(response)
+
+    def activity(self, jupyter_pid: int | None = None) -> Activity:
+        status = self.get(STATUS_ENDPOINT)
+        kernels = self.get(KERNELS_ENDPOINT)
+        try:
+            terminals = self.get(TERMINALS_ENDPOINT)
+        except urllib.error.HTTPError as error:
+            if error.code != 404:  # 404: terminals disabled
+                raise
+            terminals = []
+        moments = [parse_time(status["last_activity"])]
+        moments += [parse_time(k["last_activity"]) for k in kernels if k.get("last_activity")]
+        moments += [parse_time(t["last_activity"]) for t in terminals if t.get("last_activity")]
+        return Activity(
+            started=parse_time(status["started"]),
+            last_activity=max(moments),
+            connections=int(status.get("connections", 0)),
+            busy_kernels=sum(1 for k in kernels if k.get("execution_state") in BUSY_KERNEL_STATES),
+            kernels=len(kernels),
+            busy_terminals=min(len(terminals), busy_terminal_shells(jupyter_pid)) if jupyter_pid else 0,
+            terminals=len(terminals),
+        )
+
+
+def busy_terminal_shells(jupyter_pid: int, table: dict[int, tuple[int, str]] | None = None) -> int:
+    """Terminal shells (children of the server that are not kernels) with a command running."""
+    table = procfs.process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    shells = [pid for pid in children.get(jupyter_pid, []) if "kernel" not in table[pid][1]]
+    return sum(1 for shell in shells if children.get(shell))
+
+
+# --- The loop ------------------------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Watcher:
+    """The loop: look, decide, and stop at most once."""
+
+    read: Callable[[], Activity]
+    scaler: Scaler
+    autosave: Callable[[], object]
+    idle_timeout_minutes: float
+    max_lifetime_hours: float = 0.0
+    poll_seconds: float = 60.0
+    clock: Callable[[], datetime] = _utc_now
+    stopped: Decision | None = None
+    _published: tuple[str, float] | None = None
+
+    def check_once(self) -> Decision | None:
+        """One poll; returns the decision (None when the server could not be read)."""
+        try:
+            activity = self.read()
+        except (OSError, ValueError, KeyError) as error:
+            # Not started yet, restarting, or too busy to answer: never a reason to stop.
+            log.info("idle watcher: server not readable (%s); trying again", error)
+            return None
+        now = self.clock()
+        decision = decide(activity, now, self.idle_timeout_minutes, self.max_lifetime_hours)
+        self._publish_activity(now if activity.busy else activity.last_activity)
+        if decision.stop:
+            self.stop(decision)
+        else:
+            log.debug("idle watcher: %s", decision.reason)
+        return decision
+
+    def _publish_activity(self, moment: datetime) -> None:
+        value = iso(moment)
+        if self._published and (
+            self._published[0] == value or time.monotonic() - self._published[1] < PUBLISH_INTERVAL_SECONDS
+        ):
+            return
+        try:
+            self.scaler.publish({LAST_ACTIVITY_TAG: value})
+            self._published = (value, time.monotonic())
+        except Exception as error:  # a status detail; never fatal to the watcher
+            log.warning("idle watcher: could not publish the last activity: %s", error)
+            self._published = (self._published[0] if self._published else "", time.monotonic())
+
+    def stop(self, decision: Decision) -> None:
+        """Autosave, record why on the service, then take the capacity to zero."""
+        log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
+        started = time.monotonic()
+        result = self.autosave()
+        log.info("idle stop: autosave %s (%.1f s)", getattr(result, "status", result), time.monotonic() - started)
+        try:
+            self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason})
+        except Exception as error:
+            log.warning("idle watcher: could not record the stop on the service: %s", error)
+        self.scaler.scale_to_zero()
+        self.stopped = decision
+        log.warning("idle stop done in %.1f s: capacity is zero; up.yml starts it again", time.monotonic() - started)
+
+    def run(self, should_exit: threading.Event) -> None:
+        """Poll until the stop is done or `should_exit` is set."""
+        while self.stopped is None and not should_exit.is_set():
+            try:
+                self.check_once()
+            except Exception:  # keep watching: the next poll may succeed (e.g. throttled API)
+                log.exception("idle watcher: stop attempt failed; trying again at the next poll")
+            should_exit.wait(self.poll_seconds)
+
+
+# --- Wiring from the settings ----------------------------------------------------
+
+
+def why_off(settings: Settings) -> str | None:
+    """None when the settings ask for an idle stop it can carry out; else why not."""
+    if settings.idle_timeout_minutes <= 0 and settings.max_lifetime_hours <= 0:
+        return "NBSTACK_IDLE_TIMEOUT_MINUTES is 0 and there is no max lifetime"
+    missing = [
+        name
+        for name, value in (
+            ("NBSTACK_CLUSTER", settings.cluster),
+            ("NBSTACK_SERVICE", settings.service),
+            ("NBSTACK_AUTOSCALING_GROUP", settings.autoscaling_group),
+        )
+        if not value
+    ]
+    if missing:
+        return f"{', '.join(missing)} not set, so there is nothing it could scale to zero"
+    return None
+
+
+def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | None]) -> Watcher | None:
+    """The watcher the settings ask for, or None (with a log line saying why)."""
+    reason = why_off(settings)
+    if reason:
+        log.info("idle watcher off: %s", reason)
+        return None
+    try:
+        token = settings.idle_token_file.read_text().strip()
+    except OSError:
+        log.error("idle watcher off: no token file %s (the jupyter hook writes it)", settings.idle_token_file)
+        return None
+    client = JupyterClient(f"http://127.0.0.1:{settings.notebook_port}{settings.base_url}", token)
+
+    def run_autosave() -> object:
+        from .autosave import autosave
+
+        return autosave(settings.work_dir, settings.prefix, timeout=settings.autosave_timeout)
+
+    log.info(
+        "idle watcher on: timeout %g min, max lifetime %s, poll every %g s; scales %s/%s and %s",
+        settings.idle_timeout_minutes,
+        f"{settings.max_lifetime_hours:g} h" if settings.max_lifetime_hours > 0 else "off",
+        settings.idle_poll_seconds,
+        settings.cluster,
+        settings.service,
+        settings.autoscaling_group,
+    )
+    return Watcher(
+        read=lambda: client.activity(jupyter_pid()),
+        scaler=AwsScaler(settings.cluster, settings.service, settings.autoscaling_group, settings.aws_region),
+        autosave=run_autosave,
+        idle_timeout_minutes=settings.idle_timeout_minutes,
+        max_lifetime_hours=settings.max_lifetime_hours,
+        poll_seconds=settings.idle_poll_seconds,
+    )
+
+
+def start_in_thread(
+    settings: Settings, jupyter_pid: Callable[[], int | None], should_exit: threading.Event
+) -> threading.Thread | None:
+    """Start the watcher next to the health server.
+
+    Not a daemon thread: if SIGTERM arrives in the middle of a stop, the
+    interpreter waits for the scale-down calls to finish before it exits.
+    """
+    watcher = watcher_from_settings(settings, jupyter_pid)
+    if watcher is None:
+        return None
+    thread = threading.Thread(target=watcher.run, args=(should_exit,), name="nbstack-idle", daemon=False)
+    thread.start()
+    return thread
