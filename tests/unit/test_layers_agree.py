@@ -19,6 +19,8 @@ import pytest
 import yaml
 from cfnlint.decode import decode
 
+from nbstack_runtime.settings import VARIABLES
+
 from ansible_collections.nbstack.cloud.plugins.module_utils.network import subnet_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +112,33 @@ def test_every_group_reaches_the_template_under_its_own_names() -> None:
         for key in body.get("options") or {}:
             assert camel(group) + camel(key) in template, f"instance.yml has no parameter for {option}.{key}"
             assert key in group_vars()[f"notebook_{group}"], f"group_vars has no notebook_{group}.{key}"
+
+
+#: (setting, its path inside a group or "", container variable)
+SETTINGS_TO_VARIABLES = [
+    ("notebook_port", "", "NBSTACK_NOTEBOOK_PORT"),
+    ("notebook_health_port", "", "NBSTACK_HEALTH_PORT"),
+    ("notebook_warehouse", "host", "NBSTACK_WAREHOUSE_HOST"),
+    ("notebook_warehouse", "port", "NBSTACK_WAREHOUSE_PORT"),
+    ("notebook_warehouse", "role_arn", "NBSTACK_WAREHOUSE_ROLE_ARN"),
+    ("notebook_idle", "timeout_minutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
+    ("notebook_idle", "max_lifetime_hours", "NBSTACK_MAX_LIFETIME_HOURS"),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "variable"), SETTINGS_TO_VARIABLES,
+                         ids=[f"{n}.{k}" if k else n for n, k, _ in SETTINGS_TO_VARIABLES])
+def test_the_containers_default_is_the_settings_default(name: str, key: str, variable: str) -> None:
+    """A task definition always sets these; a container run without one must still mean the same."""
+    (declared,) = [v for v in VARIABLES if v.name == variable]
+    assert declared.default == str(setting(name, key)), f"{variable} defaults to {declared.default!r}"
+
+
+def test_the_work_directory_is_where_the_task_mounts_the_work_volume() -> None:
+    decoded, _ = decode(str(ROOT / "files" / "cloudformation" / "instance.yml"))
+    (task,) = [r for r in decoded["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    (mount,) = container["MountPoints"]
+    environment = {entry["Name"]: entry["Value"] for entry in container["Environment"]}
+    (declared,) = [v for v in VARIABLES if v.name == "NBSTACK_WORK_DIR"]
+    assert environment["NBSTACK_WORK_DIR"] == mount["ContainerPath"] == declared.default

@@ -28,14 +28,15 @@ STOP_REASON_TAG = "nbstack:stop-reason"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
 
+_PREFIX = r"[a-z][a-z0-9-]{0,27}"
 #: A person's prefix: the stack suffix, the URL path and the secrets' folder.
-PREFIX_PATTERN = r"^[a-z][a-z0-9-]{0,27}$"
+PREFIX_PATTERN = rf"^{_PREFIX}$"
 #: The team's app name: prefixes every stack and secret name.
 APP_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 
 #: Branches the container pushes unsaved work to: autosave/<prefix>/<UTC stamp>.
 AUTOSAVE_BRANCH_PREFIX = "autosave/"
-AUTOSAVE_BRANCH_PATTERN = r"^autosave/(?P<prefix>[a-z][a-z0-9-]{0,27})/(?P<stamp>[0-9]{8}T[0-9]{6}Z)$"
+AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z$"
 
 
 def autosave_folder(prefix):

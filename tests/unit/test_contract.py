@@ -1,0 +1,85 @@
+"""The names every layer agrees on are the same in each layer.
+
+The Ansible side takes them from the collection's contract
+(plugins/module_utils/contract.py), the container from its own
+(nbstack_runtime/contract.py: the image ships without the collection), and
+the static templates spell them out. A name that differs between two of them
+breaks a link the emulator may not show: a tag status.yml never finds, a
+secret the container never reads, a prefix one layer accepts and another
+refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode
+
+import nbstack_runtime.contract as runtime
+from ansible_collections.nbstack.cloud.plugins.module_utils import contract
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ("network", "persistent", "instance")
+
+
+def template(name: str) -> dict[str, Any]:
+    decoded, matches = decode(str(ROOT / "files" / "cloudformation" / f"{name}.yml"))
+    assert not matches, matches
+    return dict(decoded)
+
+
+def test_tag_keys_agree() -> None:
+    for name in ("APP_TAG", "PREFIX_TAG", "LAST_ACTIVITY_TAG", "STOPPED_AT_TAG", "STOP_REASON_TAG"):
+        assert getattr(runtime, name) == getattr(contract, name), name
+
+
+def test_the_secret_variables_are_the_contracts_secrets() -> None:
+    assert runtime.SECRET_VARIABLES == tuple(secret.variable for secret in contract.SECRETS)
+
+
+def test_prefix_and_autosave_patterns_agree() -> None:
+    assert runtime.PREFIX_PATTERN == contract.PREFIX_PATTERN
+    assert runtime.AUTOSAVE_BRANCH_PREFIX == contract.AUTOSAVE_BRANCH_PREFIX
+    assert runtime.AUTOSAVE_BRANCH_PATTERN == contract.AUTOSAVE_BRANCH_PATTERN
+    branch = runtime.autosave_branch("alice", "20260105T090000Z")
+    assert branch.startswith(contract.autosave_folder("alice"))
+    assert re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN[1:-1], branch)
+
+
+def tag_keys(node: Any) -> set[str]:
+    """The keys of every Tags list anywhere under node."""
+    if isinstance(node, list):
+        return set().union(*map(tag_keys, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = {tag["Key"] for tag in node.get("Tags", []) if isinstance(tag, dict) and "Key" in tag}
+    return found.union(*(tag_keys(value) for value in node.values()))
+
+
+def test_every_tag_key_in_the_templates_is_a_contract_key() -> None:
+    known = {contract.APP_TAG, contract.PREFIX_TAG, contract.KIND_TAG, "Name"}
+    for name in TEMPLATES:
+        keys = tag_keys(template(name)["Resources"])
+        assert contract.APP_TAG in keys and keys <= known, f"{name}.yml tags with {keys - known}"
+
+
+def test_the_templates_accept_exactly_the_contracts_names() -> None:
+    for name in TEMPLATES:
+        assert template(name)["Parameters"]["AppName"]["AllowedPattern"] == contract.APP_NAME_PATTERN, name
+    assert template("instance")["Parameters"]["Prefix"]["AllowedPattern"] == contract.PREFIX_PATTERN
+
+
+def test_each_secret_reaches_its_variable_through_its_parameter() -> None:
+    (task,) = [r for r in template("instance")["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    wired = {entry["Name"]: entry["ValueFrom"] for entry in container["Secrets"]}
+    assert wired == {secret.variable: {"Ref": secret.parameter} for secret in contract.SECRETS}
+
+
+def test_the_execution_role_reads_the_contracts_secret_folder() -> None:
+    resource = json.dumps(template("persistent")["Resources"]["TaskExecutionRole"])
+    assert "secret:${AppName}/*" in resource
+    assert contract.secrets_folder("${AppName}") == "${AppName}/"
