@@ -15,6 +15,8 @@ import boto3
 import yaml
 
 HERE = Path(__file__).resolve().parent
+#: The root volume types a notebook instance may have (notebook_root_volume.type).
+VOLUME_TYPES = ("gp3", "gp2")
 
 
 def on_demand_usd(pricing: Any, service: str, filters: dict[str, str]) -> float:
@@ -56,7 +58,12 @@ def main(region: str) -> None:
         "source": "AWS Price List API (pricing:GetProducts), on-demand, Linux, shared tenancy",
         "refresh": ".venv/bin/python files/prices/refresh.py <region> > files/prices/<region>.yml",
         "instance_hourly": instances,
-        "gp3_gb_month": on_demand_usd(pricing, "AmazonEC2", {"regionCode": region, "volumeApiName": "gp3", "productFamily": "Storage"}),
+        **{
+            f"{volume_type}_gb_month": on_demand_usd(
+                pricing, "AmazonEC2", {"regionCode": region, "volumeApiName": volume_type, "productFamily": "Storage"}
+            )
+            for volume_type in VOLUME_TYPES
+        },
         "load_balancer_hourly": on_demand_usd(
             pricing, "AWSELB", {"regionCode": region, "productFamily": "Load Balancer-Application", "usagetype": f"{usage_prefix(region)}LoadBalancerUsage"}
         ),

@@ -137,3 +137,10 @@ def test_shipped_price_files_state_region_date_and_refresh() -> None:
         assert data["instance_hourly"]["m5.xlarge"] > 0
         for key in ("gp3_gb_month", "load_balancer_hourly", "nat_gateway_hourly", "public_ipv4_hourly"):
             assert 0 < data[key] < 1, key
+
+
+def test_the_root_volume_is_priced_by_its_type() -> None:
+    gp2 = entry("alice")
+    gp2["stack"]["parameters"]["RootVolumeType"] = "gp2"
+    assert row(facts(gp2), {**PRICES, "gp2_gb_month": 0.146})["hourly"] == pytest.approx(0.22)  # 100 GB at 0.146/730
+    assert row(facts(gp2), PRICES)["hourly"] is None  # no gp2 price: unknown, not the gp3 price

@@ -18,7 +18,7 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.contract import (
     STOPPED_AT_TAG,
 )
 
-HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (gp3 GB-month)
+HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (EBS GB-month)
 # A stack in one of these, or in any *_FAILED state, holds no working server.
 # UPDATE_ROLLBACK_COMPLETE is not one: the stack runs its previous version.
 FAILED_STATES = {"ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
@@ -89,10 +89,11 @@ def _hourly(entry: dict[str, Any], prices: dict[str, Any]) -> float | None:
         return 0.0
     parameters = (entry.get("stack") or {}).get("parameters", {})
     rate = (prices.get("instance_hourly") or {}).get(parameters.get("InstanceType", ""))
-    if rate is None:
+    # Stacks made before the volume type was a setting have gp3 volumes.
+    volume_rate = prices.get(f"{parameters.get('RootVolumeType') or 'gp3'}_gb_month")
+    if rate is None or volume_rate is None:
         return None
-    volume = float(parameters.get("RootVolumeSize") or 0) * float(prices.get("gp3_gb_month", 0)) / HOURS_PER_MONTH
-    return float(rate) + volume
+    return float(rate) + float(parameters.get("RootVolumeSize") or 0) * float(volume_rate) / HOURS_PER_MONTH
 
 
 def _since(entry: dict[str, Any], state: str) -> datetime | None:
@@ -189,7 +190,7 @@ def status_table(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None
     )
     if prices.get("region"):
         lines.append(
-            f"Prices: on-demand, {prices['region']}, read {prices.get('read_on', '?')}; instance and gp3 root "
+            f"Prices: on-demand, {prices['region']}, read {prices.get('read_on', '?')}; instance and root "
             "volume per person, data transfer and LCU/NAT processing not included (files/prices/README.md)."
         )
     else:
