@@ -50,7 +50,7 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_vpc_cidr=172.17.0.0/16"], "overlaps 172.17.0.0/16, the Docker bridge"),
         (["-e", "notebook_vpc_cidr=10.42.0.1/16"], "host bits zero"),
         (["-e", '{"notebook_idle": {"timeout_minutes": 5}}'], "notebook_idle needs timeout_minutes and max_lifetime_hours"),
-        (["-e", '{"notebook_root_volume": {"size": 20}}'], "notebook_root_volume.size is 20 GiB"),
+        (["-e", '{"notebook_root_volume": {"size": 20, "type": "gp3"}}'], "notebook_root_volume.size is 20 GiB"),
     ],
     ids=[
         "uppercase-prefix",

@@ -39,7 +39,7 @@ def test_check_mode_shows_a_parameter_change_and_changes_nothing(
 ) -> None:
     ok(playbooks.up("alice"))
     before = stacks(aws)
-    run = ok(playbooks.up("alice", "--check", "--diff", "-e", '{"notebook_root_volume": {"size": 200}}'))
+    run = ok(playbooks.up("alice", "--check", "--diff", "-e", '{"notebook_root_volume": {"size": 200, "type": "gp3"}}'))
     assert "nbtest-alice would be updated" in run.text
     assert '-        "RootVolumeSize": "100",' in run.output
     assert '+        "RootVolumeSize": "200",' in run.output
@@ -56,9 +56,14 @@ def test_check_mode_shows_a_parameter_change_and_changes_nothing(
 
 
 def test_a_real_run_then_applies_the_change(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
-    run = ok(playbooks.up("alice", "-e", '{"notebook_root_volume": {"size": 200}}'))
+    run = ok(playbooks.up("alice", "-e", '{"notebook_root_volume": {"size": 200, "type": "gp2"}}'))
     assert "nbtest-alice updated" in run.text
     assert parameters(stacks(aws)[f"{APP}-alice"])["RootVolumeSize"] == "200"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks(aws)[f"{APP}-alice"]["Outputs"]}
+    versions = aws.ec2.describe_launch_template_versions(LaunchTemplateId=outputs["LaunchTemplateId"])
+    latest = max(versions["LaunchTemplateVersions"], key=lambda version: version["VersionNumber"])
+    (mapping,) = latest["LaunchTemplateData"]["BlockDeviceMappings"]
+    assert (mapping["Ebs"]["VolumeSize"], mapping["Ebs"]["VolumeType"]) == (200, "gp2")
 
 
 def break_stack(aws: Clients, name: str) -> str:
@@ -74,7 +79,7 @@ def break_stack(aws: Clients, name: str) -> str:
 def test_a_stack_left_in_rollback_complete_is_recreated(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
     broken_id = break_stack(aws, f"{APP}-alice")
     assert stacks(aws)[f"{APP}-alice"]["StackStatus"] == "ROLLBACK_COMPLETE"
-    run = ok(playbooks.up("alice", "-e", '{"notebook_root_volume": {"size": 200}}'))
+    run = ok(playbooks.up("alice", "-e", '{"notebook_root_volume": {"size": 200, "type": "gp3"}}'))
     assert "The nbtest-alice stack is ROLLBACK_COMPLETE" in run.text
     assert "deleted and created again" in run.text
     recreated = stacks(aws)[f"{APP}-alice"]

@@ -36,6 +36,7 @@ SETTINGS_TO_PARAMETERS = [
     ("notebook_instance_type", "", "instance", "InstanceType"),
     ("notebook_health_check_grace_period", "", "instance", "HealthCheckGracePeriod"),
     ("notebook_root_volume", "size", "instance", "RootVolumeSize"),
+    ("notebook_root_volume", "type", "instance", "RootVolumeType"),
     ("notebook_git", "user_name", "instance", "GitUserName"),
     ("notebook_git", "user_email", "instance", "GitUserEmail"),
     ("notebook_warehouse", "host", "instance", "WarehouseHost"),
