@@ -29,17 +29,15 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration"), str(ROOT / "files" / "image"),
-                str(ROOT / "files" / "demo"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration")]
 
-from emulator import REGION, Emulator  # noqa: E402
-from vault import random_values, write_vault  # noqa: E402
 from servers import GitHttpServer, wait_for  # noqa: E402
 
+from nbstack_devkit.emulator import REGION, Emulator  # noqa: E402
+from nbstack_devkit.vault import random_values, write_vault  # noqa: E402
 from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
 
 TIMEOUT_MINUTES = 0.5
@@ -47,8 +45,7 @@ POLL_SECONDS = 5
 
 
 def clients(emulator: Emulator) -> tuple:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    return tuple(session.client(name, endpoint_url=emulator.url) for name in ("ecs", "autoscaling", "ec2"))
+    return tuple(emulator.client(name) for name in ("ecs", "autoscaling", "ec2"))
 
 
 def capacity(emulator: Emulator, name: str) -> tuple[str, str, str]:
@@ -121,11 +118,9 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from playbook_runs import Playbooks, Vault
+    from playbook_runs import Playbooks
 
-    values = random_values()
-    vault_path, password_file = write_vault(tmp, values)
-    playbooks = Playbooks(emulator, Vault(vault_path, password_file, values))
+    playbooks = Playbooks(emulator, write_vault(tmp, random_values()))
     emulator.reset()
 
     def timed(*args: str) -> float:
@@ -136,8 +131,7 @@ def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
     figures = {"up.yml, new prefix": timed()}
     figures["up.yml, running prefix (no change)"] = timed()
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    stack = session.client("cloudformation", endpoint_url=emulator.url).describe_stacks(StackName="nbtest-bench")["Stacks"][0]
+    stack = emulator.client("cloudformation").describe_stacks(StackName="nbtest-bench")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     saved = dict(os.environ)
     os.environ.update(emulator.environ({}))

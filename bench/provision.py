@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/provision.py          (or: make bench)
 
-Starts the local AWS emulator (moto server, files/demo/emulator.py), makes a
-throw-away vault as the integration tests do (files/demo/vault.py), and
+Starts the local AWS emulator (moto server, nbstack_devkit.emulator), makes a
+throw-away vault as the integration tests do (nbstack_devkit.vault), and
 runs the real playbooks with tests/integration/settings.yml. It prints, in one
 run:
 
@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-import boto3
 import yaml
+
+from nbstack_devkit.emulator import Emulator, quiet
+from nbstack_devkit.vault import random_values, write_vault
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -61,15 +61,6 @@ AWSCLI_VERSION = "1.46.3"
 AWSCLI_VENV = ROOT / ".cache" / "awscli"
 AWS = AWSCLI_VENV / "bin" / "aws"
 
-# moto's server logs every request through werkzeug; keep the report readable.
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-# ... and warns about resource types it only stubs (AWS::S3::BucketPolicy).
-logging.getLogger("moto").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
-
-sys.path.insert(0, str(ROOT / "files" / "demo"))
-from emulator import REGION, Emulator  # noqa: E402
-from vault import random_values, write_vault  # noqa: E402
 
 
 def ensure_awscli() -> str:
@@ -110,20 +101,8 @@ class Bench:
         self.env.update({"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "8"})
         self.last_profile: list[tuple[str, float]] = []
         self.last_changed_tasks: list[str] = []
-        self.cfn = boto3.client(
-            "cloudformation",
-            endpoint_url=emulator.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        self.elbv2 = boto3.client(
-            "elbv2",
-            endpoint_url=emulator.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        self.cfn = emulator.client("cloudformation")
+        self.elbv2 = emulator.client("elbv2")
         self.endpoint_args: list[str] = []
 
     # --- playbooks -----------------------------------------------------------
@@ -254,12 +233,13 @@ def main() -> int:
     repeats = parser.parse_args().repeats
     total = time.perf_counter()
     version = ensure_awscli()
+    quiet()
     emulator = Emulator().start()
     try:
         with tempfile.TemporaryDirectory(prefix="nbstack-bench-") as tmp:
             work = Path(tmp)
-            vault, password_file = write_vault(work, random_values())
-            bench = Bench(emulator, vault, password_file, work)
+            vault = write_vault(work, random_values())
+            bench = Bench(emulator, vault.path, vault.password_file, work)
             print(f"{version}; ansible-playbook from {BIN}; emulator {emulator.url}; {repeats} repeats", flush=True)
 
             first, changed = bench.playbook("up.yml", BASE_PREFIX)

@@ -33,12 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = ROOT / "files" / "image"
 sys.path.insert(0, str(ROOT / "tests" / "image"))
 sys.path.insert(0, str(ROOT / "files" / "demo"))
-sys.path.insert(0, str(IMAGE_DIR))
 
 from ecs_local import stop_process_group  # noqa: E402
-from emulator import free_port  # noqa: E402
 from servers import GitHttpServer, git, wait_for  # noqa: E402
 
+from nbstack_devkit.waits import free_port  # noqa: E402
 from nbstack_runtime.autosave import autosave  # noqa: E402
 
 NOTEBOOKS = 300

@@ -54,12 +54,12 @@ sys.path.insert(0, str(DEMO_DIR))
 # The git and PostgreSQL servers of the image tests, shared rather than copied.
 sys.path.insert(0, str(ROOT / "tests" / "image"))
 
-import boto3  # noqa: E402
 import yaml  # noqa: E402
 from ecs_local import LocalAgent, LocalTask  # noqa: E402
-from emulator import REGION, Emulator, free_port  # noqa: E402
+from nbstack_devkit.emulator import Emulator, quiet  # noqa: E402
 from servers import PG_BIN, GitHttpServer, PostgresCluster  # noqa: E402
-from vault import write_vault  # noqa: E402
+from nbstack_devkit.vault import write_vault  # noqa: E402
+from nbstack_devkit.waits import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
@@ -188,11 +188,6 @@ class Rehearsal:
     def bare_repo(self) -> Path:
         return self.state_dir / "git" / self.repo_name
 
-    def aws(self) -> _EmulatorSession:
-        assert self.emulator is not None
-        env = self.emulator.environ()
-        return _EmulatorSession(self.emulator.url, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
-
     # --- start ----------------------------------------------------------------
 
     def __enter__(self) -> Rehearsal:
@@ -244,7 +239,7 @@ class Rehearsal:
         if self.health_port != self.settings["notebook_health_port"]:
             extra["notebook_health_port"] = self.health_port
 
-        vault, vault_password_file = write_vault(
+        vault = write_vault(
             self.state_dir,
             {
                 "vault_github_token": token,
@@ -252,7 +247,7 @@ class Rehearsal:
                 "vault_warehouse_password": warehouse_password,
             }
         )
-        args = ["-e", f"@{SETTINGS_FILE}", "-e", f"@{vault}", "--vault-password-file", str(vault_password_file),
+        args = ["-e", f"@{SETTINGS_FILE}", "-e", f"@{vault.path}", "--vault-password-file", str(vault.password_file),
                 "-e", f"prefix={PREFIX}"]
         if extra:
             args += ["-e", json.dumps(extra)]
@@ -260,7 +255,7 @@ class Rehearsal:
         self._up_ran = True
         self.playbook("up.yml", args, self.state_dir / "up.log")
 
-        self.agent = LocalAgent(self.aws(), f"{self.app}-{PREFIX}", self.state_dir)
+        self.agent = LocalAgent(self.emulator, f"{self.app}-{PREFIX}", self.state_dir)
         self.task = self.agent.start(self.emulator.environ())
         ports = self.task.plan.ports
         if ports != [self.notebook_port, self.health_port]:
@@ -365,17 +360,6 @@ class Rehearsal:
         return report
 
 
-class _EmulatorSession:
-    """boto3 clients bound to the emulator (the session is built once, clients on demand)."""
-
-    def __init__(self, url: str, key: str, secret: str) -> None:
-        self._session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
-        self._url = url
-
-    def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._url)
-
-
 # --- command line -------------------------------------------------------------
 
 
@@ -395,17 +379,6 @@ class _Console:
         print(f"[demo] {line}", flush=True)
 
 
-def quiet_emulator() -> None:
-    """The emulator logs every request and every template resource it skips; a person needs neither."""
-    import logging
-    import warnings
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("moto").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="moto")
-    warnings.filterwarnings("ignore", message="Tried to parse")
-
-
 def start_command(state_dir: Path) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     running = read_pid(pid_file)
@@ -413,7 +386,7 @@ def start_command(state_dir: Path) -> int:
         print(f"A demo is already running (pid {running}). Stop it first: python files/demo/run.py stop", file=sys.stderr)
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
-    quiet_emulator()
+    quiet()
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     demo = Rehearsal(state_dir=state_dir, echo=_Console())

@@ -23,15 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
-from emulator import Emulator, free_port
-from vault import random_values, write_vault
+from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.vault import random_values, write_vault
+from nbstack_devkit.waits import free_port
+from nbstack_runtime import health
+from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "files" / "image"
-sys.path.insert(0, str(IMAGE_DIR))
-
-from nbstack_runtime import health  # noqa: E402
-from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SETTINGS_FILE = ROOT / "files" / "demo" / "settings.yml"
@@ -50,14 +49,14 @@ LEFT_TO_THE_IMAGE = {
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Run up.yml on an empty emulator; yield what it registered."""
     folder = tmp_path_factory.mktemp("contract")
-    vault, password_file = write_vault(folder, random_values())
+    vault = write_vault(folder, random_values())
     emulator = Emulator().start()
     try:
         env = emulator.environ()
         env.update(ANSIBLE_NOCOLOR="1", PATH=f"{BIN}:{env.get('PATH', '')}")
         done = subprocess.run(
-            [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS_FILE}", "-e", f"@{vault}",
-             "--vault-password-file", str(password_file), "-e", f"prefix={PREFIX}"],
+            [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS_FILE}", "-e", f"@{vault.path}",
+             "--vault-password-file", str(vault.password_file), "-e", f"prefix={PREFIX}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         )
         assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
@@ -67,19 +66,15 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
 
 def _read_back(emulator: Emulator) -> dict[str, Any]:
-    import boto3
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
-    client = lambda name: session.client(name, endpoint_url=emulator.url)  # noqa: E731
     app = yaml.safe_load(SETTINGS_FILE.read_text())["notebook_app_name"]
-    stack = client("cloudformation").describe_stacks(StackName=f"{app}-{PREFIX}")["Stacks"][0]
+    stack = emulator.client("cloudformation").describe_stacks(StackName=f"{app}-{PREFIX}")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    ecs, elbv2 = client("ecs"), client("elbv2")
+    ecs, elbv2 = emulator.client("ecs"), emulator.client("elbv2")
     service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
     task_definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     target_group = elbv2.describe_target_groups(TargetGroupArns=[outputs["TargetGroupArn"]])["TargetGroups"][0]
     rule = elbv2.describe_rules(RuleArns=[outputs["ListenerRuleArn"]])["Rules"][0]
-    secretsmanager = client("secretsmanager")
+    secretsmanager = emulator.client("secretsmanager")
     container = next(c for c in task_definition["containerDefinitions"] if c["name"] == CONTAINER)
     resolved = {s["name"]: secretsmanager.get_secret_value(SecretId=s["valueFrom"])["SecretString"]
                 for s in container.get("secrets", [])}

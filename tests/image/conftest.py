@@ -26,6 +26,8 @@ from notebook_runs import (
 )
 from servers import GitHttpServer, PostgresCluster
 
+from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
+
 
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
@@ -55,28 +57,21 @@ def warehouse() -> Iterator[dict[str, str | int]]:
 
 
 @pytest.fixture(scope="session")
-def s3_emulator() -> Iterator[str]:
-    """moto's S3 on a loopback port; yields the endpoint URL."""
-    from emulator import Emulator  # tests/conftest.py puts files/demo on sys.path
-
-    emulator = Emulator().start()
-    yield emulator.url
-    emulator.stop()
+def emulator() -> Iterator[Emulator]:
+    """The AWS emulator on a loopback port (S3 for the model store, ECS and auto scaling for the idle stop)."""
+    server = Emulator().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def s3_env(s3_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """boto3 in this process talks to the emulator with dummy credentials."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+def s3_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3 in this process talks to the emulator with dummy credentials; returns its URL."""
+    for name in REAL_ACCOUNT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_emulator)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    return s3_emulator
-
-
+    for name, value in emulator.environ({}).items():
+        monkeypatch.setenv(name, value)
+    return emulator.url
 
 
 @pytest.fixture

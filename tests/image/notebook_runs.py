@@ -21,10 +21,9 @@ ROOT = HERE.parent.parent
 IMAGE_DIR = ROOT / "files" / "image"
 HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(IMAGE_DIR))
 
 from ecs_local import stop_process_group  # noqa: E402
-from emulator import free_port  # noqa: E402
+from nbstack_devkit.waits import free_port  # noqa: E402
 from servers import wait_for  # noqa: E402
 
 PREFIX = "alice"

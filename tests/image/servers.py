@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from emulator import free_port  # files/demo, on sys.path in tests, demo and benches
+from nbstack_devkit.waits import free_port
 
 PG_BIN = Path(os.environ.get("NBSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

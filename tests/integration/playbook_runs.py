@@ -11,11 +11,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
-
-from emulator import REGION, Emulator
+from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,15 +43,6 @@ class PlaybookRun:
     @property
     def changed(self) -> int:
         return self.recap["changed"]
-
-
-@dataclass
-class Vault:
-    """An encrypted vault file built for the tests, and its password file."""
-
-    path: Path
-    password_file: Path
-    values: dict[str, str]
 
 
 class Playbooks:
@@ -89,24 +78,6 @@ class Playbooks:
 
     def down(self, prefix: str, *extra: str) -> PlaybookRun:
         return self.run("down.yml", "-e", f"prefix={prefix}", *extra, with_vault=False)
-
-
-class Clients:
-    """boto3 clients bound to the emulator, created on first use."""
-
-    def __init__(self, emulator: Emulator) -> None:
-        self._session = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        )
-        self._url = emulator.url
-        self._clients: dict[str, Any] = {}
-
-    def __getattr__(self, service: str) -> Any:
-        if service.startswith("_"):
-            raise AttributeError(service)
-        if service not in self._clients:
-            self._clients[service] = self._session.client(service.replace("_", "-"), endpoint_url=self._url)
-        return self._clients[service]
 
 
 def ok(run: PlaybookRun) -> PlaybookRun:

@@ -13,8 +13,9 @@ import pytest
 
 from pathlib import Path
 
-from playbook_runs import BIN, ROOT, SETTINGS, Clients, Playbooks
-from emulator import Emulator, free_port
+from playbook_runs import BIN, ROOT, SETTINGS, Playbooks
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.waits import free_port
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_runs import APP, Clients, PlaybookRun, Playbooks, ok
-from emulator import Emulator
+from playbook_runs import APP, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import Clients, Emulator
 
 
 @pytest.fixture(scope="module")

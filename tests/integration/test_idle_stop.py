@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-import sys
 from typing import Any
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import ACCOUNT_ID, REGION, Emulator
+from playbook_runs import APP, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
 
-sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.idle import AwsScaler  # noqa: E402
+from nbstack_runtime.idle import AwsScaler
 
 PREFIX = "carol"
 OTHER = "dave"

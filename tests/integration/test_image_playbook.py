@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from emulator import Emulator
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import Clients, Emulator
+from playbook_runs import APP, ROOT, PlaybookRun, Playbooks, ok
 
 
 

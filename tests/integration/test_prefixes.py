@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import Emulator
+from playbook_runs import APP, ROOT, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import Clients, Emulator
 
 
 def rule_priority(prefix: str, taken: list[int]) -> int:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import REGION, Emulator
+from playbook_runs import APP, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import REGION, Clients, Emulator
 
-sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.idle import AwsScaler  # noqa: E402
+from nbstack_runtime.idle import AwsScaler
 
 
 def rows(run: PlaybookRun) -> dict[str, list[str]]:
