@@ -34,10 +34,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration")]
 
-from servers import GitHttpServer, wait_for  # noqa: E402
-
 from nbstack_devkit.emulator import REGION, Emulator  # noqa: E402
+from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
 from nbstack_devkit.vault import random_values, write_vault  # noqa: E402
+from nbstack_devkit.waits import wait_until  # noqa: E402
 from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
 
 TIMEOUT_MINUTES = 0.5
@@ -98,7 +98,7 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
         try:
             wait_until_serving(notebook)
             (notebook.work_dir / "scratch.py").write_text("dirty = True\n")
-            wait_for(lambda: desired(emulator, cluster, service, group) == (0, 0), 300, interval=0.1, what="the stop")
+            wait_until(lambda: desired(emulator, cluster, service, group) == (0, 0), 300, interval=0.1, what="the stop")
             zero_at = datetime.now().astimezone()
             token = (notebook.home / ".nbstack" / "idle-watcher-token").read_text().strip()
             status = requests.get(f"{notebook.url}api/status?no_track_activity=1",

@@ -31,13 +31,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = ROOT / "files" / "image"
-sys.path.insert(0, str(ROOT / "tests" / "image"))
 sys.path.insert(0, str(ROOT / "files" / "demo"))
 
 from ecs_local import stop_process_group  # noqa: E402
-from servers import GitHttpServer, git, wait_for  # noqa: E402
 
-from nbstack_devkit.waits import free_port  # noqa: E402
+from nbstack_devkit.gitserver import GitHttpServer, git  # noqa: E402
+from nbstack_devkit.waits import free_port, wait_until  # noqa: E402
 from nbstack_runtime.autosave import autosave  # noqa: E402
 
 NOTEBOOKS = 300
@@ -85,7 +84,7 @@ def wait_authenticated(base: str, login: callable, process: subprocess.Popen[byt
         except requests.ConnectionError:
             return False
 
-    wait_for(ready, timeout=120, interval=0.02)
+    wait_until(ready, timeout=120, what="an authenticated answer", interval=0.02)
     return time.monotonic()
 
 

@@ -51,15 +51,14 @@ from urllib.parse import urlsplit
 DEMO_DIR = Path(__file__).resolve().parent
 ROOT = DEMO_DIR.parent.parent
 sys.path.insert(0, str(DEMO_DIR))
-# The git and PostgreSQL servers of the image tests, shared rather than copied.
-sys.path.insert(0, str(ROOT / "tests" / "image"))
 
 import yaml  # noqa: E402
 from ecs_local import LocalAgent, LocalTask  # noqa: E402
 from nbstack_devkit.emulator import Emulator, quiet  # noqa: E402
-from servers import PG_BIN, GitHttpServer, PostgresCluster  # noqa: E402
+from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
+from nbstack_devkit.postgres import PG_BIN, PostgresCluster  # noqa: E402
 from nbstack_devkit.vault import write_vault  # noqa: E402
-from nbstack_devkit.waits import free_port  # noqa: E402
+from nbstack_devkit.waits import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
@@ -104,14 +103,6 @@ def read_pid(path: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def http_status(url: str) -> int | None:
@@ -274,15 +265,13 @@ class Rehearsal:
                 return port
 
     def _start_warehouse(self, port: int, password: str) -> PostgresCluster:
-        import psycopg2
-
         cluster = PostgresCluster(port=port).start()
         user, database = self.settings["notebook_warehouse_user"], self.settings["notebook_warehouse_database"]
         cluster.execute(
             f"CREATE ROLE {user} LOGIN PASSWORD '{password}'",
             f"CREATE DATABASE {database} OWNER {user}",
         )
-        conn = psycopg2.connect(host=str(cluster.directory), port=cluster.port, user=cluster.superuser, dbname=database)
+        conn = cluster.connect(database)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("CREATE TABLE sales (region text NOT NULL, amount integer NOT NULL)")
@@ -316,7 +305,7 @@ class Rehearsal:
                 raise DemoError(f"the task exited with {task.process.returncode}; log {task.log_path}:\n{task.log()[-4000:]}")
             return http_status(self.url + "login") == 200 and http_status(self.health_url) == 200
 
-        wait_until(serving, timeout, f"Jupyter at {self.url}")
+        wait_until(serving, timeout, f"Jupyter at {self.url}", interval=0.25)
 
     # --- stop -----------------------------------------------------------------
 
@@ -419,7 +408,7 @@ def start_command(state_dir: Path) -> int:
             code = 1
     except _Stop as stop:
         print(f"\n[demo] {stop}: stopping (down.yml, then the task's autosave; this takes a few seconds)", flush=True)
-    except DemoError as error:
+    except (DemoError, TimeoutError) as error:
         print(f"[demo] {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
@@ -441,12 +430,11 @@ def stop_command(state_dir: Path, timeout: float = 300) -> int:
         return 0
     print(f"Stopping the demo (pid {pid}): down.yml, autosave, servers...", flush=True)
     os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > end:
-            print(f"The demo (pid {pid}) has not stopped after {timeout:.0f} s.", file=sys.stderr)
-            return 1
-        time.sleep(0.5)
+    try:
+        wait_until(lambda: not pid_alive(pid), timeout, f"the demo (pid {pid}) to stop", interval=0.5)
+    except TimeoutError as error:
+        print(error, file=sys.stderr)
+        return 1
     print("Stopped.")
     return 0
 

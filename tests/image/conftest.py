@@ -24,9 +24,10 @@ from notebook_runs import (
     start_notebook,
     wait_until_serving,
 )
-from servers import GitHttpServer, PostgresCluster
 
 from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")

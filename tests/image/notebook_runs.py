@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 
 from ecs_local import stop_process_group  # noqa: E402
 from nbstack_devkit.waits import free_port  # noqa: E402
-from servers import wait_for  # noqa: E402
+from nbstack_devkit.waits import wait_until  # noqa: E402
 
 PREFIX = "alice"
 WAREHOUSE = {"user": "analyst", "database": "warehouse"}
@@ -158,7 +158,7 @@ def wait_until_serving(notebook: Notebook, timeout: float = 90) -> None:
         except requests.ConnectionError:
             return False
 
-    wait_for(answers, timeout, what=f"the notebook server on port {notebook.port}")
+    wait_until(answers, timeout, what=f"the notebook server on port {notebook.port}")
 
 
 StartNotebook = Callable[..., Notebook]

@@ -19,9 +19,10 @@ import pytest
 import requests
 import websocket
 from notebook_runs import PREFIX, Notebook, StartNotebook
-from servers import GitHttpServer, wait_for
 
 from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.waits import wait_until
 from nbstack_runtime import idle
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -257,13 +258,13 @@ def test_the_watcher_token_reads_only_the_watched_endpoints(
     # Password login still works as before.
     assert notebook.session().login_status == 302  # type: ignore[attr-defined]
     # The watcher publishes the last activity for status.yml.
-    wait_for(lambda: idle.TAG_LAST_ACTIVITY in capacity.service_tags(), 30, what="the last-activity tag")
+    wait_until(lambda: idle.TAG_LAST_ACTIVITY in capacity.service_tags(), 30, what="the last-activity tag")
     assert capacity.desired() == (1, 1)
 
 
 def test_timeout_zero_runs_no_watcher(notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator) -> None:
     notebook = idle_notebook(notebook_factory, capacity, emulator, "0")
-    wait_for(lambda: "idle watcher off" in notebook.log(), 30, what="the watcher to say it is off")
+    wait_until(lambda: "idle watcher off" in notebook.log(), 30, what="the watcher to say it is off")
     assert not (notebook.home / ".nbstack" / "idle-watcher-token").exists()
     assert capacity.desired() == (1, 1)
 
@@ -289,9 +290,9 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     assert "STOPPING" not in notebook.log()
 
     # The computation ends; one idle minute later (plus a poll) both go to zero.
-    wait_for(lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle", 60, what="the end of the computation")
+    wait_until(lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle", 60, what="the end of the computation")
     finished = time.monotonic()
-    wait_for(lambda: capacity.desired() == (0, 0), 120, what="the service and the group to go to zero")
+    wait_until(lambda: capacity.desired() == (0, 0), 120, what="the service and the group to go to zero")
     stopped_after = time.monotonic() - finished
     assert 55 <= stopped_after <= 75, f"stopped {stopped_after:.0f} s after the kernel went idle"
 
