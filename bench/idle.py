@@ -32,10 +32,11 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration")]
+sys.path.insert(0, str(ROOT / "tests" / "image"))
 
 from nbstack_devkit.emulator import REGION, Emulator  # noqa: E402
 from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
+from nbstack_devkit.playbooks import Playbooks, ok  # noqa: E402
 from nbstack_devkit.vault import random_values, write_vault  # noqa: E402
 from nbstack_devkit.waits import wait_until  # noqa: E402
 from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
@@ -118,20 +119,17 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from playbook_runs import Playbooks
-
-    playbooks = Playbooks(emulator, write_vault(tmp, random_values()))
+    playbooks = Playbooks(emulator, ROOT / "tests" / "integration" / "settings.yml", write_vault(tmp, random_values()))
     emulator.reset()
 
     def timed(*args: str) -> float:
         began = time.monotonic()
-        run = playbooks.up("bench", *args)
-        assert run.returncode == 0, run.output[-3000:]
+        ok(playbooks.up("bench", *args))
         return time.monotonic() - began
 
     figures = {"up.yml, new prefix": timed()}
     figures["up.yml, running prefix (no change)"] = timed()
-    stack = emulator.client("cloudformation").describe_stacks(StackName="nbtest-bench")["Stacks"][0]
+    stack = emulator.client("cloudformation").describe_stacks(StackName=f"{playbooks.app}-bench")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     saved = dict(os.environ)
     os.environ.update(emulator.environ({}))

@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,11 +55,11 @@ import yaml  # noqa: E402
 from ecs_local import LocalAgent, LocalTask  # noqa: E402
 from nbstack_devkit.emulator import Emulator, quiet  # noqa: E402
 from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks  # noqa: E402
 from nbstack_devkit.postgres import PG_BIN, PostgresCluster  # noqa: E402
 from nbstack_devkit.vault import write_vault  # noqa: E402
 from nbstack_devkit.waits import free_port, wait_until  # noqa: E402
 
-BIN = Path(sys.executable).parent
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
 REPO_SOURCE = DEMO_DIR / "repo"
 PREFIX = "demo"
@@ -115,6 +114,12 @@ def http_status(url: str) -> int | None:
         return None
 
 
+def succeeded(run: PlaybookRun, log: Path) -> None:
+    """Raise DemoError with the end of the log unless the playbook succeeded."""
+    if run.returncode != 0:
+        raise DemoError(f"{run.args[1]} failed ({run.returncode}); see {log}:\n{run.tail()}")
+
+
 def repo_files() -> dict[str, str]:
     return {
         str(path.relative_to(REPO_SOURCE)): path.read_text()
@@ -145,6 +150,7 @@ class Rehearsal:
     emulator: Emulator | None = None
     git_server: GitHttpServer | None = None
     warehouse: PostgresCluster | None = None
+    playbooks: Playbooks | None = None
     agent: LocalAgent | None = None
     task: LocalTask | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -238,13 +244,11 @@ class Rehearsal:
                 "vault_warehouse_password": warehouse_password,
             }
         )
-        args = ["-e", f"@{SETTINGS_FILE}", "-e", f"@{vault.path}", "--vault-password-file", str(vault.password_file),
-                "-e", f"prefix={PREFIX}"]
-        if extra:
-            args += ["-e", json.dumps(extra)]
-        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {self.state_dir / 'up.log'})")
+        self.playbooks = Playbooks(self.emulator, SETTINGS_FILE, vault)
+        log = self.state_dir / "up.log"
+        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {log})")
         self._up_ran = True
-        self.playbook("up.yml", args, self.state_dir / "up.log")
+        succeeded(self.playbooks.up(PREFIX, *(["-e", json.dumps(extra)] if extra else []), log=log), log)
 
         self.agent = LocalAgent(self.emulator, f"{self.app}-{PREFIX}", self.state_dir)
         self.task = self.agent.start(self.emulator.environ())
@@ -281,21 +285,6 @@ class Rehearsal:
             conn.close()
         return cluster
 
-    def playbook(self, name: str, args: list[str], log_path: Path) -> None:
-        assert self.emulator is not None
-        env = self.emulator.environ()
-        env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-        with log_path.open("w") as log:
-            done = subprocess.run(
-                [str(BIN / "ansible-playbook"), name, *args],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for the demo does not cut a playbook short
-                timeout=900,
-            )
-        if done.returncode != 0:
-            tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-40:])
-            raise DemoError(f"{name} failed ({done.returncode}); see {log_path}:\n{tail}")
-
     def _wait_until_serving(self, timeout: float = 120) -> None:
         assert self.task is not None
         task = self.task
@@ -313,11 +302,12 @@ class Rehearsal:
         """down.yml, then the task stopped as ECS stops it, then the servers. Safe after a partial start."""
         report = StopReport()
         try:
-            if self.emulator is not None and self._up_ran:
+            if self.playbooks is not None and self.emulator is not None and self._up_ran:
                 self._up_ran = False
-                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {self.state_dir / 'down.log'})")
+                log = self.state_dir / "down.log"
+                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {log})")
                 try:
-                    self.playbook("down.yml", ["-e", f"@{SETTINGS_FILE}", "-e", f"prefix={PREFIX}"], self.state_dir / "down.log")
+                    succeeded(self.playbooks.down(PREFIX, log=log), log)
                     report.down_ok = True
                 except DemoError as error:
                     self.echo(str(error))

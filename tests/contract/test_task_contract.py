@@ -11,8 +11,6 @@ one side only, fails here.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -24,6 +22,7 @@ import pytest
 import yaml
 
 from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.playbooks import Playbooks, ok
 from nbstack_devkit.vault import random_values, write_vault
 from nbstack_devkit.waits import free_port
 from nbstack_runtime import health
@@ -32,7 +31,6 @@ from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "files" / "image"
 
-BIN = Path(sys.executable).parent
 SETTINGS_FILE = ROOT / "files" / "demo" / "settings.yml"
 PREFIX = "contract"
 CONTAINER = "notebook"
@@ -52,21 +50,15 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     vault = write_vault(folder, random_values())
     emulator = Emulator().start()
     try:
-        env = emulator.environ()
-        env.update(ANSIBLE_NOCOLOR="1", PATH=f"{BIN}:{env.get('PATH', '')}")
-        done = subprocess.run(
-            [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS_FILE}", "-e", f"@{vault.path}",
-             "--vault-password-file", str(vault.password_file), "-e", f"prefix={PREFIX}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-        yield _read_back(emulator)
+        playbooks = Playbooks(emulator, SETTINGS_FILE, vault)
+        ok(playbooks.up(PREFIX))
+        yield _read_back(playbooks)
     finally:
         emulator.stop()
 
 
-def _read_back(emulator: Emulator) -> dict[str, Any]:
-    app = yaml.safe_load(SETTINGS_FILE.read_text())["notebook_app_name"]
+def _read_back(playbooks: Playbooks) -> dict[str, Any]:
+    emulator, app = playbooks.emulator, playbooks.app
     stack = emulator.client("cloudformation").describe_stacks(StackName=f"{app}-{PREFIX}")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     ecs, elbv2 = emulator.client("ecs"), emulator.client("elbv2")

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from playbook_runs import Playbooks
-
 from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import Playbooks
 from nbstack_devkit.vault import Vault, random_values, write_vault
+
+from team import SETTINGS
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
 
 @pytest.fixture(scope="session")
 def playbooks(emulator: Emulator, vault: Vault) -> Playbooks:
-    return Playbooks(emulator, vault)
+    return Playbooks(emulator, SETTINGS, vault)
 
 
 @pytest.fixture(scope="session")

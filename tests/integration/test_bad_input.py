@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
-from playbook_runs import BIN, ROOT, SETTINGS, Playbooks
 from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.paths import BIN, ROOT
+from nbstack_devkit.playbooks import Playbooks
 from nbstack_devkit.waits import free_port
 
 
@@ -100,13 +100,10 @@ def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks, tmp_path:
 
 
 def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients, tmp_path: Path) -> None:
-    env = playbooks.env()
-    env["PATH"] = user_named(tmp_path, "2nd.User") + ":" + env["PATH"]
-    args = [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS}", "-e", f"@{playbooks.vault.path}",
-            "--vault-password-file", str(playbooks.vault.password_file)]
-    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    path = user_named(tmp_path, "2nd.User") + ":" + playbooks.env()["PATH"]
+    run = playbooks.run("up.yml", env={"PATH": path})
     assert run.returncode != 0
-    assert 'prefix "2nd-user" is not usable' in run.stdout
+    assert 'prefix "2nd-user" is not usable' in run.output
     assert_nothing_created(aws)
 
 

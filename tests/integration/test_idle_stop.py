@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from playbook_runs import APP, PlaybookRun, Playbooks, ok
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
-
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 from nbstack_runtime.idle import AwsScaler
+
+from team import APP
 
 PREFIX = "carol"
 OTHER = "dave"

@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from playbook_runs import APP, ROOT, PlaybookRun, Playbooks, ok
 from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+
+from team import APP
 
 
 def rule_priority(prefix: str, taken: list[int]) -> int:

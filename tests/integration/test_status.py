@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from playbook_runs import APP, PlaybookRun, Playbooks, ok
 from nbstack_devkit.emulator import REGION, Clients, Emulator
-
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 from nbstack_runtime.idle import AwsScaler
+
+from team import APP
 
 
 def rows(run: PlaybookRun) -> dict[str, list[str]]:
