@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -31,15 +30,14 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "image"))
-
-from nbstack_devkit.emulator import REGION, Emulator  # noqa: E402
-from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
-from nbstack_devkit.playbooks import Playbooks, ok  # noqa: E402
-from nbstack_devkit.vault import random_values, write_vault  # noqa: E402
-from nbstack_devkit.waits import wait_until  # noqa: E402
-from nbstack_runtime.idle import AwsScaler, parse_time  # noqa: E402
+from nbstack_devkit.emulator import REGION, Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import Playbooks, ok
+from nbstack_devkit.vault import random_values, write_vault
+from nbstack_devkit.waits import wait_until
+from nbstack_runtime.idle import AwsScaler, parse_time
 
 TIMEOUT_MINUTES = 0.5
 POLL_SECONDS = 5
@@ -82,8 +80,6 @@ def log_time(log: str, marker: str) -> datetime:
 
 
 def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from notebook_runs import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
-
     git_server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
     try:
         git_server.create_repo("notebooks.git", NOTEBOOK_FILES, commits=2)

@@ -12,7 +12,7 @@ Start, in order:
    the ones those servers accept;
 4. `ansible-playbook up.yml -e @files/demo/settings.yml -e @<vault> -e prefix=demo`
    against the emulator, exactly as a user runs it against AWS;
-5. the provisioned task, run by files/demo/ecs_local.py from the task
+5. the provisioned task, run by nbstack_devkit.ecs_agent from the task
    definition up.yml registered (environment, secrets by ARN, ports, volume).
 
 Stop (Ctrl-C, SIGTERM, or `run.py stop`): `down.yml -e prefix=demo`; the local
@@ -52,7 +52,7 @@ ROOT = DEMO_DIR.parent.parent
 sys.path.insert(0, str(DEMO_DIR))
 
 import yaml  # noqa: E402
-from ecs_local import LocalAgent, LocalTask  # noqa: E402
+from nbstack_devkit.ecs_agent import LocalAgent, LocalTask  # noqa: E402
 from nbstack_devkit.emulator import Emulator, quiet  # noqa: E402
 from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks  # noqa: E402

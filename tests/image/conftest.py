@@ -1,9 +1,9 @@
 """Fixtures that start and stop every real component the container talks to.
 
-git over smart HTTP with basic auth, PostgreSQL, the S3 emulator, and the
+git over smart HTTP with basic auth, PostgreSQL, the AWS emulator, and the
 notebook server itself, started the way the container starts it: the
 before-notebook.d hooks, then the secrets unset, then `exec jupyter lab`
-(nbstack_runtime.local_run). Each fixture stops what it started.
+(nbstack_devkit.start). Each fixture stops what it started.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-# notebook_runs puts files/image (the runtime package) on sys.path.
-from notebook_runs import (
+from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import (
     NOTEBOOK_FILES,
     WAREHOUSE,
     Notebook,
@@ -24,9 +25,6 @@ from notebook_runs import (
     start_notebook,
     wait_until_serving,
 )
-
-from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
-from nbstack_devkit.gitserver import GitHttpServer
 from nbstack_devkit.postgres import PostgresCluster
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from notebook_runs import PREFIX, Notebook, StartNotebook, wait_until_serving
 
 from nbstack_devkit.gitserver import GitHttpServer, git
+from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook, wait_until_serving
 from nbstack_devkit.waits import wait_until
 
 

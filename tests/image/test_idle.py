@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 import websocket
-from notebook_runs import PREFIX, Notebook, StartNotebook
 
 from nbstack_devkit.emulator import Emulator
 from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook
 from nbstack_devkit.waits import wait_until
 from nbstack_runtime import idle
 
