@@ -23,10 +23,10 @@ $(STAMP): requirements.txt devkit/pyproject.toml files/image/pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python files/demo/run.py
+	$(BIN)/python -m nbstack_devkit.demo
 
 demo-stop: $(STAMP)
-	$(BIN)/python files/demo/run.py stop
+	$(BIN)/python -m nbstack_devkit.demo stop
 
 # pytest runs last so that its summary closes the output.
 test: lint molecule pytest

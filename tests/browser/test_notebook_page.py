@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from run import ROOT, Rehearsal
-
+from nbstack_devkit.demo import Rehearsal
+from nbstack_devkit.paths import ROOT
 from nbstack_devkit.waits import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Where the screenshot of JupyterLab goes. The README's picture is refreshed with
-#   NBSTACK_SCREENSHOT=files/demo/jupyterlab.png .venv/bin/pytest tests/browser
+#   NBSTACK_SCREENSHOT=devkit/demo/jupyterlab.png .venv/bin/pytest tests/browser
 # so that an ordinary test run leaves the checkout as it was.
 SCREENSHOT = Path(os.environ.get("NBSTACK_SCREENSHOT", str(ROOT / ".cache" / "jupyterlab.png"))).resolve()
 PASSWORD = "browser-test-password"

@@ -21,17 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
+from nbstack_devkit.demo import SETTINGS_FILE
 from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.paths import IMAGE_DIR, ROOT
 from nbstack_devkit.playbooks import Playbooks, ok
 from nbstack_devkit.vault import random_values, write_vault
 from nbstack_devkit.waits import free_port
 from nbstack_runtime import health
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE_DIR = ROOT / "files" / "image"
-
-SETTINGS_FILE = ROOT / "files" / "demo" / "settings.yml"
 PREFIX = "contract"
 CONTAINER = "notebook"
 #: Variables the container reads that the task definition leaves to the

@@ -1,21 +1,23 @@
 """`make demo`: the whole flow on this machine, without an AWS account.
 
-    python files/demo/run.py [start]   bring everything up, print URL and password, wait for Ctrl-C
-    python files/demo/run.py stop      stop a demo running in another terminal (its pid file)
+    python -m nbstack_devkit.demo [start]   bring everything up, print URL and password, wait for Ctrl-C
+    python -m nbstack_devkit.demo stop      stop a demo running in another terminal (its pid file)
+
+(`make demo` and `make demo-stop` run these in the project's .venv.)
 
 Start, in order:
 1. the AWS emulator (moto server on a free loopback port);
 2. a git server (`git http-backend`, basic auth with a demo token) holding a
-   small notebook repository made from files/demo/repo/, and a throwaway
+   small notebook repository made from devkit/demo/repo/, and a throwaway
    PostgreSQL cluster as the warehouse (skipped when PostgreSQL is missing);
 3. a demo vault encrypted with ansible-vault, whose token and passwords are
    the ones those servers accept;
-4. `ansible-playbook up.yml -e @files/demo/settings.yml -e @<vault> -e prefix=demo`
+4. `ansible-playbook up.yml -e @devkit/demo/settings.yml -e @<vault> -e prefix=demo`
    against the emulator, exactly as a user runs it against AWS;
 5. the provisioned task, run by nbstack_devkit.ecs_agent from the task
    definition up.yml registered (environment, secrets by ARN, ports, volume).
 
-Stop (Ctrl-C, SIGTERM, or `run.py stop`): `down.yml -e prefix=demo`; the local
+Stop (Ctrl-C, SIGTERM, or `make demo-stop`): `down.yml -e prefix=demo`; the local
 agent sees the service gone and SIGTERMs the task as ECS would (the server
 pushes unsaved work to an `autosave/demo/<time>` branch); then the warehouse,
 the git server and the emulator stop. Everything lives in one state directory
@@ -35,6 +37,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -47,18 +50,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-DEMO_DIR = Path(__file__).resolve().parent
-ROOT = DEMO_DIR.parent.parent
-sys.path.insert(0, str(DEMO_DIR))
+import yaml
 
-import yaml  # noqa: E402
-from nbstack_devkit.ecs_agent import LocalAgent, LocalTask  # noqa: E402
-from nbstack_devkit.emulator import Emulator, quiet  # noqa: E402
-from nbstack_devkit.gitserver import GitHttpServer  # noqa: E402
-from nbstack_devkit.playbooks import PlaybookRun, Playbooks  # noqa: E402
-from nbstack_devkit.postgres import PG_BIN, PostgresCluster  # noqa: E402
-from nbstack_devkit.vault import write_vault  # noqa: E402
-from nbstack_devkit.waits import free_port, wait_until  # noqa: E402
+from .ecs_agent import LocalAgent, LocalTask
+from .emulator import Emulator, quiet
+from .gitserver import GitHttpServer
+from .paths import DEMO_DIR
+from .playbooks import PlaybookRun, Playbooks
+from .postgres import PG_BIN, PostgresCluster
+from .vault import write_vault
+from .waits import free_port, wait_until
 
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
 REPO_SOURCE = DEMO_DIR / "repo"
@@ -75,8 +76,7 @@ class DemoError(RuntimeError):
 
 
 def port_is_free(port: int) -> bool:
-    import socket
-
+    """Whether `port` on loopback can be bound now: `make demo` then keeps the settings' port."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -362,7 +362,7 @@ def start_command(state_dir: Path) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     running = read_pid(pid_file)
     if running is not None:
-        print(f"A demo is already running (pid {running}). Stop it first: python files/demo/run.py stop", file=sys.stderr)
+        print(f"A demo is already running (pid {running}). Stop it first: make demo-stop", file=sys.stderr)
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
     quiet()
@@ -381,7 +381,7 @@ def start_command(state_dir: Path) -> int:
             f"    Work dir:  {demo.work_dir}   (the task's /home/jovyan/work volume)\n"
             f"    Server log: {demo.task.log_path}\n"
             "  Stop it with Ctrl-C here, or from another terminal: make demo-stop\n"
-            "  (python files/demo/run.py stop). Unsaved work is pushed to an autosave branch.\n",
+            "  (python -m nbstack_devkit.demo stop). Unsaved work is pushed to an autosave branch.\n",
             flush=True,
         )
         # Play the agent: if the service goes away or is scaled to zero (the
