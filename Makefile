@@ -51,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .cache
+	rm -rf $(VENV) .pytest_cache .cache devkit/*.egg-info files/image/*.egg-info

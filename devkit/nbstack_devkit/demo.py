@@ -87,6 +87,7 @@ def port_is_free(port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (the demo's pid file may be left from a killed run)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -97,6 +98,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, if that process still runs."""
     try:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -105,6 +107,7 @@ def read_pid(path: Path) -> int | None:
 
 
 def http_status(url: str) -> int | None:
+    """The status a URL answers with, or None while nothing listens (the server is still starting)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return int(response.status)
@@ -121,6 +124,7 @@ def succeeded(run: PlaybookRun, log: Path) -> None:
 
 
 def repo_files() -> dict[str, str]:
+    """devkit/demo/repo's files by relative path: the first commit of the demo's notebook repository."""
     return {
         str(path.relative_to(REPO_SOURCE)): path.read_text()
         for path in sorted(REPO_SOURCE.rglob("*"))
