@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from nbstack_devkit.emulator import REGION, Emulator
+from nbstack_devkit.emulator import REGION, Emulator, quiet
 from nbstack_devkit.gitserver import GitHttpServer
 from nbstack_devkit.notebook import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
 from nbstack_devkit.paths import ROOT
@@ -139,6 +139,7 @@ def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    quiet()
     emulator = Emulator().start()
     try:
         with tempfile.TemporaryDirectory(prefix="nbstack-bench-idle-") as tmp:
