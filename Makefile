@@ -1,7 +1,9 @@
 # nbstack
 #   make demo   the whole flow against a local AWS emulator (no AWS account needed)
 #   make test   every lint and test
-# Both create .venv from requirements.txt on first use.
+# Both create .venv from requirements.txt on first use, with the project's two
+# local packages installed editable: devkit (the local rehearsal and the test
+# harness, nbstack_devkit) and files/image (the container runtime, nbstack_runtime).
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,18 +14,19 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: venv demo demo-stop test lint sanity molecule pytest bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt devkit/pyproject.toml files/image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e devkit -e files/image
 	touch $@
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python files/demo/run.py
+	$(BIN)/python -m nbstack_devkit.demo
 
 demo-stop: $(STAMP)
-	$(BIN)/python files/demo/run.py stop
+	$(BIN)/python -m nbstack_devkit.demo stop
 
 # pytest runs last so that its summary closes the output.
 test: lint molecule pytest
@@ -59,7 +62,7 @@ sanity: $(STAMP)
 
 molecule: $(STAMP)
 	$(BIN)/molecule reset
-	NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+	NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'from nbstack_devkit.waits import free_port; print(free_port())') \
 		$(BIN)/molecule test
 
 pytest: $(STAMP)
@@ -71,4 +74,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .cache
+	rm -rf $(VENV) .pytest_cache .cache devkit/*.egg-info files/image/*.egg-info

@@ -23,33 +23,29 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import boto3
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "image"), str(ROOT / "tests" / "integration"), str(ROOT / "files" / "image"),
-                str(ROOT / "files" / "demo"), str(ROOT / "tests")]
-
-from emulator import REGION, Emulator  # noqa: E402
-from vault import random_values, write_vault  # noqa: E402
-from servers import GitHttpServer, wait_for  # noqa: E402
-
-from nbstack_runtime.scaler import AwsScaler  # noqa: E402
-from nbstack_runtime.watcher import parse_time  # noqa: E402
+from nbstack_devkit.emulator import REGION, Emulator, quiet
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import Playbooks, ok
+from nbstack_devkit.vault import random_values, write_vault
+from nbstack_devkit.waits import wait_until
+from nbstack_runtime.scaler import AwsScaler
+from nbstack_runtime.watcher import parse_time
 
 TIMEOUT_MINUTES = 0.5
 POLL_SECONDS = 5
 
 
 def clients(emulator: Emulator) -> tuple:
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    return tuple(session.client(name, endpoint_url=emulator.url) for name in ("ecs", "autoscaling", "ec2"))
+    return tuple(emulator.client(name) for name in ("ecs", "autoscaling", "ec2"))
 
 
 def capacity(emulator: Emulator, name: str) -> tuple[str, str, str]:
@@ -85,8 +81,6 @@ def log_time(log: str, marker: str) -> datetime:
 
 
 def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from notebook_runs import NOTEBOOK_FILES, container_environ, start_notebook, wait_until_serving
-
     git_server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
     try:
         git_server.create_repo("notebooks.git", NOTEBOOK_FILES, commits=2)
@@ -102,7 +96,7 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
         try:
             wait_until_serving(notebook)
             (notebook.work_dir / "scratch.py").write_text("dirty = True\n")
-            wait_for(lambda: desired(emulator, cluster, service, group) == (0, 0), 300, interval=0.1, what="the stop")
+            wait_until(lambda: desired(emulator, cluster, service, group) == (0, 0), 300, interval=0.1, what="the stop")
             zero_at = datetime.now().astimezone()
             token = (notebook.home / ".nbstack" / "idle-watcher-token").read_text().strip()
             status = requests.get(f"{notebook.url}api/status?no_track_activity=1",
@@ -122,23 +116,17 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
-    from playbook_runs import Playbooks, Vault
-
-    values = random_values()
-    vault_path, password_file = write_vault(tmp, values)
-    playbooks = Playbooks(emulator, Vault(vault_path, password_file, values))
+    playbooks = Playbooks(emulator, ROOT / "tests" / "integration" / "settings.yml", write_vault(tmp, random_values()))
     emulator.reset()
 
     def timed(*args: str) -> float:
         began = time.monotonic()
-        run = playbooks.up("bench", *args)
-        assert run.returncode == 0, run.output[-3000:]
+        ok(playbooks.up("bench", *args))
         return time.monotonic() - began
 
     figures = {"up.yml, new prefix": timed()}
     figures["up.yml, running prefix (no change)"] = timed()
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    stack = session.client("cloudformation", endpoint_url=emulator.url).describe_stacks(StackName="nbtest-bench")["Stacks"][0]
+    stack = emulator.client("cloudformation").describe_stacks(StackName=f"{playbooks.app}-bench")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     saved = dict(os.environ)
     os.environ.update(emulator.environ({}))
@@ -152,6 +140,7 @@ def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
 
 
 def main() -> None:
+    quiet()
     emulator = Emulator().start()
     try:
         with tempfile.TemporaryDirectory(prefix="nbstack-bench-idle-") as tmp:

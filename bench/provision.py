@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/provision.py          (or: make bench)
 
-Starts the local AWS emulator (moto server, files/demo/emulator.py), makes a
-throw-away vault as the integration tests do (files/demo/vault.py), and
+Starts the local AWS emulator (moto server, nbstack_devkit.emulator), makes a
+throw-away vault as the integration tests do (nbstack_devkit.vault), and
 runs the real playbooks with tests/integration/settings.yml. It prints, in one
 run:
 
@@ -36,24 +36,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from nbstack_devkit.emulator import Emulator, quiet
+from nbstack_devkit.paths import BIN, ROOT
+from nbstack_devkit.playbooks import Playbooks
+from nbstack_devkit.vault import random_values, write_vault
+
 SETTINGS = ROOT / "tests" / "integration" / "settings.yml"
 TEMPLATE = ROOT / "files" / "cloudformation" / "instance.yml"
-APP = "nbtest"  # notebook_app_name in SETTINGS
+# Per-task times at the end of each run (a few timestamps: no measurable
+# cost); the no-op run's are printed as a breakdown.
+PROFILE_TASKS = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "8"}
 BASE_PREFIX = "base"
 REPEATS = 3
 
@@ -61,15 +63,6 @@ AWSCLI_VERSION = "1.46.3"
 AWSCLI_VENV = ROOT / ".cache" / "awscli"
 AWS = AWSCLI_VENV / "bin" / "aws"
 
-# moto's server logs every request through werkzeug; keep the report readable.
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-# ... and warns about resource types it only stubs (AWS::S3::BucketPolicy).
-logging.getLogger("moto").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
-
-sys.path.insert(0, str(ROOT / "files" / "demo"))
-from emulator import REGION, Emulator  # noqa: E402
-from vault import random_values, write_vault  # noqa: E402
 
 
 def ensure_awscli() -> str:
@@ -101,51 +94,31 @@ def template_parameters() -> dict[str, dict[str, object]]:
 
 
 class Bench:
-    def __init__(self, emulator: Emulator, vault: Path, password_file: Path, work: Path) -> None:
-        self.vault, self.password_file, self.work = vault, password_file, work
-        self.env = emulator.environ()
-        self.env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}:{self.env.get('PATH', '')}"})
-        # Per-task times at the end of each run (a few timestamps: no
-        # measurable cost); the no-op run's are printed as a breakdown.
-        self.env.update({"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "8"})
+    def __init__(self, playbooks: Playbooks, work: Path) -> None:
+        self.playbooks, self.work = playbooks, work
+        self.app = playbooks.app
+        # The AWS CLI runs in the playbooks' environment: the same endpoint and credentials.
+        self.env = playbooks.env()
         self.last_profile: list[tuple[str, float]] = []
         self.last_changed_tasks: list[str] = []
-        self.cfn = boto3.client(
-            "cloudformation",
-            endpoint_url=emulator.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        self.elbv2 = boto3.client(
-            "elbv2",
-            endpoint_url=emulator.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        self.cfn = playbooks.emulator.client("cloudformation")
+        self.elbv2 = playbooks.emulator.client("elbv2")
         self.endpoint_args: list[str] = []
 
     # --- playbooks -----------------------------------------------------------
 
     def playbook(self, playbook: str, prefix: str, with_vault: bool = True) -> tuple[float, int]:
         """Seconds of one ansible-playbook run and its changed count."""
-        args = [str(BIN / "ansible-playbook"), playbook, "-e", f"@{SETTINGS}", "-e", f"prefix={prefix}"]
-        if with_vault:
-            args += ["-e", f"@{self.vault}", "--vault-password-file", str(self.password_file)]
         start = time.perf_counter()
-        done = subprocess.run(args, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=600)
+        run = self.playbooks.run(playbook, "-e", f"prefix={prefix}", with_vault=with_vault, env=PROFILE_TASKS, timeout=600)
         seconds = time.perf_counter() - start
-        output = done.stdout + done.stderr
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{output[-4000:]}")
-        recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
-        self.last_changed_tasks = [block.split("]", 1)[0] for block in output.split("\nTASK [")[1:]
+        if run.returncode != 0:
+            raise SystemExit(f"{' '.join(run.args)} failed ({run.returncode}):\n{run.output[-4000:]}")
+        self.last_changed_tasks = [block.split("]", 1)[0] for block in run.output.split("\nTASK [")[1:]
                                    if re.search(r"^changed: \[localhost\]", block, re.MULTILINE)]
         self.last_profile = [(name.strip(), float(sec)) for name, sec in
-                             re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", output, re.MULTILINE)]
-        assert recap, output[-2000:]
-        return seconds, int(recap.group(1))
+                             re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", run.output, re.MULTILINE)]
+        return seconds, run.changed
 
     # --- AWS CLI -------------------------------------------------------------
 
@@ -179,7 +152,7 @@ class Bench:
         return "no: --endpoint-url is passed explicitly"
 
     def persistent_outputs(self) -> dict[str, str]:
-        found = self.cfn.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]
+        found = self.cfn.describe_stacks(StackName=f"{self.app}-persistent")["Stacks"][0]
         return {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
 
     def stack_inputs(self, stack: str) -> tuple[Path, Path]:
@@ -254,23 +227,24 @@ def main() -> int:
     repeats = parser.parse_args().repeats
     total = time.perf_counter()
     version = ensure_awscli()
+    quiet()
     emulator = Emulator().start()
     try:
         with tempfile.TemporaryDirectory(prefix="nbstack-bench-") as tmp:
             work = Path(tmp)
-            vault, password_file = write_vault(work, random_values())
-            bench = Bench(emulator, vault, password_file, work)
+            bench = Bench(Playbooks(emulator, SETTINGS, write_vault(work, random_values())), work)
+            app = bench.app
             print(f"{version}; ansible-playbook from {BIN}; emulator {emulator.url}; {repeats} repeats", flush=True)
 
             first, changed = bench.playbook("up.yml", BASE_PREFIX)
             print(f"first up.yml from an empty account (network + persistent + instance): {first:.2f} s, changed={changed}",
                   flush=True)
-            print(f"AWS CLI honors AWS_ENDPOINT_URL: {bench.check_endpoint_env(f'{APP}-persistent')}", flush=True)
+            print(f"AWS CLI honors AWS_ENDPOINT_URL: {bench.check_endpoint_env(f'{app}-persistent')}", flush=True)
 
             single = []
             for _ in range(3):
                 start = time.perf_counter()
-                bench.aws("describe-stacks", "--stack-name", f"{APP}-persistent")
+                bench.aws("describe-stacks", "--stack-name", f"{app}-persistent")
                 single.append(time.perf_counter() - start)
             one_call = statistics.median(single)
             print(f"one `aws cloudformation describe-stacks` process, median of 3: {one_call:.2f} s", flush=True)
@@ -282,7 +256,7 @@ def main() -> int:
             noop_profile: list[tuple[str, float]] = []
             for round_ in range(repeats):
                 prefix = f"bench{round_}"
-                stack = f"{APP}-{prefix}"
+                stack = f"{app}-{prefix}"
                 up, _ = bench.playbook("up.yml", prefix)
                 again, changed = bench.playbook("up.yml", prefix)
                 noop_changed.append(changed)

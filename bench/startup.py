@@ -7,7 +7,7 @@ a local smart-HTTP git server, then measures, one run each:
 
 1. container start: from launching the startup hooks (clone included) to the
    first authenticated /api/status answer, started exactly as the tests start
-   it (nbstack_runtime.local_run: hooks, unset secrets, exec jupyter lab);
+   it (nbstack_devkit.start: hooks, unset secrets, exec jupyter lab);
 2. bare `jupyter server` (and bare `jupyter lab`, what the image runs) on the
    same checkout, to the same authenticated answer;
 3. autosave of 50 changed notebooks (snapshot + push).
@@ -29,17 +29,10 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGE_DIR = ROOT / "files" / "image"
-sys.path.insert(0, str(ROOT / "tests" / "image"))
-sys.path.insert(0, str(ROOT / "files" / "demo"))
-sys.path.insert(0, str(IMAGE_DIR))
-
-from ecs_local import stop_process_group  # noqa: E402
-from emulator import free_port  # noqa: E402
-from servers import GitHttpServer, git, wait_for  # noqa: E402
-
-from nbstack_runtime.autosave import autosave  # noqa: E402
+from nbstack_devkit.container import start_container, stop_process_group
+from nbstack_devkit.gitserver import GitHttpServer, git
+from nbstack_devkit.waits import free_port, wait_until
+from nbstack_runtime.autosave import autosave
 
 NOTEBOOKS = 300
 COMMITS = 20
@@ -86,7 +79,7 @@ def wait_authenticated(base: str, login: callable, process: subprocess.Popen[byt
         except requests.ConnectionError:
             return False
 
-    wait_for(ready, timeout=120, interval=0.02)
+    wait_until(ready, timeout=120, what="an authenticated answer", interval=0.02)
     return time.monotonic()
 
 
@@ -109,17 +102,14 @@ def container_start(server: GitHttpServer, repo: str, tmp: Path) -> tuple[float,
     home.mkdir()
     port, password = free_port(), secrets.token_hex(8)
     env = {
-        "PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(IMAGE_DIR),
+        "PATH": os.environ["PATH"], "HOME": str(home),
         "NBSTACK_PREFIX": "bench", "NBSTACK_NOTEBOOK_PORT": str(port), "NBSTACK_HEALTH_PORT": str(free_port()),
         "NBSTACK_WORK_DIR": str(work), "NBSTACK_REPO_URL": server.url(repo),
         "NBSTACK_GIT_USER_NAME": "Bench", "NBSTACK_GIT_USER_EMAIL": "bench@example.com",
         "NBSTACK_GIT_TOKEN": server.token, "NBSTACK_NOTEBOOK_PASSWORD": password,
     }
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nbstack_runtime.local_run"], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = start_container(env, tmp / "container.log")
     try:
         ready = wait_authenticated(f"http://127.0.0.1:{port}/bench/", password_status(password), process)
     finally:

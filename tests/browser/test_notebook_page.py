@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from run import ROOT, Rehearsal
+from nbstack_devkit.demo import Rehearsal
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.waits import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,7 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Where the screenshot of JupyterLab goes. The README's picture is refreshed with
-#   NBSTACK_SCREENSHOT=files/demo/jupyterlab.png .venv/bin/pytest tests/browser
+#   NBSTACK_SCREENSHOT=devkit/demo/jupyterlab.png .venv/bin/pytest tests/browser
 # so that an ordinary test run leaves the checkout as it was.
 SCREENSHOT = Path(os.environ.get("NBSTACK_SCREENSHOT", str(ROOT / ".cache" / "jupyterlab.png"))).resolve()
 PASSWORD = "browser-test-password"
@@ -110,7 +112,7 @@ def test_a_notebook_runs_a_cell_and_saves(demo: Rehearsal, page) -> None:  # typ
     page.keyboard.press("Control+s")
 
     saved = demo.work_dir / NOTEBOOK
-    _wait(lambda: OUTPUT in saved.read_text(), "the saved notebook to hold the output")
+    wait_until(lambda: OUTPUT in saved.read_text(), 30, "the saved notebook to hold the output", interval=0.2)
     cells = json.loads(saved.read_text())["cells"]
     assert any(OUTPUT in "".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
@@ -157,15 +159,15 @@ def _open_terminal_and_run_git_status(page) -> None:  # type: ignore[no-untyped-
         tab.click()
         terminal.locator(".xterm-accessibility-tree").wait_for(state="attached")
         try:
-            _wait(lambda: _terminal_text(terminal).strip() != "", "the shell prompt", timeout=15)
+            wait_until(lambda: _terminal_text(terminal).strip() != "", 15, "the shell prompt", interval=0.2)
             break
-        except AssertionError:
+        except TimeoutError:
             if attempt == 5:
                 raise
             keys.press("Enter")
     keys.press_sequentially("cd ~/work && git status")
     keys.press("Enter")
-    _wait(lambda: f"modified:   {NOTEBOOK}" in _terminal_text(terminal), "git status to show the edit", timeout=60)
+    wait_until(lambda: f"modified:   {NOTEBOOK}" in _terminal_text(terminal), 60, "git status to show the edit", interval=0.2)
     assert "On branch main" in _terminal_text(terminal)
 
 
@@ -191,16 +193,6 @@ def _dismiss_news(page) -> None:  # type: ignore[no-untyped-def]
     question = page.get_by_text("Would you like to get notified")
     if question.count():
         page.locator(".jp-toast-button", has_text="No").first.click()
-
-
-def _wait(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _git(directory: Path, *args: str) -> str:

@@ -11,8 +11,6 @@ one side only, fails here.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -23,18 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from emulator import Emulator, free_port
-from vault import random_values, write_vault
+from nbstack_devkit.demo import SETTINGS_FILE
+from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.paths import IMAGE_DIR, ROOT
+from nbstack_devkit.playbooks import Playbooks, ok
+from nbstack_devkit.vault import random_values, write_vault
+from nbstack_devkit.waits import free_port
+from nbstack_runtime import sidecar
+from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE_DIR = ROOT / "files" / "image"
-sys.path.insert(0, str(IMAGE_DIR))
-
-from nbstack_runtime import sidecar  # noqa: E402
-from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings  # noqa: E402
-
-BIN = Path(sys.executable).parent
-SETTINGS_FILE = ROOT / "files" / "demo" / "settings.yml"
 PREFIX = "contract"
 CONTAINER = "notebook"
 #: Variables the container reads that the task definition leaves to the
@@ -50,36 +45,26 @@ LEFT_TO_THE_IMAGE = {
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Run up.yml on an empty emulator; yield what it registered."""
     folder = tmp_path_factory.mktemp("contract")
-    vault, password_file = write_vault(folder, random_values())
+    vault = write_vault(folder, random_values())
     emulator = Emulator().start()
     try:
-        env = emulator.environ()
-        env.update(ANSIBLE_NOCOLOR="1", PATH=f"{BIN}:{env.get('PATH', '')}")
-        done = subprocess.run(
-            [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS_FILE}", "-e", f"@{vault}",
-             "--vault-password-file", str(password_file), "-e", f"prefix={PREFIX}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-        yield _read_back(emulator)
+        playbooks = Playbooks(emulator, SETTINGS_FILE, vault)
+        ok(playbooks.up(PREFIX))
+        yield _read_back(playbooks)
     finally:
         emulator.stop()
 
 
-def _read_back(emulator: Emulator) -> dict[str, Any]:
-    import boto3
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
-    client = lambda name: session.client(name, endpoint_url=emulator.url)  # noqa: E731
-    app = yaml.safe_load(SETTINGS_FILE.read_text())["notebook_app_name"]
-    stack = client("cloudformation").describe_stacks(StackName=f"{app}-{PREFIX}")["Stacks"][0]
+def _read_back(playbooks: Playbooks) -> dict[str, Any]:
+    emulator, app = playbooks.emulator, playbooks.app
+    stack = emulator.client("cloudformation").describe_stacks(StackName=f"{app}-{PREFIX}")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    ecs, elbv2 = client("ecs"), client("elbv2")
+    ecs, elbv2 = emulator.client("ecs"), emulator.client("elbv2")
     service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
     task_definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     target_group = elbv2.describe_target_groups(TargetGroupArns=[outputs["TargetGroupArn"]])["TargetGroups"][0]
     rule = elbv2.describe_rules(RuleArns=[outputs["ListenerRuleArn"]])["Rules"][0]
-    secretsmanager = client("secretsmanager")
+    secretsmanager = emulator.client("secretsmanager")
     container = next(c for c in task_definition["containerDefinitions"] if c["name"] == CONTAINER)
     resolved = {s["name"]: secretsmanager.get_secret_value(SecretId=s["valueFrom"])["SecretString"]
                 for s in container.get("secrets", [])}

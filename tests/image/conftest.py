@@ -1,9 +1,9 @@
 """Fixtures that start and stop every real component the container talks to.
 
-git over smart HTTP with basic auth, PostgreSQL, the S3 emulator, and the
+git over smart HTTP with basic auth, PostgreSQL, the AWS emulator, and the
 notebook server itself, started the way the container starts it: the
 before-notebook.d hooks, then the secrets unset, then `exec jupyter lab`
-(nbstack_runtime.local_run). Each fixture stops what it started.
+(nbstack_devkit.start). Each fixture stops what it started.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-# notebook_runs puts files/image (the runtime package) on sys.path.
-from notebook_runs import (
+from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import (
     NOTEBOOK_FILES,
     WAREHOUSE,
     Notebook,
@@ -24,7 +25,7 @@ from notebook_runs import (
     start_notebook,
     wait_until_serving,
 )
-from servers import GitHttpServer, PostgresCluster
+from nbstack_devkit.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -55,28 +56,21 @@ def warehouse() -> Iterator[dict[str, str | int]]:
 
 
 @pytest.fixture(scope="session")
-def s3_emulator() -> Iterator[str]:
-    """moto's S3 on a loopback port; yields the endpoint URL."""
-    from emulator import Emulator  # tests/conftest.py puts files/demo on sys.path
-
-    emulator = Emulator().start()
-    yield emulator.url
-    emulator.stop()
+def emulator() -> Iterator[Emulator]:
+    """The AWS emulator on a loopback port (S3 for the model store, ECS and auto scaling for the idle stop)."""
+    server = Emulator().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def s3_env(s3_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """boto3 in this process talks to the emulator with dummy credentials."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+def s3_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3 in this process talks to the emulator with dummy credentials; returns its URL."""
+    for name in REAL_ACCOUNT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_emulator)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    return s3_emulator
-
-
+    for name, value in emulator.environ({}).items():
+        monkeypatch.setenv(name, value)
+    return emulator.url
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from servers import GitHttpServer, git
 
+from nbstack_devkit.gitserver import GitHttpServer, git
 from nbstack_runtime.autosave import autosave
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 
 import pytest
-from notebook_runs import HOOKS_DIR, IMAGE_DIR, ROOT
 
+from nbstack_devkit.paths import HOOKS_DIR, IMAGE_DIR, ROOT
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES
 
 DOCKERFILE = (IMAGE_DIR / "Dockerfile").read_text()

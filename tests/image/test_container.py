@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from notebook_runs import PREFIX, Notebook, StartNotebook, wait_until_serving
-from servers import GitHttpServer, git, wait_for
+
+from nbstack_devkit.gitserver import GitHttpServer, git
+from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook, wait_until_serving
+from nbstack_devkit.waits import wait_until
 
 
 def children(pid: int) -> list[int]:
@@ -76,7 +78,7 @@ def test_first_start_clones_and_keeps_the_token_out_of_everything(
     # A kernel started through the REST API.
     kernel = http.post(notebook.url + "api/kernels", json={"name": "python3"}, timeout=30)
     assert kernel.status_code == 201, kernel.text
-    kernel_pid = wait_for(
+    kernel_pid = wait_until(
         lambda: next((p for p in children(notebook.pid) if kernel.json()["id"] in cmdline(p)), None),
         what="the kernel process",
     )
@@ -85,7 +87,7 @@ def test_first_start_clones_and_keeps_the_token_out_of_everything(
     # A terminal's shell.
     terminal = http.post(notebook.url + "api/terminals", timeout=30)
     assert terminal.status_code == 200, terminal.text
-    shell_pid = wait_for(
+    shell_pid = wait_until(
         lambda: next((p for p in children(notebook.pid) if p != kernel_pid and "ipykernel" not in cmdline(p)), None),
         what="the terminal's shell",
     )
@@ -168,7 +170,7 @@ def test_restart_leaves_an_existing_checkout_and_its_edits_alone(
 def test_health_follows_the_server_process_not_its_http(notebook_factory: StartNotebook) -> None:
     notebook = notebook_factory(wait=False)
     # The sidecar answers before Jupyter has loaded: 503, not started.
-    first = wait_for(lambda: _health_or_none(notebook), timeout=30, what="the health sidecar")
+    first = wait_until(lambda: _health_or_none(notebook), timeout=30, what="the health sidecar")
     assert first == 503
     wait_until_serving(notebook)
     assert health(notebook) == 200
@@ -184,7 +186,7 @@ def test_health_follows_the_server_process_not_its_http(notebook_factory: StartN
         notebook.process.send_signal(signal.SIGCONT)
 
     notebook.process.send_signal(signal.SIGKILL)
-    wait_for(lambda: notebook.process.poll() is not None, what="the server to die")
+    wait_until(lambda: notebook.process.poll() is not None, what="the server to die")
     assert health(notebook) == 503
 
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
 import pytest
 import requests
 import websocket
-from notebook_runs import PREFIX, Notebook, StartNotebook
-from servers import GitHttpServer, wait_for
 
+from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook
+from nbstack_devkit.waits import wait_until
 from nbstack_runtime import contract, policy
 from nbstack_runtime.scaler import tag_value
 from nbstack_runtime.watcher import Watcher, busy_terminal_shells
@@ -148,25 +149,22 @@ class Capacity:
         arn = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]["serviceArn"]
         return {tag["key"]: tag["value"] for tag in self.ecs.list_tags_for_resource(resourceArn=arn)["tags"]}
 
-    def environ(self, endpoint: str) -> dict[str, str]:
+    def environ(self, emulator: Emulator) -> dict[str, str]:
         return {
             "NBSTACK_CLUSTER": self.cluster,
             "NBSTACK_SERVICE": self.service,
             "NBSTACK_AUTOSCALING_GROUP": self.group,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **emulator.environ({}),
         }
 
 
 @pytest.fixture
-def capacity(s3_emulator: str) -> Iterator[Capacity]:
+def capacity(emulator: Emulator) -> Iterator[Capacity]:
     """A running (desired 1) ECS service and auto scaling group on the emulator."""
     name = f"nbtest-{PREFIX}-{uuid.uuid4().hex[:6]}"
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
-    ecs = session.client("ecs", endpoint_url=s3_emulator)
-    autoscaling = session.client("autoscaling", endpoint_url=s3_emulator)
-    ec2 = session.client("ec2", endpoint_url=s3_emulator)
+    ecs = emulator.client("ecs")
+    autoscaling = emulator.client("autoscaling")
+    ec2 = emulator.client("ec2")
     cluster = ecs.create_cluster(clusterName=f"{name}-cluster")["cluster"]["clusterName"]
     task = ecs.register_task_definition(
         family=name, containerDefinitions=[{"name": "notebook", "image": "nbstack-notebook", "memory": 512}]
@@ -242,20 +240,20 @@ def execute(notebook: Notebook, http: requests.Session, kernel_id: str, code: st
 
 
 def idle_notebook(
-    notebook_factory: StartNotebook, capacity: Capacity, endpoint: str, timeout_minutes: str, **extra: str
+    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, timeout_minutes: str, **extra: str
 ) -> Notebook:
     return notebook_factory(
         NBSTACK_IDLE_TIMEOUT_MINUTES=timeout_minutes,
         NBSTACK_IDLE_POLL_SECONDS="2",
-        **capacity.environ(endpoint),
+        **capacity.environ(emulator),
         **extra,
     )
 
 
 def test_the_watcher_token_reads_only_the_watched_endpoints(
-    notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str
+    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator
 ) -> None:
-    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "30")
+    notebook = idle_notebook(notebook_factory, capacity, emulator, "30")
     token_file = notebook.home / ".nbstack" / "idle-watcher-token"
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
     token = token_file.read_text().strip()
@@ -272,23 +270,23 @@ def test_the_watcher_token_reads_only_the_watched_endpoints(
     # Password login still works as before.
     assert notebook.session().login_status == 302  # type: ignore[attr-defined]
     # The watcher publishes the last activity for status.yml.
-    wait_for(lambda: contract.LAST_ACTIVITY_TAG in capacity.service_tags(), 30, what="the last-activity tag")
+    wait_until(lambda: contract.LAST_ACTIVITY_TAG in capacity.service_tags(), 30, what="the last-activity tag")
     assert capacity.desired() == (1, 1)
 
 
-def test_timeout_zero_runs_no_watcher(notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str) -> None:
-    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "0")
-    wait_for(lambda: "idle watcher off" in notebook.log(), 30, what="the watcher to say it is off")
+def test_timeout_zero_runs_no_watcher(notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator) -> None:
+    notebook = idle_notebook(notebook_factory, capacity, emulator, "0")
+    wait_until(lambda: "idle watcher off" in notebook.log(), 30, what="the watcher to say it is off")
     assert not (notebook.home / ".nbstack" / "idle-watcher-token").exists()
     assert capacity.desired() == (1, 1)
 
 
 @pytest.mark.slow
 def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
-    notebook_factory: StartNotebook, capacity: Capacity, s3_emulator: str, git_server: GitHttpServer, repo: str
+    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, git_server: GitHttpServer, repo: str
 ) -> None:
     """A 3-minute computation under a 1-minute idle timeout; then idle, then stopped."""
-    notebook = idle_notebook(notebook_factory, capacity, s3_emulator, "1")
+    notebook = idle_notebook(notebook_factory, capacity, emulator, "1")
     (notebook.work_dir / "scratch.py").write_text("unsaved = True\n")  # for the autosave
     http = notebook.session()
     kernel = http.post(notebook.url + "api/kernels", json={"name": "python3"}, timeout=30).json()
@@ -304,9 +302,9 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     assert "STOPPING" not in notebook.log()
 
     # The computation ends; one idle minute later (plus a poll) both go to zero.
-    wait_for(lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle", 60, what="the end of the computation")
+    wait_until(lambda: jupyter_api(notebook, "api/kernels").json()[0]["execution_state"] == "idle", 60, what="the end of the computation")
     finished = time.monotonic()
-    wait_for(lambda: capacity.desired() == (0, 0), 120, what="the service and the group to go to zero")
+    wait_until(lambda: capacity.desired() == (0, 0), 120, what="the service and the group to go to zero")
     stopped_after = time.monotonic() - finished
     assert 55 <= stopped_after <= 75, f"stopped {stopped_after:.0f} s after the kernel went idle"
 

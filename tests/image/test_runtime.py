@@ -8,15 +8,14 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nbstack_runtime import contract, gitsetup, health, jupyter_config, local_run, procfs, warehouse
-from nbstack_runtime.settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
+from nbstack_runtime import contract, gitsetup, health, jupyter_config, procfs, warehouse
+from nbstack_runtime.settings import Secret, Settings, SettingsError, without_secrets
 
 BASE = {"NBSTACK_PREFIX": "alice", "HOME": "/home/jovyan"}
 
@@ -173,38 +172,6 @@ def test_procfs_reads_this_process() -> None:
     ppid, cmdline = procfs.process_table()[os.getpid()]
     assert ppid == os.getppid() and "pytest" in cmdline
     assert procfs.stat(2**22 + 1) is None  # above pid_max: no such process
-
-
-def test_local_run_mimics_start_sh(tmp_path: Path) -> None:
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "10-exported.sh").write_text("export FROM_SOURCED=yes\n")
-    (hooks / "20-fails").write_text("#!/bin/bash\nexit 3\n")
-    (hooks / "30-records").write_text(f'#!/bin/bash\necho "$FROM_SOURCED $SECRET_A" > {tmp_path}/seen\n')
-    (hooks / "40-not-executable").write_text("#!/bin/bash\ntouch /should-not-run\n")
-    for name in ("20-fails", "30-records"):
-        (hooks / name).chmod(0o755)
-    env = local_run.prepare(hooks, {"PATH": os.environ["PATH"], "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A"})
-    assert (tmp_path / "seen").read_text() == "yes a\n"  # hooks see secrets; later hooks see sourced exports
-    assert env["FROM_SOURCED"] == "yes"
-    assert "SECRET_A" not in env and "JUPYTER_ENV_VARS_TO_UNSET" not in env
-    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
-    cmd = local_run.server_command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"})
-    assert cmd[:3] == ["jupyter", "lab", "--ServerApp.x=a b"]
-    assert local_run.server_command({}, ["bash"]) == ["bash"]
-
-
-def test_local_run_defaults_unset_the_image_secrets() -> None:
-    assert local_run.unset_listed({**local_run.DEFAULT_JUPYTER_ENV, **{name: "x" for name in SECRET_VARIABLES}}) == {}
-
-
-def test_env_file(tmp_path: Path) -> None:
-    path = tmp_path / "task.env"
-    path.write_text("# task definition\nNBSTACK_PREFIX=alice\n\nNBSTACK_NOTEBOOK_PASSWORD=a=b\n")
-    assert local_run.read_env_file(path) == {"NBSTACK_PREFIX": "alice", "NBSTACK_NOTEBOOK_PASSWORD": "a=b"}
-    path.write_text("oops\n")
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        local_run.read_env_file(path)
 
 
 def test_autosave_branches_match_the_shared_pattern() -> None:

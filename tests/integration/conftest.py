@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulator import Emulator
-from playbook_runs import Clients, Playbooks, Vault
-from vault import random_values, write_vault
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import Playbooks
+from nbstack_devkit.vault import Vault, random_values, write_vault
+
+from team import SETTINGS
 
 
 @pytest.fixture(scope="session")
@@ -26,16 +28,14 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="session")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
     """A real ansible-vault file with unguessable values, to look for in output."""
-    values = random_values()
-    path, password_file = write_vault(tmp_path_factory.mktemp("vault"), values)
-    return Vault(path, password_file, values)
+    return write_vault(tmp_path_factory.mktemp("vault"), random_values())
 
 
 @pytest.fixture(scope="session")
 def playbooks(emulator: Emulator, vault: Vault) -> Playbooks:
-    return Playbooks(emulator, vault)
+    return Playbooks(emulator, SETTINGS, vault)
 
 
 @pytest.fixture(scope="session")
-def aws(emulator: Emulator) -> "Clients":
+def aws(emulator: Emulator) -> Clients:
     return Clients(emulator)

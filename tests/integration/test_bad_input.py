@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
-from playbook_runs import BIN, ROOT, SETTINGS, Clients, Playbooks
-from emulator import Emulator, free_port
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.paths import BIN, ROOT
+from nbstack_devkit.playbooks import Playbooks
+from nbstack_devkit.waits import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -105,12 +106,9 @@ def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks) -> None:
 
 
 def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients) -> None:
-    env = user_named(playbooks.env(), "2nd.User")
-    args = [str(BIN / "ansible-playbook"), "up.yml", "-e", f"@{SETTINGS}", "-e", f"@{playbooks.vault.path}",
-            "--vault-password-file", str(playbooks.vault.password_file)]
-    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    run = playbooks.run("up.yml", env=user_named({}, "2nd.User"))
     assert run.returncode != 0
-    assert 'prefix "2nd-user" is not usable' in run.stdout
+    assert 'prefix "2nd-user" is not usable' in run.output
     assert_nothing_created(aws)
 
 

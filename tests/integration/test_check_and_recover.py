@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from moto.cloudformation.models import cloudformation_backends
 
-from playbook_runs import APP, Clients, Playbooks, ok
-from emulator import ACCOUNT_ID, REGION, Emulator
+from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
+from nbstack_devkit.playbooks import Playbooks, ok
+
+from team import APP
 
 
 def stacks(aws: Clients) -> dict[str, dict[str, Any]]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_runs import APP, Clients, PlaybookRun, Playbooks, ok
-from emulator import Emulator
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+
+from team import APP
 
 
 @pytest.fixture(scope="module")

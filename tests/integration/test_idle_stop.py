@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-import sys
 from typing import Any
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import ACCOUNT_ID, REGION, Emulator
+from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
-sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.scaler import AwsScaler  # noqa: E402
+from nbstack_runtime.scaler import AwsScaler
+from team import APP
 
 PREFIX = "carol"
 OTHER = "dave"

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from emulator import Emulator
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
-
+from team import APP
 
 
 PREFIX = "alice"
@@ -64,7 +65,7 @@ class WithFakeDocker(Playbooks):
     """The project's playbook runner, with the fake docker first on PATH."""
 
     def __init__(self, base: Playbooks, docker: FakeDocker) -> None:
-        super().__init__(base.emulator, base.vault)
+        super().__init__(base.emulator, base.settings, base.vault)
         self.docker = docker
 
     def env(self) -> dict[str, str]:

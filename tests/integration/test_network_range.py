@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from playbook_runs import APP, Clients, Playbooks, ok
-from emulator import Emulator
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import Playbooks, ok
+from team import APP
 
 RANGE = "172.20.128.0/18"
 

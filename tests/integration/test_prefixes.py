@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import Emulator
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+
+from team import APP
 
 from ansible_collections.nbstack.cloud.plugins.filter import instance
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
-from playbook_runs import APP, ROOT, Clients, PlaybookRun, Playbooks, ok
-from emulator import REGION, Emulator
+from nbstack_devkit.emulator import REGION, Clients, Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
-sys.path.insert(0, str(ROOT / "files" / "image"))
-from nbstack_runtime.scaler import AwsScaler  # noqa: E402
+from nbstack_runtime.scaler import AwsScaler
+from team import APP
 
 
 def rows(run: PlaybookRun) -> dict[str, list[str]]:

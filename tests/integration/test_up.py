@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from playbook_runs import APP, Clients, PlaybookRun, Playbooks, ok
-from emulator import Emulator
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+
+from team import APP
 
 PREFIX = "alice"
 SETTINGS_CIDRS = {"198.51.100.0/24", "203.0.113.7/32", "192.0.2.0/25", "100.64.0.0/10"}

@@ -1,7 +1,9 @@
-"""Starting the notebook server the way the container starts it, for the tests.
+"""A notebook server started the way the container starts it, with a task definition's environment made up here.
 
-Imported by the image tests and by this folder's conftest (which holds the
-fixtures); a module name of its own, since every test folder has a conftest.
+The image tests (whose conftest holds the fixtures) and the idle bench start
+it against the local git server, warehouse and emulator; the demo does not
+need this, since its environment comes from the task definition `up.yml`
+registered (see ecs_agent).
 """
 
 from __future__ import annotations
@@ -9,23 +11,14 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-IMAGE_DIR = ROOT / "files" / "image"
-HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(IMAGE_DIR))
-
-from ecs_local import stop_process_group  # noqa: E402
-from emulator import free_port  # noqa: E402
-from servers import wait_for  # noqa: E402
+from .container import start_container, stop_process_group
+from .waits import free_port, wait_until
 
 PREFIX = "alice"
 WAREHOUSE = {"user": "analyst", "database": "warehouse"}
@@ -52,7 +45,7 @@ class Notebook:
 
     @property
     def pid(self) -> int:
-        return self.process.pid  # local_run execs the server: same pid, as with start.sh
+        return self.process.pid  # start execs the server: same pid, as with start.sh
 
     @property
     def url(self) -> str:
@@ -98,7 +91,6 @@ def container_environ(
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         HOME=str(home),
-        PYTHONPATH=str(IMAGE_DIR),
         NBSTACK_PREFIX=PREFIX,
         NBSTACK_BASE_URL=f"/{PREFIX}/",
         NBSTACK_NOTEBOOK_PORT=str(free_port()),
@@ -127,18 +119,9 @@ def container_environ(
 
 
 def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
-    """Run local_run (hooks, unset, exec jupyter lab) in its own process group."""
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nbstack_runtime.local_run", "--hooks-dir", str(HOOKS_DIR)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group, like the container's, for tini -g style signals
-        )
-    notebook = Notebook(
-        process=process,
+    """Start the container's startup (hooks, unset, exec jupyter lab) in its own process group."""
+    return Notebook(
+        process=start_container(env, log_path),
         home=Path(env["HOME"]),
         work_dir=Path(env["NBSTACK_WORK_DIR"]),
         port=int(env["NBSTACK_NOTEBOOK_PORT"]),
@@ -147,7 +130,6 @@ def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
         log_path=log_path,
         secrets={name: env[name] for name in ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD") if env.get(name)},
     )
-    return notebook
 
 
 def wait_until_serving(notebook: Notebook, timeout: float = 90) -> None:
@@ -159,7 +141,7 @@ def wait_until_serving(notebook: Notebook, timeout: float = 90) -> None:
         except requests.ConnectionError:
             return False
 
-    wait_for(answers, timeout, what=f"the notebook server on port {notebook.port}")
+    wait_until(answers, timeout, what=f"the notebook server on port {notebook.port}")
 
 
 StartNotebook = Callable[..., Notebook]

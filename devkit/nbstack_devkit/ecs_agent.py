@@ -10,9 +10,9 @@ them. This module plays the ECS agent's part for that one task:
    definition's `environment`, plus every `secrets[]` entry resolved from
    Secrets Manager by the ARN in `valueFrom` (what the task execution role
    would do);
-3. it starts the container's startup (`python -m nbstack_runtime.local_run`:
+3. it starts the container's startup (`python -m nbstack_devkit.start`:
    the image's before-notebook.d hooks, the secrets unset, `exec jupyter lab`)
-   in its own process group, like a container's;
+   in its own process group, like a container's (see container.py);
 4. when the service is gone or scaled to zero (`down.yml`), it delivers
    SIGTERM to the whole group (what `tini -g` passes on from `docker stop`),
    waits up to the container's `stopTimeout`, then SIGKILLs, as ECS does.
@@ -34,9 +34,9 @@ reproduce is made explicit, in one place each:
   container's own disk, standing in for /home/jovyan; a mount point below
   /home/jovyan appears there as a symlink, so `~/work` is the work volume as
   in the container), PATH (this virtualenv first, standing in for the
-  image's conda), PYTHONPATH (files/image, the package the image installs),
-  and the image's `JUPYTER_ENV_VARS_TO_UNSET` (local_run's default mirrors the
-  Dockerfile).
+  image's conda; nbstack_runtime is installed in it from files/image, as the
+  image installs it), and the image's `JUPYTER_ENV_VARS_TO_UNSET` (start's
+  default mirrors the Dockerfile).
 - **task role credentials**: ECS hands the container credentials through the
   agent's credential endpoint; here the container gets this process's
   AWS_ENDPOINT_URL and (dummy) keys instead, so the model helper reaches the
@@ -45,21 +45,21 @@ reproduce is made explicit, in one place each:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE_DIR = ROOT / "files" / "image"
-HOOKS_DIR = IMAGE_DIR / "before-notebook.d"
+from .container import start_container, stop_process_group
+from .emulator import Emulator
+from .paths import BIN
+from .waits import wait_until
+
 #: ECS's default when a container definition sets no stopTimeout.
 ECS_DEFAULT_STOP_TIMEOUT = 30
 #: HOME of the image's user (docker-stacks' jovyan); also its WORKDIR.
@@ -68,7 +68,7 @@ IMAGE_HOME = "/home/jovyan"
 #: they point at the emulator (see the module docstring).
 CREDENTIAL_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
-log = logging.getLogger("nbstack.ecs_local")
+log = logging.getLogger("nbstack.ecs_agent")
 
 
 class TaskDefinitionError(RuntimeError):
@@ -119,8 +119,6 @@ def resolve_secret(secretsmanager: Any, value_from: str) -> str:
         request["VersionId"] = version
     value = secretsmanager.get_secret_value(**request)["SecretString"]
     if json_key:
-        import json
-
         return str(json.loads(value)[json_key])
     return value
 
@@ -211,11 +209,9 @@ def plan_task(
 
 def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
     """What the image itself provides (see the module docstring)."""
-    bin_dir = str(Path(sys.executable).parent)
     env = {
         "HOME": str(home),
-        "PATH": os.pathsep.join([bin_dir, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
-        "PYTHONPATH": str(IMAGE_DIR),
+        "PATH": os.pathsep.join([str(BIN), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
         "SHELL": "/bin/bash",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -255,27 +251,6 @@ class LocalTask:
         return stop_process_group(self.process, self.plan.stop_timeout)
 
 
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
-    """What `docker stop` does to a container run with `tini -g`: SIGTERM to the
-    whole process group, up to `timeout` seconds, then SIGKILL to whatever is
-    left (the sidecar outlives the server). Returns the leader's exit code."""
-    if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("Process group %s did not stop within %s s: SIGKILL", process.pid, timeout)
-    _signal_group(process.pid, signal.SIGKILL)
-    return process.wait(10)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None = None) -> LocalTask:
     """Start the container's startup with the planned environment; returns at once."""
     task_id = uuid.uuid4().hex[:12]
@@ -289,16 +264,8 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
             link.symlink_to(local, target_is_directory=True)
     env = image_environ(home, os.environ if outer is None else outer)
     env.update(plan.environ)
-    with (task_dir / "container.log").open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nbstack_runtime.local_run", "--hooks-dir", str(HOOKS_DIR)],
-            env=env,
-            cwd=home,  # the image's WORKDIR is HOME; terminals open there
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a group of its own, like a container's, for tini -g style signals
-        )
+    # The image's WORKDIR is HOME; terminals open there.
+    process = start_container(env, task_dir / "container.log", cwd=home)
     (task_dir / "pid").write_text(f"{process.pid}\n")
     return LocalTask(plan, task_dir, process, task_id)
 
@@ -306,10 +273,10 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
 class LocalAgent:
     """Plays the ECS agent for one service: run its task; stop it when the service goes."""
 
-    def __init__(self, session: Any, stack_name: str, state_dir: Path) -> None:
-        self.ecs = session.client("ecs")
-        self.secretsmanager = session.client("secretsmanager")
-        self.cloudformation = session.client("cloudformation")
+    def __init__(self, emulator: Emulator, stack_name: str, state_dir: Path) -> None:
+        self.ecs = emulator.client("ecs")
+        self.secretsmanager = emulator.client("secretsmanager")
+        self.cloudformation = emulator.client("cloudformation")
         self.stack_name = stack_name
         outputs = stack_outputs(self.cloudformation, stack_name)
         self.cluster = outputs["ClusterName"]
@@ -357,9 +324,9 @@ class LocalAgent:
         return True
 
     def wait_until_unwanted(self, timeout: float = 30.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.wanted_task_definition() is None:
-                return True
-            time.sleep(0.5)
-        return False
+        """Whether the service stops wanting its task within `timeout` seconds (down.yml has just run)."""
+        try:
+            wait_until(lambda: self.wanted_task_definition() is None, timeout, "the service to want no task", interval=0.5)
+        except TimeoutError:
+            return False
+        return True

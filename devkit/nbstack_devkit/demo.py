@@ -1,21 +1,23 @@
 """`make demo`: the whole flow on this machine, without an AWS account.
 
-    python files/demo/run.py [start]   bring everything up, print URL and password, wait for Ctrl-C
-    python files/demo/run.py stop      stop a demo running in another terminal (its pid file)
+    python -m nbstack_devkit.demo [start]   bring everything up, print URL and password, wait for Ctrl-C
+    python -m nbstack_devkit.demo stop      stop a demo running in another terminal (its pid file)
+
+(`make demo` and `make demo-stop` run these in the project's .venv.)
 
 Start, in order:
 1. the AWS emulator (moto server on a free loopback port);
 2. a git server (`git http-backend`, basic auth with a demo token) holding a
-   small notebook repository made from files/demo/repo/, and a throwaway
+   small notebook repository made from devkit/demo/repo/, and a throwaway
    PostgreSQL cluster as the warehouse (skipped when PostgreSQL is missing);
 3. a demo vault encrypted with ansible-vault, whose token and passwords are
    the ones those servers accept;
-4. `ansible-playbook up.yml -e @files/demo/settings.yml -e @<vault> -e prefix=demo`
+4. `ansible-playbook up.yml -e @devkit/demo/settings.yml -e @<vault> -e prefix=demo`
    against the emulator, exactly as a user runs it against AWS;
-5. the provisioned task, run by files/demo/ecs_local.py from the task
+5. the provisioned task, run by nbstack_devkit.ecs_agent from the task
    definition up.yml registered (environment, secrets by ARN, ports, volume).
 
-Stop (Ctrl-C, SIGTERM, or `run.py stop`): `down.yml -e prefix=demo`; the local
+Stop (Ctrl-C, SIGTERM, or `make demo-stop`): `down.yml -e prefix=demo`; the local
 agent sees the service gone and SIGTERMs the task as ECS would (the server
 pushes unsaved work to an `autosave/demo/<time>` branch); then the warehouse,
 the git server and the emulator stop. Everything lives in one state directory
@@ -35,7 +37,7 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
+import socket
 import sys
 import tempfile
 import time
@@ -48,20 +50,17 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-DEMO_DIR = Path(__file__).resolve().parent
-ROOT = DEMO_DIR.parent.parent
-sys.path.insert(0, str(DEMO_DIR))
-# The git and PostgreSQL servers of the image tests, shared rather than copied.
-sys.path.insert(0, str(ROOT / "tests" / "image"))
+import yaml
 
-import boto3  # noqa: E402
-import yaml  # noqa: E402
-from ecs_local import LocalAgent, LocalTask  # noqa: E402
-from emulator import REGION, Emulator, free_port  # noqa: E402
-from servers import PG_BIN, GitHttpServer, PostgresCluster  # noqa: E402
-from vault import write_vault  # noqa: E402
+from .ecs_agent import LocalAgent, LocalTask
+from .emulator import Emulator, quiet
+from .gitserver import GitHttpServer
+from .paths import DEMO_DIR
+from .playbooks import PlaybookRun, Playbooks
+from .postgres import PG_BIN, PostgresCluster
+from .vault import write_vault
+from .waits import free_port, wait_until
 
-BIN = Path(sys.executable).parent
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
 REPO_SOURCE = DEMO_DIR / "repo"
 PREFIX = "demo"
@@ -77,8 +76,7 @@ class DemoError(RuntimeError):
 
 
 def port_is_free(port: int) -> bool:
-    import socket
-
+    """Whether `port` on loopback can be bound now: `make demo` then keeps the settings' port."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -89,6 +87,7 @@ def port_is_free(port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (the demo's pid file may be left from a killed run)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -99,6 +98,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, if that process still runs."""
     try:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -106,15 +106,8 @@ def read_pid(path: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def http_status(url: str) -> int | None:
+    """The status a URL answers with, or None while nothing listens (the server is still starting)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return int(response.status)
@@ -124,7 +117,14 @@ def http_status(url: str) -> int | None:
         return None
 
 
+def succeeded(run: PlaybookRun, log: Path) -> None:
+    """Raise DemoError with the end of the log unless the playbook succeeded."""
+    if run.returncode != 0:
+        raise DemoError(f"{run.args[1]} failed ({run.returncode}); see {log}:\n{run.tail()}")
+
+
 def repo_files() -> dict[str, str]:
+    """devkit/demo/repo's files by relative path: the first commit of the demo's notebook repository."""
     return {
         str(path.relative_to(REPO_SOURCE)): path.read_text()
         for path in sorted(REPO_SOURCE.rglob("*"))
@@ -154,6 +154,7 @@ class Rehearsal:
     emulator: Emulator | None = None
     git_server: GitHttpServer | None = None
     warehouse: PostgresCluster | None = None
+    playbooks: Playbooks | None = None
     agent: LocalAgent | None = None
     task: LocalTask | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -187,11 +188,6 @@ class Rehearsal:
     @property
     def bare_repo(self) -> Path:
         return self.state_dir / "git" / self.repo_name
-
-    def aws(self) -> _EmulatorSession:
-        assert self.emulator is not None
-        env = self.emulator.environ()
-        return _EmulatorSession(self.emulator.url, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
 
     # --- start ----------------------------------------------------------------
 
@@ -245,7 +241,7 @@ class Rehearsal:
         if self.health_port != self.settings["notebook_health_port"]:
             extra["notebook_health_port"] = self.health_port
 
-        vault, vault_password_file = write_vault(
+        vault = write_vault(
             self.state_dir,
             {
                 "vault_github_token": token,
@@ -253,15 +249,13 @@ class Rehearsal:
                 "vault_warehouse_password": warehouse_password,
             }
         )
-        args = ["-e", f"@{SETTINGS_FILE}", "-e", f"@{vault}", "--vault-password-file", str(vault_password_file),
-                "-e", f"prefix={PREFIX}"]
-        if extra:
-            args += ["-e", json.dumps(extra)]
-        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {self.state_dir / 'up.log'})")
+        self.playbooks = Playbooks(self.emulator, SETTINGS_FILE, vault)
+        log = self.state_dir / "up.log"
+        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {log})")
         self._up_ran = True
-        self.playbook("up.yml", args, self.state_dir / "up.log")
+        succeeded(self.playbooks.up(PREFIX, *(["-e", json.dumps(extra)] if extra else []), log=log), log)
 
-        self.agent = LocalAgent(self.aws(), f"{self.app}-{PREFIX}", self.state_dir)
+        self.agent = LocalAgent(self.emulator, f"{self.app}-{PREFIX}", self.state_dir)
         self.task = self.agent.start(self.emulator.environ())
         ports = self.task.plan.ports
         if ports != [self.notebook_port, self.health_port]:
@@ -280,15 +274,13 @@ class Rehearsal:
                 return port
 
     def _start_warehouse(self, port: int, password: str) -> PostgresCluster:
-        import psycopg2
-
         cluster = PostgresCluster(port=port).start()
         user, database = self.settings["notebook_warehouse"]["user"], self.settings["notebook_warehouse"]["database"]
         cluster.execute(
             f"CREATE ROLE {user} LOGIN PASSWORD '{password}'",
             f"CREATE DATABASE {database} OWNER {user}",
         )
-        conn = psycopg2.connect(host=str(cluster.directory), port=cluster.port, user=cluster.superuser, dbname=database)
+        conn = cluster.connect(database)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("CREATE TABLE sales (region text NOT NULL, amount integer NOT NULL)")
@@ -297,21 +289,6 @@ class Rehearsal:
         finally:
             conn.close()
         return cluster
-
-    def playbook(self, name: str, args: list[str], log_path: Path) -> None:
-        assert self.emulator is not None
-        env = self.emulator.environ()
-        env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-        with log_path.open("w") as log:
-            done = subprocess.run(
-                [str(BIN / "ansible-playbook"), name, *args],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for the demo does not cut a playbook short
-                timeout=900,
-            )
-        if done.returncode != 0:
-            tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-40:])
-            raise DemoError(f"{name} failed ({done.returncode}); see {log_path}:\n{tail}")
 
     def _wait_until_serving(self, timeout: float = 120) -> None:
         assert self.task is not None
@@ -322,7 +299,7 @@ class Rehearsal:
                 raise DemoError(f"the task exited with {task.process.returncode}; log {task.log_path}:\n{task.log()[-4000:]}")
             return http_status(self.url + "login") == 200 and http_status(self.health_url) == 200
 
-        wait_until(serving, timeout, f"Jupyter at {self.url}")
+        wait_until(serving, timeout, f"Jupyter at {self.url}", interval=0.25)
 
     # --- stop -----------------------------------------------------------------
 
@@ -330,11 +307,12 @@ class Rehearsal:
         """down.yml, then the task stopped as ECS stops it, then the servers. Safe after a partial start."""
         report = StopReport()
         try:
-            if self.emulator is not None and self._up_ran:
+            if self.playbooks is not None and self.emulator is not None and self._up_ran:
                 self._up_ran = False
-                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {self.state_dir / 'down.log'})")
+                log = self.state_dir / "down.log"
+                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {log})")
                 try:
-                    self.playbook("down.yml", ["-e", f"@{SETTINGS_FILE}", "-e", f"prefix={PREFIX}"], self.state_dir / "down.log")
+                    succeeded(self.playbooks.down(PREFIX, log=log), log)
                     report.down_ok = True
                 except DemoError as error:
                     self.echo(str(error))
@@ -366,17 +344,6 @@ class Rehearsal:
         return report
 
 
-class _EmulatorSession:
-    """boto3 clients bound to the emulator (the session is built once, clients on demand)."""
-
-    def __init__(self, url: str, key: str, secret: str) -> None:
-        self._session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
-        self._url = url
-
-    def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._url)
-
-
 # --- command line -------------------------------------------------------------
 
 
@@ -396,25 +363,14 @@ class _Console:
         print(f"[demo] {line}", flush=True)
 
 
-def quiet_emulator() -> None:
-    """The emulator logs every request and every template resource it skips; a person needs neither."""
-    import logging
-    import warnings
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("moto").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="moto")
-    warnings.filterwarnings("ignore", message="Tried to parse")
-
-
 def start_command(state_dir: Path) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     running = read_pid(pid_file)
     if running is not None:
-        print(f"A demo is already running (pid {running}). Stop it first: python files/demo/run.py stop", file=sys.stderr)
+        print(f"A demo is already running (pid {running}). Stop it first: make demo-stop", file=sys.stderr)
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
-    quiet_emulator()
+    quiet()
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     demo = Rehearsal(state_dir=state_dir, echo=_Console())
@@ -430,7 +386,7 @@ def start_command(state_dir: Path) -> int:
             f"    Work dir:  {demo.work_dir}   (the task's /home/jovyan/work volume)\n"
             f"    Server log: {demo.task.log_path}\n"
             "  Stop it with Ctrl-C here, or from another terminal: make demo-stop\n"
-            "  (python files/demo/run.py stop). Unsaved work is pushed to an autosave branch.\n",
+            "  (python -m nbstack_devkit.demo stop). Unsaved work is pushed to an autosave branch.\n",
             flush=True,
         )
         # Play the agent: if the service goes away or is scaled to zero (the
@@ -447,7 +403,7 @@ def start_command(state_dir: Path) -> int:
             code = 1
     except _Stop as stop:
         print(f"\n[demo] {stop}: stopping (down.yml, then the task's autosave; this takes a few seconds)", flush=True)
-    except DemoError as error:
+    except (DemoError, TimeoutError) as error:
         print(f"[demo] {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
@@ -469,12 +425,11 @@ def stop_command(state_dir: Path, timeout: float = 300) -> int:
         return 0
     print(f"Stopping the demo (pid {pid}): down.yml, autosave, servers...", flush=True)
     os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > end:
-            print(f"The demo (pid {pid}) has not stopped after {timeout:.0f} s.", file=sys.stderr)
-            return 1
-        time.sleep(0.5)
+    try:
+        wait_until(lambda: not pid_alive(pid), timeout, f"the demo (pid {pid}) to stop", interval=0.5)
+    except TimeoutError as error:
+        print(error, file=sys.stderr)
+        return 1
     print("Stopped.")
     return 0
 

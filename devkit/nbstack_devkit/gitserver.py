@@ -1,29 +1,21 @@
-"""Real servers for the image tests and the startup bench.
+"""A git server over smart HTTP with basic auth, standing in for GitHub with a token.
 
-- GitHttpServer: `git http-backend` (git's own smart-HTTP server, run as CGI)
-  behind http.server, with HTTP basic auth on loopback, like GitHub with a token.
-- PostgresCluster: a throwaway PostgreSQL cluster in a temporary directory.
-
-Each has start()/stop(); the pytest fixtures own their lifecycle.
+`git http-backend` (git's own smart-HTTP server, run as CGI) behind
+http.server on loopback: the container clones, fetches and pushes over real
+HTTP with a real credential, as it does against GitHub. The image tests, the
+startup bench and the demo use it; whoever starts one stops it.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import pwd
-import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-from emulator import free_port  # files/demo, on sys.path in tests, demo and benches
-
-PG_BIN = Path(os.environ.get("NBSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 def git(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> str:
@@ -179,75 +171,3 @@ class GitHttpServer:
     def refs(self, name: str, pattern: str = "refs/heads/") -> dict[str, str]:
         out = git("for-each-ref", "--format=%(refname) %(objectname)", pattern, cwd=self.root / name)
         return dict(line.split() for line in out.splitlines())  # type: ignore[misc]
-
-
-def _unprivileged() -> list[str]:
-    """Command prefix that drops root (initdb and postgres refuse to run as root)."""
-    if os.geteuid() != 0:
-        return []
-    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
-
-
-@dataclass
-class PostgresCluster:
-    """A throwaway PostgreSQL cluster listening on loopback TCP and a private socket."""
-
-    port: int = 0
-    superuser: str = "postgres"
-    directory: Path | None = None
-
-    def start(self) -> PostgresCluster:
-        self.port = self.port or free_port()
-        # Directly under /tmp: pytest's own tmp dirs are 0700 root, which `nobody` cannot enter.
-        self.directory = Path(tempfile.mkdtemp(prefix="nbstack-pg-"))
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            os.chown(self.directory, nobody.pw_uid, nobody.pw_gid)
-        data = self.directory / "data"
-        run = _unprivileged()
-        subprocess.run(
-            [*run, str(PG_BIN / "initdb"), "-D", str(data), "-U", self.superuser, "--auth-local=trust",
-             "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True,
-        )
-        options = f"-k {self.directory} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            [*run, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.directory / "log"), "-o", options,
-             "-w", "-t", "60", "start"],
-            check=True, capture_output=True,
-        )
-        return self
-
-    def execute(self, *statements: str) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(host=str(self.directory), port=self.port, user=self.superuser, dbname="postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                for statement in statements:
-                    cur.execute(statement)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        if self.directory is None:
-            return
-        subprocess.run(
-            [*_unprivileged(), str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
-             "-w", "stop"],
-            check=False, capture_output=True,
-        )
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Poll `predicate` until it returns a truthy value; return it or raise TimeoutError."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)

@@ -1,4 +1,4 @@
-"""Encrypted vault files for the local runs: `make demo`, the tests, the benchmarks.
+"""Encrypted vault files for the local runs: `make demo`, the tests, the benches.
 
 Each of them makes its own throw-away vault the way a user makes theirs
 (ansible-vault encrypt with a password file), so the playbooks read a real
@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-# ansible-vault of the environment running this (the project's virtualenv).
-ANSIBLE_VAULT = Path(sys.executable).parent / "ansible-vault"
+from .paths import BIN
+
+
+@dataclass
+class Vault:
+    """An encrypted vault file, its password file and the values it holds."""
+
+    path: Path
+    password_file: Path
+    #: Kept out of reprs, so that no failure report prints them.
+    values: dict[str, str] = field(repr=False)
 
 
 def random_values() -> dict[str, str]:
@@ -27,8 +36,8 @@ def random_values() -> dict[str, str]:
     }
 
 
-def write_vault(folder: Path, values: dict[str, str]) -> tuple[Path, Path]:
-    """Encrypt `values` into folder/vault.yml under a fresh password; return (vault, password file)."""
+def write_vault(folder: Path, values: dict[str, str]) -> Vault:
+    """Encrypt `values` into folder/vault.yml under a fresh password file."""
     password_file = folder / "vault-password"
     password_file.write_text(f"vault-{secrets.token_hex(12)}\n")
     password_file.chmod(0o600)
@@ -36,10 +45,10 @@ def write_vault(folder: Path, values: dict[str, str]) -> tuple[Path, Path]:
     path.write_text(yaml.safe_dump(values))
     path.chmod(0o600)
     subprocess.run(
-        [str(ANSIBLE_VAULT), "encrypt", "--vault-password-file", str(password_file), str(path)],
+        [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(path)],
         check=True,
         capture_output=True,
     )
     if not path.read_text().startswith("$ANSIBLE_VAULT;"):
         raise RuntimeError(f"ansible-vault did not encrypt {path}")
-    return path, password_file
+    return Vault(path, password_file, dict(values))

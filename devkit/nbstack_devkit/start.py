@@ -1,6 +1,9 @@
 """Start the notebook server on this machine the way the container starts it.
 
-Mimics docker-stacks' start.sh for a non-root container user, in order:
+The image runs docker-stacks' start.sh; this machine has no start.sh, so the
+local ECS agent, the image tests and the startup bench run this instead. It
+is not in the image (which ships only what runs in the container) and
+mimics start.sh for a non-root container user, in order:
 
 1. run the hooks in a before-notebook.d directory in name order (executables
    are run; `*.sh` files are sourced by bash and their exported changes kept;
@@ -11,8 +14,9 @@ Mimics docker-stacks' start.sh for a non-root container user, in order:
    `jupyter lab`, plus NOTEBOOK_ARGS), so this process *becomes* the server,
    just as start.sh's `exec` does: its pid is the server's pid.
 
-    python -m nbstack_runtime.local_run [--hooks-dir DIR] [--env-file FILE] [-- COMMAND ...]
+    python -m nbstack_devkit.start [--hooks-dir DIR] [--env-file FILE] [-- COMMAND ...]
 
+--hooks-dir defaults to the image's build context, files/image/before-notebook.d.
 --env-file adds KEY=VALUE lines (a task definition's environment and
 secrets) to the inherited environment. The directory of the running Python
 is put first on PATH so that the hooks' `python3` is this one. Run as root
@@ -32,19 +36,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .settings import SECRET_VARIABLES
+from nbstack_runtime.settings import SECRET_VARIABLES
 
-log = logging.getLogger("nbstack.local_run")
+from .paths import HOOKS_DIR
 
-IMAGE_HOOKS_DIR = Path("/usr/local/bin/before-notebook.d")
-SOURCE_HOOKS_DIR = Path(__file__).resolve().parent.parent / "before-notebook.d"
+log = logging.getLogger("nbstack.start")
+
 #: The Dockerfile sets the same value (a test checks that).
 DEFAULT_JUPYTER_ENV = {"JUPYTER_ENV_VARS_TO_UNSET": ",".join(SECRET_VARIABLES)}
-
-
-def default_hooks_dir() -> Path:
-    """The build context's hooks when run from a source tree, else the image's."""
-    return SOURCE_HOOKS_DIR if SOURCE_HOOKS_DIR.is_dir() else IMAGE_HOOKS_DIR
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -120,7 +119,7 @@ def prepare(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(description="Run the container's startup the way start.sh does.")
-    parser.add_argument("--hooks-dir", type=Path, default=default_hooks_dir())
+    parser.add_argument("--hooks-dir", type=Path, default=HOOKS_DIR)
     parser.add_argument("--env-file", type=Path, action="append", default=[])
     parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: the command to exec")
     args = parser.parse_args(argv)

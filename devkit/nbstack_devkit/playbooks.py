@@ -1,0 +1,121 @@
+"""Running the project's playbooks against the emulator, as a user runs them against AWS.
+
+One runner for the tests, the benches and the demo: the same command line
+(`ansible-playbook <playbook> -e @<settings> -e @<vault> --vault-password-file
+<file> ...`), run from the checkout with this virtualenv's ansible-playbook,
+in an environment that points boto3 at the emulator.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .emulator import Emulator
+from .paths import BIN, ROOT
+from .vault import Vault
+
+
+@dataclass
+class PlaybookRun:
+    """What one ansible-playbook run printed and how it ended."""
+
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        found = re.search(r"localhost\s*:\s*(ok=.*)$", self.output, re.MULTILINE)
+        assert found, f"no PLAY RECAP in output:\n{self.output[-3000:]}"
+        return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", found.group(1))}
+
+    @property
+    def text(self) -> str:
+        """The output with line wrapping undone, for matching sentences."""
+        return " ".join(self.output.split())
+
+    @property
+    def changed(self) -> int:
+        return self.recap["changed"]
+
+    def tail(self, lines: int = 40) -> str:
+        """The last lines of the output: where Ansible says what failed."""
+        return "".join(self.output.splitlines(keepends=True)[-lines:])
+
+
+class Playbooks:
+    """Runs the project's playbooks with one settings file and one vault, against one emulator."""
+
+    def __init__(self, emulator: Emulator, settings: Path, vault: Vault | None = None) -> None:
+        self.emulator = emulator
+        self.settings = settings
+        self.vault = vault
+
+    @property
+    def app(self) -> str:
+        """The settings' notebook_app_name: the first part of every stack and secret name."""
+        return str(yaml.safe_load(self.settings.read_text())["notebook_app_name"])
+
+    def env(self) -> dict[str, str]:
+        """The playbooks' environment: the emulator's, plain output, this virtualenv's tools first."""
+        env = self.emulator.environ()
+        env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}:{env.get('PATH', '')}")
+        return env
+
+    def run(
+        self,
+        playbook: str,
+        *extra: str,
+        settings: bool = True,
+        with_vault: bool = True,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        timeout: float = 900,
+    ) -> PlaybookRun:
+        """Run one playbook to its end and return what it printed.
+
+        `env` adds to (or overrides) the environment; with `log`, the output
+        goes to that file as it is printed (a person can follow it) and is
+        read back from there. The playbook runs in a session of its own, so a
+        Ctrl-C meant for the caller (the demo) does not cut it short.
+        """
+        args = [str(BIN / "ansible-playbook"), playbook]
+        if settings:
+            args += ["-e", f"@{self.settings}"]
+        if with_vault:
+            if self.vault is None:
+                raise ValueError(f"{playbook} is to run with a vault, but these playbooks have none")
+            args += ["-e", f"@{self.vault.path}", "--vault-password-file", str(self.vault.password_file)]
+        args += list(extra)
+        environ = {**self.env(), **(env or {})}
+        if log is None:
+            done = subprocess.run(
+                args, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=timeout, start_new_session=True,
+            )
+            return PlaybookRun(args, done.returncode, done.stdout + done.stderr)
+        with log.open("w") as output:
+            code = subprocess.run(
+                args, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                timeout=timeout, start_new_session=True,
+            ).returncode
+        return PlaybookRun(args, code, log.read_text(errors="replace"))
+
+    def up(self, prefix: str, *extra: str, log: Path | None = None) -> PlaybookRun:
+        return self.run("up.yml", "-e", f"prefix={prefix}", *extra, log=log)
+
+    def down(self, prefix: str, *extra: str, log: Path | None = None) -> PlaybookRun:
+        return self.run("down.yml", "-e", f"prefix={prefix}", *extra, with_vault=False, log=log)
+
+
+def ok(run: PlaybookRun) -> PlaybookRun:
+    """The run, if it succeeded; else an AssertionError with the command and the tail of its output."""
+    if run.returncode != 0:
+        raise AssertionError(f"{' '.join(run.args)} failed:\n{run.output[-6000:]}")
+    return run
