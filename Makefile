@@ -36,6 +36,9 @@ lint: $(STAMP) sanity
 	$(BIN)/cfn-lint files/cloudformation/*.yml
 	$(BIN)/hadolint files/image/Dockerfile
 	shellcheck .ci/run files/image/before-notebook.d/*
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	cd files/image && $(CURDIR)/$(BIN)/ruff format --check && $(CURDIR)/$(BIN)/mypy
 	$(BIN)/ansible-lint --offline --strict
 
 # ansible-test sanity on the nbstack.cloud collection, and its build.

@@ -268,7 +268,7 @@ def main() -> int:
                 down, _ = bench.playbook("down.yml", prefix, with_vault=False)
                 create, update, delete, what = bench.cli_cycle(f"{stack}-cli", params, tags)
                 update_results.append(what)
-                for op, pb, cli in zip(ops, (up, again, down), (create, update, delete)):
+                for op, pb, cli in zip(ops, (up, again, down), (create, update, delete), strict=True):
                     rows[op]["playbook"].append(pb)
                     rows[op]["cli"].append(cli)
                 print(f"round {round_ + 1}: playbook up {up:.2f} / again {again:.2f} (changed={changed}) / down {down:.2f} s;"

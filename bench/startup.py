@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -70,7 +71,7 @@ def make_repo(server: GitHttpServer, name: str) -> None:
         git("push", "--quiet", str(bare), "main", cwd=tmp)
 
 
-def wait_authenticated(base: str, login: callable, process: subprocess.Popen[bytes]) -> float:  # type: ignore[valid-type]
+def wait_authenticated(base: str, login: Callable[[str], int], process: subprocess.Popen[bytes]) -> float:
     def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError("server exited")

@@ -10,6 +10,7 @@ image tests use both; the startup bench stops its bare Jupyter the same way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -54,7 +55,5 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the group has already gone
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass

@@ -32,6 +32,7 @@ falls back to free ones when they are taken.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -326,10 +327,8 @@ class Rehearsal:
                 report.task_exit = self.task.process.returncode
         finally:
             if self.git_server is not None:
-                try:
+                with contextlib.suppress(RuntimeError, OSError):  # the report says what it could read
                     report.autosave_branches = self.git_server.refs(self.repo_name, "refs/heads/autosave/")
-                except (RuntimeError, OSError):
-                    pass
                 self.git_server.stop()
                 self.git_server = None
             if self.warehouse is not None:

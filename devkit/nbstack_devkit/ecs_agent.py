@@ -91,10 +91,11 @@ def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any] | N
 def container_definition(task_definition: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
     """The named container, or the only essential one."""
     containers = task_definition["containerDefinitions"]
-    if name is not None:
-        matching = [c for c in containers if c["name"] == name]
-    else:
-        matching = [c for c in containers if c.get("essential", True)]
+    matching = (
+        [c for c in containers if c["name"] == name]
+        if name is not None
+        else [c for c in containers if c.get("essential", True)]
+    )
     if len(matching) != 1:
         raise TaskDefinitionError(
             f"expected one container{f' named {name}' if name else ''} in {task_definition['taskDefinitionArn']}, "

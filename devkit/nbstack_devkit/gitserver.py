@@ -80,7 +80,7 @@ class GitHttpServer:
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
+                    chunks: list[bytes] = []
                     while True:
                         size = int(self.rfile.readline().split(b";")[0], 16)
                         if size == 0:
@@ -170,4 +170,4 @@ class GitHttpServer:
 
     def refs(self, name: str, pattern: str = "refs/heads/") -> dict[str, str]:
         out = git("for-each-ref", "--format=%(refname) %(objectname)", pattern, cwd=self.root / name)
-        return dict(line.split() for line in out.splitlines())  # type: ignore[misc]
+        return dict(line.split(maxsplit=1) for line in out.splitlines())

@@ -62,7 +62,7 @@ class Notebook:
         """A logged-in HTTP session (the password form, as a browser would use it)."""
         http = requests.Session()
         http.get(self.url + "login", timeout=10)
-        http.headers["X-XSRFToken"] = http.cookies.get("_xsrf", "")
+        http.headers["X-XSRFToken"] = http.cookies.get("_xsrf") or ""
         response = http.post(
             self.url + "login",
             data={"password": password or self.secrets["NBSTACK_NOTEBOOK_PASSWORD"], "_xsrf": http.cookies.get("_xsrf", "")},

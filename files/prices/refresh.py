@@ -49,7 +49,7 @@ def main(region: str) -> None:
             {"regionCode": region, "instanceType": name, "operatingSystem": "Linux", "tenancy": "Shared",
              "preInstalledSw": "NA", "capacitystatus": "Used", "licenseModel": "No License required"},
         )
-        for name in sorted((current.get("instance_hourly") or {"m5.xlarge": 0}))
+        for name in sorted(current.get("instance_hourly") or {"m5.xlarge": 0})
     }
     out = {
         "region": region,

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from team import SETTINGS
 
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.playbooks import Playbooks
 from nbstack_devkit.vault import Vault, random_values, write_vault
-
-from team import SETTINGS
 
 
 @pytest.fixture(scope="session")

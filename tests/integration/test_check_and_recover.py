@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 from moto.cloudformation.models import cloudformation_backends
+from team import APP
 
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
 from nbstack_devkit.playbooks import Playbooks, ok
-
-from team import APP
 
 
 def stacks(aws: Clients) -> dict[str, dict[str, Any]]:

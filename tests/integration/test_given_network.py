@@ -8,11 +8,10 @@ so deleting the VPC then fails there (it does not on AWS).
 from __future__ import annotations
 
 import pytest
+from team import APP
 
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
-
-from team import APP
 
 
 @pytest.fixture(scope="module")

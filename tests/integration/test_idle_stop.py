@@ -13,12 +13,11 @@ import fnmatch
 from typing import Any
 
 import pytest
+from team import APP
 
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
-
 from nbstack_runtime.scaler import AwsScaler
-from team import APP
 
 PREFIX = "carol"
 OTHER = "dave"

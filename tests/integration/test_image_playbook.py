@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from team import APP
 
+from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.paths import ROOT
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
-
-from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
-from team import APP
-
 
 PREFIX = "alice"
 REPOSITORY = f"{APP}/notebook"

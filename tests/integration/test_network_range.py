@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from team import APP
+
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.playbooks import Playbooks, ok
-from team import APP
 
 RANGE = "172.20.128.0/18"
 

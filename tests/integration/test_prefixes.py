@@ -10,14 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from nbstack_devkit.emulator import Clients, Emulator
-from nbstack_devkit.paths import ROOT
-from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
-
 from team import APP
 
 from ansible_collections.nbstack.cloud.plugins.filter import instance
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 
 def rule_priority(prefix: str, taken: list[int]) -> int:

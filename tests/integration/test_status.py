@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from team import APP
 
 from nbstack_devkit.emulator import REGION, Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
-
 from nbstack_runtime.scaler import AwsScaler
-from team import APP
 
 
 def rows(run: PlaybookRun) -> dict[str, list[str]]:

@@ -14,16 +14,20 @@ import json
 from typing import Any
 
 import pytest
+from team import APP
 
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
-from team import APP
-
 PREFIX = "alice"
 SETTINGS_CIDRS = {"198.51.100.0/24", "203.0.113.7/32", "192.0.2.0/25", "100.64.0.0/10"}
 SETTINGS_CIDRS_V6 = {"2001:db8::/32"}
-SECRET_NAMES = ("github-token", "notebook-password", "warehouse-password")
+#: Where each vault value is stored, under <app>/<prefix>/ (what the task definition refers to).
+SECRET_VAULT_KEYS = {
+    "github-token": "vault_github_token",
+    "notebook-password": "vault_notebook_password",
+    "warehouse-password": "vault_warehouse_password",
+}
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +218,7 @@ def test_task_gets_time_to_save_work_and_memory_of_the_type(container: dict[str,
 
 def test_secrets_manager_holds_the_vault_values(aws: Clients, playbooks: Playbooks, runs: dict) -> None:
     values = playbooks.vault.values
-    for name, key in zip(SECRET_NAMES, ("vault_github_token", "vault_notebook_password", "vault_warehouse_password")):
+    for name, key in SECRET_VAULT_KEYS.items():
         stored = aws.secretsmanager.get_secret_value(SecretId=f"{APP}/{PREFIX}/{name}")["SecretString"]
         assert stored == values[key]
 

@@ -37,7 +37,7 @@ def test_tag_keys_agree() -> None:
 
 
 def test_the_secret_variables_are_the_contracts_secrets() -> None:
-    assert runtime.SECRET_VARIABLES == tuple(secret.variable for secret in contract.SECRETS)
+    assert tuple(secret.variable for secret in contract.SECRETS) == runtime.SECRET_VARIABLES
 
 
 def test_prefix_and_autosave_patterns_agree() -> None:

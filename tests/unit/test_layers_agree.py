@@ -19,9 +19,8 @@ import pytest
 import yaml
 from cfnlint.decode import decode
 
-from nbstack_runtime.settings import VARIABLES
-
 from ansible_collections.nbstack.cloud.plugins.module_utils.network import subnet_plan
+from nbstack_runtime.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PREFIX = "alice"

@@ -126,19 +126,18 @@ def stack_changes(current, template_body, parameters, tags, ssm_values=None):
         }
 
     current_parameters = current.get("stack_parameters") or {}
+    # Only the parameters this run sets; the others keep template defaults.
+    stored_parameters = {key: stored_parameter_value(current_parameters.get(key)) for key in wanted_parameters}
     before = {
         "template": (current.get("stack_template") or "").strip().splitlines(),
-        # Only the parameters this run sets; the others keep template defaults.
-        "parameters": {key: stored_parameter_value(current_parameters.get(key)) for key in wanted_parameters},
+        "parameters": stored_parameters,
         "tags": dict(current.get("stack_tags") or {}),
     }
     reasons = []
     if before["template"] != after["template"]:
         reasons.append("template")
     reasons.extend(
-        f"parameter {key}"
-        for key in sorted(wanted_parameters)
-        if before["parameters"].get(key) != wanted_parameters[key]
+        f"parameter {key}" for key in sorted(wanted_parameters) if stored_parameters.get(key) != wanted_parameters[key]
     )
     if before["tags"] != wanted_tags:
         reasons.append("tags")

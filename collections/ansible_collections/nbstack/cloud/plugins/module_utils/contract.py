@@ -39,10 +39,6 @@ AUTOSAVE_BRANCH_PREFIX = "autosave/"
 AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z$"
 
 
-def autosave_folder(prefix):
-    """Where a person's autosave branches are: autosave/<prefix>/."""
-    return f"{AUTOSAVE_BRANCH_PREFIX}{prefix}/"
-
 #: One secret: its name under <app>/<prefix>/, the vault key holding its
 #: value, the container variable it reaches, the instance template parameter
 #: carrying its ARN.
@@ -98,3 +94,8 @@ def secret_name(app, prefix, name):
 def prefix_from_user_name(name):
     """The default prefix for a local user name: lower-cased, other characters turned into "-"."""
     return re.sub(r"[^a-z0-9-]", "-", name.lower())
+
+
+def autosave_folder(prefix):
+    """Where a person's autosave branches are: autosave/<prefix>/."""
+    return f"{AUTOSAVE_BRANCH_PREFIX}{prefix}/"

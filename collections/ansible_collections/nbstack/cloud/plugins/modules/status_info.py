@@ -125,7 +125,7 @@ def all_stacks(cloudformation):
 def deleted_stack_ids(cloudformation, app):
     """Latest deleted stack per name that could be a person's stack of this app."""
     shared = {stack_name(app, "persistent"), stack_name(app, "network")}
-    latest = {}
+    latest: dict[str, dict] = {}
     paginator = cloudformation.get_paginator("list_stacks")
     for summary in paginator.paginate(StackStatusFilter=["DELETE_COMPLETE"]).build_full_result()["StackSummaries"]:
         name = summary["StackName"]
