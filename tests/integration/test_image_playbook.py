@@ -46,10 +46,11 @@ class FakeDocker:
     def install(self, exit_code: int) -> None:
         self.executable.write_text(
             f"#!{sys.executable}\n"
-            "import json, sys\n"
+            "import json, os, sys\n"
             "stdin = '' if sys.stdin.isatty() else sys.stdin.read()\n"
             f"with open({str(self.log)!r}, 'a') as log:\n"
-            "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': stdin}) + '\\n')\n"
+            "    call = {'argv': sys.argv[1:], 'stdin': stdin, 'buildkit': os.environ.get('DOCKER_BUILDKIT')}\n"
+            "    log.write(json.dumps(call) + '\\n')\n"
             f"sys.exit({exit_code})\n"
         )
         self.executable.chmod(self.executable.stat().st_mode | stat.S_IXUSR)
@@ -173,6 +174,8 @@ def test_missing_images_are_logged_in_built_and_pushed(scenario: dict[str, Any])
     uri, tag = scenario["repository_uri"], scenario["tag"]
     calls = scenario["both_calls"]
     assert [call["argv"] for call in calls] == expected_calls(uri, {"cpu": tag, "gpu": f"{tag}-gpu"})
+    # BuildKit builds only the stage of the variant's base image, not both bases.
+    assert {call["buildkit"] for call in calls if call["argv"][0] == "build"} == {"1"}
     assert run.changed == 2  # a looped task counts once in the recap
     assert f"cpu image {uri}:{tag} built and pushed" in run.text
 

@@ -1,24 +1,33 @@
-"""notebook_vpc_cidr reaches the network stack: the four subnets are planned inside any valid range."""
+"""notebook_vpc_cidr reaches the network stack: the four subnets are planned inside any valid range,
+and an existing VPC keeps its range and subnets."""
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
+import pytest
 from team import APP
 
 from nbstack_devkit.emulator import Clients, Emulator
-from nbstack_devkit.playbooks import Playbooks, ok
+from nbstack_devkit.paths import ROOT
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 RANGE = "172.20.128.0/18"
 
 
-def test_the_subnets_are_planned_inside_another_range(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> None:
+@pytest.fixture(scope="module")
+def made(emulator: Emulator, playbooks: Playbooks) -> PlaybookRun:
     emulator.reset()
-    ok(playbooks.up("alice", "-e", f"notebook_vpc_cidr={RANGE}"))
-    outputs = {
-        item["OutputKey"]: item["OutputValue"]
-        for item in aws.cloudformation.describe_stacks(StackName=f"{APP}-network")["Stacks"][0]["Outputs"]
-    }
+    return ok(playbooks.up("alice", "-e", f"notebook_vpc_cidr={RANGE}"))
+
+
+def network(aws: Clients) -> dict[str, Any]:
+    return aws.cloudformation.describe_stacks(StackName=f"{APP}-network")["Stacks"][0]
+
+
+def test_the_subnets_are_planned_inside_another_range(made: PlaybookRun, aws: Clients) -> None:
+    outputs = {item["OutputKey"]: item["OutputValue"] for item in network(aws)["Outputs"]}
     (vpc,) = aws.ec2.describe_vpcs(VpcIds=[outputs["VpcId"]])["Vpcs"]
     assert vpc["CidrBlock"] == RANGE
     subnets = {s["SubnetId"]: s["CidrBlock"] for s in aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]}
@@ -29,3 +38,34 @@ def test_the_subnets_are_planned_inside_another_range(emulator: Emulator, playbo
     networks = [ipaddress.ip_network(cidr) for cidr in public + private]
     assert all(net.subnet_of(ipaddress.ip_network(RANGE)) for net in networks)
     assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
+
+
+def test_another_range_for_the_existing_vpc_is_refused(made: PlaybookRun, playbooks: Playbooks, aws: Clients) -> None:
+    before = network(aws)
+    run = playbooks.up("alice", "-e", "notebook_vpc_cidr=10.9.0.0/16")
+    assert run.returncode != 0
+    assert f"the VPC of the {APP}-network stack was made with {RANGE}" in run.text
+    after = network(aws)
+    assert after["Parameters"] == before["Parameters"] and after.get("LastUpdatedTime") == before.get("LastUpdatedTime")
+
+
+def test_an_existing_network_keeps_its_subnets(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> None:
+    """A network made with other subnets than today's plan (an earlier version's fixed ones in a /17) is left as it is."""
+    emulator.reset()
+    earlier = {
+        "AppName": APP,
+        "VpcCidr": "10.42.0.0/17",
+        "PublicSubnet1Cidr": "10.42.0.0/24",
+        "PublicSubnet2Cidr": "10.42.1.0/24",
+        "PrivateSubnet1Cidr": "10.42.16.0/20",
+        "PrivateSubnet2Cidr": "10.42.32.0/20",
+    }
+    aws.cloudformation.create_stack(
+        StackName=f"{APP}-network",
+        TemplateBody=(ROOT / "files" / "cloudformation" / "network.yml").read_text(),
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in earlier.items()],
+        Tags=[{"Key": "nbstack:app", "Value": APP}],
+    )
+    ok(playbooks.up("alice", "-e", "notebook_vpc_cidr=10.42.0.0/17"))
+    after = {p["ParameterKey"]: p["ParameterValue"] for p in network(aws)["Parameters"]}
+    assert {key: after[key] for key in earlier} == earlier

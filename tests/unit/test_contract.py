@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cfnlint.decode import decode
 
 import nbstack_runtime.contract as runtime
@@ -83,3 +84,10 @@ def test_the_execution_role_reads_the_contracts_secret_folder() -> None:
     resource = json.dumps(template("persistent")["Resources"]["TaskExecutionRole"])
     assert "secret:${AppName}/*" in resource
     assert contract.secrets_folder("${AppName}") == "${AppName}/"
+
+
+def test_up_yml_stores_exactly_the_contracts_secrets() -> None:
+    """The playbook names each secret's setting; the names are the contract's, no more, no fewer."""
+    (play,) = yaml.safe_load((ROOT / "playbooks" / "up.yml").read_text())
+    (task,) = [t for t in play["tasks"] if (t.get("ansible.builtin.import_role") or {}).get("name") == "secrets"]
+    assert list(task["vars"]["secrets_values"]) == [secret.name for secret in contract.SECRETS]

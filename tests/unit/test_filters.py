@@ -10,6 +10,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nbstack.cloud.plugins.filter import instance, network, settings, stack
+from ansible_collections.nbstack.cloud.plugins.module_utils import template
 
 
 def allocate(prefixes: list[str]) -> dict[str, int]:
@@ -204,3 +205,60 @@ def test_an_ami_is_only_a_change_when_both_values_are_known_and_differ(resolved:
 def test_change_set_lines_say_what_is_replaced(replacement: str, suffix: str) -> None:
     change = {"action": "Modify", "logical_id": "LaunchTemplate", "type": "AWS::EC2::LaunchTemplate", "replacement": replacement}
     assert stack.change_line(change) == "Modify LaunchTemplate (AWS::EC2::LaunchTemplate)" + suffix
+
+
+NUMBER = {"Type": "Number", "MinValue": 0, "MaxValue": 10080}
+PATTERN = {"Type": "String", "AllowedPattern": "^[^@\\s]+@[^@\\s]+$", "ConstraintDescription": "an e-mail address."}
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "reason"),
+    [
+        (NUMBER, 60, ""),
+        (NUMBER, 10081, "it is above 10080"),
+        (NUMBER, -1, "it is below 0"),
+        (NUMBER, "soon", "it is not a number"),
+        (PATTERN, "a@b", ""),
+        (PATTERN, "a@b\n", "it must be an e-mail address"),
+        ({"Type": "String", "AllowedValues": ["gp3", "gp2"]}, "io2", "it is not one of gp3, gp2"),
+        ({"Type": "String", "MaxLength": 3}, "abcd", "it is longer than 3 characters"),
+    ],
+)
+def test_a_parameter_refuses_what_cloudformation_refuses(spec: dict, value: object, reason: str) -> None:
+    assert template.refusal(spec, value) == reason
+
+
+def test_settings_groups_are_the_group_options_of_a_role_under_the_settings_names() -> None:
+    options = {
+        "instance_app_name": {"type": "str"},
+        "instance_idle": {"type": "dict", "options": {"timeout_minutes": {"type": "int", "required": True}}},
+    }
+    assert settings.settings_groups(options, "instance_", "notebook_") == {
+        "notebook_idle": {"type": "dict", "required": True, "options": options["instance_idle"]["options"]},
+    }
+
+
+def test_group_problems_name_the_setting_and_the_parameter() -> None:
+    body = "Parameters:\n  IdleTimeoutMinutes:\n    Type: Number\n    MaxValue: 10080\n"
+    groups = {"notebook_idle": {"timeout_minutes": 99999, "max_lifetime_hours": 0}}
+    assert settings.group_problems(groups, body, "notebook_") == [
+        "notebook_idle.timeout_minutes is 99999: it is above 10080 (IdleTimeoutMinutes in the instance template)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "problem"),
+    [
+        ("10.42.0.0/16", ""),
+        ("192.168.0.0/19", ""),
+        ("10.42.0.0/20", "outside /16 to /19"),
+        ("169.254.0.0/16", "not inside a private range"),
+        ("127.0.0.0/16", "not inside a private range"),
+        ("100.64.0.0/16", "not inside a private range"),
+        ("172.17.0.0/16", "overlaps 172.17.0.0/16"),
+        ("10.42.0.1/16", "host bits zero"),
+    ],
+)
+def test_vpc_ranges(cidr: str, problem: str) -> None:
+    found = settings.vpc_cidr_problem(cidr)
+    assert (found == "") if not problem else (problem in found)

@@ -49,7 +49,7 @@ def facts(*entries: dict[str, Any], persistent: bool = True, network: bool = Tru
     return {
         "now": NOW,
         "instances": list(entries),
-        "persistent": {"outputs": {}} if persistent else None,
+        "persistent": {"outputs": {"NotebookUrlBase": "https://shared.example.com"}} if persistent else None,
         "network": {"outputs": {}} if network else None,
     }
 
@@ -144,3 +144,9 @@ def test_the_root_volume_is_priced_by_its_type() -> None:
     gp2["stack"]["parameters"]["RootVolumeType"] = "gp2"
     assert row(facts(gp2), {**PRICES, "gp2_gb_month": 0.146})["hourly"] == pytest.approx(0.22)  # 100 GB at 0.146/730
     assert row(facts(gp2), PRICES)["hourly"] is None  # no gp2 price: unknown, not the gp3 price
+
+
+def test_a_stack_without_its_own_url_output_gets_the_shared_base_and_its_prefix() -> None:
+    older = entry("alice")
+    del older["stack"]["outputs"]["NotebookUrl"]
+    assert row(facts(older))["url"] == "https://shared.example.com/alice/"

@@ -3,15 +3,18 @@
 
 Python's ipaddress module is the parser here: ansible.utils' ipaddr filters
 would add netaddr as a dependency for a few calls. Documentation:
-invalid_cidrs.yml, public_cidrs.yml, unusable_secrets.yml and
-vpc_cidr_problem.yml beside this file.
+invalid_cidrs.yml, public_cidrs.yml, unusable_secrets.yml,
+vpc_cidr_problem.yml, settings_groups.yml and group_problems.yml beside this
+file.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.network import DOCKER_BRIDGE, VPC_PREFIX_LENGTHS
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
+from ansible_collections.nbstack.cloud.plugins.module_utils.network import DOCKER_BRIDGE, PRIVATE_RANGES, VPC_PREFIX_LENGTHS
+from ansible_collections.nbstack.cloud.plugins.module_utils.template import parameters, refusal
 
 
 def invalid_cidrs(cidrs):
@@ -61,11 +64,45 @@ def vpc_cidr_problem(cidr):
             f"its size /{network.prefixlen} is outside /{VPC_PREFIX_LENGTHS[0]} to /{VPC_PREFIX_LENGTHS[-1]}"
             " (the load balancer's subnets need at least /27 each)"
         )
-    if not network.is_private:
-        return "it is not a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)"
+    if not any(network.subnet_of(private) for private in PRIVATE_RANGES):
+        return "it is not inside a private range (" + ", ".join(map(str, PRIVATE_RANGES)) + ")"
     if network.overlaps(DOCKER_BRIDGE):
         return f"it overlaps {DOCKER_BRIDGE}, the Docker bridge of every ECS instance"
     return ""
+
+
+def settings_groups(options, role_prefix, setting_prefix):
+    """The argument spec of the settings groups a role takes whole, under the settings' names.
+
+    Each option of the role named <role_prefix><group> that has suboptions
+    is the setting <setting_prefix><group>, required, with the same
+    suboptions: validating the settings against it refuses a missing or
+    unknown key, a wrong type or a value outside its choices.
+    """
+    return {
+        setting_prefix + name[len(role_prefix):]: {"type": "dict", "required": True, "options": option["options"]}
+        for name, option in options.items()
+        if name.startswith(role_prefix) and option.get("options")
+    }
+
+
+def group_problems(groups, template_body, setting_prefix):
+    """Why the template would refuse a value of a settings group, naming the setting.
+
+    Each key of a group <setting_prefix><group> becomes the template
+    parameter named after the group and the key (contract.group_parameter);
+    its constraints are checked here, before anything in AWS is changed.
+    """
+    declared = parameters(template_body)
+    problems = []
+    for setting, values in sorted(groups.items()):
+        group = setting[len(setting_prefix):] if setting.startswith(setting_prefix) else setting
+        for key, value in sorted((values or {}).items()):
+            parameter = group_parameter(group, key)
+            reason = refusal(declared[parameter], value) if parameter in declared else ""
+            if reason:
+                problems.append(f"{setting}.{key} is {value!r}: {reason} ({parameter} in the instance template)")
+    return problems
 
 
 class FilterModule:
@@ -77,4 +114,6 @@ class FilterModule:
             "public_cidrs": public_cidrs,
             "unusable_secrets": unusable_secrets,
             "vpc_cidr_problem": vpc_cidr_problem,
+            "settings_groups": settings_groups,
+            "group_problems": group_problems,
         }

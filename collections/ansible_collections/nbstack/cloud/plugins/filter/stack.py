@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import ast
 
-import yaml
-
-
-def _camel(name):
-    return "".join(part.capitalize() for part in str(name).split("_"))
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
+from ansible_collections.nbstack.cloud.plugins.module_utils.template import parameters as template_parameters
 
 
 def cfn_parameters(group, name):
     """A group of settings as template parameters: warehouse.role_arn becomes WarehouseRoleArn."""
-    return {_camel(name) + _camel(key): value for key, value in group.items()}
+    return {group_parameter(name, key): value for key, value in group.items()}
 
 
 def parameter_value(value):
@@ -55,13 +52,6 @@ def stored_parameter_value(value):
     return text
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads a CloudFormation template, keeping short-form functions (!Ref, !Sub) as plain values."""
-
-
-_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def ssm_parameter_paths(current, template_body, names=None):
     """The SSM parameter paths the existing stack resolves, by parameter name.
 
@@ -72,7 +62,7 @@ def ssm_parameter_paths(current, template_body, names=None):
     """
     if not current:
         return {}
-    declared = (yaml.load(template_body, Loader=_TemplateLoader) or {}).get("Parameters") or {}
+    declared = template_parameters(template_body)
     values = current.get("stack_parameters") or {}
     return {
         name: str(values[name])

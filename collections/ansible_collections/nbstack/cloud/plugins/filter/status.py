@@ -116,6 +116,13 @@ def _since(entry: dict[str, Any], state: str) -> datetime | None:
     return _time(stack.get("updated")) or _time(stack.get("created"))
 
 
+def _url(entry: dict[str, Any], facts: dict[str, Any]) -> str:
+    """The stack's NotebookUrl output; a stack made before that output existed: the shared base and the prefix."""
+    url = ((entry.get("stack") or {}).get("outputs") or {}).get("NotebookUrl")
+    base = ((facts.get("persistent") or {}).get("outputs") or {}).get("NotebookUrlBase")
+    return str(url or (f"{base}/{entry['prefix']}/" if base else "-"))
+
+
 def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now: Any = None) -> list[dict[str, Any]]:
     """One row per prefix: state, detail, url, type, since, idle for, costs."""
     prices = prices or {}
@@ -139,7 +146,7 @@ def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now
                 "prefix": entry["prefix"],
                 "state": state,
                 "detail": detail,
-                "url": (stack.get("outputs") or {}).get("NotebookUrl", "-") if stack else "-",
+                "url": _url(entry, facts) if stack else "-",
                 "instance_type": stack.get("parameters", {}).get("InstanceType", "-") if stack else "-",
                 "since": since.strftime("%Y-%m-%d %H:%M") if since else "-",
                 "idle_for": idle_for,

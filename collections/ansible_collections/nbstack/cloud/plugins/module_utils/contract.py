@@ -91,6 +91,11 @@ def secret_name(app, prefix, name):
     return secrets_folder(app, prefix) + name
 
 
+def group_parameter(group, key):
+    """The template parameter a setting of a group becomes: warehouse.role_arn is WarehouseRoleArn."""
+    return "".join(part.capitalize() for part in f"{group}_{key}".split("_"))
+
+
 def prefix_from_user_name(name):
     """The default prefix for a local user name: lower-cased, other characters turned into "-"."""
     return re.sub(r"[^a-z0-9-]", "-", name.lower())

@@ -69,6 +69,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 
+# Paginators are not retried by the client wrapper: the whole listing is.
+@AWSRetry.jittered_backoff()
 def list_secrets(client, name_prefix):
     # The "name" filter matches the start of the name; the check below keeps
     # only exact prefixes whatever the API's matching rules.

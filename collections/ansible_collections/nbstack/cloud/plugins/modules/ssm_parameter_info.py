@@ -93,6 +93,8 @@ def main():
         values, missing = {}, names
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:  # pylint: disable=duplicate-except
         module.fail_json_aws(error, msg=f"Could not read the SSM parameters {', '.join(names)}")
+    if missing:
+        module.warn(f"No such SSM parameter: {', '.join(missing)}")
     module.exit_json(changed=False, found=values, missing=missing)
 
 

@@ -118,16 +118,22 @@ def stack_facts(stack):
     }
 
 
+# Paginators are not retried by the client wrapper: each whole listing is.
+@AWSRetry.jittered_backoff()
 def all_stacks(cloudformation):
     return cloudformation.get_paginator("describe_stacks").paginate().build_full_result()["Stacks"]
+
+
+@AWSRetry.jittered_backoff()
+def deleted_stacks(cloudformation):
+    return cloudformation.get_paginator("list_stacks").paginate(StackStatusFilter=["DELETE_COMPLETE"]).build_full_result()["StackSummaries"]
 
 
 def deleted_stack_ids(cloudformation, app):
     """Latest deleted stack per name that could be a person's stack of this app."""
     shared = {stack_name(app, "persistent"), stack_name(app, "network")}
     latest: dict[str, dict] = {}
-    paginator = cloudformation.get_paginator("list_stacks")
-    for summary in paginator.paginate(StackStatusFilter=["DELETE_COMPLETE"]).build_full_result()["StackSummaries"]:
+    for summary in deleted_stacks(cloudformation):
         name = summary["StackName"]
         if not name.startswith(app + "-") or name in shared:
             continue
