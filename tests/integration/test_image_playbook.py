@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from team import APP
 
-from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
+from ansible_collections.nbstack.cloud.plugins.plugin_utils import image_context
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.paths import ROOT
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok

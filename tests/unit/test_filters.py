@@ -10,7 +10,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nbstack.cloud.plugins.filter import instance, network, settings, stack
-from ansible_collections.nbstack.cloud.plugins.module_utils import template
+from ansible_collections.nbstack.cloud.plugins.plugin_utils import template
 
 
 def allocate(prefixes: list[str]) -> dict[str, int]:

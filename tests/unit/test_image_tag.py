@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nbstack.cloud.plugins.module_utils import image_context
+from ansible_collections.nbstack.cloud.plugins.plugin_utils import image_context
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "files" / "image"

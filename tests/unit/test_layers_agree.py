@@ -19,8 +19,8 @@ import pytest
 import yaml
 from cfnlint.decode import decode
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.network import subnet_plan
-from ansible_collections.nbstack.cloud.plugins.module_utils.template import refusal
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import subnet_plan
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import refusal
 from nbstack_runtime.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]

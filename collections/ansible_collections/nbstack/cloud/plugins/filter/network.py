@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.network import subnet_plan
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import subnet_plan
 
 
 def subnet_cidrs(vpc_cidr):

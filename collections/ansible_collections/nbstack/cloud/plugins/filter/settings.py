@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
-from ansible_collections.nbstack.cloud.plugins.module_utils.network import DOCKER_BRIDGE, PRIVATE_RANGES, VPC_PREFIX_LENGTHS
-from ansible_collections.nbstack.cloud.plugins.module_utils.template import parameters, refusal
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import DOCKER_BRIDGE, PRIVATE_RANGES, VPC_PREFIX_LENGTHS
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameters, refusal
 
 
 def invalid_cidrs(cidrs):

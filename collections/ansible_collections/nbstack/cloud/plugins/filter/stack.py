@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
-from ansible_collections.nbstack.cloud.plugins.module_utils.template import parameters as template_parameters
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameters as template_parameters
 
 
 def cfn_parameters(group, name):

@@ -38,7 +38,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.image_context import ContextError, content_tag
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.image_context import ContextError, content_tag
 
 
 class LookupModule(LookupBase):
