@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -53,22 +53,11 @@ def notebook(number: int, revision: int) -> str:
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
 
 
-def make_repo(server: GitHttpServer, name: str) -> None:
-    bare = server.root / name
-    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    git("config", "http.receivepack", "true", cwd=bare)
-    with tempfile.TemporaryDirectory() as tmp:
-        git("init", "--quiet", "--initial-branch=main", tmp)
-        for revision in range(COMMITS):
-            # Each commit touches a tenth of the notebooks, the first one creates them all.
-            numbers = range(NOTEBOOKS) if revision == 0 else range(revision % 10, NOTEBOOKS, 10)
-            for number in numbers:
-                path = Path(tmp) / f"team{number % 12}" / f"analysis_{number:03d}.ipynb"
-                path.parent.mkdir(exist_ok=True)
-                path.write_text(notebook(number, revision))
-            git("add", "-A", cwd=tmp)
-            git("commit", "--quiet", "-m", f"Revision {revision}", cwd=tmp)
-        git("push", "--quiet", str(bare), "main", cwd=tmp)
+def revisions() -> Iterator[dict[str, str]]:
+    """The repository's history: the first commit creates every notebook, each later one touches a tenth."""
+    for revision in range(COMMITS):
+        numbers = range(NOTEBOOKS) if revision == 0 else range(revision % 10, NOTEBOOKS, 10)
+        yield {f"team{number % 12}/analysis_{number:03d}.ipynb": notebook(number, revision) for number in numbers}
 
 
 def wait_authenticated(base: str, login: Callable[[str], int], process: subprocess.Popen[bytes]) -> float:
@@ -155,7 +144,7 @@ def main() -> int:
         server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
         try:
             (tmp / "git").mkdir(exist_ok=True)
-            make_repo(server, "notebooks.git")
+            server.create_repo_from("notebooks.git", revisions())
             count = len(git("ls-tree", "-r", "--name-only", "main", cwd=server.root / "notebooks.git").split())
             print(f"repository: {count} files, {COMMITS} commits")
             container, work = container_start(server, "notebooks.git", tmp)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -152,17 +153,22 @@ class GitHttpServer:
             self._httpd.server_close()
 
     def create_repo(self, name: str, files: dict[str, str], commits: int = 1) -> Path:
-        """A bare repo `name` on the server whose main branch holds `files`."""
+        """A bare repo `name` on the server whose main branch holds `files`, after `commits` revisions."""
+        earlier = ({rel: f"{text}\n# revision {number}\n" for rel, text in files.items()} for number in range(commits - 1))
+        return self.create_repo_from(name, [*earlier, files])
+
+    def create_repo_from(self, name: str, revisions: Iterable[dict[str, str]]) -> Path:
+        """A bare repo `name` on the server: one commit on main per revision, each writing its files."""
         bare = self.root / name
         git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
         git("config", "http.receivepack", "true", cwd=bare)
         with tempfile.TemporaryDirectory() as tmp:
             git("init", "--quiet", "--initial-branch=main", tmp)
-            for number in range(commits):
+            for number, files in enumerate(revisions):
                 for rel, text in files.items():
                     target = Path(tmp) / rel
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text if number == commits - 1 else f"{text}\n# revision {number}\n")
+                    target.write_text(text)
                 git("add", "-A", cwd=tmp)
                 git("commit", "--quiet", "-m", f"Revision {number}", cwd=tmp)
             git("push", "--quiet", str(bare), "main", cwd=tmp)
