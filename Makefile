@@ -47,24 +47,21 @@ lint: $(STAMP) sanity
 # the collections its documentation refers to beside it, so it runs on a copy
 # with links to the bundled amazon.aws and community.aws. Each test's virtual
 # environment gets pip from devkit/ansible_test_get_pip.py instead of a
-# download from ansible's CI file server, which these machines cannot reach;
-# ansible-test runs with a HOME of its own (where it keeps that script and its
-# virtual environments), so a real cached copy in yours stays as it is (pip
-# still reads your configuration).
+# download from ansible's CI file server, which these machines cannot reach
+# (put in ansible-test's cache only where no real copy is cached already).
 SANITY_DIR := $(or $(TMPDIR),/tmp)/nbstack-sanity-$(shell printf %s '$(CURDIR)' | cksum | cut -d' ' -f1)
 SANITY_COLLECTION := $(SANITY_DIR)/ansible_collections/nbstack/cloud
-SANITY_HOME := $(SANITY_DIR)-home
 # The pip version ansible-test (ansible-core 2.19) bootstraps.
-ANSIBLE_TEST_PIP := 24_2
+GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 sanity: $(STAMP)
-	install -D -m 0644 devkit/ansible_test_get_pip.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$(ANSIBLE_TEST_PIP).py
+	test -e $(GET_PIP) || install -D -m 0644 devkit/ansible_test_get_pip.py $(GET_PIP)
 	rm -rf $(SANITY_DIR) && mkdir -p $(dir $(SANITY_COLLECTION))
 	cp -r collections/ansible_collections/nbstack/cloud $(SANITY_COLLECTION)
 	find $(SANITY_COLLECTION) -name __pycache__ -prune -exec rm -rf {} +
 	bundled=$$($(BIN)/python -c 'import ansible_collections.amazon.aws as m, pathlib; print(pathlib.Path(list(m.__path__)[0]).parents[1])') && \
 		ln -s $$bundled/amazon $$bundled/community $(SANITY_DIR)/ansible_collections/
-	cd $(SANITY_COLLECTION) && HOME=$(SANITY_HOME) XDG_CONFIG_HOME=$${XDG_CONFIG_HOME:-$(HOME)/.config} $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	cd $(SANITY_COLLECTION) && $(CURDIR)/$(BIN)/ansible-test sanity --python $$($(CURDIR)/$(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 	$(BIN)/ansible-galaxy collection build --force --output-path $(SANITY_DIR) collections/ansible_collections/nbstack/cloud
 
 molecule: $(STAMP)
@@ -81,4 +78,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .cache devkit/*.egg-info files/image/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache $(SANITY_DIR) devkit/*.egg-info files/image/*.egg-info

@@ -214,17 +214,19 @@ PATTERN = {"Type": "String", "AllowedPattern": "^[^@\\s]+@[^@\\s]+$", "Constrain
 @pytest.mark.parametrize(
     ("spec", "value", "reason"),
     [
-        (NUMBER, 60, ""),
-        (NUMBER, 10081, "it is above 10080"),
-        (NUMBER, -1, "it is below 0"),
-        (NUMBER, "soon", "it is not a number"),
+        (NUMBER, "60", ""),
+        (NUMBER, "10081", "it is above 10080"),
+        (NUMBER, "-1", "it is below 0"),
+        (NUMBER, "soon", "it is not a plain number"),
+        (NUMBER, "1e3", "it is not a plain number"),
+        (NUMBER, " 60", "it is not a plain number"),
         (PATTERN, "a@b", ""),
         (PATTERN, "a@b\n", "it must be an e-mail address"),
         ({"Type": "String", "AllowedValues": ["gp3", "gp2"]}, "io2", "it is not one of gp3, gp2"),
         ({"Type": "String", "MaxLength": 3}, "abcd", "it is longer than 3 characters"),
     ],
 )
-def test_a_parameter_refuses_what_cloudformation_refuses(spec: dict, value: object, reason: str) -> None:
+def test_a_parameter_refuses_what_cloudformation_refuses(spec: dict, value: str, reason: str) -> None:
     assert template.refusal(spec, value) == reason
 
 
@@ -242,7 +244,19 @@ def test_group_problems_name_the_setting_and_the_parameter() -> None:
     body = "Parameters:\n  IdleTimeoutMinutes:\n    Type: Number\n    MaxValue: 10080\n"
     groups = {"notebook_idle": {"timeout_minutes": 99999, "max_lifetime_hours": 0}}
     assert settings.group_problems(groups, body, "notebook_") == [
-        "notebook_idle.timeout_minutes is 99999: it is above 10080 (IdleTimeoutMinutes in the instance template)"
+        "notebook_idle.timeout_minutes: it is above 10080 (IdleTimeoutMinutes in the instance template)"
+    ]
+
+
+def test_group_problems_check_what_would_be_sent() -> None:
+    body = "Parameters:\n  WarehouseRoleArn:\n    Type: String\n    AllowedPattern: ^$|^arn:.+$\n  WarehousePort:\n    Type: Number\n"
+    spec = {"notebook_warehouse": {"options": {"port": {"type": "int"}, "role_arn": {"type": "str"}}}}
+    assert settings.group_problems({"notebook_warehouse": {"role_arn": None, "port": 5439}}, body, "notebook_", spec) == []
+    assert settings.group_problems({"notebook_warehouse": {"role_arn": "", "port": "5439.0"}}, body, "notebook_", spec) == [
+        "notebook_warehouse.port: it is not a whole number"
+    ]
+    assert settings.group_problems({"notebook_warehouse": '{"port": 5439}'}, body, "notebook_", spec) == [
+        "notebook_warehouse: it is not a group of keys (with -e, give it as JSON)"
     ]
 
 

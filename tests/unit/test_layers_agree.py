@@ -20,7 +20,7 @@ import yaml
 from cfnlint.decode import decode
 
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import subnet_plan
-from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import refusal
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value, refusal
 from nbstack_runtime.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def parameters(template: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("name", "key", "template", "parameter"), SETTINGS_TO_PARAMETERS,
                          ids=[f"{n}.{k}" if k else n for n, k, _, _ in SETTINGS_TO_PARAMETERS])
 def test_every_default_setting_is_accepted_by_its_parameter(name: str, key: str, template: str, parameter: str) -> None:
-    reason = refusal(parameters(template)[parameter], setting(name, key))
+    reason = refusal(parameters(template)[parameter], parameter_value(setting(name, key)))
     assert not reason, f"{template}.yml {parameter} refuses the default of {name} {key}: {reason}"
 
 

@@ -14,7 +14,7 @@ import ipaddress
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import DOCKER_BRIDGE, PRIVATE_RANGES, VPC_PREFIX_LENGTHS
-from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameters, refusal
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value, parameters, refusal
 
 
 def invalid_cidrs(cidrs):
@@ -86,22 +86,33 @@ def settings_groups(options, role_prefix, setting_prefix):
     }
 
 
-def group_problems(groups, template_body, setting_prefix):
-    """Why the template would refuse a value of a settings group, naming the setting.
+def group_problems(groups, template_body, setting_prefix, spec=None):
+    """Why a value of a settings group would be refused, naming the setting (never the value).
 
     Each key of a group <setting_prefix><group> becomes the template
     parameter named after the group and the key (contract.group_parameter);
-    its constraints are checked here, before anything in AWS is changed.
+    its constraints are checked here on the value as it would be sent, before
+    anything in AWS is changed. With ``spec`` (settings_groups' result), a
+    group must be a mapping and a key declared int a whole number: the
+    container reads "5439.0" as no port at all.
     """
     declared = parameters(template_body)
     problems = []
     for setting, values in sorted(groups.items()):
+        if not isinstance(values, dict):
+            problems.append(f"{setting}: it is not a group of keys (with -e, give it as JSON)")
+            continue
         group = setting[len(setting_prefix):] if setting.startswith(setting_prefix) else setting
-        for key, value in sorted((values or {}).items()):
+        keys = ((spec or {}).get(setting) or {}).get("options") or {}
+        for key, value in sorted(values.items()):
+            whole = isinstance(value, int) and not isinstance(value, bool) or str(value).isdigit()
+            if (keys.get(key) or {}).get("type") == "int" and not whole:
+                problems.append(f"{setting}.{key}: it is not a whole number")
+                continue
             parameter = group_parameter(group, key)
-            reason = refusal(declared[parameter], value) if parameter in declared else ""
+            reason = refusal(declared[parameter], parameter_value(value)) if parameter in declared else ""
             if reason:
-                problems.append(f"{setting}.{key} is {value!r}: {reason} ({parameter} in the instance template)")
+                problems.append(f"{setting}.{key}: {reason} ({parameter} in the instance template)")
     return problems
 
 

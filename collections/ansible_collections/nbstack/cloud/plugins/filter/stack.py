@@ -13,23 +13,13 @@ from __future__ import annotations
 import ast
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.contract import group_parameter
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameters as template_parameters
 
 
 def cfn_parameters(group, name):
     """A group of settings as template parameters: warehouse.role_arn becomes WarehouseRoleArn."""
     return {group_parameter(name, key): value for key, value in group.items()}
-
-
-def parameter_value(value):
-    """Render a parameter value the way CloudFormation stores it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(parameter_value(item) for item in value)
-    if value is None:
-        return ""
-    return str(value)
 
 
 def stored_parameter_value(value):

@@ -90,7 +90,7 @@ def main():
         # updates the stack; a caller who may not read them only loses the
         # check for a newer value.
         module.warn(f"Not allowed to read the SSM parameters {', '.join(names)}: {error}")
-        values, missing = {}, names
+        values, missing = {}, []
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:  # pylint: disable=duplicate-except
         module.fail_json_aws(error, msg=f"Could not read the SSM parameters {', '.join(names)}")
     if missing:

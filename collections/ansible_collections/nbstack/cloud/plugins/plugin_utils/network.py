@@ -13,8 +13,9 @@ import ipaddress
 #: VPC sizes the plan supports: the public subnets are 1/256 of the VPC, and
 #: an application load balancer needs at least a /27 in each of its subnets.
 VPC_PREFIX_LENGTHS = (16, 17, 18, 19)
-#: RFC 1918: the ranges AWS recommends for a VPC (others are routable on the
-#: internet, or loopback, link-local and the like, which CreateVpc refuses).
+#: RFC 1918: the ranges AWS recommends for a VPC. CreateVpc accepts others
+#: too (ranges routed on the internet, which the VPC would then shadow), or
+#: refuses them (loopback, link-local); the project keeps to these.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 #: The Docker bridge network of every ECS-optimized instance; a VPC that
 #: overlaps it cannot be reached from containers.
