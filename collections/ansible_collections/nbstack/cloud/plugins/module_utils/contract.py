@@ -86,11 +86,6 @@ def secrets_folder(app, prefix=""):
     return f"{app}/{prefix}/" if prefix else f"{app}/"
 
 
-def secret_name(app, prefix, name):
-    """Where a person's secret lives in Secrets Manager: <app>/<prefix>/<name>."""
-    return secrets_folder(app, prefix) + name
-
-
 def group_parameter(group, key):
     """The template parameter a setting of a group becomes: warehouse.role_arn is WarehouseRoleArn."""
     return "".join(part.capitalize() for part in f"{group}_{key}".split("_"))
