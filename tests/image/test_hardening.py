@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -45,8 +46,8 @@ def _open_files(pid: int) -> int:
 
 
 @pytest.fixture
-def sidecar(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """The sidecar as the health hook starts it, watching a live stand-in process; yields (its pid, its port)."""
+def sidecar(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The sidecar as the health hook starts it, watching a live stand-in process; yields (it, its port)."""
     alive = subprocess.Popen(["sleep", "300"])
     pid_file = tmp_path / "jupyter.pid"
     health.write_pid_file(pid_file, alive.pid)
@@ -60,7 +61,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[int, int]]:
     )
     try:
         wait_until(lambda: _answers(port), timeout=30, what="the health sidecar")
-        yield process.pid, port
+        yield process, port
     finally:
         stop_process_group(process, 10)
         alive.kill()
@@ -87,8 +88,11 @@ def test_the_health_answer_names_no_process_detail(server: Notebook) -> None:
     assert "Server" not in answer.headers
 
 
-def test_idle_connections_neither_block_the_check_nor_add_threads(sidecar: tuple[int, int]) -> None:
-    pid, port = sidecar
+def test_idle_connections_neither_block_the_check_nor_add_threads(
+    sidecar: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    process, port = sidecar
+    pid = process.pid
     threads, files = _threads(pid), _open_files(pid)
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS * 3)]
     try:
@@ -99,12 +103,15 @@ def test_idle_connections_neither_block_the_check_nor_add_threads(sidecar: tuple
         assert time.monotonic() - started < REQUEST_TIMEOUT_SECONDS
         assert _threads(pid) <= threads, "the sidecar started threads for idle connections"
         assert _open_files(pid) <= files + MAX_CONNECTIONS + 2, "the sidecar keeps every idle connection open"
+        # docker stop's SIGTERM still ends it at once, with the idle connections open.
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(REQUEST_TIMEOUT_SECONDS) == 0
     finally:
         for connection in idle:
             connection.close()
 
 
-def test_a_connection_that_sends_nothing_or_trickles_is_closed(sidecar: tuple[int, int]) -> None:
+def test_a_connection_that_sends_nothing_or_trickles_is_closed(sidecar: tuple[subprocess.Popen[bytes], int]) -> None:
     _, port = sidecar
     silent = socket.create_connection(("127.0.0.1", port))
     trickle = socket.create_connection(("127.0.0.1", port))
