@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -233,17 +234,40 @@ def test_a_forged_forwarding_header_does_not_reset_the_count(server: Notebook) -
 
 
 
-def test_the_throttle_table_stays_bounded_and_forgets() -> None:
+
+def test_guesses_sent_side_by_side_queue_and_the_surplus_is_refused(server: Notebook) -> None:
+    client = _as_seen_by_the_balancer("203.0.113.55")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: _login(server, "wrong password", **client), range(8)))
+    checked = sorted(seconds for status, seconds in results if status == 401)
+    refused = [seconds for status, seconds in results if status == 429]
+    assert len(checked) + len(refused) == 8, results
+    # Turns after 0, 0.5, 1.5, 3.5, 7.5 and 15.5 s; any more would be over 30 s away.
+    assert refused, results
+    assert checked[-1] >= checked[0] + 8 * STEP, results  # one after another, not all at once
+    assert max(refused) < checked[-1], results  # refused at once, unchecked
+
+def test_the_throttle_doubles_queues_and_stays_bounded() -> None:
     throttle = LoginThrottle(step=0.5, maximum=30, forget_after=60, max_clients=3)
-    waits = [throttle.attempt("198.51.100.1", now=float(n)) for n in range(10)]
-    assert waits[:5] == [0, 0.5, 1, 2, 4] and waits[-1] == 30  # doubles, then capped
+    now, waits = 0.0, []
+    for _ in range(10):  # one attempt after another, each sent once the previous one was answered
+        wait = throttle.attempt("198.51.100.1", now=now)
+        assert wait is not None
+        waits.append(wait)
+        now += wait + 0.1
+    assert waits[:5] == pytest.approx([0, 0.5, 1, 2, 4]) and waits[-1] == pytest.approx(30)  # doubles, then capped
+
+    side_by_side = [throttle.attempt("198.51.100.2", now=100.0) for _ in range(8)]
+    assert side_by_side[:6] == pytest.approx([0, 0.5, 1.5, 3.5, 7.5, 15.5])  # each waits for the turn before it
+    assert side_by_side[6:] == [None, None]  # more than the longest wait away: refused unchecked
+
     for n in range(10):
-        throttle.attempt(f"192.0.2.{n}", now=10.0)
-    assert len(throttle) == 3  # the oldest clients went first
-    assert throttle.attempt("192.0.2.9", now=11.0) == 0.5
-    assert throttle.attempt("192.0.2.9", now=100.0) == 0  # a minute without attempts: forgotten
+        throttle.attempt(f"192.0.2.{n}", now=200.0)
+    assert len(throttle) == 3  # the clients seen longest ago went first
+    assert throttle.attempt("192.0.2.9", now=201.0) == pytest.approx(0.5)
+    assert throttle.attempt("192.0.2.9", now=300.0) == 0  # a minute without attempts: forgotten
     throttle.succeeded("192.0.2.9")
-    assert throttle.attempt("192.0.2.9", now=101.0) == 0
+    assert throttle.attempt("192.0.2.9", now=301.0) == 0
 
 
 def test_the_client_is_the_address_the_balancer_appended() -> None:

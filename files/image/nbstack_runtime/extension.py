@@ -14,8 +14,10 @@ Login throttling: ThrottledLoginHandler is the identity provider's
 server configuration by jupyter_config). Each login attempt from a client
 waits LOGIN_DELAY_STEP_SECONDS, doubled for every failed attempt since its
 last success, up to LOGIN_DELAY_MAX_SECONDS; the first attempt and the first
-after a success do not wait. The wait is ``await asyncio.sleep``: the
-event loop goes on serving everyone else meanwhile.
+after a success do not wait. Attempts sent side by side queue behind each
+other instead of waiting together; one whose turn is further away than the
+longest wait is refused (429) without its password being checked. The wait
+is ``await asyncio.sleep``: the event loop goes on serving everyone else.
 """
 
 from __future__ import annotations
@@ -91,10 +93,10 @@ LOGIN_MAX_CLIENTS = 10_000
 
 
 class LoginThrottle:
-    """Attempts since the last success, per client, in a table of bounded size.
+    """Failed attempts since the last success, and the next free turn, per client; a table of bounded size.
 
-    An attempt counts when it starts (so parallel guesses each wait their
-    turn's delay) and the count is cleared when one succeeds.
+    An attempt counts as failed from the moment it starts (so side-by-side
+    guesses each take the next turn) until succeeded() clears the count.
     """
 
     def __init__(
@@ -105,24 +107,37 @@ class LoginThrottle:
         max_clients: int = LOGIN_MAX_CLIENTS,
     ) -> None:
         self.step, self.maximum, self.forget_after, self.max_clients = step, maximum, forget_after, max_clients
-        self._attempts: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (count, last seen)
+        # client -> (attempts since the last success, when the latest one was let through); oldest first
+        self._clients: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
-    def attempt(self, client: str, now: float | None = None) -> float:
-        """Record an attempt by `client`; return how long it must wait first."""
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures <= 0 else min(self.step * 2 ** (failures - 1), self.maximum)
+
+    def attempt(self, client: str, now: float | None = None) -> float | None:
+        """Give `client` a turn: the seconds to wait before its password is checked, or None to refuse it unchecked.
+
+        The turn is a delay after now, or after the client's latest turn if
+        that is still ahead (attempts sent side by side); a turn further
+        away than the longest delay is refused.
+        """
         now = time.monotonic() if now is None else now
-        count, seen = self._attempts.pop(client, (0, now))
-        if now - seen > self.forget_after:
-            count = 0
-        self._attempts[client] = (count + 1, now)  # most recently seen last
-        while len(self._attempts) > self.max_clients:
-            self._attempts.popitem(last=False)
-        return 0.0 if count == 0 else min(self.step * 2 ** (count - 1), self.maximum)
+        failures, latest = self._clients.pop(client, (0, now))
+        if now - latest > self.forget_after:
+            failures, latest = 0, now
+        turn = max(now, latest) + self.delay(failures)
+        if turn - now > self.maximum:
+            self._clients[client] = (failures, latest)
+            return None
+        self._clients[client] = (failures + 1, turn)  # the most recently seen client goes last
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
+        return turn - now
 
     def succeeded(self, client: str) -> None:
-        self._attempts.pop(client, None)
+        self._clients.pop(client, None)
 
     def __len__(self) -> int:
-        return len(self._attempts)
+        return len(self._clients)
 
 
 def _address(entry: str) -> str | None:
@@ -174,10 +189,17 @@ class ThrottledLoginHandler(LoginFormHandler):
     @allow_unauthenticated
     async def post(self) -> Any:
         client = self._client()
-        delay = self._throttle.attempt(client)
-        if delay:
-            self.log.warning("nbstack: login attempt from %s waits %.1f s after failed attempts", client, delay)
-            await asyncio.sleep(delay)
+        throttle = self._throttle
+        wait = throttle.attempt(client)
+        if wait is None:
+            self.log.warning("nbstack: login attempt from %s refused: too many attempts at once", client)
+            self.set_status(429)
+            self.set_header("Retry-After", str(int(throttle.maximum)))
+            self._render(message={"error": "Too many login attempts; try again later."})
+            return
+        if wait:
+            self.log.warning("nbstack: login attempt from %s waits %.1f s after failed attempts", client, wait)
+            await asyncio.sleep(wait)
         super().post()
         if self.current_user is not None:
-            self._throttle.succeeded(client)
+            throttle.succeeded(client)
