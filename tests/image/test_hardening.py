@@ -249,7 +249,7 @@ def test_guesses_sent_side_by_side_queue_and_the_surplus_is_refused(server: Note
 
 def test_the_throttle_doubles_queues_and_stays_bounded() -> None:
     throttle = LoginThrottle(step=0.5, maximum=30, forget_after=60, max_clients=3)
-    now, waits = 0.0, []
+    now, waits = 1_234_567.891, []  # a monotonic clock far from zero: no rounding past the cap
     for _ in range(10):  # one attempt after another, each sent once the previous one was answered
         wait = throttle.attempt("198.51.100.1", now=now)
         assert wait is not None

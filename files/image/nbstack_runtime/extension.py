@@ -124,14 +124,14 @@ class LoginThrottle:
         failures, latest = self._clients.pop(client, (0, now))
         if now - latest > self.forget_after:
             failures, latest = 0, now
-        turn = max(now, latest) + self.delay(failures)
-        if turn - now > self.maximum:
+        wait = max(0.0, latest - now) + self.delay(failures)
+        if wait > self.maximum:
             self._clients[client] = (failures, latest)
             return None
-        self._clients[client] = (failures + 1, turn)  # the most recently seen client goes last
+        self._clients[client] = (failures + 1, now + wait)  # the most recently seen client goes last
         while len(self._clients) > self.max_clients:
             self._clients.popitem(last=False)
-        return turn - now
+        return wait
 
     def succeeded(self, client: str) -> None:
         self._clients.pop(client, None)
