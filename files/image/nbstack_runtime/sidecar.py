@@ -123,11 +123,17 @@ class HealthServer:
 
     async def _serve(self) -> None:
         server = await asyncio.start_server(self._connection, sock=self._socket, limit=MAX_REQUEST_BYTES)
-        async with server:
+        try:
             await self._stop.wait()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        finally:
+            server.close()
+            # Open connections end now, not at their deadline: since Python 3.12
+            # wait_closed() waits for every connection the server accepted.
+            pending = list(self._connections)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
