@@ -90,7 +90,7 @@ def test_the_health_answer_names_no_process_detail(server: Notebook) -> None:
 
 
 def test_idle_connections_neither_block_the_check_nor_add_threads(
-    sidecar: tuple[subprocess.Popen[bytes], int],
+    sidecar: tuple[subprocess.Popen[bytes], int], tmp_path: Path
 ) -> None:
     process, port = sidecar
     pid = process.pid
@@ -107,6 +107,8 @@ def test_idle_connections_neither_block_the_check_nor_add_threads(
         # docker stop's SIGTERM still ends it at once, with the idle connections open.
         process.send_signal(signal.SIGTERM)
         assert process.wait(REQUEST_TIMEOUT_SECONDS) == 0
+        log = (tmp_path / "sidecar.log").read_text()
+        assert "Traceback" not in log and "ERROR" not in log, log[-3000:]  # a flood of connections is no log flood
     finally:
         for connection in idle:
             connection.close()

@@ -91,8 +91,8 @@ class HealthServer:
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._finished = threading.Event()
-        # Open connections in the order they arrived (dicts keep insertion order).
-        self._connections: dict[asyncio.Task[None], None] = {}
+        # Open connections and their tasks, in the order they arrived (dicts keep insertion order).
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
         self._last_reason: str | None = None
 
     # --- socketserver-like control ---------------------------------------------
@@ -129,22 +129,24 @@ class HealthServer:
             server.close()
             # Open connections end now, not at their deadline: since Python 3.12
             # wait_closed() waits for every connection the server accepted.
-            pending = list(self._connections)
-            for task in pending:
-                task.cancel()
+            pending = list(self._connections.values())
+            for writer in list(self._connections):
+                writer.transport.abort()
             await asyncio.gather(*pending, return_exceptions=True)
             await server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # start_server runs each connection in a task
-        self._connections[task] = None
+        self._connections[writer] = task
         while len(self._connections) > self.max_connections:
-            # The oldest, most likely a client that never asks. Out of the table at once: several
-            # connections can arrive before the cancelled one's task runs again.
+            # The oldest, most likely a client that never asks: its socket is closed, so its
+            # read ends (IncompleteReadError). Out of the table at once: several connections
+            # can arrive before its task runs again. (Closing, not cancelling the task: some
+            # Python 3.12 releases log an error for every cancelled connection task.)
             oldest = next(iter(self._connections))
             del self._connections[oldest]
-            oldest.cancel()
+            oldest.transport.abort()
         answered = False
         try:
             # One deadline for the whole exchange, however slowly the request trickles in.
@@ -153,7 +155,7 @@ class HealthServer:
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass  # a client that sent too little, too much, too late, or left: closed without an answer
         finally:
-            self._connections.pop(task, None)
+            self._connections.pop(writer, None)
             if answered:
                 writer.close()  # the answer is already flushed (drained)
             else:
