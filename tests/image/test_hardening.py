@@ -54,12 +54,14 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     health.write_pid_file(pid_file, alive.pid)
     port = free_port()
     own_pid_file = tmp_path / "health.pid"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nbstack_runtime.sidecar", "--port", str(port), "--pid-file", str(pid_file),
-         "--own-pid-file", str(own_pid_file), "--idle-watcher"],
-        stdin=subprocess.DEVNULL, stdout=(tmp_path / "sidecar.log").open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (tmp_path / "sidecar.log").open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nbstack_runtime.sidecar", "--port", str(port), "--pid-file", str(pid_file),
+             "--own-pid-file", str(own_pid_file), "--idle-watcher"],
+            # Valid settings with the idle stop off: the watcher thread is not started.
+            env={**os.environ, "HOME": str(tmp_path), "NBSTACK_PREFIX": "alice", "NBSTACK_IDLE_TIMEOUT_MINUTES": "0"},
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
         wait_until(lambda: _answers(port), timeout=30, what="the health sidecar")
         yield process, port
