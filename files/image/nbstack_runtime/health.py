@@ -34,7 +34,7 @@ def write_pid_file(path: Path, pid: int | None = None) -> None:
 
 @dataclass(frozen=True)
 class Status:
-    """The health endpoint's answer (its JSON body)."""
+    """What the check found; the sidecar answers only `healthy` (as its status code) and logs the reason."""
 
     healthy: bool
     reason: str

@@ -63,6 +63,7 @@ def server_config(settings: Settings, hashed_password: str, identity_provider: s
             "hashed_password": hashed_password,
             "password_required": True,
             "allow_password_change": False,
+            "login_handler_class": "nbstack_runtime.extension.ThrottledLoginHandler",  # waits after failed logins
         },
     }
 
