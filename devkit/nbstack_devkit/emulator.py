@@ -5,21 +5,33 @@ and the dummy credentials from the environment (`Emulator.environ`). Nothing
 in the playbooks knows it is there. Code in this process asks the emulator
 for its boto3 clients (`Emulator.client`), so that the endpoint, the
 credentials and the region are written down once.
+
+`Emulator(iam=True)` is the same emulator with IAM enforced on request
+(`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
+that run the container's calls with a role's own credentials
+(`role_session`).
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import os
+import subprocess
+import sys
+import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from .waits import free_port
+from .waits import free_port, wait_until
 
 REGION = "eu-west-1"
 # moto's fixed account; dummy credentials it accepts.
@@ -35,6 +47,9 @@ class Emulator:
 
     port: int = field(default_factory=free_port)
     server: ThreadedMotoServer | None = None
+    #: IAM enforced on request (`enforce_iam`), in a process of its own.
+    iam: bool = False
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
 
     @property
@@ -42,14 +57,94 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Emulator:
+        if self.iam:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "nbstack_devkit.iam_emulator", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_until(self._answers, timeout=60, what=f"the IAM-enforcing emulator on port {self.port}")
+            return self
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the IAM-enforcing emulator exited with {self.process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=5):
+                return True
+        except (urllib.error.URLError, ConnectionError):
+            return False
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def enforce_iam(self, enforced: bool = True) -> None:
+        """From the next request on, evaluate each request's identity policies (or stop doing so).
+
+        Only for `Emulator(iam=True)`: the switch is global to the process
+        that runs the emulator. While enforced, the dummy credentials are
+        refused (they belong to no IAM user); use `role_session`'s.
+        """
+        if not self.iam:
+            raise RuntimeError("IAM is enforced only by an Emulator(iam=True)")
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/reset-auth",
+            data=b"0" if enforced else b"inf",
+            # Not a form: moto reads the count from the raw body.
+            headers={"Content-Type": "text/plain"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    @contextmanager
+    def iam_enforced(self) -> Iterator[None]:
+        """IAM enforced inside the block, off again after it."""
+        self.enforce_iam()
+        try:
+            yield
+        finally:
+            self.enforce_iam(False)
+
+    def store_policies_as_json(self, role_arn: str) -> None:
+        """Store each inline policy of a role CloudFormation made again, as the JSON text AWS keeps.
+
+        The emulator's CloudFormation stores a role's inline policies as
+        Python text (single quotes), which its own IAM evaluation cannot
+        parse. The documents are the template's, as the stack resolved
+        them; only their encoding changes.
+        """
+        iam = self.client("iam")
+        role = role_arn.rsplit("/", 1)[1]
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            if isinstance(document, str):
+                document = ast.literal_eval(document)
+            iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+
+    def role_session(self, role_arn: str, name: str = "nbstack-test") -> boto3.session.Session:
+        """A boto3 session with `role_arn`'s own temporary credentials, as a task gets them from ECS.
+
+        Assume the role while IAM is not enforced (the dummy credentials
+        that assume it are no IAM principal); the credentials keep working
+        after `enforce_iam`.
+        """
+        credentials = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=name)["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=REGION,
+        )
 
     def reset(self) -> None:
         """Forget every resource, as a fresh account."""

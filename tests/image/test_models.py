@@ -1,6 +1,10 @@
-"""The model helper against the S3 emulator: round trips, versions, clear errors."""
+"""The model helper against the S3 emulator: round trips, versions, writers, clear errors."""
 
 from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
 
 import boto3
 import pytest
@@ -9,7 +13,9 @@ from nbstack_runtime import models
 
 
 @pytest.fixture
-def bucket(s3_env: str, request: pytest.FixtureRequest) -> str:
+def bucket(s3_env: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A versioned bucket; the caller is alice (NBSTACK_PREFIX, as the task definition sets it)."""
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
     name = f"models-{abs(hash(request.node.name)) % 10**8}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
@@ -27,10 +33,57 @@ def test_models_round_trip_and_saving_twice_keeps_both_versions(bucket: str, mon
     assert models.load_model("churn", version=first) == {"weights": [1, 2, 3]}
     assert [v.version for v in models.list_versions("churn")] == [second, first]
     listed = models.list_models()
-    assert [(m.name, m.version) for m in listed] == [("churn", second)]
-    # Stored where the contract says: models/<name>, two versions.
-    versions = boto3.client("s3").list_object_versions(Bucket=bucket, Prefix="models/churn")["Versions"]
+    assert [(m.writer, m.name, m.version) for m in listed] == [("alice", "churn", second)]
+    # Stored where the contract says: models/<writer>/<name>, two versions, the writer recorded.
+    s3 = boto3.client("s3")
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="models/")["Versions"]
+    assert {v["Key"] for v in versions} == {"models/alice/churn"}
     assert sorted(v["VersionId"] for v in versions) == sorted([first, second])
+    head = s3.head_object(Bucket=bucket, Key="models/alice/churn")
+    assert head["Metadata"]["nbstack-writer"] == "alice"
+
+
+def test_another_persons_model_is_unpickled_only_when_asked(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Boom:
+        """What a poisoned model does when unpickled: run its writer's code."""
+
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (exec, ("import os; os.environ['NBSTACK_POISONED'] = 'yes'",))
+
+    monkeypatch.delenv("NBSTACK_POISONED", raising=False)
+    models.save_model(Boom(), "churn", bucket=bucket, prefix="bob")
+    models.save_model({"mine": True}, "churn", bucket=bucket)
+
+    assert models.load_model("churn", bucket=bucket) == {"mine": True}  # alice's own, by default
+    with pytest.raises(models.UntrustedModelError, match="written by 'bob'.*allow_from='bob'"):
+        models.load_model("bob/churn", bucket=bucket)
+    with pytest.raises(models.UntrustedModelError):
+        models.load_model("bob/churn", bucket=bucket, allow_from=["carol"])
+    assert "NBSTACK_POISONED" not in os.environ
+
+    models.load_model("bob/churn", bucket=bucket, allow_from="bob")
+    assert os.environ["NBSTACK_POISONED"] == "yes"
+    # The whole team's models are listed, each with its writer.
+    assert [m.ref for m in models.list_models(bucket=bucket)] == ["alice/churn", "bob/churn"]
+    assert [m.ref for m in models.list_models(writer="bob", bucket=bucket)] == ["bob/churn"]
+    assert len(models.list_versions("bob/churn", bucket=bucket)) == 1
+
+
+def test_a_model_whose_recorded_writer_disagrees_with_its_key_is_refused(bucket: str) -> None:
+    s3 = boto3.client("s3")
+    for key, metadata in (("models/bob/forged", {"nbstack-writer": "alice"}), ("models/bob/unsigned", {})):
+        s3.put_object(Bucket=bucket, Key=key, Body=pickle.dumps(1), Metadata=metadata)
+        with pytest.raises(models.UntrustedModelError, match="records its writer"):
+            models.load_model(key.removeprefix("models/"), bucket=bucket, allow_from="bob")
+
+
+def test_saving_goes_under_ones_own_prefix_only(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(models.ModelStoreError, match="your own prefix"):
+        models.save_model(1, "bob/churn", bucket=bucket)
+    assert "Versions" not in boto3.client("s3").list_object_versions(Bucket=bucket)
+    monkeypatch.delenv("NBSTACK_PREFIX")
+    with pytest.raises(models.ModelStoreError, match="NBSTACK_PREFIX"):
+        models.save_model(1, "churn", bucket=bucket)
 
 
 def test_unknown_names_and_versions_are_clear_errors(bucket: str) -> None:
@@ -46,7 +99,8 @@ def test_unknown_names_and_versions_are_clear_errors(bucket: str) -> None:
         models.save_model(1, "../escape", bucket=bucket)
 
 
-def test_a_missing_bucket_is_a_clear_error(s3_env: str) -> None:
+def test_a_missing_bucket_is_a_clear_error(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
     with pytest.raises(models.BucketNotFoundError, match="does not exist"):
         models.save_model(1, "m", bucket="no-such-bucket-anywhere")
     with pytest.raises(models.BucketNotFoundError):
@@ -61,7 +115,8 @@ def test_no_bucket_configured_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
         models.list_models()
 
 
-def test_saving_refuses_a_bucket_without_versioning(s3_env: str) -> None:
+def test_saving_refuses_a_bucket_without_versioning(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="unversioned", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     with pytest.raises(models.VersioningNotEnabledError, match="versioning"):

@@ -87,7 +87,7 @@ def allowed(policy: dict[str, Any], action: str, resource: str, tags: dict[str, 
 
 
 def test_the_task_role_may_scale_only_its_own_service_and_group(two_people: dict[str, PlaybookRun], aws: Clients) -> None:
-    policy = role_policy(aws, PREFIX, "scale-own-capacity")
+    policy = role_policy(aws, PREFIX, "stop-own-server")
     cluster = stack_outputs(aws, PREFIX)["ClusterName"]
     service = f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:service/{cluster}/{{}}"
     group = f"arn:aws:autoscaling:{REGION}:{ACCOUNT_ID}:autoScalingGroup:0f3e-uuid:autoScalingGroupName/{{}}"
@@ -98,11 +98,13 @@ def test_the_task_role_may_scale_only_its_own_service_and_group(two_people: dict
         assert allowed(policy, action, service.format(f"{APP}-{PREFIX}"), own_tags), action
         assert not allowed(policy, action, service.format(f"{APP}-{OTHER}"), other_tags), action
         assert not allowed(policy, action, service.format("*"), own_tags), action
-    for action in ("autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity"):
-        assert allowed(policy, action, group.format(f"{APP}-{PREFIX}"), own_tags), action
-        assert not allowed(policy, action, group.format(f"{APP}-{OTHER}"), other_tags), action
-        # A group renamed like ours but tagged as someone else's is not ours either.
-        assert not allowed(policy, action, group.format(f"{APP}-{PREFIX}"), other_tags), action
+    action = "autoscaling:SetDesiredCapacity"
+    assert allowed(policy, action, group.format(f"{APP}-{PREFIX}"), own_tags), action
+    assert not allowed(policy, action, group.format(f"{APP}-{OTHER}"), other_tags), action
+    # A group renamed like ours but tagged as someone else's is not ours either.
+    assert not allowed(policy, action, group.format(f"{APP}-{PREFIX}"), other_tags), action
+    # Not the group's sizes: only its desired capacity, within MaxSize 1.
+    assert not allowed(policy, "autoscaling:UpdateAutoScalingGroup", group.format(f"{APP}-{PREFIX}"), own_tags)
     # Nothing else: no deletes, no other services, no tag changes on groups, no wildcard actions.
     for action in ("ecs:DeleteService", "ecs:CreateService", "autoscaling:DeleteAutoScalingGroup",
                    "autoscaling:CreateOrUpdateTags", "ec2:TerminateInstances", "iam:PassRole"):

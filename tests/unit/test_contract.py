@@ -81,9 +81,10 @@ def test_each_secret_reaches_its_variable_through_its_parameter() -> None:
 
 
 def test_the_execution_role_reads_the_contracts_secret_folder() -> None:
-    resource = json.dumps(template("persistent")["Resources"]["TaskExecutionRole"])
-    assert "secret:${AppName}/*" in resource
-    assert contract.secrets_folder("${AppName}") == "${AppName}/"
+    """Each person's execution role reads that person's folder: <app>/<prefix>/."""
+    resource = json.dumps(template("instance")["Resources"]["TaskExecutionRole"])
+    assert "secret:" + contract.secrets_folder("${AppName}", "${Prefix}") + "*" in resource
+    assert "TaskExecutionRole" not in template("persistent")["Resources"]
 
 
 def test_up_yml_stores_exactly_the_contracts_secrets() -> None:

@@ -85,17 +85,117 @@ def test_model_bucket_is_versioned_encrypted_private_and_kept() -> None:
     assert json.dumps(policy["Bucket"]) == json.dumps({"Ref": logical})
 
 
-def test_execution_role_reads_only_the_apps_secrets() -> None:
-    template = load("persistent")
-    statements = [
-        statement
-        for role in resources(template, "AWS::IAM::Role")
-        for policy in role.get("Policies", [])
+def statements(role: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A role's inline policy statements by Sid."""
+    return {
+        statement["Sid"]: statement
+        for policy in role["Properties"].get("Policies", [])
         for statement in policy["PolicyDocument"]["Statement"]
-        if "secretsmanager:GetSecretValue" in json.dumps(statement["Action"])
-    ]
-    assert len(statements) == 1
-    assert "secret:${AppName}/*" in json.dumps(statements[0]["Resource"])
+    }
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def sub(value: Any) -> str:
+    """The pattern of a !Sub, whether written alone or with its variables."""
+    pattern = value["Fn::Sub"]
+    return str(pattern[0] if isinstance(pattern, list) else pattern)
+
+
+def test_only_each_persons_execution_role_reads_secrets_and_only_that_persons() -> None:
+    for name in ("persistent", "network"):
+        assert "secretsmanager" not in json.dumps(load(name)["Resources"]), name
+    role = load("instance")["Resources"]["TaskExecutionRole"]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    found = statements(role)
+    reading = [s for s in found.values() if any(a.startswith("secretsmanager:") for a in actions(s))]
+    assert reading == [found["OwnSecrets"]]
+    assert actions(found["OwnSecrets"]) == ["secretsmanager:GetSecretValue"]
+    # Secrets Manager appends a random suffix: the person's folder, then anything.
+    assert sub(found["OwnSecrets"]["Resource"]).endswith(":secret:${AppName}/${Prefix}/*")
+    assert sub(found["PullTeamImage"]["Resource"]).endswith(":repository/${AppName}/notebook")
+    assert sub(found["OwnLogStreams"]["Resource"]).endswith(":log-stream:${Prefix}/*")
+    # Only the registry login has no resource-level permission.
+    assert [s["Sid"] for s in found.values() if s["Resource"] == "*"] == ["RegistryLogin"]
+    assert actions(found["RegistryLogin"]) == ["ecr:GetAuthorizationToken"]
+    (task,) = resources(load("instance"), "AWS::ECS::TaskDefinition")
+    assert task["ExecutionRoleArn"] == {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}
+
+
+def test_the_task_role_can_stop_only_its_own_server() -> None:
+    """What the emulator cannot evaluate: the conditions, and that nothing else is granted."""
+    role = load("instance")["Resources"]["TaskRole"]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    found = statements(role)
+    assert all(s["Effect"] == "Allow" for s in found.values())
+    granted = sorted(a for s in found.values() for a in actions(s))
+    assert granted == sorted([
+        "autoscaling:SetDesiredCapacity",
+        "ecs:DescribeServices", "ecs:TagResource", "ecs:UpdateService",
+        "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
+        "s3:ListBucket", "s3:ListBucketVersions", "s3:PutObject",
+    ])
+    assert all(s["Resource"] != "*" for s in found.values())
+
+    update = found["ScaleOwnService"]
+    assert sub(update["Resource"]).endswith(":service/${ClusterName}/${AppName}-${Prefix}")
+    assert set(update["Condition"]) == {"ArnLikeIfExists", "StringEqualsIfExists"}
+    family = sub(update["Condition"]["ArnLikeIfExists"]["ecs:task-definition"])
+    assert family.endswith(":task-definition/${AppName}-${Prefix}:*")
+    assert update["Condition"]["StringEqualsIfExists"] == {"ecs:enable-execute-command": "false"}
+
+    tagging = found["TagOwnService"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+    assert sorted(tagging) == ["nbstack:last-activity", "nbstack:stop-reason", "nbstack:stopped-at"]
+
+    group = found["StopOwnGroup"]
+    assert actions(group) == ["autoscaling:SetDesiredCapacity"]
+    assert sub(group["Resource"]).endswith(":autoScalingGroupName/${AppName}-${Prefix}")
+    assert group["Condition"]["StringEquals"] == {
+        "autoscaling:ResourceTag/nbstack:app": {"Ref": "AppName"},
+        "autoscaling:ResourceTag/nbstack:prefix": {"Ref": "Prefix"},
+    }
+    (asg,) = resources(load("instance"), "AWS::AutoScaling::AutoScalingGroup")
+    assert asg["MaxSize"] == "1" and asg["MinSize"] == "0"
+
+
+def test_the_task_role_writes_models_only_under_its_prefix_and_lists_only_models() -> None:
+    found = statements(load("instance")["Resources"]["TaskRole"])
+    assert sub(found["WriteOwnModels"]["Resource"]).endswith(":s3:::${Bucket}/models/${Prefix}/*")
+    assert actions(found["WriteOwnModels"]) == ["s3:PutObject"]
+    assert sub(found["ReadTeamModels"]["Resource"]).endswith(":s3:::${Bucket}/models/*")
+    assert found["ListTeamModels"]["Condition"] == {"StringLike": {"s3:prefix": "models/*"}}
+    assert "s3:GetBucketVersioning" in actions(found["ModelBucket"])
+    assert "ModelBucketAccessPolicy" not in load("persistent")["Resources"]
+
+
+def test_containers_cannot_reach_instance_metadata() -> None:
+    (template,) = resources(load("instance"), "AWS::EC2::LaunchTemplate")
+    options = template["LaunchTemplateData"]["MetadataOptions"]
+    assert options == {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    user_data = sub(template["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    rule = "--in-interface docker+ --destination 169.254.169.254/32 --jump DROP"
+    assert f"iptables --insert DOCKER-USER 1 {rule}" in user_data
+    assert "ExecStartPost=/usr/local/sbin/nbstack-block-imds" in user_data  # again at every docker start
+    assert "169.254.170.2" not in user_data  # no rule touches the task credentials endpoint
+
+
+def test_the_instance_role_holds_only_what_the_ecs_agent_needs() -> None:
+    role = load("persistent")["Resources"]["InstanceRole"]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    found = statements(role)
+    granted = {a for s in found.values() for a in actions(s)}
+    assert granted == {
+        "ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance", "ecs:SubmitTaskStateChange",
+        "ecs:SubmitContainerStateChange", "ecs:SubmitAttachmentStateChanges", "ecs:Poll",
+        "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState", "ecs:DiscoverPollEndpoint",
+    }
+    assert found["JoinTeamCluster"]["Resource"] == {"Fn::GetAtt": ["EcsCluster", "Arn"]}
+    assert sub(found["ActAsTeamContainerInstance"]["Resource"]).endswith(":container-instance/${EcsCluster}/*")
+    assert [s["Sid"] for s in found.values() if s["Resource"] == "*"] == ["FindAgentEndpoint"]
+    assert actions(found["FindAgentEndpoint"]) == ["ecs:DiscoverPollEndpoint"]
 
 
 def test_service_replaces_its_single_task_in_place() -> None:

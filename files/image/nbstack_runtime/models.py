@@ -2,15 +2,23 @@
 
     from nbstack_runtime.models import save_model, load_model, list_models
 
-    version = save_model(model, "churn")        # -> S3 version id
-    model = load_model("churn")                 # latest
+    version = save_model(model, "churn")        # models/<your prefix>/churn -> S3 version id
+    model = load_model("churn")                 # your own, latest
     model = load_model("churn", version=version)
-    list_models()                               # [ModelInfo(name="churn", ...)]
+    model = load_model("bob/churn", allow_from="bob")   # a colleague's: only when you say so
+    list_models()                               # everyone's: [ModelInfo(writer="bob", name="churn", ...)]
 
-Objects are pickled to `models/<name>` in NBSTACK_MODEL_BUCKET. The bucket
-must have versioning enabled, so saving under an existing name adds a
-version and never loses the previous one; save_model refuses to write
-otherwise. Only load models you trust: unpickling runs code.
+Each person writes only under `models/<prefix>/` in NBSTACK_MODEL_BUCKET
+(the task role allows no other key; NBSTACK_PREFIX is the person's prefix)
+and reads the whole team's. The key names the writer, and save_model also
+records the writer in the object's metadata (`nbstack-writer`).
+
+Unpickling runs code, so load_model refuses, before downloading anything,
+an object that another person wrote unless the call names that person in
+`allow_from`; and it refuses any object whose recorded writer is not the
+one its key names. The bucket must have versioning enabled, so saving
+under an existing name adds a version and never loses the previous one;
+save_model refuses to write otherwise.
 """
 
 from __future__ import annotations
@@ -19,12 +27,17 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 PREFIX = "models/"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: A person's prefix, as the contract has it (files/image/nbstack_runtime/contract.py).
+WRITER_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,27}")
+#: Object metadata that records who wrote a model.
+WRITER_METADATA = "nbstack-writer"
 
 
 class ModelStoreError(Exception):
@@ -43,12 +56,22 @@ class ModelNotFoundError(ModelStoreError, LookupError):
     pass
 
 
+class UntrustedModelError(ModelStoreError):
+    """A model another person wrote, not named in allow_from: unpickling it would run their code."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
+    writer: str
     name: str
     version: str
     last_modified: datetime
     size: int
+
+    @property
+    def ref(self) -> str:
+        """What load_model takes for it: `<writer>/<name>`."""
+        return f"{self.writer}/{self.name}"
 
 
 def _client() -> Any:
@@ -64,10 +87,30 @@ def _bucket(bucket: str | None) -> str:
     return name
 
 
-def _key(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise ValueError(f"model name {name!r} must match {NAME_PATTERN.pattern}")
-    return PREFIX + name
+def _me(prefix: str | None) -> str:
+    """The person using the store: `prefix=`, else NBSTACK_PREFIX (set in the task definition)."""
+    me = prefix or os.environ.get("NBSTACK_PREFIX", "").strip()
+    if not WRITER_PATTERN.fullmatch(me):
+        raise ModelStoreError(
+            f"no valid prefix ({me!r}): NBSTACK_PREFIX must be your prefix, or give prefix= "
+            f"(it must match {WRITER_PATTERN.pattern})"
+        )
+    return me
+
+
+def _split(name: str, me: str) -> tuple[str, str]:
+    """`churn` is the caller's own model, `bob/churn` bob's: (writer, model name)."""
+    writer, _, model = name.rpartition("/")
+    writer = writer or me
+    if not WRITER_PATTERN.fullmatch(writer):
+        raise ValueError(f"model {name!r}: the writer {writer!r} must match {WRITER_PATTERN.pattern}")
+    if not NAME_PATTERN.fullmatch(model):
+        raise ValueError(f"model name {model!r} must match {NAME_PATTERN.pattern}")
+    return writer, model
+
+
+def _key(writer: str, model: str) -> str:
+    return f"{PREFIX}{writer}/{model}"
 
 
 def _error_code(error: Exception) -> str:
@@ -92,9 +135,13 @@ def _check_bucket(client: Any, bucket: str) -> None:
         )
 
 
-def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = None) -> str:
-    """Pickle `obj` to models/<name>; return the new S3 version id."""
-    key, bucket, client = _key(name), _bucket(bucket), client or _client()
+def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = None, prefix: str | None = None) -> str:
+    """Pickle `obj` to models/<your prefix>/<name>; return the new S3 version id."""
+    me = _me(prefix)
+    writer, model = _split(name, me)
+    if writer != me:
+        raise ModelStoreError(f"{name!r}: you save under your own prefix only ({me}/{model}), not {writer}'s")
+    key, bucket, client = _key(me, model), _bucket(bucket), client or _client()
     _check_bucket(client, bucket)
     # Spool to disk beyond 64 MiB: big models should not need twice their size in memory.
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as body:
@@ -105,7 +152,7 @@ def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = 
             Key=key,
             Body=body,
             ContentType="application/x-python-pickle",
-            Metadata={"nbstack-format": "pickle"},
+            Metadata={"nbstack-format": "pickle", WRITER_METADATA: me},
         )
     version = response.get("VersionId")
     if not version or version == "null":
@@ -113,11 +160,33 @@ def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = 
     return str(version)
 
 
-def load_model(name: str, version: str | None = None, *, bucket: str | None = None, client: Any = None) -> Any:
-    """Unpickle models/<name> (the latest version unless `version` is given)."""
+def load_model(
+    name: str,
+    version: str | None = None,
+    *,
+    allow_from: str | Iterable[str] = (),
+    bucket: str | None = None,
+    client: Any = None,
+    prefix: str | None = None,
+) -> Any:
+    """Unpickle a model (the latest version unless `version` is given).
+
+    `name` is one of your own models (`churn`) or another person's
+    (`bob/churn`); another person's is loaded only when `allow_from` names
+    them (`allow_from="bob"` or a list of prefixes), since unpickling runs
+    whatever code its writer put in it.
+    """
     from botocore.exceptions import ClientError
 
-    key, bucket, client = _key(name), _bucket(bucket), client or _client()
+    me = _me(prefix)
+    writer, model = _split(name, me)
+    trusted = {me, *([allow_from] if isinstance(allow_from, str) else allow_from)}
+    if writer not in trusted:
+        raise UntrustedModelError(
+            f"model {name!r} was written by {writer!r}, not by you ({me}); unpickling runs its writer's code. "
+            f"If you trust {writer}, load it with allow_from={writer!r}"
+        )
+    key, bucket, client = _key(writer, model), _bucket(bucket), client or _client()
     args: dict[str, str] = {"Bucket": bucket, "Key": key}
     if version:
         args["VersionId"] = version
@@ -133,28 +202,41 @@ def load_model(name: str, version: str | None = None, *, bucket: str | None = No
             raise ModelNotFoundError(f"model {name!r} has no version {version!r}") from error
         raise ModelStoreError(f"cannot load model {name!r}: {error}") from error
     with response["Body"] as body:
+        recorded = response.get("Metadata", {}).get(WRITER_METADATA, "")
+        if recorded != writer:
+            raise UntrustedModelError(
+                f"model {name!r} is under {writer}'s prefix but records its writer as {recorded or 'nobody'!r}; "
+                "not unpickling it"
+            )
         return pickle.loads(body.read())
 
 
-def list_models(*, bucket: str | None = None, client: Any = None) -> list[ModelInfo]:
-    """Every model's latest version, sorted by name."""
+def list_models(*, writer: str | None = None, bucket: str | None = None, client: Any = None) -> list[ModelInfo]:
+    """Every model's latest version (the whole team's, or one writer's), sorted by writer and name."""
+    if writer is not None and not WRITER_PATTERN.fullmatch(writer):
+        raise ValueError(f"writer {writer!r} must match {WRITER_PATTERN.pattern}")
     bucket, client = _bucket(bucket), client or _client()
     models: list[ModelInfo] = []
-    for page in _pages(client, "list_object_versions", bucket, name_prefix=PREFIX):
+    name_prefix = f"{PREFIX}{writer}/" if writer else PREFIX
+    for page in _pages(client, "list_object_versions", bucket, name_prefix=name_prefix):
         for item in page.get("Versions", []):
-            if item.get("IsLatest"):
-                models.append(_info(item))
-    return sorted(models, key=lambda m: m.name)
+            info = _info(item)
+            if item.get("IsLatest") and info is not None:
+                models.append(info)
+    return sorted(models, key=lambda m: (m.writer, m.name))
 
 
-def list_versions(name: str, *, bucket: str | None = None, client: Any = None) -> list[ModelInfo]:
-    """Every stored version of one model, newest first."""
-    key, bucket, client = _key(name), _bucket(bucket), client or _client()
+def list_versions(
+    name: str, *, bucket: str | None = None, client: Any = None, prefix: str | None = None
+) -> list[ModelInfo]:
+    """Every stored version of one model (`churn` or `bob/churn`), newest first."""
+    key = _key(*_split(name, _me(prefix)))
+    bucket, client = _bucket(bucket), client or _client()
     versions = [
-        _info(item)
+        info
         for page in _pages(client, "list_object_versions", bucket, name_prefix=key)
         for item in page.get("Versions", [])
-        if item["Key"] == key
+        if item["Key"] == key and (info := _info(item)) is not None
     ]
     if not versions:
         raise ModelNotFoundError(f"no model named {name!r} in bucket {bucket!r}")
@@ -172,9 +254,14 @@ def _pages(client: Any, operation: str, bucket: str, name_prefix: str) -> Any:
         raise
 
 
-def _info(item: dict[str, Any]) -> ModelInfo:
+def _info(item: dict[str, Any]) -> ModelInfo | None:
+    """A stored version as ModelInfo; None for a key outside the models/<writer>/<name> layout."""
+    writer, _, model = item["Key"][len(PREFIX) :].partition("/")
+    if not (WRITER_PATTERN.fullmatch(writer) and NAME_PATTERN.fullmatch(model)):
+        return None
     return ModelInfo(
-        name=item["Key"][len(PREFIX) :],
+        writer=writer,
+        name=model,
         version=str(item["VersionId"]),
         last_modified=item["LastModified"],
         size=int(item["Size"]),

@@ -1,7 +1,10 @@
 """Scaling the person's own capacity to zero, with the task role.
 
-The task role may change only this person's ECS service (tags, desired
-count) and auto scaling group (size); see files/cloudformation/instance.yml.
+The task role may only read and tag this person's ECS service, set its
+task count, and set the desired capacity of this person's auto scaling group
+(SetDesiredCapacity, not UpdateAutoScalingGroup: the group's MinSize is 0 and
+its MaxSize 1, so setting the desired capacity is all a stop needs); see
+files/cloudformation/instance.yml. Every call here is one that role allows.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class AwsScaler:
         # nothing new). The group right after, before that stop reaches us.
         self._client("ecs").update_service(cluster=self.cluster, service=self.service, desiredCount=0)
         log.info("ECS service %s in %s set to 0 tasks", self.service, self.cluster)
-        self._client("autoscaling").update_auto_scaling_group(
-            AutoScalingGroupName=self.autoscaling_group, MinSize=0, DesiredCapacity=0
+        self._client("autoscaling").set_desired_capacity(
+            AutoScalingGroupName=self.autoscaling_group, DesiredCapacity=0, HonorCooldown=False
         )
         log.info("auto scaling group %s set to 0 instances", self.autoscaling_group)
