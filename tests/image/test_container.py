@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import stat
 import subprocess
@@ -175,7 +176,7 @@ def test_health_follows_the_server_process_not_its_http(notebook_factory: StartN
     wait_until_serving(notebook)
     assert health(notebook) == 200
 
-    notebook.process.send_signal(signal.SIGSTOP)  # too busy to answer HTTP at all
+    os.kill(notebook.pid, signal.SIGSTOP)  # too busy to answer HTTP at all
     try:
         with pytest.raises(requests.Timeout):
             requests.get(notebook.url + "api/status", timeout=1)
@@ -183,9 +184,9 @@ def test_health_follows_the_server_process_not_its_http(notebook_factory: StartN
         assert health(notebook, timeout=1) == 200
         assert time.monotonic() - started < 1
     finally:
-        notebook.process.send_signal(signal.SIGCONT)
+        os.kill(notebook.pid, signal.SIGCONT)
 
-    notebook.process.send_signal(signal.SIGKILL)
+    os.kill(notebook.pid, signal.SIGKILL)
     wait_until(lambda: notebook.process.poll() is not None, what="the server to die")
     assert health(notebook) == 503
 

@@ -104,7 +104,7 @@ def test_jupyter_config_holds_a_hash_that_jupyter_accepts(tmp_path: Path) -> Non
     (tmp_path / ".jupyter").mkdir()
     (tmp_path / ".jupyter" / "jupyter_server_config.json").write_text('{"ServerApp": {"shutdown_no_activity_timeout": 5}}')
     s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="correct horse", NBSTACK_WORK_DIR="/w")
-    assert jupyter_config.configure(s)
+    jupyter_config.configure(s)
     config = json.loads(s.jupyter_config_file.read_text())
     assert "correct horse" not in s.jupyter_config_file.read_text()
     assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], "correct horse")
@@ -116,10 +116,20 @@ def test_jupyter_config_holds_a_hash_that_jupyter_accepts(tmp_path: Path) -> Non
 
 def test_jupyter_config_without_a_password_fails_closed(tmp_path: Path) -> None:
     s = settings(HOME=str(tmp_path))
-    assert not jupyter_config.configure(s)
+    with pytest.raises(ValueError, match="NBSTACK_NOTEBOOK_PASSWORD is empty"):
+        jupyter_config.configure(s)
+    with pytest.raises(ValueError, match="argon2"):
+        jupyter_config.configure(s, "plaintext")
+    assert not s.jupyter_config_file.exists()
+
+
+def test_jupyter_config_takes_the_hash_made_as_root(tmp_path: Path) -> None:
+    from jupyter_server.auth import passwd_check
+
+    s = settings(HOME=str(tmp_path))  # the notebook user's side: no password in its environment
+    jupyter_config.configure(s, jupyter_config.hash_password("made as root"))
     config = json.loads(s.jupyter_config_file.read_text())
-    assert config["PasswordIdentityProvider"]["hashed_password"].startswith("argon2:")
-    assert config["IdentityProvider"]["token"] == ""
+    assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], "made as root")
 
 
 def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_on(
@@ -130,7 +140,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     monkeypatch.setattr(jupyter_config, "write_private", lambda path, text: (written.append(path), write(path, text)))
     idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
     s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
-    assert jupyter_config.configure(s)
+    jupyter_config.configure(s)
     assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
     config = json.loads(s.jupyter_config_file.read_text())
     assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
@@ -138,7 +148,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
 
     written.clear()
     off = settings(HOME=str(tmp_path / "off"), NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_IDLE_TIMEOUT_MINUTES="0", **idle_on)
-    assert jupyter_config.configure(off)
+    jupyter_config.configure(off)
     assert written == [off.jupyter_config_file] and not off.idle_token_file.exists()
     assert "identity_provider_class" not in json.loads(off.jupyter_config_file.read_text())["ServerApp"]
 
