@@ -13,8 +13,12 @@ after the stop timeout is SIGKILLed, the whole session at once.
 As root, what the image and the host provide for the notebook user is made
 here: HOME (the image's /home/jovyan) and the work directory (the volume)
 owned by that user (NB_USER, `nobody` by default, standing in for jovyan).
-The user must be able to run this virtualenv's Python: `check_notebook_user`
-says what is in the way when it cannot. Not root, everything runs as the
+The user must be able to run this virtualenv's Python and reach the
+checkout, HOME and the work directory; where a directory on the way is
+closed to it (root's 0700 HOME holding the interpreter, pytest's 0700
+temporary directories), the container gets a mount namespace of its own,
+as a real one has, in which exactly those paths are opened (`open_the_way`);
+nothing on the host changes. Not root, everything runs as the
 current user (see start.py). Without tini on PATH (`apt-get install tini`),
 the start runs directly and a warning says so.
 """
@@ -22,17 +26,19 @@ the start runs directly and a warning says so.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .paths import ROOT
 from .start import DEFAULT_NOTEBOOK_USER
 
 log = logging.getLogger("nbstack.container")
@@ -45,34 +51,67 @@ def notebook_user(env: Mapping[str, str]) -> pwd.struct_passwd | None:
     return pwd.getpwnam(env.get("NB_USER") or DEFAULT_NOTEBOOK_USER)
 
 
-@functools.lru_cache(maxsize=4)
-def check_notebook_user(uid: int, gid: int) -> None:
-    """Fail with what to do when the notebook user cannot run this Python and import the runtime."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import jupyter_server, nbstack_runtime"],
-        user=uid,
-        group=gid,
-        extra_groups=[],
-        cwd="/",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        blocked = [str(p) for p in [Path(sys.executable), *Path(sys.executable).parents] if not _traversable(p)]
-        raise PermissionError(
-            f"uid {uid}, the notebook user, cannot run {sys.executable} with the runtime installed "
-            f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}); "
-            f"directories others cannot enter: {blocked or 'none found'}. Give others search permission "
-            "on the checkout's and the interpreter's directories (.ci/run does), or run as a non-root user"
-        )
+def needed_paths(env: Mapping[str, str]) -> list[Path]:
+    """What the notebook user's processes must reach: this Python, its packages, the checkout, HOME, the work directory."""
+    paths = [
+        Path(sys.executable).resolve().parent,
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        ROOT,
+        *(Path(p).resolve() for p in env.get("PYTHONPATH", "").split(os.pathsep) if p),
+        *(Path(env[name]) for name in ("HOME", "NBSTACK_WORK_DIR") if env.get(name)),
+    ]
+    return list(dict.fromkeys(p for p in paths if p.exists()))
 
 
-def _traversable(path: Path) -> bool:
-    try:
-        return path.is_symlink() or bool(path.stat().st_mode & 0o001) or not path.is_dir()
-    except OSError:
-        return False
+def blocked_directory(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first directory on the way to `path` that `user` may not enter, or None."""
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for directory in [*reversed(path.parents), path]:
+        if not directory.is_dir():
+            continue
+        info = directory.stat()
+        if info.st_uid == user.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return directory
+    return None
+
+
+def open_the_way(paths: list[Path], user: pwd.struct_passwd) -> None:
+    """In this process's own mount namespace, let `user` reach every one of `paths`, and nothing more.
+
+    Each directory on the way that the user may not enter (e.g. root's 0700
+    HOME, which holds this Python on some machines) is covered with an empty
+    0755 tmpfs into which the paths below it are bind-mounted back, so the
+    user can enter exactly those. Nothing outside this namespace changes.
+    """
+    for _ in range(16):  # each round opens one level; paths are never that deep in 0700 directories
+        blocked: dict[Path, set[str]] = {}
+        for path in paths:
+            directory = blocked_directory(path, user)
+            if directory is not None and directory != path:
+                blocked.setdefault(directory, set()).add(path.relative_to(directory).parts[0])
+        if not blocked:
+            return
+        for directory, children in sorted(blocked.items()):
+            stage = Path(tempfile.mkdtemp(prefix="nbstack-mount-"))
+            _mount("--bind", str(directory), str(stage))
+            _mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(directory))
+            for child in sorted(children):
+                (directory / child).mkdir() if (stage / child).is_dir() else (directory / child).touch()
+                _mount("--bind", str(stage / child), str(directory / child))
+            subprocess.run(["umount", "--lazy", str(stage)], check=True)
+            stage.rmdir()
+    raise PermissionError(f"cannot open the way to {paths} for {user.pw_name}")
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
 
 
 def provide_user_dirs(env: Mapping[str, str], user: pwd.struct_passwd) -> None:
@@ -91,16 +130,22 @@ def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = N
     Its output goes to `log_path`, as a container's goes to its log driver.
     The returned process is the init (tini); `server_pid` finds the server.
     """
-    user = notebook_user(env)
-    if user is not None:
-        check_notebook_user(user.pw_uid, user.pw_gid)
-        provide_user_dirs(env, user)
     command = [sys.executable, "-m", "nbstack_devkit.start"]
     tini = shutil.which("tini")
     if tini:
         command = [tini, "-s", "-g", "--", *command]
     else:
         log.warning("tini is not installed: the start runs without the image's init (apt-get install tini)")
+    user = notebook_user(env)
+    if user is not None:
+        provide_user_dirs(env, user)
+        paths = needed_paths(env)
+        if any(blocked_directory(path, user) for path in paths):
+            # A mount namespace of its own, as a container has, where the way is open.
+            command = [
+                "unshare", "--mount", "--propagation", "private", "--",
+                sys.executable, "-m", "nbstack_devkit.container", user.pw_name, *map(str, paths), "--", *command,
+            ]  # fmt: skip
     with log_path.open("ab") as output:
         return subprocess.Popen(
             command,
@@ -114,10 +159,19 @@ def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = N
 
 
 def server_pid(process: subprocess.Popen[bytes]) -> int | None:
-    """The start's (then the server's) pid: tini's child, or the process itself without tini."""
-    if Path(str(list(process.args)[0])).name == "tini":  # type: ignore[arg-type]
-        return next((pid for pid, parent, _ in _processes() if parent == process.pid), None)
-    return process.pid
+    """The start's (then the server's) pid: tini's child, or the process itself without tini.
+
+    None while the container's process has not become tini yet.
+    """
+    if not shutil.which("tini"):
+        return process.pid
+    try:
+        init = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return None
+    if Path(init.decode()).name != "tini":
+        return None
+    return next((pid for pid, parent, _ in _processes() if parent == process.pid), None)
 
 
 def signal_container(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -161,3 +215,18 @@ def _processes() -> list[tuple[int, int, int]]:
             fields = text[text.rindex(")") + 2 :].split()
             found.append((int(entry.name), int(fields[1]), int(fields[3])))
     return found
+
+
+def main(argv: list[str]) -> None:
+    """`python -m nbstack_devkit.container USER PATH... -- COMMAND...`: open the way to PATHs, then exec COMMAND.
+
+    Run by start_container as root in a new mount namespace (`unshare --mount`).
+    """
+    separator = argv.index("--")
+    user, paths, command = pwd.getpwnam(argv[0]), [Path(p) for p in argv[1:separator]], argv[separator + 1 :]
+    open_the_way(paths, user)
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

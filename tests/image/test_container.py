@@ -51,6 +51,13 @@ def assert_no_secrets(notebook: Notebook, pid: int, what: str) -> None:
         assert value.encode() not in command, f"a secret value is on the command line of {what}"
 
 
+def as_the_notebook_users_edits(work: Path) -> None:
+    """The test edits the checkout as root; in the container the notebook user makes them, so they are its files."""
+    owner = work.stat()
+    for path in [work, *work.rglob("*")]:
+        os.lchown(path, owner.st_uid, owner.st_gid)
+
+
 def health(notebook: Notebook, timeout: float = 1.0) -> int:
     return requests.get(notebook.health_url, timeout=timeout).status_code
 
@@ -220,6 +227,7 @@ def test_sigterm_pushes_every_unsaved_change_to_an_autosave_branch(
     (work / "analysis" / "churn.ipynb").write_text('{"cells": ["unstaged"]}\n')
     (work / "analysis" / "new.ipynb").write_text('{"cells": ["untracked"]}\n')
     (work / "cache.tmp").write_text("ignored\n")
+    as_the_notebook_users_edits(work)
     before = _checkout_state(work)
 
     notebook.signal_group(signal.SIGTERM)  # what tini -g does on `docker stop`

@@ -192,3 +192,35 @@ def test_autosave_branches_match_the_shared_pattern() -> None:
     for other in ("autosave/alice/20260105", "autosave/Alice/20260105T093015Z", "feature/alice/20260105T093015Z"):
         assert not re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, other)
     assert re.fullmatch(contract.PREFIX_PATTERN, "alice") and not re.fullmatch(contract.PREFIX_PATTERN, "9lives")
+
+
+def test_startup_logs_each_invalid_setting_on_a_line_of_its_own_and_fails(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbstack_runtime import hooks
+
+    for name in list(os.environ):
+        if name.startswith("NBSTACK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
+    monkeypatch.setenv("NBSTACK_NOTEBOOK_PORT", "99999")
+    monkeypatch.setenv("NBSTACK_REPO_URL", "http://git.example.com/x.git")
+    monkeypatch.setenv("NBSTACK_NOTEBOOK_PASSWORD", "pw")
+    assert hooks.main(["start"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert [e.split(":", 1)[1].split()[0] for e in errors] == ["NBSTACK_NOTEBOOK_PORT", "NBSTACK_REPO_URL"]
+
+
+def test_startup_refuses_no_password_and_sudo_for_the_notebook_user() -> None:
+    from nbstack_runtime import hooks
+
+    with pytest.raises(hooks.StartupError, match="NBSTACK_NOTEBOOK_PASSWORD is empty"):
+        hooks.secret_payload(settings())
+    with pytest.raises(hooks.StartupError, match="GRANT_SUDO"):
+        hooks.check_root_options({"GRANT_SUDO": "yes"})
+    hooks.check_root_options({"GRANT_SUDO": "no"})
+    with pytest.raises(hooks.StartupError, match="root"):
+        hooks.notebook_user({"NB_USER": "root"})
+    payload = hooks.secret_payload(settings(NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_GIT_TOKEN="tok"))
+    assert payload["git_token"] == "tok"
+    assert "pw" not in payload.values() and payload["notebook_password_hash"].startswith("argon2:")
