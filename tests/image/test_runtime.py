@@ -224,3 +224,22 @@ def test_startup_refuses_no_password_and_sudo_for_the_notebook_user() -> None:
     payload = hooks.secret_payload(settings(NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_GIT_TOKEN="tok"))
     assert payload["git_token"] == "tok"
     assert "pw" not in payload.values() and payload["notebook_password_hash"].startswith("argon2:")
+
+
+def test_a_failed_clone_is_logged_and_the_server_still_gets_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbstack_runtime import hooks
+
+    def refuse(_: Settings) -> str:
+        raise RuntimeError("git clone failed: 401")
+
+    started: list[Settings] = []
+    monkeypatch.setattr(gitsetup, "clone_if_missing", refuse)
+    monkeypatch.setattr(hooks, "start_sidecar", started.append)
+    s = settings(HOME=str(tmp_path), NBSTACK_WORK_DIR=str(tmp_path / "work"), NBSTACK_REPO_URL="https://git.example.com/x.git")
+    hooks.configure(s, {"git_token": "tok", "notebook_password_hash": jupyter_config.hash_password("pw")})
+    assert "git clone failed: 401" in caplog.text
+    assert s.jupyter_config_file.exists() and len(started) == 1
+    with pytest.raises(ValueError, match="argon2"):
+        hooks.configure(s, {"notebook_password_hash": "pw"})

@@ -17,7 +17,9 @@ root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
    private files (0600, owned by the user), clones the repository as the
    user, and last starts the health sidecar (the user's process, no secret
    in its environment). The plaintext Jupyter password never leaves the
-   root process.
+   root process. A failed clone or warehouse set-up is logged and left out;
+   a failure to write Jupyter's config or start the sidecar stops the
+   container too.
 
 start.sh then unsets JUPYTER_ENV_VARS_TO_UNSET (the secret variables) and
 execs Jupyter as NB_USER with sudo, so nothing the notebook user runs has a
@@ -124,11 +126,22 @@ def configure(settings: Settings, payload: Mapping[str, str]) -> None:
         git_token=Secret(payload.get("git_token", "")),
         warehouse_password=Secret(payload.get("warehouse_password", "")),
     )
-    gitsetup.configure(settings)
-    gitsetup.clone_if_missing(settings)
-    warehouse.configure(settings)
+    # An integration that fails (a clone the network or the token refuses,
+    # the warehouse files) is logged and left out: the server is still of use
+    # and its log says what to fix. What makes the server safe to start (its
+    # config with the password hash) and visible (the sidecar) must succeed.
+    for name, step in (("git", _git), ("warehouse", warehouse.configure)):
+        try:
+            step(settings)
+        except Exception as error:
+            log.error("startup step %r failed, the server starts without it: %s", name, error)
     jupyter_config.configure(settings, payload["notebook_password_hash"])
     start_sidecar(settings)
+
+
+def _git(settings: Settings) -> None:
+    gitsetup.configure(settings)
+    gitsetup.clone_if_missing(settings)
 
 
 def start_sidecar(settings: Settings) -> None:
