@@ -225,6 +225,8 @@ def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
         "NOTEBOOK_ARGS": "--ServerApp.ip=127.0.0.1",
     }
     env.update({name: outer[name] for name in CREDENTIAL_VARIABLES if outer.get(name)})
+    if outer.get("PYTHONPATH"):  # a checkout's own packages over the virtualenv's, as the tests import them
+        env["PYTHONPATH"] = outer["PYTHONPATH"]
     return env
 
 
