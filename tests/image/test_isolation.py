@@ -32,6 +32,9 @@ needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="the notebook user's isolation needs root to start the container, as the task does"
 )
 
+#: How long a probe may take: it reads every changed file under /tmp, which on a shared machine is large.
+PROBE_TIMEOUT = 300
+
 #: Looks for the needles (hex, so that the probe's own code holds none of
 #: them) and writes what it found to OUT as JSON. Files are searched for the
 #: Jupyter password if they changed after SINCE (the container's start).
@@ -102,7 +105,7 @@ def run_in_kernel(notebook: Notebook, http: requests.Session, code: str) -> None
     kernel = http.post(notebook.url + "api/kernels", json={"name": "python3"}, timeout=30)
     assert kernel.status_code == 201, kernel.text
     ws_url = notebook.url.replace("http://", "ws://") + f"api/kernels/{kernel.json()['id']}/channels"
-    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=60)
+    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=PROBE_TIMEOUT)
     try:
         message: dict[str, Any] = {
             "header": {
@@ -118,7 +121,7 @@ def run_in_kernel(notebook: Notebook, http: requests.Session, code: str) -> None
             "channel": "shell",
         }
         connection.send(json.dumps(message))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PROBE_TIMEOUT
         while time.monotonic() < deadline:
             reply = json.loads(connection.recv())
             if reply.get("msg_type") == "execute_reply":
@@ -139,7 +142,7 @@ def run_in_terminal(notebook: Notebook, http: requests.Session, code: str, out: 
         write = "import sys; open(sys.argv[1], 'wb').write(bytes.fromhex(sys.stdin.read()))"
         command = f'printf %s {code.encode().hex()} | python3 -c "{write}" {script} && python3 {script}\r'
         connection.send(json.dumps(["stdin", command]))
-        wait_until(out.exists, 60, what="the terminal's probe")
+        wait_until(out.exists, PROBE_TIMEOUT, what="the terminal's probe", interval=0.5)
     finally:
         connection.close()
 
