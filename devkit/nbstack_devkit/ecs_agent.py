@@ -10,12 +10,18 @@ them. This module plays the ECS agent's part for that one task:
    definition's `environment`, plus every `secrets[]` entry resolved from
    Secrets Manager by the ARN in `valueFrom` (what the task execution role
    would do);
-3. it starts the container's startup (`python -m nbstack_devkit.start`:
-   the image's before-notebook.d hooks, the secrets unset, `exec jupyter lab`)
-   in its own process group, like a container's (see container.py);
+3. it starts the container's init and startup (`tini -s -g -- python -m
+   nbstack_devkit.start`: the image's before-notebook.d hook, the secrets
+   unset, `exec jupyter lab`) in a session of its own, like a container
+   (see container.py). As root, as the task definition's `user` 0 starts
+   the image: the hook runs as root and Jupyter as the notebook user
+   (`nobody` standing in for jovyan), which owns the task's HOME and volumes;
+   not root, everything runs as the current user and the secrets stay
+   readable in the init's environment;
 4. when the service is gone or scaled to zero (`down.yml`), it delivers
-   SIGTERM to the whole group (what `tini -g` passes on from `docker stop`),
-   waits up to the container's `stopTimeout`, then SIGKILLs, as ECS does.
+   SIGTERM to tini, which passes it to the start's process group (`tini -g`
+   on `docker stop`), waits up to the container's `stopTimeout`, then
+   SIGKILLs what is left, as ECS does.
 
 Every value comes from the task definition. What this machine cannot
 reproduce is made explicit, in one place each:
@@ -219,6 +225,8 @@ def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
         "NOTEBOOK_ARGS": "--ServerApp.ip=127.0.0.1",
     }
     env.update({name: outer[name] for name in CREDENTIAL_VARIABLES if outer.get(name)})
+    if outer.get("PYTHONPATH"):  # a checkout's own packages over the virtualenv's, as the tests import them
+        env["PYTHONPATH"] = outer["PYTHONPATH"]
     return env
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from .container import start_container, stop_process_group
+from .container import server_pid, signal_container, start_container, stop_process_group
 from .waits import free_port, wait_until
 
 PREFIX = "alice"
@@ -42,10 +42,14 @@ class Notebook:
     env: dict[str, str]
     log_path: Path
     secrets: dict[str, str] = field(default_factory=dict)
+    known_pid: int | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
-        return self.process.pid  # start execs the server: same pid, as with start.sh
+        """The server's pid: the init's child (start execs the server, as start.sh does)."""
+        if self.known_pid is None:
+            self.known_pid = wait_until(lambda: server_pid(self.process) or 0, 10, what="the init's child")
+        return self.known_pid
 
     @property
     def url(self) -> str:
@@ -73,8 +77,8 @@ class Notebook:
         return http
 
     def signal_group(self, sig: int) -> None:
-        """What `tini -g` does on `docker stop`: signal the whole process group."""
-        os.killpg(self.process.pid, sig)
+        """What docker does: signal the init, which passes it on to the whole process group (`tini -g`)."""
+        signal_container(self.process, sig)
 
     def wait_exit(self, timeout: float = 60) -> int:
         return self.process.wait(timeout)
@@ -87,7 +91,7 @@ def container_environ(
     home: Path, work_dir: Path, repo_url: str, token: str, warehouse: dict[str, str | int] | None
 ) -> dict[str, str]:
     """The task definition's environment and secrets, pointed at the local servers."""
-    keep = ("PATH", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL")
+    keep = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         HOME=str(home),
@@ -142,6 +146,7 @@ def wait_until_serving(notebook: Notebook, timeout: float = 90) -> None:
             return False
 
     wait_until(answers, timeout, what=f"the notebook server on port {notebook.port}")
+    assert notebook.pid  # known while it runs
 
 
 StartNotebook = Callable[..., Notebook]

@@ -1,27 +1,36 @@
 """Start the notebook server on this machine the way the container starts it.
 
-The image runs docker-stacks' start.sh; this machine has no start.sh, so the
-local ECS agent, the image tests and the startup bench run this instead. It
-is not in the image (which ships only what runs in the container) and
-mimics start.sh for a non-root container user, in order:
+The image runs docker-stacks' start.sh under `tini -g`; this machine has no
+start.sh, so the local ECS agent, the image tests and the startup bench run
+this instead (under tini too, see container.py). It is not in the image
+(which ships only what runs in the container) and mimics start.sh, in order:
 
-1. run the hooks in a before-notebook.d directory in name order (executables
-   are run; `*.sh` files are sourced by bash and their exported changes kept;
-   a failing hook is logged and skipped, as run-hooks.sh does);
+1. run the hooks in a before-notebook.d directory in name order, as the
+   user this runs as (root in the image, since the task starts as root):
+   executables are run, and a failing one is logged and skipped; `*.sh`
+   files are sourced by bash and their exported changes kept, a failing one
+   is logged and skipped, and one that calls `exit` ends the start (as
+   `exit` in a sourced hook ends start.sh): this process exits with its code;
 2. unset every variable named in JUPYTER_ENV_VARS_TO_UNSET (comma-separated),
    and the variable itself;
-3. exec the command (default: `jupyter $DOCKER_STACKS_JUPYTER_CMD`, i.e.
-   `jupyter lab`, plus NOTEBOOK_ARGS), so this process *becomes* the server,
-   just as start.sh's `exec` does: its pid is the server's pid.
+3. as root, drop to the notebook user NB_USER (start.sh: `sudo --user`),
+   keeping HOME (the image's HOME is that user's home, as sudo's
+   --set-home makes it);
+4. exec the command (default: `jupyter $DOCKER_STACKS_JUPYTER_CMD`, i.e.
+   `jupyter lab`, plus NOTEBOOK_ARGS), so this process *becomes* the server.
 
     python -m nbstack_devkit.start [--hooks-dir DIR] [--env-file FILE] [-- COMMAND ...]
 
 --hooks-dir defaults to the image's build context, files/image/before-notebook.d.
 --env-file adds KEY=VALUE lines (a task definition's environment and
 secrets) to the inherited environment. The directory of the running Python
-is put first on PATH so that the hooks' `python3` is this one. Run as root
-(CI), `--ServerApp.allow_root=True` is added, since docker-stacks would have
-dropped to jovyan instead.
+is put first on PATH so that the hooks' `python3` is this one.
+
+The notebook user stands in for the image's jovyan: NB_USER when set, else
+`nobody` (on every Debian system). Run as a non-root user (a developer's
+laptop), there is nothing to drop to: everything runs as that user, as in
+docker-stacks' non-root mode, and the secrets stay readable in the init's
+environment; the isolation of secrets is only exercised when run as root.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pwd
 import shlex
 import subprocess
 import sys
@@ -44,6 +54,16 @@ log = logging.getLogger("nbstack.start")
 
 #: The Dockerfile sets the same value (a test checks that).
 DEFAULT_JUPYTER_ENV = {"JUPYTER_ENV_VARS_TO_UNSET": ",".join(SECRET_VARIABLES)}
+#: The user that stands in for the image's jovyan when NB_USER is not set.
+DEFAULT_NOTEBOOK_USER = "nobody"
+
+
+class HookExit(Exception):
+    """A sourced hook called `exit`: start.sh itself would end here, with this code."""
+
+    def __init__(self, hook: Path, code: int) -> None:
+        super().__init__(f"{hook} ended the start with exit code {code}")
+        self.code = code
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -67,15 +87,20 @@ def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
     for hook in sorted(hooks_dir.iterdir()):
         if hook.name.endswith(".sh"):
             log.info("Sourcing shell script: %s", hook)
-            # Source in bash, then print the resulting environment NUL-separated.
+            # Source in bash, then print the hook's status and the resulting
+            # environment, NUL-separated. Nothing printed: the hook called
+            # `exit`, which in start.sh ends start.sh.
             done = subprocess.run(
-                ["bash", "-c", 'source "$1" >&2 && env -0', "run-hook", str(hook)],
+                ["bash", "-c", 'source "$1" >&2; printf "%s\\0" "$?"; env -0', "run-hook", str(hook)],
                 env=env,
                 stdout=subprocess.PIPE,
                 check=False,
             )
-            if done.returncode == 0:
-                env = dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
+            if not done.stdout:
+                raise HookExit(hook, done.returncode)
+            status, _, printed = done.stdout.decode().partition("\0")
+            if status == "0":
+                env = dict(item.split("=", 1) for item in printed.split("\0") if "=" in item)
             else:
                 log.error("%s has failed, continuing execution", hook)
         elif os.access(hook, os.X_OK) and hook.is_file():
@@ -102,14 +127,34 @@ def server_command(environ: Mapping[str, str], command: Sequence[str] = ()) -> l
     else:
         cmd = ["jupyter", environ.get("DOCKER_STACKS_JUPYTER_CMD", "lab")]
         cmd += shlex.split(environ.get("NOTEBOOK_ARGS", ""))
-    if os.geteuid() == 0 and cmd[0] == "jupyter":
-        cmd.append("--ServerApp.allow_root=True")
     return cmd
+
+
+def drop_privileges(environ: Mapping[str, str]) -> dict[str, str]:
+    """As root: become the notebook user (start.sh's `sudo --user $NB_USER`); return its environment.
+
+    Not root: nothing to drop (docker-stacks' non-root mode), the environment unchanged.
+    """
+    env = dict(environ)
+    if os.geteuid() != 0:
+        log.warning("not root: Jupyter runs as uid %d; the init's environment keeps the secrets", os.geteuid())
+        return env
+    name = env.get("NB_USER") or DEFAULT_NOTEBOOK_USER
+    user = pwd.getpwnam(name)
+    if user.pw_uid == 0:
+        raise ValueError(f"NB_USER {name!r} is root: the notebook user must be unprivileged")
+    os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    env.update(USER=user.pw_name, LOGNAME=user.pw_name)
+    log.info("Running as %s (uid %d)", user.pw_name, user.pw_uid)
+    return env
 
 
 def prepare(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
     """Hooks then unset: the environment the server is exec'd with."""
     env = dict(DEFAULT_JUPYTER_ENV)  # the Dockerfile's ENV, unless the caller overrides it
+    env.setdefault("NB_USER", DEFAULT_NOTEBOOK_USER)  # the image's ENV names jovyan
     env.update(environ)
     bin_dir = str(Path(sys.executable).parent)
     if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:
@@ -128,7 +173,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     for env_file in args.env_file:
         env.update(read_env_file(env_file))
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    env = prepare(args.hooks_dir, env)
+    try:
+        env = prepare(args.hooks_dir, env)
+    except HookExit as stop:
+        log.error("%s", stop)
+        sys.exit(stop.code)
+    env = drop_privileges(env)
     cmd = server_command(env, command)
     log.info("Executing the command: %s", shlex.join(cmd))
     sys.stdout.flush()

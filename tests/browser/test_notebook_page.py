@@ -198,4 +198,6 @@ def _dismiss_news(page) -> None:  # type: ignore[no-untyped-def]
 def _git(directory: Path, *args: str) -> str:
     git = shutil.which("git") or "git"
     arg = "--git-dir" if directory.suffix == ".git" else "-C"
-    return subprocess.run([git, arg, str(directory), *args], check=True, capture_output=True, text=True).stdout
+    # As root, the work directory belongs to the notebook user (the devkit drops to it, as the image does).
+    trust = ["-c", "safe.directory=*"]
+    return subprocess.run([git, *trust, arg, str(directory), *args], check=True, capture_output=True, text=True).stdout

@@ -192,3 +192,9 @@ def _template_service_wiring() -> tuple[dict[str, Any], Any, Any]:
     container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
     return entry, env["NBSTACK_NOTEBOOK_PORT"], container["PortMappings"][0]["ContainerPort"]
+
+
+def test_the_container_starts_as_root_for_the_image_to_drop_to_the_notebook_user(registered: dict[str, Any]) -> None:
+    """tini and start.sh keep the secrets in their environment: only as root is it out of the notebook user's reach."""
+    assert registered["container"].get("user") == "0"
+    assert not set(registered["environment"]) & {"GRANT_SUDO", "NB_USER", "NB_UID", "CHOWN_HOME", "CHOWN_EXTRA"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +31,50 @@ def test_start_mimics_start_sh(tmp_path: Path) -> None:
     cmd = start.server_command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"})
     assert cmd[:3] == ["jupyter", "lab", "--ServerApp.x=a b"]
     assert start.server_command({}, ["bash"]) == ["bash"]
+
+
+def test_a_sourced_hook_that_exits_ends_the_start_as_in_start_sh(tmp_path: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-returns.sh").write_text("return 1\n")  # logged, start goes on
+    (hooks / "20-exits.sh").write_text("export LATER=no\nexit 3\n")  # ends start.sh
+    (hooks / "30-never").write_text(f"#!/bin/bash\ntouch {tmp_path}/ran\n")
+    (hooks / "30-never").chmod(0o755)
+    with pytest.raises(start.HookExit) as stop:
+        start.prepare(hooks, {"PATH": os.environ["PATH"]})
+    assert stop.value.code == 3
+    assert not (tmp_path / "ran").exists()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3 and "20-exits.sh ended the start" in done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to the notebook user needs root")
+def test_as_root_the_server_command_runs_as_the_notebook_user(tmp_path: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-whoami").write_text(f"#!/bin/bash\nid -u > {tmp_path}/hook-uid\n")
+    (hooks / "10-whoami").chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "sh", "-c", "id -u; id -G; env"],
+        env={**os.environ, "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A", "NB_USER": "nobody"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "hook-uid").read_text() == "0\n"  # hooks run as root, as start.sh runs them
+    uid, groups, *environ = done.stdout.splitlines()
+    nobody = pwd.getpwnam("nobody")
+    assert int(uid) == nobody.pw_uid and "0" not in groups.split()
+    assert not any(line.startswith(("SECRET_A=", "JUPYTER_ENV_VARS_TO_UNSET=")) for line in environ)
+    assert "USER=nobody" in environ
 
 
 def test_start_defaults_unset_the_image_secrets() -> None:

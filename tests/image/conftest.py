@@ -8,7 +8,10 @@ before-notebook.d hooks, then the secrets unset, then `exec jupyter lab`
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,35 @@ from nbstack_devkit.notebook import (
     wait_until_serving,
 )
 from nbstack_devkit.postgres import PostgresCluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def git_trusts_the_notebook_users_checkouts() -> Iterator[None]:
+    """As root, the tests run git in work directories the notebook user owns; git refuses that unless told.
+
+    GIT_CONFIG_* is git's command-line scope, which safe.directory honours.
+    """
+    added = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+    if "GIT_CONFIG_COUNT" in os.environ:
+        yield
+        return
+    os.environ.update(added)
+    yield
+    for name in added:
+        os.environ.pop(name, None)
+
+
+@pytest.fixture
+def container_dir() -> Iterator[Path]:
+    """Where the containers' HOMEs and work directories live: a directory the notebook user can enter.
+
+    Run as root, pytest's tmp_path is in root's private (0700) directory, and
+    the devkit runs Jupyter as an unprivileged user (start.py).
+    """
+    path = Path(tempfile.mkdtemp(prefix="nbstack-container-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +107,7 @@ def s3_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def notebook_factory(
-    tmp_path: Path, git_server: GitHttpServer, repo: str, warehouse: dict[str, str | int]
+    tmp_path: Path, container_dir: Path, git_server: GitHttpServer, repo: str, warehouse: dict[str, str | int]
 ) -> Iterator[StartNotebook]:
     """start(work_dir=None, home=None, **env) -> a serving Notebook; all stopped at teardown."""
     started: list[Notebook] = []
@@ -83,10 +115,10 @@ def notebook_factory(
 
     def start(work_dir: Path | None = None, wait: bool = True, **overrides: str) -> Notebook:
         number = next(counter)
-        home = tmp_path / f"home-{number}"  # a container restart gets a fresh HOME
+        home = container_dir / f"home-{number}"  # a container restart gets a fresh HOME
         home.mkdir()
         env = container_environ(
-            home, work_dir or tmp_path / "work", git_server.url(repo), git_server.token, warehouse
+            home, work_dir or container_dir / "work", git_server.url(repo), git_server.token, warehouse
         )
         env.update(overrides)
         notebook = start_notebook(env, tmp_path / f"server-{number}.log")

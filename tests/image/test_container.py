@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import stat
 import subprocess
@@ -48,6 +49,13 @@ def assert_no_secrets(notebook: Notebook, pid: int, what: str) -> None:
         assert name not in names, f"{name} is in the environment of {what}"
         assert value.encode() not in environ, f"a secret value is in the environment of {what}"
         assert value.encode() not in command, f"a secret value is on the command line of {what}"
+
+
+def as_the_notebook_users_edits(work: Path) -> None:
+    """The test edits the checkout as root; in the container the notebook user makes them, so they are its files."""
+    owner = work.stat()
+    for path in [work, *work.rglob("*")]:
+        os.lchown(path, owner.st_uid, owner.st_gid)
 
 
 def health(notebook: Notebook, timeout: float = 1.0) -> int:
@@ -175,7 +183,7 @@ def test_health_follows_the_server_process_not_its_http(notebook_factory: StartN
     wait_until_serving(notebook)
     assert health(notebook) == 200
 
-    notebook.process.send_signal(signal.SIGSTOP)  # too busy to answer HTTP at all
+    os.kill(notebook.pid, signal.SIGSTOP)  # too busy to answer HTTP at all
     try:
         with pytest.raises(requests.Timeout):
             requests.get(notebook.url + "api/status", timeout=1)
@@ -183,9 +191,9 @@ def test_health_follows_the_server_process_not_its_http(notebook_factory: StartN
         assert health(notebook, timeout=1) == 200
         assert time.monotonic() - started < 1
     finally:
-        notebook.process.send_signal(signal.SIGCONT)
+        os.kill(notebook.pid, signal.SIGCONT)
 
-    notebook.process.send_signal(signal.SIGKILL)
+    os.kill(notebook.pid, signal.SIGKILL)
     wait_until(lambda: notebook.process.poll() is not None, what="the server to die")
     assert health(notebook) == 503
 
@@ -219,6 +227,7 @@ def test_sigterm_pushes_every_unsaved_change_to_an_autosave_branch(
     (work / "analysis" / "churn.ipynb").write_text('{"cells": ["unstaged"]}\n')
     (work / "analysis" / "new.ipynb").write_text('{"cells": ["untracked"]}\n')
     (work / "cache.tmp").write_text("ignored\n")
+    as_the_notebook_users_edits(work)
     before = _checkout_state(work)
 
     notebook.signal_group(signal.SIGTERM)  # what tini -g does on `docker stop`

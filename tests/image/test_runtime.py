@@ -104,7 +104,7 @@ def test_jupyter_config_holds_a_hash_that_jupyter_accepts(tmp_path: Path) -> Non
     (tmp_path / ".jupyter").mkdir()
     (tmp_path / ".jupyter" / "jupyter_server_config.json").write_text('{"ServerApp": {"shutdown_no_activity_timeout": 5}}')
     s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="correct horse", NBSTACK_WORK_DIR="/w")
-    assert jupyter_config.configure(s)
+    jupyter_config.configure(s)
     config = json.loads(s.jupyter_config_file.read_text())
     assert "correct horse" not in s.jupyter_config_file.read_text()
     assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], "correct horse")
@@ -116,10 +116,20 @@ def test_jupyter_config_holds_a_hash_that_jupyter_accepts(tmp_path: Path) -> Non
 
 def test_jupyter_config_without_a_password_fails_closed(tmp_path: Path) -> None:
     s = settings(HOME=str(tmp_path))
-    assert not jupyter_config.configure(s)
+    with pytest.raises(ValueError, match="NBSTACK_NOTEBOOK_PASSWORD is empty"):
+        jupyter_config.configure(s)
+    with pytest.raises(ValueError, match="argon2"):
+        jupyter_config.configure(s, "plaintext")
+    assert not s.jupyter_config_file.exists()
+
+
+def test_jupyter_config_takes_the_hash_made_as_root(tmp_path: Path) -> None:
+    from jupyter_server.auth import passwd_check
+
+    s = settings(HOME=str(tmp_path))  # the notebook user's side: no password in its environment
+    jupyter_config.configure(s, jupyter_config.hash_password("made as root"))
     config = json.loads(s.jupyter_config_file.read_text())
-    assert config["PasswordIdentityProvider"]["hashed_password"].startswith("argon2:")
-    assert config["IdentityProvider"]["token"] == ""
+    assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], "made as root")
 
 
 def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_on(
@@ -130,7 +140,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     monkeypatch.setattr(jupyter_config, "write_private", lambda path, text: (written.append(path), write(path, text)))
     idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
     s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
-    assert jupyter_config.configure(s)
+    jupyter_config.configure(s)
     assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
     config = json.loads(s.jupyter_config_file.read_text())
     assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
@@ -138,7 +148,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
 
     written.clear()
     off = settings(HOME=str(tmp_path / "off"), NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_IDLE_TIMEOUT_MINUTES="0", **idle_on)
-    assert jupyter_config.configure(off)
+    jupyter_config.configure(off)
     assert written == [off.jupyter_config_file] and not off.idle_token_file.exists()
     assert "identity_provider_class" not in json.loads(off.jupyter_config_file.read_text())["ServerApp"]
 
@@ -182,3 +192,54 @@ def test_autosave_branches_match_the_shared_pattern() -> None:
     for other in ("autosave/alice/20260105", "autosave/Alice/20260105T093015Z", "feature/alice/20260105T093015Z"):
         assert not re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN, other)
     assert re.fullmatch(contract.PREFIX_PATTERN, "alice") and not re.fullmatch(contract.PREFIX_PATTERN, "9lives")
+
+
+def test_startup_logs_each_invalid_setting_on_a_line_of_its_own_and_fails(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbstack_runtime import hooks
+
+    for name in list(os.environ):
+        if name.startswith("NBSTACK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
+    monkeypatch.setenv("NBSTACK_NOTEBOOK_PORT", "99999")
+    monkeypatch.setenv("NBSTACK_REPO_URL", "http://git.example.com/x.git")
+    monkeypatch.setenv("NBSTACK_NOTEBOOK_PASSWORD", "pw")
+    assert hooks.main(["start"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert [e.split(":", 1)[1].split()[0] for e in errors] == ["NBSTACK_NOTEBOOK_PORT", "NBSTACK_REPO_URL"]
+
+
+def test_startup_refuses_no_password_and_sudo_for_the_notebook_user() -> None:
+    from nbstack_runtime import hooks
+
+    with pytest.raises(hooks.StartupError, match="NBSTACK_NOTEBOOK_PASSWORD is empty"):
+        hooks.secret_payload(settings())
+    with pytest.raises(hooks.StartupError, match="GRANT_SUDO"):
+        hooks.check_root_options({"GRANT_SUDO": "yes"})
+    hooks.check_root_options({"GRANT_SUDO": "no"})
+    with pytest.raises(hooks.StartupError, match="root"):
+        hooks.notebook_user({"NB_USER": "root"})
+    payload = hooks.secret_payload(settings(NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_GIT_TOKEN="tok"))
+    assert payload["git_token"] == "tok"
+    assert "pw" not in payload.values() and payload["notebook_password_hash"].startswith("argon2:")
+
+
+def test_a_failed_clone_is_logged_and_the_server_still_gets_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbstack_runtime import hooks
+
+    def refuse(_: Settings) -> str:
+        raise RuntimeError("git clone failed: 401")
+
+    started: list[Settings] = []
+    monkeypatch.setattr(gitsetup, "clone_if_missing", refuse)
+    monkeypatch.setattr(hooks, "start_sidecar", started.append)
+    s = settings(HOME=str(tmp_path), NBSTACK_WORK_DIR=str(tmp_path / "work"), NBSTACK_REPO_URL="https://git.example.com/x.git")
+    hooks.configure(s, {"git_token": "tok", "notebook_password_hash": jupyter_config.hash_password("pw")})
+    assert "git clone failed: 401" in caplog.text
+    assert s.jupyter_config_file.exists() and len(started) == 1
+    with pytest.raises(ValueError, match="argon2"):
+        hooks.configure(s, {"notebook_password_hash": "pw"})

@@ -66,10 +66,10 @@ def test_renaming_or_adding_a_copied_file_makes_a_new_tag(context: Path) -> None
 
 
 def test_executable_bit_counts(context: Path) -> None:
-    """The hooks must be executable in the image, so the bit is part of the content."""
+    """Whether a hook is executable decides how start.sh runs it (run, or sourced), so the bit is part of the content."""
     before = tag(context)
-    hook = context / "before-notebook.d" / "10-nbstack-git"
-    hook.chmod(0o644)
+    hook = context / "before-notebook.d" / "10-nbstack-start.sh"
+    hook.chmod(0o755)
     assert tag(context) != before
 
 
@@ -96,7 +96,7 @@ def test_only_the_copied_files_count() -> None:
     names = image_context.context_files(IMAGE_DIR)
     assert names == sorted(names)
     assert "Dockerfile" in names and "pyproject.toml" in names
-    assert "before-notebook.d/10-nbstack-git" in names and "nbstack_runtime/settings.py" in names
+    assert "before-notebook.d/10-nbstack-start.sh" in names and "nbstack_runtime/settings.py" in names
     assert "README.md" not in names and ".dockerignore" not in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 

@@ -219,6 +219,15 @@ def test_task_definition_takes_secrets_only_by_arn() -> None:
     assert container["StopTimeout"] == 120
 
 
+def test_the_container_starts_as_root_so_its_init_keeps_the_secrets_from_the_notebook_user() -> None:
+    """The image's start.sh drops to the notebook user; started as jovyan, PID 1's environ would be readable."""
+    (task,) = resources(load("instance"), "AWS::ECS::TaskDefinition")
+    (container,) = task["ContainerDefinitions"]
+    assert container["User"] == "0"
+    names = {item["Name"] for item in container["Environment"]}
+    assert not names & {"GRANT_SUDO", "CHOWN_HOME", "CHOWN_EXTRA", "NB_USER", "NB_UID", "NB_GID"}
+
+
 def test_no_template_has_a_secret_parameter() -> None:
     for name in ("network", "persistent", "instance"):
         for key in load(name)["Parameters"]:

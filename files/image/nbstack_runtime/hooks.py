@@ -1,43 +1,150 @@
-"""Entry point of the startup hooks in /usr/local/bin/before-notebook.d/.
+"""The container's startup, run by the one hook in /usr/local/bin/before-notebook.d/.
 
-Each hook script is one line: `exec python3 -m nbstack_runtime.hooks <step>`.
-docker-stacks' start.sh runs them in name order as the container user, then
-unsets JUPYTER_ENV_VARS_TO_UNSET and execs Jupyter. A step that fails logs
-why and exits non-zero; start.sh logs that and carries on, so one broken
-integration (say, the warehouse) does not keep the notebook server down.
+The task starts as root (the task definition's `user` is 0), so docker-stacks'
+start.sh, and tini before it as PID 1, run as root: their environment holds
+the secrets ECS injected, and /proc/<pid>/environ of a root process is not
+readable by the notebook user. start.sh sources `10-nbstack-start.sh` as
+root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
+
+1. **start** (root): read and validate every setting, check that the Jupyter
+   password is set and hash it (argon2). Any problem: one log line per
+   setting, exit 1; the hook then ends start.sh, so the container stops
+   with Jupyter never started (fail closed).
+2. **configure** (the notebook user, NB_USER): a child started with the
+   notebook user's ids and an environment without any secret; it receives
+   the git token, the warehouse password and the password *hash* on stdin
+   (never on a command line or in an environment) and writes the user's
+   private files (0600, owned by the user), clones the repository as the
+   user, and last starts the health sidecar (the user's process, no secret
+   in its environment). The plaintext Jupyter password never leaves the
+   root process. A failed clone or warehouse set-up is logged and left out;
+   a failure to write Jupyter's config or start the sidecar stops the
+   container too.
+
+start.sh then unsets JUPYTER_ENV_VARS_TO_UNSET (the secret variables) and
+execs Jupyter as NB_USER with sudo, so nothing the notebook user runs has a
+secret in its environment. Started as a non-root user instead (a developer's
+`docker run`, the devkit off root), the same steps run as that user, with a
+warning: then PID 1's environment keeps the secrets where the user can read it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
+import pwd
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from . import gitsetup, jupyter_config, warehouse
 from .logs import setup_logging
-from .settings import Settings, SettingsError, without_secrets
+from .settings import Secret, Settings, SettingsError, without_secrets
 
 log = logging.getLogger("nbstack.hooks")
 
+#: docker-stacks' notebook user, as its image sets NB_USER.
+DEFAULT_NB_USER = "jovyan"
+#: docker-stacks' root-mode options that would give the notebook user more
+#: than its own files: refused, so a task definition cannot turn them on.
+REFUSED_ROOT_OPTIONS = ("GRANT_SUDO",)
 
-def step_git(settings: Settings) -> bool:
+
+class StartupError(RuntimeError):
+    """The container must not start; the message names the setting and the fix."""
+
+
+def check_root_options(environ: Mapping[str, str]) -> None:
+    for name in REFUSED_ROOT_OPTIONS:
+        if environ.get(name, "").strip().lower() in ("1", "yes"):
+            raise StartupError(f"{name} is set: the notebook user must not get sudo; remove {name} from the task")
+
+
+def notebook_user(environ: Mapping[str, str]) -> pwd.struct_passwd:
+    name = environ.get("NB_USER", "").strip() or DEFAULT_NB_USER
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise StartupError(f"NB_USER names {name!r}, which is not a user in this container") from None
+    if user.pw_uid == 0:
+        raise StartupError(f"NB_USER {name!r} is root: the notebook user must be unprivileged")
+    return user
+
+
+def secret_payload(settings: Settings) -> dict[str, str]:
+    """What the notebook user's files need from the secrets; the Jupyter password only as its hash."""
+    if not settings.notebook_password:
+        raise StartupError(
+            "NBSTACK_NOTEBOOK_PASSWORD is empty: Jupyter does not start without a password; "
+            "set the notebook password secret and start the task again"
+        )
+    return {
+        "git_token": settings.git_token.value,
+        "warehouse_password": settings.warehouse_password.value,
+        "notebook_password_hash": jupyter_config.hash_password(settings.notebook_password.value),
+    }
+
+
+def start(environ: Mapping[str, str]) -> int:
+    """Step 1 (root): validate, hash, then run `configure` as the notebook user."""
+    check_root_options(environ)
+    settings = Settings.from_environ(environ)
+    payload = secret_payload(settings)
+    child_env = without_secrets(environ)
+    child_env.pop("JUPYTER_ENV_VARS_TO_UNSET", None)
+    uid = gid = groups = None
+    if os.geteuid() == 0:
+        user = notebook_user(environ)
+        uid, gid, groups = user.pw_uid, user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid)
+        child_env.update(USER=user.pw_name, LOGNAME=user.pw_name)
+        log.info("preparing the notebook user's files as %s (uid %d)", user.pw_name, user.pw_uid)
+    else:
+        log.warning(
+            "started as uid %d, not root: the task's secrets stay readable in this container's PID 1 "
+            "environment; run the task as root (user 0), which drops to the notebook user itself",
+            os.geteuid(),
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstack_runtime.hooks", "configure"],
+        input=json.dumps(payload).encode(),
+        env=child_env,
+        cwd="/",
+        check=False,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )
+    return done.returncode
+
+
+def configure(settings: Settings, payload: Mapping[str, str]) -> None:
+    """Step 2 (the notebook user): git, warehouse, Jupyter config, then the sidecar."""
+    settings = dataclasses.replace(
+        settings,
+        git_token=Secret(payload.get("git_token", "")),
+        warehouse_password=Secret(payload.get("warehouse_password", "")),
+    )
+    # An integration that fails (a clone the network or the token refuses,
+    # the warehouse files) is logged and left out: the server is still of use
+    # and its log says what to fix. What makes the server safe to start (its
+    # config with the password hash) and visible (the sidecar) must succeed.
+    for name, step in (("git", _git), ("warehouse", warehouse.configure)):
+        try:
+            step(settings)
+        except Exception as error:
+            log.error("startup step %r failed, the server starts without it: %s", name, error)
+    jupyter_config.configure(settings, payload["notebook_password_hash"])
+    start_sidecar(settings)
+
+
+def _git(settings: Settings) -> None:
     gitsetup.configure(settings)
     gitsetup.clone_if_missing(settings)
-    return True
 
 
-def step_warehouse(settings: Settings) -> bool:
-    warehouse.configure(settings)
-    return True
-
-
-def step_jupyter(settings: Settings) -> bool:
-    return jupyter_config.configure(settings)
-
-
-def step_health(settings: Settings) -> bool:
+def start_sidecar(settings: Settings) -> None:
     """Start the sidecar in the background, with no secret in its environment."""
     settings.jupyter_pid_file.unlink(missing_ok=True)  # a stale file would report a dead server as alive
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -59,30 +166,27 @@ def step_health(settings: Settings) -> bool:
         cwd="/",
     )
     log.info("health sidecar started (pid %d, port %d)", process.pid, settings.health_port)
-    return True
-
-
-STEPS: dict[str, Callable[[Settings], bool]] = {
-    "git": step_git,
-    "warehouse": step_warehouse,
-    "jupyter": step_jupyter,
-    "health": step_health,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in STEPS:
-        log.error("usage: python -m nbstack_runtime.hooks {%s}", ",".join(STEPS))
+    if args not in (["start"], ["configure"]):
+        log.error("usage: python -m nbstack_runtime.hooks {start,configure}")
         return 2
     try:
-        settings = Settings.from_environ()
-        return 0 if STEPS[args[0]](settings) else 1
+        if args == ["start"]:
+            return start(os.environ)
+        payload = json.loads(sys.stdin.buffer.read() or b"{}")
+        configure(Settings.from_environ(), payload)
+        return 0
     except SettingsError as error:
+        for problem in error.problems:  # one line each: CloudWatch shows a line per event
+            log.error("invalid container setting: %s", problem)
+    except StartupError as error:
         log.error("%s", error)
-    except Exception as error:  # the hook must say what failed, in one line a person can act on
-        log.error("startup step %r failed: %s", args[0], error)
+    except Exception as error:  # the container's log must say what failed, in one line a person can act on
+        log.error("container startup failed in step %r: %s", args[0], error)
         log.debug("details", exc_info=True)
     return 1
 

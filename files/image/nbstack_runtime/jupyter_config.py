@@ -6,9 +6,10 @@ already there), which Jupyter loads after docker-stacks'
 (A jupyter_server_config.d/ drop-in would not do: traitlets reads those
 directories only for `jpserver_extensions`, not for ServerApp options.) It
 holds the password's argon2 hash, never the password, and disables token
-login. When the idle watcher is on, the same write names the identity
-provider that lets the watcher's token in, and the token file is written
-first.
+login; it is written by the notebook user from the hash the startup made as
+root, so the plaintext never reaches a process the user owns. When the idle
+watcher is on, the same write names the identity provider that lets the
+watcher's token in, and the token file is written first.
 """
 
 from __future__ import annotations
@@ -94,28 +95,27 @@ def write_watcher_token(settings: Settings) -> str:
     return token
 
 
-def configure(settings: Settings) -> bool:
-    """Write the whole config (and the watcher's token when it is on); return False when no password was given.
+def configure(settings: Settings, hashed_password: str | None = None) -> None:
+    """Write the whole config (and the watcher's token when it is on).
 
-    Without a password the server still starts (so the health check and the
-    logs explain the problem) but with the hash of a random value nobody
-    knows: it fails closed instead of falling back to token or no login.
+    `hashed_password` is the hash the startup made as root from the secret
+    (this runs as the notebook user, which never sees the plaintext); without
+    it, the password in `settings` is hashed here. No password at all is an
+    error: Jupyter must not start without one (no token login, no open server).
     """
-    ok = bool(settings.notebook_password)
-    if ok:
-        hashed = hash_password(settings.notebook_password.value)
-    else:
-        log.error(
-            "NBSTACK_NOTEBOOK_PASSWORD is empty: the server will start but nobody can log in; "
-            "set the secret and restart the task"
-        )
-        hashed = hash_password(secrets.token_urlsafe(32))
+    if hashed_password is None:
+        if not settings.notebook_password:
+            raise ValueError("NBSTACK_NOTEBOOK_PASSWORD is empty: Jupyter does not start without a password")
+        hashed_password = hash_password(settings.notebook_password.value)
+    if not hashed_password.startswith("argon2:"):
+        raise ValueError("the Jupyter password hash is not an argon2 hash")
     identity_provider = None
     if why_off(settings) is None:
         # The idle watcher reads Jupyter's REST API with its own token.
         write_watcher_token(settings)
         identity_provider = identity_provider_class()
-    config = merge(_read_json(settings.jupyter_config_file), server_config(settings, hashed, identity_provider))
+    config = merge(
+        _read_json(settings.jupyter_config_file), server_config(settings, hashed_password, identity_provider)
+    )
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
     log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)
-    return ok

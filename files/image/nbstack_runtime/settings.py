@@ -30,7 +30,14 @@ _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 class SettingsError(ValueError):
-    """The environment does not satisfy the contract; the message lists every problem."""
+    """The environment does not satisfy the contract; the message lists every problem.
+
+    `problems` holds them one by one, each starting with the variable's name.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid container settings:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "NBSTACK_NOTEBOOK_PASSWORD",
         "",
-        "Secret, required: the Jupyter login password (hashed before Jupyter sees it); missing: nobody can log in.",
+        "Secret, required: the Jupyter login password (hashed before Jupyter sees it); missing: the container stops.",
         Secret,
     ),
     Variable("NBSTACK_WAREHOUSE_PASSWORD", "", "Secret: the warehouse user's password (written to ~/.pgpass).", Secret),
@@ -275,7 +282,7 @@ class Settings:
             except ValueError as error:
                 errors += [f"{variable.name} {problem}" for problem in error.args]
         if errors:
-            raise SettingsError("invalid container settings:\n  - " + "\n  - ".join(errors))
+            raise SettingsError(errors)
         return cls(**values, home=Path(env.get("HOME", "").strip() or Path.home()))
 
 

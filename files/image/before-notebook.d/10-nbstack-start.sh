@@ -1,0 +1,17 @@
+# shellcheck shell=bash
+# nbstack startup hook. docker-stacks' start.sh *sources* it (a `*.sh` hook),
+# as root, after its own root set-up and before it unsets the secrets and
+# drops to the notebook user for Jupyter. The work is in the nbstack_runtime
+# package (see its hooks module): validate every setting, hash the password,
+# write the notebook user's files as that user, start the health sidecar.
+#
+# Sourced, not executed, on purpose: run-hooks.sh logs a failing executable
+# hook and carries on, and Jupyter would then start with its own defaults
+# (token login, no sidecar). `exit` in a sourced hook ends start.sh itself, so
+# any invalid setting stops the container before Jupyter ever listens. No
+# `set -e` here: it would stay on in start.sh.
+
+if ! python3 -m nbstack_runtime.hooks start; then
+    echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
+    exit 1
+fi
