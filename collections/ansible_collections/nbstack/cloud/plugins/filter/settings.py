@@ -168,7 +168,12 @@ def name_problems(names):
 
 
 def _type_problem(value, wanted):
-    """Why a value is not of an argument spec type (int, str, bool, list, dict, path), without showing it."""
+    """Why a value is not of an argument spec type (int, str, bool, list, dict, path), without showing it.
+
+    None passes, as Ansible's argument spec takes it (the template's constraint decides).
+    """
+    if value is None:
+        return ""
     if wanted == "int":
         whole = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value.isdigit()
         return "" if whole else "it is not a whole number"
@@ -239,7 +244,8 @@ def parameter_problems(sent, templates):
 
     ``sent`` lists what a setting becomes: dicts with ``setting``,
     ``template`` (a key of ``templates``), ``parameter`` and ``value``, and
-    optionally ``whole`` (the container reads the value as a whole number).
+    optionally ``whole`` (the container reads the value as a whole number)
+    and ``fix`` (how to give another value, when group_vars is not the place).
     ``templates`` maps a template's name to its body. A list value is checked
     item by item against the parameter's pattern (List<...> parameters).
     """
@@ -257,7 +263,7 @@ def parameter_problems(sent, templates):
         else:
             reason = refusal(spec, parameter_value(value))
         if reason:
-            problems.append(f"{item['setting']}: {reason}")
+            problems.append(f"{item['setting']}: {reason}" + (f"; {item['fix']}" if item.get("fix") else ""))
     return problems
 
 
