@@ -162,7 +162,7 @@ def team_up(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> dict[str,
 
 def many_ranges(count: int, version: int = 4) -> list[str]:
     base = ipaddress.ip_network("198.18.0.0/15" if version == 4 else "2001:db8::/32")
-    return [str(net) for net, _ in zip(base.subnets(new_prefix=27 if version == 4 else 64), range(count))]
+    return [str(net) for net, _ in zip(base.subnets(new_prefix=27 if version == 4 else 64), range(count), strict=False)]
 
 
 def settings(**values: Any) -> list[str]:

@@ -141,7 +141,7 @@ def test_ingress_rules_fit_the_quota_per_family() -> None:
 def test_name_problems_match_the_whole_text(names: dict, expected: list[str]) -> None:
     found = settings.name_problems(names)
     assert len(found) == len(expected)
-    for problem, start in zip(found, expected):
+    for problem, start in zip(found, expected, strict=True):
         assert start in problem
 
 
