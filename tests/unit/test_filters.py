@@ -160,6 +160,8 @@ SENT_TEMPLATES = {
     ("item", "problem"),
     [
         ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": 8888, "whole": True}, ""),
+        ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "-1", "whole": True},
+         "notebook_port: it is below 1024"),
         ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "99999"},
          "notebook_port: it is above 65535"),
         ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "8888.5", "whole": True},

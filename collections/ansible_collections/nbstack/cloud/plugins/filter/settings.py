@@ -39,6 +39,8 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 #: A Docker image tag (also ECR's rule for a tag).
 _IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+#: A whole number as text; its range is the template's to check.
+_WHOLE = re.compile(r"-?[0-9]+")
 #: An AWS region name, like eu-west-1 or us-gov-west-1.
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 #: Ansible's spellings of a boolean, as its bool filter reads them.
@@ -175,7 +177,7 @@ def _type_problem(value, wanted):
     if value is None:
         return ""
     if wanted == "int":
-        whole = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value.isdigit()
+        whole = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and _WHOLE.fullmatch(value)
         return "" if whole else "it is not a whole number"
     if wanted in ("str", "path"):
         return "" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "it is not a text"
