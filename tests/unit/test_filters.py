@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -435,3 +436,31 @@ def test_group_problems_check_what_would_be_sent() -> None:
 def test_vpc_ranges(cidr: str, problem: str) -> None:
     found = settings.vpc_cidr_problem(cidr)
     assert (found == "") if not problem else (problem in found)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("template_name", "parameter", "variable"),
+    [
+        ("instance", "IdleTimeoutMinutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
+        ("instance", "IdleMaxLifetimeHours", "NBSTACK_MAX_LIFETIME_HOURS"),
+        ("instance", "WarehousePort", "NBSTACK_WAREHOUSE_PORT"),
+        ("persistent", "NotebookPort", "NBSTACK_NOTEBOOK_PORT"),
+        ("persistent", "HealthPort", "NBSTACK_HEALTH_PORT"),
+    ],
+)
+def test_what_the_template_accepts_the_container_accepts(template_name: str, parameter: str, variable: str) -> None:
+    """Preflight checks against the template's bounds; the container must take every value inside them."""
+    from nbstack_runtime import settings as runtime
+
+    spec = template.parameters((ROOT / "files" / "cloudformation" / f"{template_name}.yml").read_text())[parameter]
+    (parse,) = [v.parse for v in runtime.VARIABLES if v.name == variable]
+    assert parse is not None
+    low, high = int(spec["MinValue"]), int(spec["MaxValue"])
+    for inside in (low, high):
+        assert template.refusal(spec, str(inside)) == ""
+        parse(str(inside))
+    for outside in (low - 1, high + 1):
+        assert template.refusal(spec, str(outside)) != ""
