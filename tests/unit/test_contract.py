@@ -41,13 +41,41 @@ def test_the_secret_variables_are_the_contracts_secrets() -> None:
     assert tuple(secret.variable for secret in contract.SECRETS) == runtime.SECRET_VARIABLES
 
 
+def body(pattern: str) -> str:
+    """A whole-text pattern without its anchors: ^...$ (a template's, matched whole by CloudFormation) or ^...\\Z."""
+    return re.sub(r"(\$|\\Z)\Z", "", pattern.removeprefix("^"))
+
+
 def test_prefix_and_autosave_patterns_agree() -> None:
-    assert runtime.PREFIX_PATTERN == contract.PREFIX_PATTERN
+    assert body(runtime.PREFIX_PATTERN) == body(contract.PREFIX_PATTERN)
     assert runtime.AUTOSAVE_BRANCH_PREFIX == contract.AUTOSAVE_BRANCH_PREFIX
-    assert runtime.AUTOSAVE_BRANCH_PATTERN == contract.AUTOSAVE_BRANCH_PATTERN
+    assert body(runtime.AUTOSAVE_BRANCH_PATTERN) == body(contract.AUTOSAVE_BRANCH_PATTERN)
     branch = runtime.autosave_branch("alice", "20260105T090000Z")
     assert branch.startswith(contract.autosave_folder("alice"))
-    assert re.fullmatch(contract.AUTOSAVE_BRANCH_PATTERN[1:-1], branch)
+    assert re.match(contract.AUTOSAVE_BRANCH_PATTERN, branch)
+
+
+def test_the_contracts_patterns_refuse_a_trailing_newline_even_under_re_match() -> None:
+    """Jinja's match test and re.match stop at the pattern's end: $ would let "alice\\n" through."""
+    for pattern, good in (
+        (contract.PREFIX_PATTERN, "alice"),
+        (contract.APP_NAME_PATTERN, "notebook-server"),
+        (contract.AUTOSAVE_BRANCH_PATTERN, "autosave/alice/20260105T090000Z"),
+    ):
+        assert re.match(pattern, good), pattern
+        assert not re.match(pattern, good + "\n"), pattern
+        assert not pattern.endswith("$"), pattern
+
+
+def test_prefixes_that_name_a_shared_stack_are_reserved() -> None:
+    assert set(contract.RESERVED_PREFIXES) == set(contract.KINDS) - {"instance"}
+    for kind in contract.RESERVED_PREFIXES:
+        assert contract.reserved_prefix(kind) == kind
+        # Another app, "nb-team", has the shared stack nb-team-<kind>.
+        assert contract.stack_name("nb", "instance", f"team-{kind}") == contract.stack_name("nb-team", kind)
+        assert contract.reserved_prefix(f"team-{kind}") == kind
+    assert contract.reserved_prefix("alice") == ""
+    assert contract.reserved_prefix("networker") == ""
 
 
 def tag_keys(node: Any) -> set[str]:
@@ -69,8 +97,8 @@ def test_every_tag_key_in_the_templates_is_a_contract_key() -> None:
 
 def test_the_templates_accept_exactly_the_contracts_names() -> None:
     for name in TEMPLATES:
-        assert template(name)["Parameters"]["AppName"]["AllowedPattern"] == contract.APP_NAME_PATTERN, name
-    assert template("instance")["Parameters"]["Prefix"]["AllowedPattern"] == contract.PREFIX_PATTERN
+        assert body(template(name)["Parameters"]["AppName"]["AllowedPattern"]) == body(contract.APP_NAME_PATTERN), name
+    assert body(template("instance")["Parameters"]["Prefix"]["AllowedPattern"]) == body(contract.PREFIX_PATTERN)
 
 
 def test_each_secret_reaches_its_variable_through_its_parameter() -> None:

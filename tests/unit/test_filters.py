@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -82,8 +83,149 @@ def test_invalid_cidrs_are_named() -> None:
     assert settings.invalid_cidrs(given) == ["10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
 
 
+def test_invalid_cidrs_refuse_a_trailing_newline_or_space() -> None:
+    assert settings.invalid_cidrs(["10.0.0.0/8\n", " 10.0.0.0/8", "10.0.0.0/ 8", "10.0.0.0/8"]) == [
+        "10.0.0.0/8\n", " 10.0.0.0/8", "10.0.0.0/ 8"
+    ]
+
+
 def test_public_cidrs_are_found() -> None:
     assert settings.public_cidrs(["0.0.0.0/0", "10.0.0.0/8", "::/0"]) == ["0.0.0.0/0", "::/0"]
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "public"),
+    [
+        (["0.0.0.0/1", "128.0.0.0/1"], ["0.0.0.0/1", "128.0.0.0/1"]),
+        (["::/1", "8000::/1", "10.0.0.0/8"], ["::/1", "8000::/1"]),
+        (["0.0.0.0/1"], ["0.0.0.0/1"]),
+        (["2000::/3"], ["2000::/3"]),
+        # Sixteen /8s are 1/16 of IPv4, no more; a seventeenth is too much.
+        ([f"{n}.0.0.0/8" for n in range(16)], []),
+        ([f"{n}.0.0.0/8" for n in range(17)], [f"{n}.0.0.0/8" for n in range(17)]),
+        # Overlapping entries count once.
+        (["0.0.0.0/4"] + [f"{n}.0.0.0/8" for n in range(16)], []),
+        (["10.0.0.0/8", "100.64.0.0/10", "198.51.100.0/24", "2001:db8::/32"], []),
+        (["16.0.0.0/4", "2001:db8::/32"], []),
+    ],
+)
+def test_ranges_are_public_by_their_union(cidrs: list[str], public: list[str]) -> None:
+    assert settings.public_cidrs(cidrs) == public
+
+
+def test_ingress_rules_fit_the_quota_per_family() -> None:
+    v4 = [f"10.0.{n}.0/24" for n in range(60)]
+    v6 = [f"2001:db8:{n:x}::/48" for n in range(60)]
+    assert settings.ingress_rule_problems(v4 + v6, [8888]) == []
+    (problem,) = settings.ingress_rule_problems(v4 + ["10.1.0.0/24"] + v6, [8888])
+    assert problem.startswith("notebook_allowed_cidrs: its 61 IPv4 ranges need 61 inbound rules")
+    (problem,) = settings.ingress_rule_problems(v4[:31], [443, 80])
+    assert "its 31 IPv4 ranges need 62 inbound rules (2 listener ports each)" in problem
+    assert "at most 30 IPv4 ranges" in problem
+    assert settings.ingress_rule_problems(v4[:31], [443, 80], 120) == []
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({"prefix": "alice", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, []),
+        ({"prefix": "alice\n", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, ['prefix "alice\\n" is not usable']),
+        ({"prefix": "alice", "notebook_app_name": "nb\n", "aws_region": "eu-west-1"}, ['notebook_app_name "nb\\n"']),
+        ({"prefix": "alice", "notebook_app_name": "nb", "aws_region": "eu-west-1\n"}, ['aws_region "eu-west-1\\n"']),
+        ({"prefix": "persistent", "notebook_app_name": "nb", "aws_region": "eu-west-1"},
+         ["nb-persistent would name a shared persistent stack"]),
+        ({"prefix": "network", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, ["nb-network would name a shared network stack"]),
+        ({"prefix": "x-persistent", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, ["would name a shared persistent stack"]),
+        ({"prefix": 5, "notebook_app_name": None, "aws_region": "eu-west-1"}, ['prefix 5', 'notebook_app_name null']),
+    ],
+)
+def test_name_problems_match_the_whole_text(names: dict, expected: list[str]) -> None:
+    found = settings.name_problems(names)
+    assert len(found) == len(expected)
+    for problem, start in zip(found, expected, strict=True):
+        assert start in problem
+
+
+SENT_TEMPLATES = {
+    "persistent": (
+        "Parameters:\n"
+        "  NotebookPort: {Type: Number, MinValue: 1024, MaxValue: 65535}\n"
+        "  LogRetentionDays: {Type: Number, AllowedValues: [1, 3, 5]}\n"
+        "  PublicSubnetIds: {Type: 'List<AWS::EC2::Subnet::Id>', AllowedPattern: '^subnet-[0-9a-f]+$'}\n"
+    ),
+    "instance": "Parameters:\n  RepoUrl: {Type: String, AllowedPattern: '^https://\\S+$', ConstraintDescription: an https URL}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": 8888, "whole": True}, ""),
+        ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "-1", "whole": True},
+         "notebook_port: it is below 1024"),
+        ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "99999"},
+         "notebook_port: it is above 65535"),
+        ({"setting": "notebook_port", "template": "persistent", "parameter": "NotebookPort", "value": "8888.5", "whole": True},
+         "notebook_port: it is not a whole number"),
+        ({"setting": "notebook_log_retention_days", "template": "persistent", "parameter": "LogRetentionDays", "value": 2},
+         "notebook_log_retention_days: it is not one of 1, 3, 5"),
+        ({"setting": "notebook_public_subnet_ids", "template": "persistent", "parameter": "PublicSubnetIds",
+          "value": ["subnet-0a", "subnet-0b\n"]}, "notebook_public_subnet_ids: it must be like ^subnet-[0-9a-f]+$"),
+        ({"setting": "notebook_repo_url", "template": "instance", "parameter": "RepoUrl", "value": "https://x/r\n",
+          "fix": "set it"}, "notebook_repo_url: it must be an https URL; set it"),
+        # A parameter the template no longer declares is no constraint.
+        ({"setting": "x", "template": "instance", "parameter": "Gone", "value": "anything"}, ""),
+    ],
+)
+def test_parameter_problems_name_the_setting(item: dict, problem: str) -> None:
+    assert settings.parameter_problems([item], SENT_TEMPLATES) == ([problem] if problem else [])
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://git.example.com/team/notebooks.git", ""),
+        ("http://127.0.0.1:8080/r.git", ""),
+        ("http://localhost/r.git", ""),
+        ("http://[::1]:3000/r.git", ""),
+        ("http://git.example.com/r.git", "must be an https:// URL"),
+        ("http://127.0.0.1.example.com/r.git", "must be an https:// URL"),
+        ("ssh://git@git.example.com/r.git", "must be an https:// URL"),
+        ("git@github.com:team/r.git", "must be an https:// URL"),
+        ("https://user:pw@git.example.com/r.git", "must not hold credentials"),
+        ("https://token@git.example.com/r.git", "must not hold credentials"),
+        ("https://git.example.com/r.git\n", "on one line without spaces"),
+        ("", "must be the https URL"),
+        ("https:///r.git", "names no host"),
+    ],
+)
+def test_repo_url_is_refused_as_the_container_refuses_it(url: str, problem: str) -> None:
+    found = settings.repo_url_problem(url)
+    assert (found == "") if not problem else (problem in found)
+
+
+def test_the_repo_url_rule_is_the_containers() -> None:
+    """Every URL preflight lets through, the container takes (its parser is the authority)."""
+    from nbstack_runtime import settings as runtime
+
+    for url in ("https://git.example.com/r.git", "http://127.0.0.1:8080/r.git", "http://localhost/r.git"):
+        assert settings.repo_url_problem(url) == ""
+        runtime.VARIABLES[5].parse(url)
+    for url in ("http://git.example.com/r.git", "https://u:p@git.example.com/r.git"):
+        assert settings.repo_url_problem(url) != ""
+        with pytest.raises(ValueError):
+            runtime.VARIABLES[5].parse(url)
+
+
+@pytest.mark.parametrize(("tag", "ok"), [("", True), ("c-0123456789ab", True), ("v1 beta", False), ("-x", False), ("a" * 129, False)])
+def test_image_tags(tag: str, ok: bool) -> None:
+    assert (settings.image_tag_problem(tag) == "") is ok
+
+
+def test_redact_replaces_every_vault_value_in_any_nesting() -> None:
+    secrets = ["s3cret-token", {"alice": {"password": "pa\"ss"}}, None, "", True]
+    problems = ['prefix "s3cret-token" is not usable', 'user "pa\\"ss" and pa"ss', "nothing secret"]
+    assert settings.redact(problems, secrets) == ['prefix "********" is not usable', 'user "********" and ********', "nothing secret"]
 
 
 def test_unusable_secrets_are_named_not_shown() -> None:
@@ -240,12 +382,30 @@ def test_settings_groups_are_the_group_options_of_a_role_under_the_settings_name
     }
 
 
-def test_group_problems_name_the_setting_and_the_parameter() -> None:
-    body = "Parameters:\n  IdleTimeoutMinutes:\n    Type: Number\n    MaxValue: 10080\n"
+def test_group_problems_name_the_setting() -> None:
+    body = "Parameters:\n  IdleTimeoutMinutes:\n    Type: Number\n    MinValue: 0\n    MaxValue: 10080\n"
     groups = {"notebook_idle": {"timeout_minutes": 99999, "max_lifetime_hours": 0}}
-    assert settings.group_problems(groups, body, "notebook_") == [
-        "notebook_idle.timeout_minutes: it is above 10080 (IdleTimeoutMinutes in the instance template)"
+    assert settings.group_problems(groups, body, "notebook_") == ["notebook_idle.timeout_minutes: it is above 10080"]
+    groups = {"notebook_idle": {"timeout_minutes": -5, "max_lifetime_hours": 0}}
+    assert settings.group_problems(groups, body, "notebook_") == ["notebook_idle.timeout_minutes: it is below 0"]
+
+
+def test_group_problems_check_the_interface_without_showing_values() -> None:
+    spec = {
+        "notebook_root_volume": {
+            "options": {"size": {"type": "int", "required": True}, "type": {"type": "str", "required": True, "choices": ["gp3", "gp2"]}}
+        }
+    }
+    check = lambda values: settings.group_problems({"notebook_root_volume": values}, "Parameters: {}", "notebook_", spec)  # noqa: E731
+    assert check({"size": 100, "type": "gp3"}) == []
+    assert check({"size": 100}) == ["notebook_root_volume: it has no type (a group is given whole)"]
+    assert check({"size": 100, "type": "s3cret", "iops": 1}) == [
+        "notebook_root_volume.iops: notebook_root_volume has no such key",
+        "notebook_root_volume.type: it is not one of gp3, gp2",
     ]
+    assert check({"size": "big", "type": "gp3"}) == ["notebook_root_volume.size: it is not a whole number"]
+    assert check({"size": True, "type": "gp3"}) == ["notebook_root_volume.size: it is not a whole number"]
+    assert check({"size": 100, "type": ["gp3"]}) == ["notebook_root_volume.type: it is not a text"]
 
 
 def test_group_problems_check_what_would_be_sent() -> None:
@@ -256,7 +416,7 @@ def test_group_problems_check_what_would_be_sent() -> None:
         "notebook_warehouse.port: it is not a whole number"
     ]
     assert settings.group_problems({"notebook_warehouse": '{"port": 5439}'}, body, "notebook_", spec) == [
-        "notebook_warehouse: it is not a group of keys (with -e, give it as JSON)"
+        "notebook_warehouse: it is not a group of keys (with -e, give it whole, as JSON)"
     ]
 
 
@@ -276,3 +436,31 @@ def test_group_problems_check_what_would_be_sent() -> None:
 def test_vpc_ranges(cidr: str, problem: str) -> None:
     found = settings.vpc_cidr_problem(cidr)
     assert (found == "") if not problem else (problem in found)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("template_name", "parameter", "variable"),
+    [
+        ("instance", "IdleTimeoutMinutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
+        ("instance", "IdleMaxLifetimeHours", "NBSTACK_MAX_LIFETIME_HOURS"),
+        ("instance", "WarehousePort", "NBSTACK_WAREHOUSE_PORT"),
+        ("persistent", "NotebookPort", "NBSTACK_NOTEBOOK_PORT"),
+        ("persistent", "HealthPort", "NBSTACK_HEALTH_PORT"),
+    ],
+)
+def test_what_the_template_accepts_the_container_accepts(template_name: str, parameter: str, variable: str) -> None:
+    """Preflight checks against the template's bounds; the container must take every value inside them."""
+    from nbstack_runtime import settings as runtime
+
+    spec = template.parameters((ROOT / "files" / "cloudformation" / f"{template_name}.yml").read_text())[parameter]
+    (parse,) = [v.parse for v in runtime.VARIABLES if v.name == variable]
+    assert parse is not None
+    low, high = int(spec["MinValue"]), int(spec["MaxValue"])
+    for inside in (low, high):
+        assert template.refusal(spec, str(inside)) == ""
+        parse(str(inside))
+    for outside in (low - 1, high + 1):
+        assert template.refusal(spec, str(outside)) != ""

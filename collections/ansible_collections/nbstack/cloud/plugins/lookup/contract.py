@@ -11,7 +11,8 @@ description:
   - Returns values of the collection's contract (C(plugins/module_utils/contract.py)),
     the one place the roles take them from.
   - C(prefix_pattern) and C(app_name_pattern) are the regular expressions a
-    prefix and an app name must match.
+    prefix and an app name must match, whole; they end in C(\Z), not C($),
+    so that C(match) refuses a trailing newline.
   - C(secrets) lists each secret as a dict with C(name) (under
     C(<app>/<prefix>/) in Secrets Manager), C(vault_key), C(variable) (in the
     container) and C(parameter) (of the instance template).

@@ -28,15 +28,25 @@ STOP_REASON_TAG = "nbstack:stop-reason"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
 
+# Patterns end in \Z, never $: Python's $ also matches before a final
+# newline, so "alice\n" would pass a ^...$ check (re.match, Jinja's match test).
+# CloudFormation matches a template's AllowedPattern against the whole value;
+# the templates spell the same patterns as ^...$ (tests compare the bodies).
 _PREFIX = r"[a-z][a-z0-9-]{0,27}"
 #: A person's prefix: the stack suffix, the URL path and the secrets' folder.
-PREFIX_PATTERN = rf"^{_PREFIX}$"
+PREFIX_PATTERN = rf"^{_PREFIX}\Z"
 #: The team's app name: prefixes every stack and secret name.
-APP_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+APP_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}\Z"
+
+#: Prefixes that are no person's: <app>-<prefix> would name a shared stack of
+#: this app (persistent, network), or, ending in -persistent or -network, a
+#: shared stack of another app whose name is <app>-<start of the prefix>.
+#: down.yml deletes the stack named <app>-<prefix>.
+RESERVED_PREFIXES = tuple(kind for kind in KINDS if kind != "instance")
 
 #: Branches the container pushes unsaved work to: autosave/<prefix>/<UTC stamp>.
 AUTOSAVE_BRANCH_PREFIX = "autosave/"
-AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z$"
+AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z\Z"
 
 
 #: One secret: its name under <app>/<prefix>/, the vault key holding its
@@ -79,6 +89,14 @@ def stack_kind(name, tags, app):
     if tags.get(PREFIX_TAG):
         return "instance"
     return next((shared for shared in ("network", "persistent") if name == stack_name(app, shared)), None)
+
+
+def reserved_prefix(text):
+    """The shared stack kind a prefix would name (see RESERVED_PREFIXES), or "" when it names none."""
+    for kind in RESERVED_PREFIXES:
+        if text == kind or str(text).endswith("-" + kind):
+            return kind
+    return ""
 
 
 def secrets_folder(app, prefix=""):
