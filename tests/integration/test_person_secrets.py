@@ -28,6 +28,12 @@ SECRET_VAULT_KEYS = {
     "notebook-password": "vault_notebook_password",
     "warehouse-password": "vault_warehouse_password",
 }
+#: The container variable each secret reaches.
+SECRET_VARIABLES = {
+    "github-token": "NBSTACK_GIT_TOKEN",
+    "notebook-password": "NBSTACK_NOTEBOOK_PASSWORD",
+    "warehouse-password": "NBSTACK_WAREHOUSE_PASSWORD",
+}
 #: A new password with characters that JSON escapes and base64 spreads over byte boundaries.
 ROTATED_PASSWORD = 'nbpw-rotated-"quoted"\\slash/é-'
 
@@ -141,9 +147,7 @@ def test_each_task_definition_refers_only_to_its_owners_secrets(scenario: dict, 
     (container,) = scenario["task_definitions"][prefix]["containerDefinitions"]
     own = {
         aws.secretsmanager.describe_secret(SecretId=f"{APP}/{prefix}/{name}")["ARN"]: variable
-        for name, variable in zip(
-            SECRET_VAULT_KEYS, ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD")
-        )
+        for name, variable in SECRET_VARIABLES.items()
     }
     assert {secret["valueFrom"]: secret["name"] for secret in container["secrets"]} == own
     assert all(f":secret:{APP}/{prefix}/" in arn for arn in own)
