@@ -110,6 +110,10 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients, tmp_path_fa
     runs["alice with -e"] = run_for(
         playbooks, vaults, "alice", "-e", f"vault_notebook_password={first['bob']['vault_notebook_password']}"
     )
+    # dave's file lacks a key: refused, not filled in from the team's file or the command line.
+    vaults.write("dave", {key: value for key, value in random_values().items() if key != "vault_warehouse_password"})
+    runs["dave"] = run_for(playbooks, vaults, "dave")
+    runs["dave with -e"] = run_for(playbooks, vaults, "dave", "-e", "vault_warehouse_password=given-on-the-command-line")
     after_refusals = account_state(aws)
 
     rotated = dict(first["alice"], vault_notebook_password=ROTATED_PASSWORD)
@@ -170,6 +174,16 @@ def test_a_vault_value_given_beside_the_persons_file_is_refused(scenario: dict) 
     assert scenario["values"]["bob"]["vault_notebook_password"] not in run.output
 
 
+def test_a_key_missing_from_the_persons_file_is_refused_not_filled_in(scenario: dict) -> None:
+    folder = scenario["vaults"].folder
+    run = scenario["runs"]["dave"]
+    assert run.returncode != 0
+    assert f"Missing, empty or still the example value: vault_warehouse_password. Put real values in {folder}/dave.yml" in run.text
+    given = scenario["runs"]["dave with -e"]
+    assert given.returncode != 0
+    assert "vault_warehouse_password also given with -e" in given.text
+
+
 def test_a_changed_password_reaches_the_server(scenario: dict) -> None:
     before, after = scenario["task_definitions"]["alice"], scenario["task_definitions"]["rotated"]
     assert after["revision"] > before["revision"]
@@ -213,7 +227,7 @@ def test_no_value_leaks_in_any_encoding(scenario: dict, aws: Clients) -> None:
     places = {
         "the rotation's up.yml -vvv output": scenario["runs"]["rotated"].output,
         "the other runs' output": "\n".join(
-            run.output for name, run in scenario["runs"].items() if name not in ("rotated", "alice with -e")
+            run.output for name, run in scenario["runs"].items() if name not in ("rotated", "alice with -e", "dave with -e")
         ),
         "stack parameters and outputs": json.dumps(
             [{"p": s.get("Parameters"), "o": s.get("Outputs")} for s in stacks], default=str
