@@ -64,8 +64,8 @@ def service_task_definition(aws: Clients, prefix: str) -> dict[str, Any]:
     replaces the task). test_the_service_runs_the_stacks_task_definition
     checks on the template that the service takes that ARN. The emulator
     also registers that new revision from the template's properties without
-    their container name, image or environment, so only its revision number
-    is compared here; its environment is checked on the template.
+    their container name, image, environment or labels, so only its revision
+    number is compared here; its label is checked on the template.
     """
     outputs = {
         item["OutputKey"]: item["OutputValue"]
@@ -74,10 +74,10 @@ def service_task_definition(aws: Clients, prefix: str) -> dict[str, Any]:
     return aws.ecs.describe_task_definition(taskDefinition=outputs["TaskDefinitionArn"])["taskDefinition"]
 
 
-def environment(task_definition: dict[str, Any]) -> dict[str, str]:
-    """The container's environment by name."""
+def labels(task_definition: dict[str, Any]) -> dict[str, str]:
+    """The container's Docker labels."""
     (container,) = task_definition["containerDefinitions"]
-    return {entry["name"]: entry["value"] for entry in container["environment"]}
+    return dict(container.get("dockerLabels") or {})
 
 
 def secrets_version(aws: Clients, prefix: str) -> str:
@@ -190,7 +190,7 @@ def test_a_changed_password_reaches_the_server(scenario: dict) -> None:
     assert after["family"] == before["family"]
     assert scenario["stored_rotated"] == scenario["rotated"]
     # The task carries the digest of the secrets' versions; a new value, a new digest.
-    assert environment(before)["NBSTACK_SECRETS_VERSION"] == scenario["versions"]["alice"]
+    assert labels(before)["nbstack.secrets-version"] == scenario["versions"]["alice"]
     assert scenario["versions"]["rotated"] != scenario["versions"]["alice"]
     assert "Secrets changed: the server was restarted to use them" in scenario["runs"]["rotated"].text
     assert f"{APP}-alice updated" in scenario["runs"]["rotated"].text
@@ -205,7 +205,7 @@ def test_the_service_runs_the_stacks_task_definition() -> None:
     (name,) = [name for name, r in resources.items() if r["Type"] == "AWS::ECS::TaskDefinition"]
     assert service["TaskDefinition"] == {"Ref": name}
     (container,) = resources[name]["Properties"]["ContainerDefinitions"]
-    assert {"Name": "NBSTACK_SECRETS_VERSION", "Value": {"Ref": "SecretsVersion"}} in container["Environment"]
+    assert container["DockerLabels"] == {"nbstack.secrets-version": {"Ref": "SecretsVersion"}}
 
 
 def test_an_unchanged_rerun_keeps_the_task(scenario: dict) -> None:

@@ -56,8 +56,8 @@ def secrets_version(versions):
     """A digest of the secrets' current version ids: it changes exactly when a value does.
 
     ECS reads secrets when a task starts, so a new value reaches the server
-    only through a new task: this digest is in the task definition's
-    environment, and a new one registers a new revision, which ECS rolls
+    only through a new task: this digest is a label in the task
+    definition, and a new one registers a new revision, which ECS rolls
     out. Version ids are not secret (Secrets Manager lists them to anyone
     who may describe the secret); values are never hashed.
     """
