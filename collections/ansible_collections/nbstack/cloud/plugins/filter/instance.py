@@ -8,6 +8,7 @@ secret_parameters.yml beside this file.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from ansible.errors import AnsibleFilterError
 
@@ -47,9 +48,28 @@ def memory_reservation(memory_mib):
     return max(int(memory_mib) - headroom, 512)
 
 
-def secret_parameters(arns):
-    """The instance template's secret ARN parameters, from the ARNs by secret name."""
-    return {secret.parameter: arns.get(secret.name, "") for secret in SECRETS}
+#: The instance template parameter that changes whenever a secret's value does.
+SECRETS_VERSION_PARAMETER = "SecretsVersion"
+
+
+def secrets_version(versions):
+    """A digest of the secrets' current version ids: it changes exactly when a value does.
+
+    ECS reads secrets when a task starts, so a new value reaches the server
+    only through a new task: this digest is a label in the task
+    definition, and a new one registers a new revision, which ECS rolls
+    out. Version ids are not secret (Secrets Manager lists them to anyone
+    who may describe the secret); values are never hashed.
+    """
+    pairs = sorted((secret.name, str((versions or {}).get(secret.name, ""))) for secret in SECRETS)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+def secret_parameters(arns, versions=None):
+    """The instance template's secret parameters: each ARN, and the digest of the versions."""
+    parameters = {secret.parameter: arns.get(secret.name, "") for secret in SECRETS}
+    parameters[SECRETS_VERSION_PARAMETER] = secrets_version(versions)
+    return parameters
 
 
 class FilterModule:

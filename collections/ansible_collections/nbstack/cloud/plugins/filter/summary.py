@@ -13,14 +13,24 @@ def _started(instance, idle_timeout_minutes):
     return f"Idle stop after {idle_timeout_minutes} minutes without use (0: never)"
 
 
+def _secrets_rotated(instance):
+    """Whether the task was replaced because a secret changed: ECS reads secrets only when a task starts."""
+    if not instance.get("secrets_rotated"):
+        return []
+    if instance.get("started"):
+        return ["Secrets changed: the server started with the new values"]
+    return ["Secrets changed: the server was restarted to use them (its work was autosaved first)"]
+
+
 def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes):
-    """Notebook URL, egress address, instance type, idle stop, and each stack's action."""
+    """Notebook URL, egress address, instance type, idle stop, a secrets change, and each stack's action."""
     stacks = [stack for stack in (network.get("stack") or {}, persistent, instance) if stack.get("name")]
     return [
         "Notebook: " + ((instance.get("outputs") or {}).get("NotebookUrl") or "not known until the stacks exist"),
         "Egress IP (allow-list it at the warehouse): " + (network.get("egress_ip") or "none found"),
         f"Instance type: {instance_type} ({instance.get('gpus')} GPU, {instance.get('memory_mib')} MiB)",
         _started(instance, idle_timeout_minutes),
+        *_secrets_rotated(instance),
         "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
     ]
 
