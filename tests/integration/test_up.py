@@ -68,7 +68,7 @@ def test_summary_names_url_egress_and_type(runs: dict[str, PlaybookRun], stacks:
     assert f"Notebook: {persistent['NotebookUrlBase']}/{PREFIX}/" in text
     assert f"Egress IP (allow-list it at the warehouse): {network['EgressIp']}" in text
     assert "Instance type: m5.xlarge (0 GPU" in text
-    assert "WARNING: notebook_certificate_arn is empty" in text
+    assert "WARNING: plain HTTP" in text
 
 
 def test_load_balancer_admits_only_the_allowed_ranges(aws: Clients, stacks: dict[str, dict[str, Any]]) -> None:

@@ -30,6 +30,8 @@ SAMPLE_PREFIX = "alice"
 SETTINGS_TO_PARAMETERS = [
     ("notebook_port", "", "persistent", "NotebookPort"),
     ("notebook_health_port", "", "persistent", "HealthPort"),
+    ("notebook_domain", "", "persistent", "DomainName"),
+    ("notebook_hosted_zone_id", "", "persistent", "HostedZoneId"),
     ("notebook_certificate_arn", "", "persistent", "CertificateArn"),
     ("notebook_log_retention_days", "", "persistent", "LogRetentionDays"),
     ("notebook_vpc_cidr", "", "network", "VpcCidr"),

@@ -52,20 +52,135 @@ def test_load_balancer_keeps_websockets_open_for_an_hour() -> None:
     assert balancer["Scheme"] == "internet-facing"
 
 
-def test_https_with_a_certificate_and_http_redirects_to_it() -> None:
-    template = load("persistent")
-    listeners = {
-        logical: r for logical, r in template["Resources"].items() if r["Type"] == "AWS::ElasticLoadBalancingV2::Listener"
+def _condition(template: dict[str, Any], values: dict[str, str], expression: Any) -> bool:
+    """Evaluates a condition expression (Equals, Not, And, Or, Condition) for parameter values."""
+    if isinstance(expression, dict):
+        ((function, argument),) = expression.items()
+        if function == "Condition":
+            return _condition(template, values, template["Conditions"][argument])
+        if function == "Fn::Equals":
+            left, right = (_value(template, values, item) for item in argument)
+            return bool(left == right)
+        if function == "Fn::Not":
+            return not _condition(template, values, argument[0])
+        if function == "Fn::And":
+            return all(_condition(template, values, item) for item in argument)
+        if function == "Fn::Or":
+            return any(_condition(template, values, item) for item in argument)
+    raise AssertionError(f"not a condition: {expression!r}")
+
+
+def _value(template: dict[str, Any], values: dict[str, str], node: Any) -> Any:
+    """A property with every Fn::If decided and AWS::NoValue removed; other functions stay as they are."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, if_true, if_false = node["Fn::If"]
+            chosen = if_true if _condition(template, values, template["Conditions"][name]) else if_false
+            return _value(template, values, chosen)
+        if node == {"Ref": "AWS::NoValue"}:
+            return None
+        if set(node) == {"Ref"} and node["Ref"] in template["Parameters"]:
+            return values.get(node["Ref"], template["Parameters"][node["Ref"]].get("Default"))
+        return {k: v for k, v in ((k, _value(template, values, v)) for k, v in node.items()) if v is not None}
+    if isinstance(node, list):
+        return [item for item in (_value(template, values, item) for item in node) if item is not None]
+    return node
+
+
+def deployed(name: str, **values: str) -> dict[str, Any]:
+    """The resources and outputs CloudFormation would create from the template for these parameter values."""
+    template = load(name)
+
+    def kept(entry: dict[str, Any]) -> bool:
+        return "Condition" not in entry or _condition(template, values, template["Conditions"][entry["Condition"]])
+
+    return {
+        "Resources": {
+            logical: {"Type": r["Type"], "Properties": _value(template, values, r.get("Properties", {}))}
+            for logical, r in template["Resources"].items()
+            if kept(r)
+        },
+        "Outputs": {key: _value(template, values, o["Value"]) for key, o in template["Outputs"].items() if kept(o)},
     }
-    https = [r for r in listeners.values() if r["Properties"].get("Protocol") == "HTTPS"]
-    assert len(https) == 1 and https[0]["Properties"]["Port"] == 443
-    assert https[0]["Condition"] == "HasCertificate"
-    assert https[0]["Properties"]["DefaultActions"][0]["Type"] == "fixed-response"
-    redirect = [
-        r for r in listeners.values() if r["Properties"]["DefaultActions"][0]["Type"] == "redirect"
+
+
+def of_type(stack: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {logical: r["Properties"] for logical, r in stack["Resources"].items() if r["Type"] == kind}
+
+
+DOMAIN = {"DomainName": "notebooks.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+GIVEN_CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-123456789abc"
+
+
+def test_plain_http_without_a_domain_is_one_listener_on_the_notebook_port() -> None:
+    stack = deployed("persistent")
+    listeners = of_type(stack, "AWS::ElasticLoadBalancingV2::Listener")
+    assert len(listeners) == 1
+    ((logical, listener),) = listeners.items()
+    assert (listener["Protocol"], listener["Port"]) == ("HTTP", 8888)  # NotebookPort's default
+    assert "Certificates" not in listener and "SslPolicy" not in listener
+    assert not of_type(stack, "AWS::CertificateManager::Certificate")
+    assert not of_type(stack, "AWS::Route53::RecordSet")
+    assert stack["Outputs"]["ListenerArn"] == {"Ref": logical}
+    assert stack["Outputs"]["NotebookUrlBase"] == {"Fn::Sub": "http://${LoadBalancer.DNSName}:${NotebookPort}"}
+
+
+@pytest.mark.parametrize("certificate", ["", GIVEN_CERTIFICATE], ids=["created", "given"])
+def test_a_domain_gets_https_with_tls_1_2_or_later_and_http_only_redirects(certificate: str) -> None:
+    stack = deployed("persistent", **DOMAIN, CertificateArn=certificate)
+    listeners = of_type(stack, "AWS::ElasticLoadBalancingV2::Listener")
+    (https,) = [listener for listener in listeners.values() if listener["Protocol"] == "HTTPS"]
+    assert https["Port"] == 443
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    wanted = certificate or {"Ref": "Certificate"}
+    assert https["Certificates"] == [{"CertificateArn": wanted}]
+    assert https["DefaultActions"][0]["Type"] == "fixed-response"
+    (redirect,) = [listener for listener in listeners.values() if listener["Protocol"] == "HTTP"]
+    assert redirect["Port"] == 80
+    (action,) = redirect["DefaultActions"]
+    assert action["Type"] == "redirect"
+    assert action["RedirectConfig"]["Protocol"] == "HTTPS" and action["RedirectConfig"]["Port"] == "443"
+    assert action["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    assert stack["Outputs"]["NotebookUrlBase"] == {"Fn::Sub": "https://${DomainName}"}
+
+
+@pytest.mark.parametrize("certificate", ["", GIVEN_CERTIFICATE], ids=["created", "given"])
+def test_the_listener_arn_does_not_change_with_the_domain_setting(certificate: str) -> None:
+    """One listener resource in every case: instance stacks import its ARN, and an export in use cannot change."""
+    plain = deployed("persistent")
+    https = deployed("persistent", **DOMAIN, CertificateArn=certificate)
+    assert plain["Outputs"]["ListenerArn"] == https["Outputs"]["ListenerArn"]
+    (logical,) = [key for key, r in of_type(plain, "AWS::ElasticLoadBalancingV2::Listener").items()]
+    assert plain["Outputs"]["ListenerArn"] == {"Ref": logical}
+    assert logical in of_type(https, "AWS::ElasticLoadBalancingV2::Listener")
+    # Only the load balancer is a property whose change replaces a listener.
+    assert plain["Resources"][logical]["Properties"]["LoadBalancerArn"] == https["Resources"][logical]["Properties"][
+        "LoadBalancerArn"
     ]
-    assert len(redirect) == 1 and redirect[0]["Properties"]["Port"] == 80
-    assert redirect[0]["Properties"]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
+
+
+def test_the_certificate_is_validated_by_dns_in_the_hosted_zone() -> None:
+    (certificate,) = of_type(deployed("persistent", **DOMAIN), "AWS::CertificateManager::Certificate").values()
+    assert certificate["DomainName"] == "notebooks.example.com"
+    assert certificate["ValidationMethod"] == "DNS"
+    assert certificate["DomainValidationOptions"] == [
+        {"DomainName": "notebooks.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+    ]
+    given = deployed("persistent", **DOMAIN, CertificateArn=GIVEN_CERTIFICATE)
+    assert not of_type(given, "AWS::CertificateManager::Certificate")
+
+
+def test_the_domain_is_an_alias_of_the_load_balancer() -> None:
+    (record,) = of_type(deployed("persistent", **DOMAIN), "AWS::Route53::RecordSet").values()
+    assert record["HostedZoneId"] == "Z0123456789ABCDEFGHIJ"
+    assert (record["Name"], record["Type"]) == ("notebooks.example.com", "A")
+    assert record["AliasTarget"]["DNSName"] == {"Fn::GetAtt": ["LoadBalancer", "DNSName"]}
+    assert record["AliasTarget"]["HostedZoneId"] == {"Fn::GetAtt": ["LoadBalancer", "CanonicalHostedZoneID"]}
+    (balancer,) = of_type(deployed("persistent", **DOMAIN), "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert balancer["IpAddressType"] == "ipv4", "an IPv6 load balancer would need an AAAA alias too"
+    # Without a zone, the name is pointed elsewhere and no record is written.
+    no_zone = deployed("persistent", DomainName="notebooks.example.com", CertificateArn=GIVEN_CERTIFICATE)
+    assert not of_type(no_zone, "AWS::Route53::RecordSet")
 
 
 def test_model_bucket_is_versioned_encrypted_private_and_kept() -> None:
