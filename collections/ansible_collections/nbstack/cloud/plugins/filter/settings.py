@@ -83,8 +83,8 @@ def public_cidrs(cidrs):
         family = [(text, network) for text, network in _networks(cidrs) if network is not None and network.version == version]
         limit = 2 ** ((32 if version == 4 else 128) - PUBLIC_SHARE_PREFIX)
         alone = [text for text, network in family if network.num_addresses > limit]
-        union = sum(n.num_addresses for n in ipaddress.collapse_addresses(network for _, network in family))
-        public += alone or ([text for text, _ in family] if union > limit else [])
+        union = sum(n.num_addresses for n in ipaddress.collapse_addresses(network for _text, network in family))
+        public += alone or ([text for text, _network in family] if union > limit else [])
     return public
 
 
