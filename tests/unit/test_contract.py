@@ -61,6 +61,8 @@ def test_the_contracts_patterns_refuse_a_trailing_newline_even_under_re_match() 
         (contract.PREFIX_PATTERN, "alice"),
         (contract.APP_NAME_PATTERN, "notebook-server"),
         (contract.AUTOSAVE_BRANCH_PATTERN, "autosave/alice/20260105T090000Z"),
+        (runtime.PREFIX_PATTERN, "alice"),
+        (runtime.AUTOSAVE_BRANCH_PATTERN, "autosave/alice/20260105T090000Z"),
     ):
         assert re.match(pattern, good), pattern
         assert not re.match(pattern, good + "\n"), pattern

@@ -27,13 +27,13 @@ SECRET_VARIABLES: tuple[str, ...] = (
 
 _PREFIX = r"[a-z][a-z0-9-]{0,27}"
 #: A person's prefix (a string: compile it where it is used).
-PREFIX_PATTERN = rf"^{_PREFIX}$"
+PREFIX_PATTERN = rf"^{_PREFIX}\Z"
 
 #: Autosave branches: autosave/<prefix>/<UTC time>; the time sorts by name.
 AUTOSAVE_BRANCH_PREFIX = "autosave/"
 AUTOSAVE_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 #: A whole autosave branch name (the stamp as AUTOSAVE_STAMP_FORMAT writes it).
-AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z$"
+AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]{{6}}Z\Z"
 
 
 def autosave_branch(prefix: str, stamp: str) -> str:

@@ -58,7 +58,7 @@ class Secret:
 
 
 def _prefix(raw: str) -> str:
-    if not _PREFIX.match(raw):
+    if not _PREFIX.fullmatch(raw):
         raise ValueError(f"must match {PREFIX_PATTERN}, got {raw!r}")
     return raw
 
