@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nbstack_devkit import start
+from nbstack_devkit.paths import HOOKS_DIR
 from nbstack_runtime.settings import SECRET_VARIABLES
 
 
@@ -88,3 +89,51 @@ def test_env_file(tmp_path: Path) -> None:
     path.write_text("oops\n")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         start.read_env_file(path)
+
+
+def user_site(python: str, home: Path) -> Path:
+    """The user site-packages folder `python` reads for HOME=`home`."""
+    done = subprocess.run(
+        [python, "-c", "import site; print(site.ENABLE_USER_SITE, site.getusersitepackages())"],
+        env={"HOME": str(home), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    enabled, path = done.stdout.split()
+    if enabled != "True":
+        pytest.skip(f"{python} reads no user site-packages here")
+    return Path(path)
+
+
+@pytest.mark.parametrize("plant", ["module in the working directory", "pth in the user site-packages"])
+def test_the_root_start_step_imports_nothing_from_the_notebook_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str) -> None:
+    # The image's start step runs as root with the notebook user's working
+    # directory and HOME, both of which that user writes.
+    home = tmp_path / "home"
+    home.mkdir()
+    marker = tmp_path / "ran-as-hook"
+    payload = f"open({str(marker)!r}, 'w').close()\n"
+    if plant.startswith("module"):
+        package = home / "nbstack_runtime"
+        package.mkdir()
+        (package / "__init__.py").write_text(payload)
+        (package / "hooks.py").write_text("raise SystemExit(0)\n")
+        bin_dir = Path(sys.executable).parent
+    else:
+        # A virtualenv never reads the user site; the interpreter it was made from does.
+        python = getattr(sys, "_base_executable", sys.executable)
+        site_dir = user_site(python, home)
+        site_dir.mkdir(parents=True)
+        (site_dir / "planted.pth").write_text("import os; " + payload.replace("\n", "") + "\n")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "python3").symlink_to(python)
+    monkeypatch.chdir(home)
+    environ = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
+    # No settings: the real start step refuses them and the hook ends the start.
+    with pytest.raises(start.HookExit) as stop:
+        start.run_hooks(HOOKS_DIR, environ)
+    assert stop.value.code == 1
+    assert not marker.exists(), f"the root start step ran the notebook user's {plant}"

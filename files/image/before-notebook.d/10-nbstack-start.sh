@@ -10,8 +10,14 @@
 # (token login, no sidecar). `exit` in a sourced hook ends start.sh itself, so
 # any invalid setting stops the container before Jupyter ever listens. No
 # `set -e` here: it would stay on in start.sh.
+#
+# Isolated, because this step runs as root while the working directory and
+# HOME are the notebook user's: `-I` keeps the working directory off
+# sys.path, skips the user's site-packages (and its .pth files) and ignores
+# PYTHON* variables, and `cd /` runs in a subshell, so start.sh keeps its own
+# working directory. Nothing the notebook user wrote is imported as root.
 
-if ! python3 -m nbstack_runtime.hooks start; then
+if ! (cd / && python3 -I -m nbstack_runtime.hooks start); then
     echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
     exit 1
 fi
