@@ -306,11 +306,16 @@ def test_the_instance_role_holds_only_what_the_ecs_agent_needs() -> None:
         "ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance", "ecs:SubmitTaskStateChange",
         "ecs:SubmitContainerStateChange", "ecs:SubmitAttachmentStateChanges", "ecs:Poll",
         "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState", "ecs:DiscoverPollEndpoint",
+        # The agent pulls the team's image with this role on the EC2 launch type.
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
     }
     assert found["JoinTeamCluster"]["Resource"] == {"Fn::GetAtt": ["EcsCluster", "Arn"]}
     assert sub(found["ActAsTeamContainerInstance"]["Resource"]).endswith(":container-instance/${EcsCluster}/*")
-    assert [s["Sid"] for s in found.values() if s["Resource"] == "*"] == ["FindAgentEndpoint"]
+    assert [s["Sid"] for s in found.values() if s["Resource"] == "*"] == ["FindAgentEndpoint", "RegistryLogin"]
     assert actions(found["FindAgentEndpoint"]) == ["ecs:DiscoverPollEndpoint"]
+    assert actions(found["RegistryLogin"]) == ["ecr:GetAuthorizationToken"]
+    assert sub(found["PullTeamImage"]["Resource"]).endswith(":repository/${AppName}/notebook")
 
 
 def test_service_replaces_its_single_task_in_place() -> None:
