@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from team import APP, SETTINGS
+from team import APP, SETTINGS, PersonPlaybooks
 
 from nbstack_devkit.emulator import REAL_ACCOUNT_VARIABLES, Emulator
 from nbstack_devkit.playbooks import Playbooks, ok
@@ -39,9 +39,11 @@ def iam_emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="module")
-def outputs(iam_emulator: Emulator, vault: Vault) -> dict[str, dict[str, str]]:
-    """Both people's servers, up; each one's instance stack outputs."""
-    playbooks = Playbooks(iam_emulator, SETTINGS, vault)
+def outputs(
+    iam_emulator: Emulator, vault: Vault, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, str]]:
+    """Both people's servers, up, each with their own vault file; each one's instance stack outputs."""
+    playbooks = PersonPlaybooks(Playbooks(iam_emulator, SETTINGS, vault), tmp_path_factory.mktemp("people") / "vault")
     found = {}
     for prefix in (ME, OTHER):
         ok(playbooks.up(prefix, "-e", "instance_start_timeout=1"))

@@ -13,7 +13,7 @@ import fnmatch
 from typing import Any
 
 import pytest
-from team import APP
+from team import APP, PersonPlaybooks
 
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
@@ -54,6 +54,12 @@ def sidecar_stop(aws: Clients, emulator: Emulator, prefix: str, monkeypatch: pyt
 
 #: The person's idle stop, given whole as a settings group is on the command line.
 IDLE_SETTINGS = '{"notebook_idle": {"timeout_minutes": 45, "max_lifetime_hours": 12}}'
+
+
+@pytest.fixture(scope="module")
+def playbooks(playbooks: Playbooks, tmp_path_factory: pytest.TempPathFactory) -> Playbooks:
+    """Each person's up.yml with their own vault file, as several people need."""
+    return PersonPlaybooks(playbooks, tmp_path_factory.mktemp("people") / "vault")
 
 
 @pytest.fixture(scope="module")

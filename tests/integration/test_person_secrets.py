@@ -240,3 +240,29 @@ def test_no_value_leaks_in_any_encoding(scenario: dict, aws: Clients) -> None:
             for form in leak_forms(value):
                 assert form not in text, f"a secret value appears in {place}"
 
+
+
+# Runs last: it starts from an empty account, after the scenario's tests have read theirs.
+def test_the_team_file_serves_one_person_only(
+    emulator: Emulator, playbooks: Playbooks, aws: Clients, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Without per-person files the team's values serve whoever runs: a second person is refused, not given them."""
+    emulator.reset()
+    ok(playbooks.up("alice"))  # one person, the team's file: as simple as ever
+    before = account_state(aws)
+    run = playbooks.up("bob")
+    assert run.returncode != 0
+    assert "the servers of alice already exist" in run.text, run.tail()
+    assert 'prefix "bob" would get the same Jupyter password and git token as they have' in run.text
+    # The settings turn per-person files off (notebook_vault_dir: ""): the fix names the folder to set.
+    assert "ansible-vault create --vault-id bob@prompt vault/bob.yml" in run.text
+    assert 'set notebook_vault_dir to that folder; it is ""' in run.text
+    assert "nothing in AWS was changed" in run.text
+    assert account_state(aws) == before
+    assert not any(name.startswith(f"{APP}/bob/") for name, _ in before["secrets"])
+    # The fix the message gives: bob's own file.
+    vaults = PersonVaults(tmp_path_factory.mktemp("team-then-person") / "vault")
+    own = vaults.write("bob", random_values()).values
+    ok(run_for(playbooks, vaults, "bob"))
+    assert stored(aws, "bob") == own
+    assert stored(aws, "alice") == {key: playbooks.vault.values[key] for key in SECRET_VAULT_KEYS.values()}

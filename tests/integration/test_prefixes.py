@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from team import APP
+from team import APP, PersonPlaybooks
 
 from ansible_collections.nbstack.cloud.plugins.filter import instance
 from nbstack_devkit.emulator import Clients, Emulator
@@ -35,6 +35,12 @@ def rules(aws: Clients) -> dict[str, dict[str, Any]]:
     listener = outputs(aws, f"{APP}-persistent")["ListenerArn"]
     found = aws.elbv2.describe_rules(ListenerArn=listener)["Rules"]
     return {r["Conditions"][0]["PathPatternConfig"]["Values"][0]: r for r in found if not r["IsDefault"]}
+
+
+@pytest.fixture(scope="module")
+def playbooks(playbooks: Playbooks, tmp_path_factory: pytest.TempPathFactory) -> Playbooks:
+    """Each person's up.yml with their own vault file, as several people need."""
+    return PersonPlaybooks(playbooks, tmp_path_factory.mktemp("people") / "vault")
 
 
 @pytest.fixture(scope="module")

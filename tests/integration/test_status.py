@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from team import APP
+from team import APP, PersonPlaybooks
 
 from nbstack_devkit.emulator import REGION, Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
@@ -21,6 +21,12 @@ def rows(run: PlaybookRun) -> dict[str, list[str]]:
         if len(cells) >= 2 and cells[1] in ("running", "stopped", "absent", "failed", "changing"):
             found[cells[0]] = cells
     return found
+
+
+@pytest.fixture(scope="module")
+def playbooks(playbooks: Playbooks, tmp_path_factory: pytest.TempPathFactory) -> Playbooks:
+    """Each person's up.yml with their own vault file, as several people need."""
+    return PersonPlaybooks(playbooks, tmp_path_factory.mktemp("people") / "vault")
 
 
 @pytest.fixture(scope="module")
