@@ -6,12 +6,12 @@
    a 0.5-minute idle timeout and the watcher polling every 5 s, scaling a real
    ECS service and auto scaling group on the emulator. Measured from the
    moment the timeout passes (Jupyter's last_activity + timeout) to the stop
-   decision (the watcher's log line), and from the decision to both desired
-   counts at zero (autosave with a dirty checkout, tags, two API calls).
+   decision (the watcher's log line), and from the decision to the group's
+   desired capacity at zero (autosave with a dirty checkout, tags, one API
+   call; the service keeps its desired count 1).
    The decision delay is bounded by the poll interval (60 s by default).
 2. up.yml on the emulator: a new prefix (stacks created) against the same
-   prefix after an idle stop (stack unchanged, service and group scaled back
-   to one; the health-check wait is skipped with instance_start_timeout=0,
+   prefix after an idle stop (stack unchanged, group scaled back to one; the health-check wait is skipped with instance_start_timeout=0,
    since no instance ever becomes healthy on the emulator), and an unchanged
    re-run for reference.
 
@@ -96,7 +96,7 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
         try:
             wait_until_serving(notebook)
             (notebook.work_dir / "scratch.py").write_text("dirty = True\n")
-            wait_until(lambda: desired(emulator, cluster, service, group) == (0, 0), 300, interval=0.1, what="the stop")
+            wait_until(lambda: desired(emulator, cluster, service, group) == (1, 0), 300, interval=0.1, what="the stop")
             zero_at = datetime.now().astimezone()
             token = (notebook.home / ".nbstack" / "idle-watcher-token").read_text().strip()
             status = requests.get(f"{notebook.url}api/status?no_track_activity=1",
@@ -107,7 +107,7 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
             return {
                 "decision after the timeout passed": (decided - deadline).total_seconds(),
                 "scale-down after the decision (autosave + API calls)": (zero_at - decided).total_seconds(),
-                "both at zero after the timeout passed": (zero_at - deadline).total_seconds(),
+                "group at zero after the timeout passed": (zero_at - deadline).total_seconds(),
             }
         finally:
             notebook.stop()

@@ -388,8 +388,9 @@ def start_command(state_dir: Path) -> int:
             "  (python -m nbstack_devkit.demo stop). Unsaved work is pushed to an autosave branch.\n",
             flush=True,
         )
-        # Play the agent: if the service goes away or is scaled to zero (the
-        # sidecar's idle stop does that), stop the task as ECS would.
+        # Play the agent: if the service goes away or is scaled to zero, or
+        # its instance's group is (the sidecar's idle stop does that), stop
+        # the task as ECS would.
         while demo.task.running():
             time.sleep(2)
             assert demo.agent is not None

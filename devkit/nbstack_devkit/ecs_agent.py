@@ -18,7 +18,8 @@ them. This module plays the ECS agent's part for that one task:
    (`nobody` standing in for jovyan), which owns the task's HOME and volumes;
    not root, everything runs as the current user and the secrets stay
    readable in the init's environment;
-4. when the service is gone or scaled to zero (`down.yml`), it delivers
+4. when the service is gone or scaled to zero (`down.yml`), or the auto
+   scaling group the task's instance belongs to is (the idle stop), it delivers
    SIGTERM to tini, which passes it to the start's process group (`tini -g`
    on `docker stop`), waits up to the container's `stopTimeout`, then
    SIGKILLs what is left, as ECS does.
@@ -290,6 +291,8 @@ class LocalAgent:
         outputs = stack_outputs(self.cloudformation, stack_name)
         self.cluster = outputs["ClusterName"]
         self.service = outputs["ServiceName"]
+        self.autoscaling = emulator.client("autoscaling")
+        self.group = outputs.get("AutoScalingGroupName", "")
         self.state_dir = state_dir
         self.task: LocalTask | None = None
 
@@ -305,6 +308,11 @@ class LocalAgent:
         service = describe_service(self.ecs, self.cluster, self.service)
         if service is None or service.get("desiredCount", 0) < 1 or service.get("status") == "DRAINING":
             return None
+        # The idle stop sets only the group to 0: the task ends with its instance.
+        if self.group:
+            groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
+            if any(int(g.get("DesiredCapacity", 0)) < 1 for g in groups["AutoScalingGroups"]):
+                return None
         return self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
 
     def stack_exists(self) -> bool:

@@ -6,9 +6,9 @@ created from the template. Each test then assumes a role, as ECS hands it
 to a task, turns enforcement on and runs the code the container runs
 (`nbstack_runtime.models`, `nbstack_runtime.scaler.AwsScaler`) with those
 credentials: what a notebook may do works, anything else is refused by
-IAM, not by the helper. Conditions the emulator does not evaluate
-(UpdateService's task definition family and ECS Exec, tag keys) are
-asserted on the template in tests/unit/test_templates.py.
+IAM, not by the helper. Conditions the emulator does not evaluate (tag
+keys) and the task's placement are asserted on the template in
+tests/unit/test_templates.py.
 """
 
 from __future__ import annotations
@@ -152,11 +152,20 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
         assert denied(ecs.delete_service, cluster=mine["ClusterName"], service=mine["ServiceName"], force=True)
         assert denied(ecs.register_task_definition, family=f"{APP}-{ME}",
                       containerDefinitions=[{"name": "x", "image": "x", "memory": 512}])
+        # Not even its own service, with any parameters: no IAM condition pins
+        # a service's load balancers or placement, so UpdateService is not granted.
+        service = {"cluster": mine["ClusterName"], "service": mine["ServiceName"]}
+        assert denied(ecs.update_service, **service, desiredCount=0)
+        assert denied(ecs.update_service, **service, loadBalancers=[{
+            "targetGroupArn": theirs["TargetGroupArn"], "containerName": "notebook", "containerPort": 8888}])
+        assert denied(ecs.update_service, **service, placementConstraints=[])
+        assert denied(ecs.update_service, **service, forceNewDeployment=True)
 
         own.publish({"nbstack:stopped-at": "2026-11-26T11:00:00Z", "nbstack:stop-reason": "idle"})
         own.scale_to_zero()
 
-    assert desired(iam_emulator, mine) == (0, 0)
+    # The group at 0; the service keeps its one task, held to erin's own instances.
+    assert desired(iam_emulator, mine) == (1, 0)
     assert desired(iam_emulator, theirs) == (1, 1)
     ecs_admin = iam_emulator.client("ecs")
     arn = ecs_admin.describe_services(cluster=mine["ClusterName"], services=[mine["ServiceName"]])["services"][0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 from typing import Any
 
 import pytest
@@ -100,10 +101,12 @@ def test_the_task_role_may_scale_only_its_own_service_and_group(two_people: dict
     own_tags = {"nbstack:app": APP, "nbstack:prefix": PREFIX}
     other_tags = {"nbstack:app": APP, "nbstack:prefix": OTHER}
 
-    for action in ("ecs:UpdateService", "ecs:DescribeServices", "ecs:TagResource"):
+    for action in ("ecs:DescribeServices", "ecs:TagResource"):
         assert allowed(policy, action, service.format(f"{APP}-{PREFIX}"), own_tags), action
         assert not allowed(policy, action, service.format(f"{APP}-{OTHER}"), other_tags), action
         assert not allowed(policy, action, service.format("*"), own_tags), action
+    # Not even its own service's settings (load balancers, placement): the stop needs only the group.
+    assert not allowed(policy, "ecs:UpdateService", service.format(f"{APP}-{PREFIX}"), own_tags)
     action = "autoscaling:SetDesiredCapacity"
     assert allowed(policy, action, group.format(f"{APP}-{PREFIX}"), own_tags), action
     assert not allowed(policy, action, group.format(f"{APP}-{OTHER}"), other_tags), action
@@ -131,7 +134,7 @@ def test_the_task_definition_tells_the_sidecar_what_to_scale(two_people: dict[st
     assert defaults["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "60" and defaults["NBSTACK_MAX_LIFETIME_HOURS"] == "0"
 
 
-def test_the_stop_sets_both_to_zero_and_up_brings_both_back(
+def test_the_stop_sets_the_group_to_zero_and_up_starts_it_again(
     two_people: dict[str, PlaybookRun],
     aws: Clients,
     emulator: Emulator,
@@ -140,11 +143,17 @@ def test_the_stop_sets_both_to_zero_and_up_brings_both_back(
 ) -> None:
     assert desired(aws, PREFIX) == (1, 1)
     sidecar_stop(aws, emulator, PREFIX, monkeypatch)
-    assert desired(aws, PREFIX) == (0, 0)
+    # The group at 0; the service keeps wanting its task, which only carol's next instance may take.
+    assert desired(aws, PREFIX) == (1, 0)
     assert desired(aws, OTHER) == (1, 1)  # nobody else's server
     # The stack cannot see it: it still says 1.
     stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["DesiredCount"] == "1"
+
+    preview = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS, "--check"))
+    assert re.search(r"Start the notebook server again if an idle stop scaled it to zero\][^\n]*\nchanged:",
+                     preview.output), preview.output[-4000:]
+    assert desired(aws, PREFIX) == (1, 0)  # check mode starts nothing
 
     started = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS,
                               "-e", f"instance_start_timeout={START_TIMEOUT}"))

@@ -70,6 +70,16 @@ def test_running_row_has_url_type_since_and_cost(status: PlaybookRun, aws: Clien
     assert so_far.startswith("$0.0")
 
 
+def test_a_group_at_zero_is_stopped_though_the_service_still_wants_its_task(status: PlaybookRun, aws: Clients) -> None:
+    """The idle stop sets only the group to 0; the service keeps its desired count 1."""
+    stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-stopped")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    service = aws.ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
+    group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[outputs["AutoScalingGroupName"]])
+    assert (service["desiredCount"], group["AutoScalingGroups"][0]["DesiredCapacity"]) == (1, 0)
+    assert rows(status)["stopped"][1] == "stopped"
+
+
 def test_stopped_row_costs_nothing_and_says_why(status: PlaybookRun) -> None:
     cells = rows(status)["stopped"]
     assert cells[3] == "2026-01-05 09:30" and cells[5] == "$0.000"

@@ -241,7 +241,12 @@ def test_only_each_persons_execution_role_reads_secrets_and_only_that_persons() 
 
 
 def test_the_task_role_can_stop_only_its_own_server() -> None:
-    """What the emulator cannot evaluate: the conditions, and that nothing else is granted."""
+    """What the emulator cannot evaluate: the conditions, and that nothing else is granted.
+
+    No ecs:UpdateService at all: its load balancers and placement have no
+    IAM condition key, so with it a notebook could register its task in
+    another person's target group or lift its placement.
+    """
     role = load("instance")["Resources"]["TaskRole"]
     assert "ManagedPolicyArns" not in role["Properties"]
     found = statements(role)
@@ -249,18 +254,13 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     granted = sorted(a for s in found.values() for a in actions(s))
     assert granted == sorted([
         "autoscaling:SetDesiredCapacity",
-        "ecs:DescribeServices", "ecs:TagResource", "ecs:UpdateService",
+        "ecs:DescribeServices", "ecs:TagResource",
         "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
         "s3:ListBucket", "s3:ListBucketVersions", "s3:PutObject",
     ])
     assert all(s["Resource"] != "*" for s in found.values())
-
-    update = found["ScaleOwnService"]
-    assert sub(update["Resource"]).endswith(":service/${ClusterName}/${AppName}-${Prefix}")
-    assert set(update["Condition"]) == {"ArnLikeIfExists", "StringEqualsIfExists"}
-    family = sub(update["Condition"]["ArnLikeIfExists"]["ecs:task-definition"])
-    assert family.endswith(":task-definition/${AppName}-${Prefix}:*")
-    assert update["Condition"]["StringEqualsIfExists"] == {"ecs:enable-execute-command": "false"}
+    assert "UpdateService" not in json.dumps(load("instance")["Resources"])
+    assert sub(found["ReadOwnService"]["Resource"]).endswith(":service/${ClusterName}/${AppName}-${Prefix}")
 
     tagging = found["TagOwnService"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
     assert sorted(tagging) == ["nbstack:last-activity", "nbstack:stop-reason", "nbstack:stopped-at"]
@@ -295,6 +295,22 @@ def test_containers_cannot_reach_instance_metadata() -> None:
     assert f"iptables --insert DOCKER-USER 1 {rule}" in user_data
     assert "ExecStartPost=/usr/local/sbin/nbstack-block-imds" in user_data  # again at every docker start
     assert "169.254.170.2" not in user_data  # no rule touches the task credentials endpoint
+
+
+def test_the_task_runs_only_on_its_own_persons_instances() -> None:
+    """The task definition's constraint (which UpdateService cannot remove) matches the attribute the user data registers."""
+    template = load("instance")
+    (task,) = resources(template, "AWS::ECS::TaskDefinition")
+    assert task["PlacementConstraints"] == [
+        {"Type": "memberOf", "Expression": {"Fn::Sub": "attribute:nbstack.prefix == ${Prefix}"}}
+    ]
+    (service,) = resources(template, "AWS::ECS::Service")
+    assert "PlacementConstraints" not in service  # the one constraint is the task definition's
+    (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
+    user_data = sub(launch["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    config = user_data.split("cat >> /etc/ecs/ecs.config <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0].splitlines()
+    attributes = [line.split("=", 1)[1] for line in config if line.startswith("ECS_INSTANCE_ATTRIBUTES=")]
+    assert [json.loads(value) for value in attributes] == [{"nbstack.prefix": "${Prefix}"}]
 
 
 def test_the_instance_role_holds_only_what_the_ecs_agent_needs() -> None:

@@ -1,10 +1,14 @@
 """Scaling the person's own capacity to zero, with the task role.
 
-The task role may only read and tag this person's ECS service, set its
-task count, and set the desired capacity of this person's auto scaling group
-(SetDesiredCapacity, not UpdateAutoScalingGroup: the group's MinSize is 0 and
-its MaxSize 1, so setting the desired capacity is all a stop needs); see
-files/cloudformation/instance.yml. Every call here is one that role allows.
+The task role may only read and tag this person's ECS service and set the
+desired capacity of this person's auto scaling group (SetDesiredCapacity,
+not UpdateAutoScalingGroup: the group's MinSize is 0 and its MaxSize 1, so
+setting the desired capacity is all a stop needs); see
+files/cloudformation/instance.yml. It cannot update the service: the
+service keeps its one task, which the task definition's placement
+constraint holds to this person's own instances, so with the group at 0 the
+task ends with its instance and waits for the next one (up.yml starts the
+group again). Every call here is one that role allows.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class Scaler(Protocol):
 
 @dataclass
 class AwsScaler:
-    """The person's own ECS service and auto scaling group, with the task role."""
+    """The person's own ECS service (tags) and auto scaling group (capacity), with the task role."""
 
     cluster: str
     service: str
@@ -69,11 +73,7 @@ class AwsScaler:
         )
 
     def scale_to_zero(self) -> None:
-        """The service to 0 tasks, then the group to 0 instances."""
-        # The service first: ECS then stops the task (whose autosave finds
-        # nothing new). The group right after, before that stop reaches us.
-        self._client("ecs").update_service(cluster=self.cluster, service=self.service, desiredCount=0)
-        log.info("ECS service %s in %s set to 0 tasks", self.service, self.cluster)
+        """The group to 0 instances; the task ends with its instance, the service keeps wanting it."""
         self._client("autoscaling").set_desired_capacity(
             AutoScalingGroupName=self.autoscaling_group, DesiredCapacity=0, HonorCooldown=False
         )

@@ -15,10 +15,11 @@ The policy (nbstack_runtime.policy) decides; once it says stop:
 
 1. autosave runs, as on SIGTERM (nothing unpushed is lost);
 2. the service is tagged with when and why (nbstack:stopped-at, nbstack:stop-reason);
-3. the scaler (nbstack_runtime.scaler) takes the service, then the group, to zero.
+3. the scaler (nbstack_runtime.scaler) takes the auto scaling group to zero;
+   the task ends with its instance.
 
 Compute billing stops; the stack, its routing and its secrets stay, and
-``up.yml`` scales both back to one. While it watches, the watcher also
+``up.yml`` starts the group again. While it watches, the watcher also
 publishes the last activity as the tag nbstack:last-activity (at most every
 PUBLISH_INTERVAL_SECONDS): ``status.yml`` reads it to say "idle for".
 

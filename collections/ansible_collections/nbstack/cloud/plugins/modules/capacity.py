@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start a person's notebook capacity again after an idle stop.
 
-The sidecar's idle stop sets the ECS service and the auto scaling group to
-zero outside CloudFormation, so the stack still says DesiredCount 1 and a
+The sidecar's idle stop sets the auto scaling group to zero outside
+CloudFormation (the ECS service keeps its desired count 1: the task role
+cannot update the service), so the stack still says DesiredCount 1 and a
 stack update would not notice. This module looks at the real resources,
-scales both back to one when either is at zero, and waits for the target
+scales whichever of the two is at zero back to one, and waits for the target
 group's health check (the sidecar) to pass. It reports changed only when it
 had to start something.
 """
@@ -19,7 +20,8 @@ short_description: Scale a stopped notebook server back to one
 version_added: 0.1.0
 description:
   - Reads the desired counts of the ECS service and the auto scaling group.
-    When either is 0, sets the group to 1 instance and the service to 1 task,
+    When either is 0 (the idle stop leaves the group at 0 and the service at
+    1), sets the one at 0 back to 1 (the group to 1 instance, the service to 1 task),
     removes the stop tags the sidecar left on the service, and waits until the
     target group has a healthy target and the service a running task.
   - When the wait times out the module does not fail (the capacity is
