@@ -49,7 +49,7 @@ import yaml
 from nbstack_devkit.emulator import Emulator, quiet
 from nbstack_devkit.paths import BIN, ROOT
 from nbstack_devkit.playbooks import Playbooks
-from nbstack_devkit.vault import random_values, write_vault
+from nbstack_devkit.vault import PersonVaults, random_values, write_vault
 
 SETTINGS = ROOT / "tests" / "integration" / "settings.yml"
 TEMPLATE = ROOT / "files" / "cloudformation" / "instance.yml"
@@ -97,6 +97,8 @@ class Bench:
     def __init__(self, playbooks: Playbooks, work: Path) -> None:
         self.playbooks, self.work = playbooks, work
         self.app = playbooks.app
+        # Several prefixes are up at once, so each runs with its own vault file (a team's setup).
+        self.people = PersonVaults(work / "vault")
         # The AWS CLI runs in the playbooks' environment: the same endpoint and credentials.
         self.env = playbooks.env()
         self.last_profile: list[tuple[str, float]] = []
@@ -109,8 +111,13 @@ class Bench:
 
     def playbook(self, playbook: str, prefix: str, with_vault: bool = True) -> tuple[float, int]:
         """Seconds of one ansible-playbook run and its changed count."""
+        vault: list[str] = []
+        if with_vault:
+            if prefix not in self.people.vaults:
+                self.people.write(prefix, random_values())
+            vault = self.people.args(prefix)
         start = time.perf_counter()
-        run = self.playbooks.run(playbook, "-e", f"prefix={prefix}", with_vault=with_vault, env=PROFILE_TASKS, timeout=600)
+        run = self.playbooks.run(playbook, "-e", f"prefix={prefix}", *vault, with_vault=False, env=PROFILE_TASKS, timeout=600)
         seconds = time.perf_counter() - start
         if run.returncode != 0:
             raise SystemExit(f"{' '.join(run.args)} failed ({run.returncode}):\n{run.output[-4000:]}")
