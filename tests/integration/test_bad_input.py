@@ -213,7 +213,7 @@ def settings(**values: Any) -> list[str]:
          "notebook_allowed_cidrs: its 61 IPv4 ranges need 61 inbound rules"),
         ("up.yml", settings(notebook_allowed_cidrs=many_ranges(61, 6)),
          "notebook_allowed_cidrs: its 61 IPv6 ranges need 61 inbound rules"),
-        ("up.yml", settings(notebook_allowed_cidrs=many_ranges(31),
+        ("up.yml", settings(notebook_allowed_cidrs=many_ranges(31), notebook_domain="notebooks.example.com",
                             notebook_certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/0a1b"),
          "its 31 IPv4 ranges need 62 inbound rules (2 listener ports each)"),
         ("up.yml", ["-e", "instance_type=m5.enormous"], 'instance_type: "m5.enormous" is not offered in region eu-west-1'),
