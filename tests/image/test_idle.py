@@ -24,7 +24,7 @@ from nbstack_devkit.emulator import Emulator
 from nbstack_devkit.gitserver import GitHttpServer
 from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook
 from nbstack_devkit.waits import wait_until
-from nbstack_runtime import contract, policy
+from nbstack_runtime import autosave, contract, policy
 from nbstack_runtime.scaler import tag_value
 from nbstack_runtime.watcher import Watcher, busy_terminal_shells
 
@@ -116,6 +116,22 @@ def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
     watcher.run(__import__("threading").Event())  # returns after the stop
     assert calls == ["publish nbstack:last-activity", "autosave", "publish nbstack:stop-reason,nbstack:stopped-at", "scale"]
     assert watcher.stopped is not None
+
+
+def test_a_failed_autosave_postpones_the_stop_until_a_save_succeeds() -> None:
+    """Scaling the group to zero terminates the instance and its work directory: never after a failed save."""
+    calls: list[str] = []
+    results = iter([autosave.Result("failed", detail="push refused"), autosave.Result("pushed")])
+
+    def save() -> autosave.Result:
+        calls.append("autosave")
+        return next(results)
+
+    watcher = Watcher(read=lambda: activity(90), scaler=FakeScaler(calls), autosave=save, idle_timeout_minutes=60, clock=lambda: T0)
+    assert watcher.check_once() is not None
+    assert "scale" not in calls and watcher.stopped is None
+    watcher.check_once()
+    assert calls.count("autosave") == 2 and calls[-1] == "scale" and watcher.stopped is not None
 
 
 def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:

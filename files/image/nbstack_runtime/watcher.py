@@ -170,7 +170,17 @@ class Watcher:
         log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
         started = time.monotonic()
         result = self.autosave()
-        log.info("idle stop: autosave %s (%.1f s)", getattr(result, "status", result), time.monotonic() - started)
+        status = getattr(result, "status", result)
+        log.info("idle stop: autosave %s (%.1f s)", status, time.monotonic() - started)
+        if status == "failed":
+            # The group's scale-in terminates the instance, and the work
+            # directory with it: no stop until a save has succeeded.
+            log.error(
+                "idle stop postponed: the autosave failed (%s); the work stays on this server, "
+                "and the stop is tried again at the next poll",
+                getattr(result, "detail", "") or "see the autosave log above",
+            )
+            return
         try:
             self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason})
         except Exception as error:
