@@ -138,6 +138,9 @@ def run_in_terminal(notebook: Notebook, http: requests.Session, code: str, out: 
     ws_url = notebook.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
     connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=60)
     try:
+        # Type only once the shell has drawn its prompt: input sent before the
+        # shell has set up its terminal can be discarded (on a loaded machine).
+        wait_until(lambda: json.loads(connection.recv())[0] == "stdout", 60, what="the terminal's prompt", interval=0)
         script = notebook.home / "probe.py"
         write = "import sys; open(sys.argv[1], 'wb').write(bytes.fromhex(sys.stdin.read()))"
         command = f'printf %s {code.encode().hex()} | python3 -c "{write}" {script} && python3 {script}\r'

@@ -14,10 +14,11 @@
 # Isolated, because this step runs as root while the working directory and
 # HOME are the notebook user's: `-I` keeps the working directory off
 # sys.path, skips the user's site-packages (and its .pth files) and ignores
-# PYTHON* variables, and `cd /` runs in a subshell, so start.sh keeps its own
-# working directory. Nothing the notebook user wrote is imported as root.
+# PYTHON* variables. Nothing the notebook user wrote is imported as root.
+# The working directory itself stays: the start step takes the server's
+# directories from it, as start.sh leaves it.
 
-if ! (cd / && python3 -I -m nbstack_runtime.hooks start); then
+if ! python3 -I -m nbstack_runtime.hooks start; then
     echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
     exit 1
 fi
