@@ -15,8 +15,7 @@
 # HOME are the notebook user's: `-I` keeps the working directory off
 # sys.path, skips the user's site-packages (and its .pth files) and ignores
 # PYTHON* variables. Nothing the notebook user wrote is imported as root.
-# The working directory itself stays: the start step takes the server's
-# directories from it, as start.sh leaves it.
+# (-I alone is enough: the working directory stays as start.sh left it.)
 
 if ! python3 -I -m nbstack_runtime.hooks start; then
     echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
