@@ -81,7 +81,7 @@ def test_one_sourced_hook_that_stops_start_sh_on_failure() -> None:
     hooks = sorted(HOOKS_DIR.iterdir())
     assert [h.name for h in hooks] == ["10-nbstack-start.sh"]
     text = hooks[0].read_text()
-    assert "python3 -m nbstack_runtime.hooks start" in text and "exit 1" in text
+    assert "python3 -I -m nbstack_runtime.hooks start" in text and "exit 1" in text
     assert "set -e" not in text.replace("`set -e`", ""), "errexit would stay on in start.sh"
 
 
