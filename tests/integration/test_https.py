@@ -224,7 +224,7 @@ def test_bad_https_settings_are_refused(
 ) -> None:
     text = refused(playbooks.up(PREFIX, *https_settings(account, **overrides)), aws)
     assert expected in text
-    assert "Fix them in group_vars/all/main.yml" in text
+    assert "nothing in AWS was changed. Fix each setting named below in group_vars/all/main.yml" in text
 
 
 def test_a_certificate_for_another_name_is_refused(
