@@ -397,7 +397,7 @@ def test_short_password_is_refused(playbooks: Playbooks, aws: Clients, tmp_path)
     weak = tmp_path / "vault.yml"
     weak.write_text(json.dumps(values))
     run = playbooks.run("up.yml", "-e", "prefix=alice", "-e", f"@{weak}", with_vault=False)
-    assert run.returncode != 0 and "vault_notebook_password is shorter than 8" in run.text
+    assert run.returncode != 0 and "vault_notebook_password has fewer than 8" in run.text
     assert_nothing_created(aws)
 
 
