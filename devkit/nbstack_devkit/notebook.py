@@ -91,9 +91,11 @@ def container_environ(
     home: Path, work_dir: Path, repo_url: str, token: str, warehouse: dict[str, str | int] | None
 ) -> dict[str, str]:
     """The task definition's environment and secrets, pointed at the local servers."""
-    keep = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL")
+    keep = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TERM", "TMPDIR")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
+        # The image's base sets it, and Jupyter's terminals start it (without it, `sh`).
+        SHELL="/bin/bash",
         HOME=str(home),
         NBSTACK_PREFIX=PREFIX,
         NBSTACK_BASE_URL=f"/{PREFIX}/",

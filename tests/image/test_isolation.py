@@ -133,19 +133,33 @@ def run_in_kernel(notebook: Notebook, http: requests.Session, code: str) -> None
 
 
 def run_in_terminal(notebook: Notebook, http: requests.Session, code: str, out: Path) -> None:
+    """Run `code` from a terminal's shell; on a timeout, say what the terminal printed."""
+    script = notebook.home / "probe.py"
+    script.write_text(code)
+    script.chmod(0o644)
     terminal = http.post(notebook.url + "api/terminals", timeout=30)
     assert terminal.status_code == 200, terminal.text
     ws_url = notebook.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
-    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=60)
+    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=1)
+    printed: list[str] = []
+
+    def read() -> None:
+        try:
+            kind, *text = json.loads(connection.recv())
+        except websocket.WebSocketTimeoutException:
+            return
+        if kind == "stdout":
+            printed.append("".join(text))
+
     try:
         # Type only once the shell has drawn its prompt: input sent before the
         # shell has set up its terminal can be discarded (on a loaded machine).
-        wait_until(lambda: json.loads(connection.recv())[0] == "stdout", 60, what="the terminal's prompt", interval=0)
-        script = notebook.home / "probe.py"
-        write = "import sys; open(sys.argv[1], 'wb').write(bytes.fromhex(sys.stdin.read()))"
-        command = f'printf %s {code.encode().hex()} | python3 -c "{write}" {script} && python3 {script}\r'
-        connection.send(json.dumps(["stdin", command]))
-        wait_until(out.exists, PROBE_TIMEOUT, what="the terminal's probe", interval=0.5)
+        wait_until(lambda: read() or printed, 60, what="the terminal's prompt", interval=0)
+        connection.send(json.dumps(["stdin", f"python3 {script}\r"]))
+        try:
+            wait_until(lambda: read() or out.exists(), PROBE_TIMEOUT, what="the terminal's probe", interval=0)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}; the terminal printed: {''.join(printed)!r}") from None
     finally:
         connection.close()
 

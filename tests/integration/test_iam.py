@@ -81,6 +81,9 @@ def as_task(emulator: Emulator, role_arn: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials.secret_key)
     monkeypatch.setenv("AWS_SESSION_TOKEN", credentials.token)
+    # boto3's default session keeps the credentials it first found; a
+    # container's process starts without one, so the code finds the role's.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     return session
 
 
