@@ -392,12 +392,13 @@ def test_example_vault_is_refused(playbooks: Playbooks, aws: Clients) -> None:
     assert_nothing_created(aws)
 
 
-def test_short_password_is_refused(playbooks: Playbooks, aws: Clients, tmp_path) -> None:
-    values = dict(playbooks.vault.values, vault_notebook_password="short")
+@pytest.mark.parametrize("key", ["vault_notebook_password", "vault_warehouse_password"])
+def test_short_secrets_are_refused(playbooks: Playbooks, aws: Clients, tmp_path, key: str) -> None:
+    values = dict(playbooks.vault.values, **{key: "short"})
     weak = tmp_path / "vault.yml"
     weak.write_text(json.dumps(values))
     run = playbooks.run("up.yml", "-e", "prefix=alice", "-e", f"@{weak}", with_vault=False)
-    assert run.returncode != 0 and "vault_notebook_password has fewer than 8" in run.text
+    assert run.returncode != 0 and f"{key} has fewer than 8" in run.text
     assert_nothing_created(aws)
 
 
@@ -416,9 +417,10 @@ def test_down_checks_the_prefix_too(playbooks: Playbooks) -> None:
     assert run.returncode != 0 and 'prefix "Bad_Prefix" is not usable' in run.text
 
 
-def test_a_vault_value_hidden_inside_its_own_arn_is_refused(playbooks: Playbooks, aws: Clients) -> None:
+@pytest.mark.parametrize("value", ["warehouse-password", "secretsmanager:eu-west-1"])
+def test_a_vault_value_hidden_inside_its_own_arn_is_refused(playbooks: Playbooks, aws: Clients, value: str) -> None:
     # Ansible masks a no_log value wherever it occurs, the secret's ARN included.
-    run = playbooks.up("alice", "-e", "vault_warehouse_password=alice")
+    run = playbooks.up("alice", "-e", f"vault_warehouse_password={value}")
     assert run.returncode != 0
     assert "vault_warehouse_password occurs in the name or ARN of its own secret" in run.text
-    assert [s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].endswith("-alice")] == []
+    assert_nothing_created(aws)
