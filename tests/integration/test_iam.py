@@ -145,8 +145,14 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
     autoscaling = session.client("autoscaling", endpoint_url=iam_emulator.url)
     ecs = session.client("ecs", endpoint_url=iam_emulator.url)
 
+    their_service = iam_emulator.client("ecs").describe_services(
+        cluster=theirs["ClusterName"], services=[theirs["ServiceName"]]
+    )["services"][0]["serviceArn"]
+
     with iam_emulator.iam_enforced():
         assert denied(other.publish, {"nbstack:stop-reason": "not mine"})
+        # Not only the read before it: the tagging itself.
+        assert denied(ecs.tag_resource, resourceArn=their_service, tags=[{"key": "nbstack:stop-reason", "value": "x"}])
         assert denied(other.scale_to_zero)
         # Its own group's sizes are not its to change: only the desired capacity, within MaxSize 1.
         assert denied(autoscaling.update_auto_scaling_group, AutoScalingGroupName=mine["AutoScalingGroupName"], MaxSize=5)
@@ -155,14 +161,10 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
         assert denied(ecs.delete_service, cluster=mine["ClusterName"], service=mine["ServiceName"], force=True)
         assert denied(ecs.register_task_definition, family=f"{APP}-{ME}",
                       containerDefinitions=[{"name": "x", "image": "x", "memory": 512}])
-        # Not even its own service, with any parameters: no IAM condition pins
-        # a service's load balancers or placement, so UpdateService is not granted.
-        service = {"cluster": mine["ClusterName"], "service": mine["ServiceName"]}
-        assert denied(ecs.update_service, **service, desiredCount=0)
-        assert denied(ecs.update_service, **service, loadBalancers=[{
+        # Not even its own service: no IAM condition pins a service's load
+        # balancers or placement, so UpdateService is not granted at all.
+        assert denied(ecs.update_service, cluster=mine["ClusterName"], service=mine["ServiceName"], loadBalancers=[{
             "targetGroupArn": theirs["TargetGroupArn"], "containerName": "notebook", "containerPort": 8888}])
-        assert denied(ecs.update_service, **service, placementConstraints=[])
-        assert denied(ecs.update_service, **service, forceNewDeployment=True)
 
         own.publish({"nbstack:stopped-at": "2026-11-26T11:00:00Z", "nbstack:stop-reason": "idle"})
         own.scale_to_zero()

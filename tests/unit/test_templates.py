@@ -260,6 +260,19 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     ])
     assert all(s["Resource"] != "*" for s in found.values())
     assert "UpdateService" not in json.dumps(load("instance")["Resources"])
+    # Policies attached from outside the role: only the warehouse's, and it grants only that role.
+    attached = {
+        name: resource["Properties"]
+        for template in ("instance", "persistent", "network")
+        for name, resource in load(template)["Resources"].items()
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+    }
+    assert {name for name, policy in attached.items() if {"Ref": "TaskRole"} in policy.get("Roles", [])} == {
+        "WarehouseAccessPolicy"
+    }
+    assert attached["WarehouseAccessPolicy"]["PolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": {"Ref": "WarehouseRoleArn"}}
+    ]
     assert sub(found["ReadOwnService"]["Resource"]).endswith(":service/${ClusterName}/${AppName}-${Prefix}")
 
     tagging = found["TagOwnService"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
@@ -295,6 +308,8 @@ def test_containers_cannot_reach_instance_metadata() -> None:
     assert f"iptables --insert DOCKER-USER 1 {rule}" in user_data
     assert "ExecStartPost=/usr/local/sbin/nbstack-block-imds" in user_data  # again at every docker start
     assert "169.254.170.2" not in user_data  # no rule touches the task credentials endpoint
+    # The agent's cluster comes last (set -e): a host whose fence failed cannot register.
+    assert user_data.index("cat >> /etc/ecs/ecs.config") > user_data.index("\n/usr/local/sbin/nbstack-block-imds\n")
 
 
 def test_the_task_runs_only_on_its_own_persons_instances() -> None:
@@ -321,7 +336,7 @@ def test_the_instance_role_holds_only_what_the_ecs_agent_needs() -> None:
     assert granted == {
         "ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance", "ecs:SubmitTaskStateChange",
         "ecs:SubmitContainerStateChange", "ecs:SubmitAttachmentStateChanges", "ecs:Poll",
-        "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState", "ecs:DiscoverPollEndpoint",
+        "ecs:StartTelemetrySession", "ecs:DiscoverPollEndpoint",
         # The agent pulls the team's image with this role on the EC2 launch type.
         "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
         "ecr:BatchGetImage",
