@@ -205,6 +205,9 @@ def listening(port: int) -> bool:
         ("NBSTACK_NOTEBOOK_PORT", "99999"),
         ("NBSTACK_REPO_URL", "http://git.example.com/team/notebooks.git"),
         ("NBSTACK_NOTEBOOK_PASSWORD", ""),
+        ("NBSTACK_REPO_URL", "https://ghp_token@git.example.com/team/notebooks.git"),
+        # A task overriding the image's list would leave the secrets in Jupyter's environment.
+        ("JUPYTER_ENV_VARS_TO_UNSET", "NBSTACK_GIT_TOKEN"),
     ],
 )
 def test_an_invalid_setting_stops_the_container_before_jupyter_listens(

@@ -35,13 +35,14 @@ import json
 import logging
 import os
 import pwd
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
 
 from . import gitsetup, jupyter_config, warehouse
 from .logs import setup_logging
-from .settings import Secret, Settings, SettingsError, without_secrets
+from .settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
 
 log = logging.getLogger("nbstack.hooks")
 
@@ -60,6 +61,22 @@ def check_root_options(environ: Mapping[str, str]) -> None:
     for name in REFUSED_ROOT_OPTIONS:
         if environ.get(name, "").strip().lower() in ("1", "yes"):
             raise StartupError(f"{name} is set: the notebook user must not get sudo; remove {name} from the task")
+
+
+def check_secrets_unset(environ: Mapping[str, str]) -> None:
+    """The image's list of what start.sh unsets before Jupyter must still name every secret.
+
+    Jupyter, and so every kernel and terminal, gets the container's
+    environment minus JUPYTER_ENV_VARS_TO_UNSET (the Dockerfile sets it); a
+    task that overrides the list would hand them the secrets.
+    """
+    listed = set(re.split(r"[,\s]+", environ.get("JUPYTER_ENV_VARS_TO_UNSET", "")))
+    missing = [name for name in SECRET_VARIABLES if name not in listed]
+    if missing:
+        raise StartupError(
+            f"JUPYTER_ENV_VARS_TO_UNSET does not name {', '.join(missing)}: Jupyter would keep them in its "
+            "environment; remove JUPYTER_ENV_VARS_TO_UNSET from the task (the image sets it)"
+        )
 
 
 def notebook_user(environ: Mapping[str, str]) -> pwd.struct_passwd:
@@ -90,6 +107,7 @@ def secret_payload(settings: Settings) -> dict[str, str]:
 def start(environ: Mapping[str, str]) -> int:
     """Step 1 (root): validate, hash, then run `configure` as the notebook user."""
     check_root_options(environ)
+    check_secrets_unset(environ)
     settings = Settings.from_environ(environ)
     payload = secret_payload(settings)
     child_env = without_secrets(environ)

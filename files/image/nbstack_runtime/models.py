@@ -13,8 +13,8 @@ Each person writes only under `models/<prefix>/` in NBSTACK_MODEL_BUCKET
 and reads the whole team's. The key names the writer, and save_model also
 records the writer in the object's metadata (`nbstack-writer`).
 
-Unpickling runs code, so load_model refuses, before downloading anything,
-an object that another person wrote unless the call names that person in
+Unpickling runs code, so load_model refuses, from the object's metadata
+and before reading its body, an object that another person wrote unless the call names that person in
 `allow_from`; and it refuses any object whose recorded writer is not the
 one its key names. The bucket must have versioning enabled, so saving
 under an existing name adds a version and never loses the previous one;

@@ -77,7 +77,7 @@ def _repo_url(raw: str) -> str:
     plain_http_ok = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
     if parts.scheme != "https" and not plain_http_ok:
         problems.append(f"must be an https URL (plain http only on loopback), got scheme {parts.scheme!r}")
-    if parts.password:
+    if parts.username or parts.password:
         problems.append("must not contain credentials; use NBSTACK_GIT_TOKEN")
     if problems:
         raise ValueError(*problems)
