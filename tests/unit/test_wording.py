@@ -38,9 +38,7 @@ def test_status_counts_tasks_and_instances() -> None:
 
 
 def test_the_idle_policy_counts_kernels_terminals_and_connections() -> None:
-    busy = policy.Activity(
-        started=T0 - timedelta(hours=1), last_activity=T0, busy_kernels=1, kernels=1, busy_terminals=0, terminals=1
-    )
+    busy = policy.Activity(started=T0 - timedelta(hours=1), last_activity=T0, busy_kernels=1, kernels=1, busy_terminals=0, terminals=1)
     assert policy.decide(busy, T0, 60, 0).reason == "busy: 1 of 1 kernel, 0 of 1 terminal"
     idle = policy.Activity(started=T0 - timedelta(hours=1), last_activity=T0 - timedelta(minutes=2), connections=1)
     assert "1 open connection)" in policy.decide(idle, T0, 1, 0).reason
