@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_devkit.demo import Rehearsal
+from nbstack_devkit.demo import Rehearsal, stop_report_file
 from nbstack_devkit.paths import ROOT
 from nbstack_devkit.waits import wait_until
 
@@ -181,6 +181,8 @@ def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None
     assert len(report.autosave_branches) == 1, report
     (branch,) = report.autosave_branches
     assert branch.startswith("refs/heads/autosave/demo/")
+    # What `make demo-stop`, another process, prints: the branch pushed.
+    assert f"autosave: {branch.removeprefix('refs/heads/')} on the git server" in stop_report_file(demo.state_dir).read_text()
     on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
     assert on_server == edited and OUTPUT in on_server
     assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
