@@ -185,6 +185,9 @@ def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None
     assert f"autosave: {branch.removeprefix('refs/heads/')} on the git server" in stop_report_file(demo.state_dir).read_text()
     on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
     assert on_server == edited and OUTPUT in on_server
+    # JupyterLab's checkpoint of the saved notebook stays out: the demo repository ignores it.
+    assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
+    assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
     assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
 
 
