@@ -100,6 +100,7 @@ def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
             done = subprocess.run(
                 ["bash", "-c", 'source "$1" >&2; printf "%s\\0" "$?"; env -0', "run-hook", str(hook)],
                 env=env,
+                cwd=env["PWD"],
                 stdout=subprocess.PIPE,
                 check=False,
             )
@@ -112,7 +113,7 @@ def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
                 log.error("%s has failed, continuing execution", hook)
         elif os.access(hook, os.X_OK) and hook.is_file():
             log.info("Running executable: %s", hook)
-            if subprocess.run([str(hook)], env=env, check=False).returncode != 0:
+            if subprocess.run([str(hook)], env=env, cwd=env["PWD"], check=False).returncode != 0:
                 log.error("%s has failed, continuing execution", hook)
         else:
             log.info("Ignoring non-executable: %s", hook)
