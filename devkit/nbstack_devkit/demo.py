@@ -337,9 +337,15 @@ class Rehearsal:
             if self.emulator is not None:
                 self.emulator.stop()
                 self.emulator = None
-        for branch in report.autosave_branches:
-            self.echo(f"autosave: {branch.removeprefix('refs/heads/')} on the git server "
-                      f"(git --git-dir {self.bare_repo} show --stat {branch.removeprefix('refs/heads/')})")
+        lines = [
+            f"autosave: {name} on the git server (git --git-dir {self.bare_repo} show --stat {name})"
+            for name in (branch.removeprefix("refs/heads/") for branch in report.autosave_branches)
+        ] or ["autosave: no branch pushed (nothing to save)"]
+        for line in lines:
+            self.echo(line)
+        # For `demo stop`, which runs in another process and prints them too.
+        with contextlib.suppress(OSError):
+            stop_report_file(self.state_dir).write_text("".join(line + "\n" for line in lines))
         return report
 
 
@@ -416,6 +422,11 @@ def start_command(state_dir: Path) -> int:
     return code
 
 
+def stop_report_file(state_dir: Path) -> Path:
+    """Where a stopping demo writes its autosave lines (beside the state directory: a new demo empties that)."""
+    return state_dir.with_name(state_dir.name + ".stopped")
+
+
 def stop_command(state_dir: Path, timeout: float = 300) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     pid = read_pid(pid_file)
@@ -424,12 +435,18 @@ def stop_command(state_dir: Path, timeout: float = 300) -> int:
         pid_file.unlink(missing_ok=True)
         return 0
     print(f"Stopping the demo (pid {pid}): down.yml, autosave, servers...", flush=True)
+    report = stop_report_file(state_dir)
+    report.unlink(missing_ok=True)
     os.kill(pid, signal.SIGTERM)
     try:
         wait_until(lambda: not pid_alive(pid), timeout, f"the demo (pid {pid}) to stop", interval=0.5)
     except TimeoutError as error:
         print(error, file=sys.stderr)
         return 1
+    try:
+        print(report.read_text(), end="")
+    except OSError:
+        print("The demo did not say which autosave branch it pushed; see its own output.")
     print("Stopped.")
     return 0
 

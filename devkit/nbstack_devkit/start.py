@@ -8,9 +8,11 @@ this instead (under tini too, see container.py). It is not in the image
 1. run the hooks in a before-notebook.d directory in name order, as the
    user this runs as (root in the image, since the task starts as root):
    executables are run, and a failing one is logged and skipped; `*.sh`
-   files are sourced by bash and their exported changes kept, a failing one
-   is logged and skipped, and one that calls `exit` ends the start (as
-   `exit` in a sourced hook ends start.sh): this process exits with its code;
+   files are sourced by bash and their exported changes and working
+   directory kept (PWD; the exec below runs there, as start.sh's does), a
+   failing one is logged and skipped, and one that calls `exit` ends the
+   start (as `exit` in a sourced hook ends start.sh): this process exits
+   with its code;
 2. unset every variable named in JUPYTER_ENV_VARS_TO_UNSET (comma-separated),
    and the variable itself;
 3. as root, drop to the notebook user NB_USER (start.sh: `sudo --user`),
@@ -80,8 +82,13 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """Run every hook in `hooks_dir`; return the environment afterwards."""
+    """Run every hook in `hooks_dir`; return the environment afterwards.
+
+    Its PWD is the working directory the hooks leave (this process's own
+    when no sourced hook changes it), where start.sh would exec the command.
+    """
     env = dict(environ)
+    env["PWD"] = os.getcwd()  # what bash sets, whatever PWD the caller passed
     if not hooks_dir.is_dir():
         raise FileNotFoundError(f"hooks directory {hooks_dir} does not exist")
     for hook in sorted(hooks_dir.iterdir()):
@@ -93,6 +100,7 @@ def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
             done = subprocess.run(
                 ["bash", "-c", 'source "$1" >&2; printf "%s\\0" "$?"; env -0', "run-hook", str(hook)],
                 env=env,
+                cwd=env["PWD"],
                 stdout=subprocess.PIPE,
                 check=False,
             )
@@ -105,7 +113,7 @@ def run_hooks(hooks_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
                 log.error("%s has failed, continuing execution", hook)
         elif os.access(hook, os.X_OK) and hook.is_file():
             log.info("Running executable: %s", hook)
-            if subprocess.run([str(hook)], env=env, check=False).returncode != 0:
+            if subprocess.run([str(hook)], env=env, cwd=env["PWD"], check=False).returncode != 0:
                 log.error("%s has failed, continuing execution", hook)
         else:
             log.info("Ignoring non-executable: %s", hook)
@@ -178,6 +186,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except HookExit as stop:
         log.error("%s", stop)
         sys.exit(stop.code)
+    if env.get("PWD") and env["PWD"] != os.getcwd():
+        os.chdir(env["PWD"])  # a sourced hook's `cd` moves start.sh, and so the command
+        log.info("Working directory: %s", env["PWD"])
     env = drop_privileges(env)
     cmd = server_command(env, command)
     log.info("Executing the command: %s", shlex.join(cmd))

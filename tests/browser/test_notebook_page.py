@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_devkit.demo import Rehearsal
+from nbstack_devkit.demo import Rehearsal, stop_report_file
 from nbstack_devkit.paths import ROOT
 from nbstack_devkit.waits import wait_until
 
@@ -102,7 +102,8 @@ def test_right_password_opens_jupyterlab_with_the_cloned_repository(demo: Rehear
 def test_a_notebook_runs_a_cell_and_saves(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(demo.url + f"lab/tree/{NOTEBOOK}")
     page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for()  # the kernel is up
-    _dismiss_news(page)
+    # JupyterLab's announcements plugin is off: no question about Jupyter news covers the page.
+    assert page.get_by_text("Would you like to get notified").count() == 0
     editor = page.locator(".jp-Notebook .jp-CodeCell .cm-content").first
     editor.click()
     page.keyboard.press("Control+a")
@@ -165,7 +166,8 @@ def _open_terminal_and_run_git_status(page) -> None:  # type: ignore[no-untyped-
             if attempt == 5:
                 raise
             keys.press("Enter")
-    keys.press_sequentially("cd ~/work && git status")
+    # No `cd`: a new terminal starts in the clone.
+    keys.press_sequentially("git status")
     keys.press("Enter")
     wait_until(lambda: f"modified:   {NOTEBOOK}" in _terminal_text(terminal), 60, "git status to show the edit", interval=0.2)
     assert "On branch main" in _terminal_text(terminal)
@@ -179,20 +181,18 @@ def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None
     assert len(report.autosave_branches) == 1, report
     (branch,) = report.autosave_branches
     assert branch.startswith("refs/heads/autosave/demo/")
+    # What `make demo-stop`, another process, prints: the branch pushed.
+    assert f"autosave: {branch.removeprefix('refs/heads/')} on the git server" in stop_report_file(demo.state_dir).read_text()
     on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
     assert on_server == edited and OUTPUT in on_server
+    # JupyterLab's checkpoint of the saved notebook stays out: the demo repository ignores it.
+    assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
+    assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
     assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
 
 
 def _terminal_text(terminal) -> str:  # type: ignore[no-untyped-def]
     return " ".join(terminal.locator(".xterm-accessibility-tree > div").all_inner_texts())
-
-
-def _dismiss_news(page) -> None:  # type: ignore[no-untyped-def]
-    """JupyterLab asks once whether to fetch news; answer no so it covers nothing."""
-    question = page.get_by_text("Would you like to get notified")
-    if question.count():
-        page.locator(".jp-toast-button", has_text="No").first.click()
 
 
 def _git(directory: Path, *args: str) -> str:

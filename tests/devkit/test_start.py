@@ -56,6 +56,26 @@ def test_a_sourced_hook_that_exits_ends_the_start_as_in_start_sh(tmp_path: Path)
     assert not (tmp_path / "ran").exists()
 
 
+def test_the_command_runs_where_a_sourced_hook_left_the_working_directory(tmp_path: Path) -> None:
+    """As in start.sh, which sources the hook: its `cd` moves start.sh, and so the server (the image's hook enters the work directory)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-enters.sh").write_text("cd /usr/share\n")
+    (hooks / "20-runs").write_text(f"#!/bin/bash\npwd > {tmp_path}/hook-pwd\n")
+    (hooks / "20-runs").chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "pwd"],
+        cwd="/",
+        env={**os.environ, "PWD": "/somewhere/stale"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "/usr/share\n"
+    assert (tmp_path / "hook-pwd").read_text() == "/usr/share\n"  # later hooks run there too, as in start.sh
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping to the notebook user needs root")
 def test_as_root_the_server_command_runs_as_the_notebook_user(tmp_path: Path) -> None:
     hooks = tmp_path / "hooks"

@@ -141,7 +141,8 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
     s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
     jupyter_config.configure(s)
-    assert written == [s.idle_token_file, s.jupyter_config_file]  # the config file once, the token before it
+    # The config file once, the token before it; JupyterLab's page config after it.
+    assert written == [s.idle_token_file, s.jupyter_config_file, jupyter_config.page_config_file(s)]
     config = json.loads(s.jupyter_config_file.read_text())
     assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
     assert stat.S_IMODE(s.idle_token_file.stat().st_mode) == 0o600 and s.idle_token_file.read_text().strip()
@@ -149,7 +150,8 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     written.clear()
     off = settings(HOME=str(tmp_path / "off"), NBSTACK_NOTEBOOK_PASSWORD="pw", NBSTACK_IDLE_TIMEOUT_MINUTES="0", **idle_on)
     jupyter_config.configure(off)
-    assert written == [off.jupyter_config_file] and not off.idle_token_file.exists()
+    assert written == [off.jupyter_config_file, jupyter_config.page_config_file(off)]
+    assert not off.idle_token_file.exists()
     assert "identity_provider_class" not in json.loads(off.jupyter_config_file.read_text())["ServerApp"]
 
 

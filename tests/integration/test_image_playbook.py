@@ -28,6 +28,7 @@ from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 PREFIX = "alice"
 REPOSITORY = f"{APP}/notebook"
+NO_DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
 
 
 def content_tag() -> str:
@@ -43,7 +44,8 @@ class FakeDocker:
         self.log = folder / "calls.jsonl"
         self.executable = folder / "docker"
 
-    def install(self, exit_code: int) -> None:
+    def install(self, exit_code: int, stderr: str = "") -> None:
+        """`stderr`: what it prints there, `{stdin}` replaced by what came on stdin (a careless client's echo)."""
         self.executable.write_text(
             f"#!{sys.executable}\n"
             "import json, os, sys\n"
@@ -51,6 +53,7 @@ class FakeDocker:
             f"with open({str(self.log)!r}, 'a') as log:\n"
             "    call = {'argv': sys.argv[1:], 'stdin': stdin, 'buildkit': os.environ.get('DOCKER_BUILDKIT')}\n"
             "    log.write(json.dumps(call) + '\\n')\n"
+            f"sys.stderr.write({stderr!r}.replace('{{stdin}}', stdin.strip()))\n"
             f"sys.exit({exit_code})\n"
         )
         self.executable.chmod(self.executable.stat().st_mode | stat.S_IXUSR)
@@ -124,6 +127,10 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients,
     result["both"] = runner.image("-vvv")
     result["both_calls"] = docker.calls()
     result["token"] = aws.ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+
+    docker.install(exit_code=1, stderr=NO_DAEMON + " (sent: {stdin})\n")
+    result["no_daemon"] = runner.image("-vvv")
+    result["no_daemon_calls"] = docker.calls()
     return result
 
 
@@ -194,3 +201,19 @@ def test_token_goes_on_stdin_only_and_never_into_output(scenario: dict[str, Any]
     assert "<ansible.legacy.command" in output or "ESTABLISH LOCAL CONNECTION" in output  # it ran at -vvv
     assert password not in output
     assert token not in output
+
+
+def test_a_failed_docker_login_shows_why_but_not_the_password(scenario: dict[str, Any]) -> None:
+    import base64
+
+    run = scenario["no_daemon"]
+    assert run.returncode != 0
+    assert [call["argv"][0] for call in scenario["no_daemon_calls"]] == ["login"]  # nothing built or pushed
+    # The cause, as Docker printed it, with the password it echoed cut out.
+    assert NO_DAEMON in run.output
+    assert "<registry password>" in run.output
+    assert "Nothing was built or pushed" in run.output
+    password = base64.b64decode(scenario["token"]).decode().partition(":")[2]
+    assert scenario["no_daemon_calls"][0]["stdin"].strip() == password
+    assert password not in run.output
+    assert scenario["token"] not in run.output

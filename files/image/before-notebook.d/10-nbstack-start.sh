@@ -21,3 +21,16 @@ if ! python3 -I -m nbstack_runtime.hooks start; then
     echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
     exit 1
 fi
+
+# Last, the working directory start.sh execs Jupyter in: the work directory
+# (the clone). A terminal opened from JupyterLab starts in Jupyter's own
+# working directory, so `git status` there works with no `cd`. Nothing runs
+# as root after this but start.sh's own unset and sudo. A failed `cd` (the
+# directory is missing) only leaves terminals in HOME; with start.sh's
+# `set -e` on, it must not end the start.
+if nbstack_work_dir="$(python3 -I -m nbstack_runtime.hooks work-dir)" && cd -- "${nbstack_work_dir}"; then
+    echo "nbstack: Jupyter starts in ${nbstack_work_dir}" >&2
+else
+    echo "nbstack: could not enter the work directory; terminals open in ${PWD}" >&2
+fi
+unset nbstack_work_dir

@@ -21,6 +21,10 @@ root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
    a failure to write Jupyter's config or start the sidecar stops the
    container too.
 
+3. **work-dir** (root): print the validated work directory, which the hook
+   then makes start.sh's working directory, so that Jupyter, and every
+   terminal it opens, starts in the clone.
+
 start.sh then unsets JUPYTER_ENV_VARS_TO_UNSET (the secret variables) and
 execs Jupyter as NB_USER with sudo, so nothing the notebook user runs has a
 secret in its environment. Started as a non-root user instead (a developer's
@@ -189,12 +193,15 @@ def start_sidecar(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = sys.argv[1:] if argv is None else argv
-    if args not in (["start"], ["configure"]):
-        log.error("usage: python -m nbstack_runtime.hooks {start,configure}")
+    if args not in (["start"], ["configure"], ["work-dir"]):
+        log.error("usage: python -m nbstack_runtime.hooks {start,configure,work-dir}")
         return 2
     try:
         if args == ["start"]:
             return start(os.environ)
+        if args == ["work-dir"]:
+            print(Settings.from_environ().work_dir)
+            return 0
         payload = json.loads(sys.stdin.buffer.read() or b"{}")
         configure(Settings.from_environ(), payload)
         return 0

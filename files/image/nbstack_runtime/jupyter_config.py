@@ -10,6 +10,12 @@ login; it is written by the notebook user from the hash the startup made as
 root, so the plaintext never reaches a process the user owns. When the idle
 watcher is on, the same write names the identity provider that lets the
 watcher's token in, and the token file is written first.
+
+JupyterLab's page config (~/.jupyter/labconfig/page_config.json, the user
+level of `jupyter labextension disable`) is written beside it, merged the
+same way: it disables the announcements plugin, which asks on every new
+browser profile whether to fetch Jupyter news from the internet and checks
+for JupyterLab updates the pinned image cannot take.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from .watcher import why_off
 log = logging.getLogger("nbstack.jupyter")
 
 EXTENSION_NAME = "nbstack_runtime"
+#: JupyterLab plugins the page config disables (see the module docstring).
+DISABLED_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
 
 
 def hash_password(password: str) -> str:
@@ -67,6 +75,16 @@ def server_config(settings: Settings, hashed_password: str, identity_provider: s
             "login_handler_class": "nbstack_runtime.extension.ThrottledLoginHandler",  # waits after failed logins
         },
     }
+
+
+def page_config() -> dict[str, Any]:
+    """Our part of JupyterLab's page config."""
+    return {"disabledExtensions": dict.fromkeys(DISABLED_LAB_PLUGINS, True)}
+
+
+def page_config_file(settings: Settings) -> Path:
+    """Where JupyterLab reads the user level of its page config."""
+    return settings.jupyter_config_file.parent / "labconfig" / "page_config.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -118,4 +136,6 @@ def configure(settings: Settings, hashed_password: str | None = None) -> None:
         _read_json(settings.jupyter_config_file), server_config(settings, hashed_password, identity_provider)
     )
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
+    lab_file = page_config_file(settings)
+    write_private(lab_file, json.dumps(merge(_read_json(lab_file), page_config()), indent=2) + "\n")
     log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)

@@ -47,6 +47,11 @@ class Decision:
     idle_seconds: float = 0.0
 
 
+def counted(count: float, noun: str) -> str:
+    """`count` and `noun`, singular only for exactly one: "1 kernel", "0 kernels"."""
+    return f"{count:g} {noun if count == 1 else noun + 's'}"
+
+
 def decide(activity: Activity, now: datetime, idle_timeout_minutes: float, max_lifetime_hours: float) -> Decision:
     """Whether to stop now, and why (the whole policy is here)."""
     if max_lifetime_hours > 0:
@@ -56,8 +61,8 @@ def decide(activity: Activity, now: datetime, idle_timeout_minutes: float, max_l
     if activity.busy:
         return Decision(
             False,
-            f"busy: {activity.busy_kernels} of {activity.kernels} kernels, "
-            f"{activity.busy_terminals} of {activity.terminals} terminals",
+            f"busy: {activity.busy_kernels} of {counted(activity.kernels, 'kernel')}, "
+            f"{activity.busy_terminals} of {counted(activity.terminals, 'terminal')}",
         )
     idle = max(0.0, (now - activity.last_activity).total_seconds())
     if idle_timeout_minutes <= 0:
@@ -66,7 +71,7 @@ def decide(activity: Activity, now: datetime, idle_timeout_minutes: float, max_l
         return Decision(
             True,
             f"idle for {idle / 60:.1f} min (timeout {idle_timeout_minutes:g} min; no busy kernel, "
-            f"last activity {iso(activity.last_activity)}, {activity.connections} open connections)",
+            f"last activity {iso(activity.last_activity)}, {counted(activity.connections, 'open connection')})",
             idle,
         )
     return Decision(False, f"idle for {idle / 60:.1f} of {idle_timeout_minutes:g} min", idle)

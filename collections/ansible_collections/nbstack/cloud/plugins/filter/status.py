@@ -17,6 +17,7 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.contract import (
     STOP_REASON_TAG,
     STOPPED_AT_TAG,
 )
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (EBS GB-month)
 # A stack in one of these, or in any *_FAILED state, holds no working server.
@@ -73,7 +74,7 @@ def _state(entry: dict[str, Any]) -> tuple[str, str]:
         return "failed", f"{missing} missing from a {status} stack; run up.yml"
     if service["desired"] < 1 or group["desired"] < 1:
         reason = service.get("tags", {}).get(STOP_REASON_TAG, "")
-        return "stopped", reason or f"service {service['desired']} task(s), group {group['desired']} instance(s)"
+        return "stopped", reason or f"service {counted(service['desired'], 'task')}, group {counted(group['desired'], 'instance')}"
     return "running", ""
 
 

@@ -6,11 +6,13 @@ Documentation: up_summary.yml beside this file.
 
 from __future__ import annotations
 
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
+
 
 def _started(instance, idle_timeout_minutes):
     if instance.get("started"):
         return "Started again after an idle stop" + ("" if instance.get("healthy") else " (health check not passing yet)")
-    return f"Idle stop after {idle_timeout_minutes} minutes without use (0: never)"
+    return f"Idle stop after {counted(idle_timeout_minutes, 'minute')} without use (0: never)"
 
 
 def _secrets_rotated(instance):

@@ -1,0 +1,88 @@
+"""Where a person lands: the file browser, a new terminal and the JupyterLab page, through Jupyter's own API.
+
+The server is started the way the container starts it (hooks, secrets
+unset, exec), so these see the working directory start.sh leaves and the
+configuration the startup writes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import requests
+import websocket
+
+from nbstack_devkit.gitserver import git
+from nbstack_devkit.notebook import Notebook
+from nbstack_devkit.waits import wait_until
+
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
+DONE = "nbstack-done"
+
+
+def cookie_header(http: requests.Session) -> str:
+    return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+
+
+def terminal_output(notebook: Notebook, http: requests.Session, command: str) -> str:
+    """What a new terminal prints for `command`, opened as JupyterLab opens one at the file browser's root.
+
+    JupyterLab's launcher sends no `cwd` for the root (it sends one only for a
+    folder below it), so the shell starts where the server runs.
+    """
+    terminal = http.post(notebook.url + "api/terminals", json={}, timeout=30)
+    assert terminal.status_code == 200, terminal.text
+    ws_url = notebook.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
+    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=1)
+    printed: list[str] = []
+
+    def read() -> None:
+        try:
+            kind, *text = json.loads(connection.recv())
+        except websocket.WebSocketTimeoutException:
+            return
+        if kind == "stdout":
+            printed.append("".join(text))
+
+    try:
+        wait_until(lambda: read() or printed, 60, what="the terminal's prompt", interval=0)
+        # The marker is split in the command, so only its output can match.
+        connection.send(json.dumps(["stdin", f"{command}; echo nbstack-'done'\r"]))
+        try:
+            wait_until(lambda: read() or DONE in "".join(printed), 60, what="the command's output", interval=0)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}; the terminal printed: {''.join(printed)!r}") from None
+    finally:
+        connection.close()
+    return "".join(printed)
+
+
+def test_a_new_terminal_and_the_file_browser_open_in_the_repository(notebook: Notebook) -> None:
+    http = notebook.session()
+    work = notebook.work_dir
+    assert (work / ".git").is_dir()
+
+    printed = terminal_output(notebook, http, "pwd; git status")
+    assert "not a git repository" not in printed, printed
+    assert "On branch main" in printed, printed
+    assert str(work) in printed, printed
+
+    # The file browser's root is the clone: its listing is the repository's top level.
+    listing = http.get(notebook.url + "api/contents", timeout=10)
+    assert listing.status_code == 200, listing.text
+    shown = {item["name"] for item in listing.json()["content"]}
+    tracked = set(git("ls-tree", "--name-only", "HEAD", cwd=work).split())
+    assert shown == {name for name in tracked if not name.startswith(".")}
+
+
+def test_jupyterlab_is_served_with_the_news_announcements_turned_off(notebook: Notebook) -> None:
+    http = notebook.session()
+    page = http.get(notebook.url + "lab", timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    found = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page.text, re.S)
+    assert found, "no jupyter-config-data in the JupyterLab page"
+    config = json.loads(html.unescape(found.group(1)))
+    # The plugin that asks "Would you like to get notified about official Jupyter news?".
+    assert ANNOUNCEMENTS in config["disabledExtensions"], config["disabledExtensions"]
