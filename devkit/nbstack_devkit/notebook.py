@@ -112,6 +112,7 @@ def container_environ(
         AWS_DEFAULT_REGION="eu-west-1",
         NBSTACK_GIT_TOKEN=token,
         NBSTACK_NOTEBOOK_PASSWORD=f"nb-{secrets.token_hex(12)}",
+        NBSTACK_API_TOKEN=secrets.token_urlsafe(36),
     )
     if warehouse:
         env.update(
@@ -134,7 +135,7 @@ def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
         health_port=int(env["NBSTACK_HEALTH_PORT"]),
         env=env,
         log_path=log_path,
-        secrets={name: env[name] for name in ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD") if env.get(name)},
+        secrets={name: env[name] for name in ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD", "NBSTACK_API_TOKEN") if env.get(name)},
     )
 
 
