@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 
+from nbstack_runtime.contract import SECRET_VARIABLES
+
 from .container import server_pid, signal_container, start_container, stop_process_group
 from .waits import free_port, wait_until
 
@@ -112,6 +114,7 @@ def container_environ(
         AWS_DEFAULT_REGION="eu-west-1",
         NBSTACK_GIT_TOKEN=token,
         NBSTACK_NOTEBOOK_PASSWORD=f"nb-{secrets.token_hex(12)}",
+        NBSTACK_API_TOKEN=secrets.token_urlsafe(36),
     )
     if warehouse:
         env.update(
@@ -134,7 +137,7 @@ def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
         health_port=int(env["NBSTACK_HEALTH_PORT"]),
         env=env,
         log_path=log_path,
-        secrets={name: env[name] for name in ("NBSTACK_GIT_TOKEN", "NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_WAREHOUSE_PASSWORD") if env.get(name)},
+        secrets={name: env[name] for name in SECRET_VARIABLES if env.get(name)},
     )
 
 

@@ -37,11 +37,12 @@ PROBE_TIMEOUT = 300
 
 #: Looks for the needles (hex, so that the probe's own code holds none of
 #: them) and writes what it found to OUT as JSON. Files are searched for the
-#: Jupyter password if they changed after SINCE (the container's start).
+#: Jupyter password and the API token (FILE_NEEDLES) if they changed after
+#: SINCE (the container's start).
 PROBE = """
 import json, os
 needles = [bytes.fromhex(h) for h in NEEDLES]
-password = bytes.fromhex(PASSWORD)
+file_needles = [bytes.fromhex(h) for h in FILE_NEEDLES]
 found, environ_readable, environ_unreadable = [], [], []
 for entry in os.listdir("/proc"):
     if not entry.isdigit():
@@ -63,12 +64,12 @@ for top in ROOTS:
             path = os.path.join(directory, name)
             try:
                 info = os.lstat(path)
-                # Only what changed since the container started can hold its password (ctime cannot be set back).
+                # Only what changed since the container started can hold its secrets (ctime cannot be set back).
                 if os.path.islink(path) or info.st_size > 2**20 or info.st_ctime < SINCE:
                     continue
                 with open(path, "rb") as f:
-                    if password in f.read():
-                        found.append([path, "file", -1])
+                    data = f.read()
+                found += [[path, "file", i] for i, n in enumerate(file_needles) if n in data]
             except OSError:
                 pass
 result = {"uid": os.getuid(), "pid": os.getpid(), "found": found,
@@ -89,10 +90,11 @@ def process_start(pid: int) -> float:
 
 def probe_code(notebook: Notebook, out: Path) -> str:
     values = [value.encode().hex() for value in notebook.secrets.values()]
+    file_values = [notebook.secrets[name].encode().hex() for name in ("NBSTACK_NOTEBOOK_PASSWORD", "NBSTACK_API_TOKEN")]
     roots = [str(notebook.home), str(notebook.work_dir), "/tmp"]
     since = process_start(notebook.process.pid) - 5
     return (
-        f"NEEDLES = {values!r}\nPASSWORD = {notebook.secrets['NBSTACK_NOTEBOOK_PASSWORD'].encode().hex()!r}\n"
+        f"NEEDLES = {values!r}\nFILE_NEEDLES = {file_values!r}\n"
         f"ROOTS = {roots!r}\nOUT = {str(out)!r}\nSINCE = {since!r}\n" + PROBE
     )
 

@@ -246,3 +246,32 @@ def test_a_failed_clone_is_logged_and_the_server_still_gets_its_config(
     assert s.jupyter_config_file.exists() and len(started) == 1
     with pytest.raises(ValueError, match="argon2"):
         hooks.configure(s, {"notebook_password_hash": "pw"})
+
+
+def test_jupyter_config_holds_the_api_tokens_digest_never_the_token(tmp_path: Path) -> None:
+    from nbstack_runtime import hooks, identity
+
+    token = "t0ken" * 10
+    s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="a password", NBSTACK_API_TOKEN=token)
+    payload = hooks.secret_payload(s)  # root's side: only the digest goes to the notebook user
+    assert token not in json.dumps(payload)
+    jupyter_config.configure(settings(HOME=str(tmp_path)), payload["notebook_password_hash"], payload["api_token_hash"])
+    text = s.jupyter_config_file.read_text()
+    config = json.loads(text)
+    assert token not in text
+    assert config["ServerApp"]["identity_provider_class"] == "nbstack_runtime.identity.WatcherIdentityProvider"
+    digest = config["WatcherIdentityProvider"]["api_token_hash"]
+    assert identity.digest_matches(token, digest) and not identity.digest_matches(token + "x", digest)
+
+    # A later start without a token (and without the watcher) leaves nothing of it behind.
+    jupyter_config.configure(settings(HOME=str(tmp_path)), payload["notebook_password_hash"], "")
+    config = json.loads(s.jupyter_config_file.read_text())
+    assert "identity_provider_class" not in config["ServerApp"] and "WatcherIdentityProvider" not in config
+
+
+def test_a_short_api_token_stops_the_container(tmp_path: Path) -> None:
+    from nbstack_runtime import hooks
+
+    s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="a password", NBSTACK_API_TOKEN="short")
+    with pytest.raises(hooks.StartupError, match="NBSTACK_API_TOKEN has fewer than 32 characters"):
+        hooks.secret_payload(s)

@@ -28,11 +28,12 @@ SECRET_VAULT_KEYS = {
     "notebook-password": "vault_notebook_password",
     "warehouse-password": "vault_warehouse_password",
 }
-#: The container variable each secret reaches.
+#: The container variable each secret reaches (the API token is generated, not from the vault).
 SECRET_VARIABLES = {
     "github-token": "NBSTACK_GIT_TOKEN",
     "notebook-password": "NBSTACK_NOTEBOOK_PASSWORD",
     "warehouse-password": "NBSTACK_WAREHOUSE_PASSWORD",
+    "api-token": "NBSTACK_API_TOKEN",
 }
 #: A new password with characters that JSON escapes and base64 spreads over byte boundaries.
 ROTATED_PASSWORD = 'nbpw-rotated-"quoted"\\slash/é-'

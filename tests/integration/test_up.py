@@ -180,6 +180,7 @@ def test_task_takes_secrets_by_arn(aws: Clients, container: dict[str, Any]) -> N
         {"name": "NBSTACK_GIT_TOKEN", "valueFrom": arns["github-token"]},
         {"name": "NBSTACK_NOTEBOOK_PASSWORD", "valueFrom": arns["notebook-password"]},
         {"name": "NBSTACK_WAREHOUSE_PASSWORD", "valueFrom": arns["warehouse-password"]},
+        {"name": "NBSTACK_API_TOKEN", "valueFrom": arns["api-token"]},
     ]
 
 
@@ -224,6 +225,23 @@ def test_secrets_manager_holds_the_vault_values(aws: Clients, playbooks: Playboo
         assert stored == values[key]
 
 
+def api_token(aws: Clients) -> dict[str, Any]:
+    return aws.secretsmanager.get_secret_value(SecretId=f"{APP}/{PREFIX}/api-token")
+
+
+def test_up_generates_an_api_token_once_and_says_how_to_read_it(aws: Clients, runs: dict[str, PlaybookRun]) -> None:
+    token = api_token(aws)
+    assert len(token["SecretString"]) == 48 and token["SecretString"].isalnum()
+    # The second run kept it: one version, the first run's.
+    versions = aws.secretsmanager.list_secret_version_ids(SecretId=f"{APP}/{PREFIX}/api-token")["Versions"]
+    assert [version["VersionId"] for version in versions] == [token["VersionId"]]
+    command = (
+        f"aws secretsmanager get-secret-value --region eu-west-1 --secret-id {APP}/{PREFIX}/api-token"
+        " --query SecretString --output text"
+    )
+    assert command in runs["first"].text and command in runs["second"].text
+
+
 def test_task_role_may_assume_only_the_warehouse_role(aws: Clients, stacks: dict[str, dict[str, Any]]) -> None:
     instance = outputs(stacks[f"{APP}-{PREFIX}"])
     role_name = instance["TaskRoleArn"].rsplit("/", 1)[1]
@@ -241,7 +259,7 @@ def test_task_role_may_assume_only_the_warehouse_role(aws: Clients, stacks: dict
 def test_no_secret_value_appears_anywhere(
     runs: dict[str, PlaybookRun], playbooks: Playbooks, aws: Clients, stacks: dict[str, dict[str, Any]], container: dict
 ) -> None:
-    values = list(playbooks.vault.values.values())
+    values = [*playbooks.vault.values.values(), api_token(aws)["SecretString"]]
     places = {
         "up.yml -vvv output": runs["first"].output,
         "second run output": runs["second"].output,
@@ -270,3 +288,24 @@ def test_aws_region_setting_wins_over_the_environment(
     run = ok(playbooks.up(PREFIX))
     assert run.changed == 0, run.output[-4000:]
     assert "nbtest-alice unchanged" in run.text
+
+
+def test_rotate_api_token_replaces_the_token_and_the_task(aws: Clients, playbooks: Playbooks, runs: dict) -> None:
+    """Last in this module: it changes what the tests above read."""
+    before = api_token(aws)
+    revision = service_revision(aws)
+    run = ok(playbooks.up(PREFIX, "-e", "rotate_api_token=true"))
+    after = api_token(aws)
+    assert after["VersionId"] != before["VersionId"] and after["SecretString"] != before["SecretString"]
+    assert service_revision(aws) > revision, run.output[-4000:]
+    assert after["SecretString"] not in run.output and before["SecretString"] not in run.output
+    # Without the setting again, the new token stays.
+    assert ok(playbooks.up(PREFIX)).changed == 0
+    assert api_token(aws)["VersionId"] == after["VersionId"]
+
+
+def service_revision(aws: Clients) -> int:
+    """The revision of the task definition the person's stack registered (see test_person_secrets)."""
+    (stack,) = aws.cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"]
+    arn = next(item["OutputValue"] for item in stack["Outputs"] if item["OutputKey"] == "TaskDefinitionArn")
+    return int(arn.rsplit(":", 1)[1])

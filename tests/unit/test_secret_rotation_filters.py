@@ -8,11 +8,13 @@ ARNS = {
     "github-token": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/alice/github-token-AbCdEf",
     "notebook-password": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/alice/notebook-password-AbCdEf",
     "warehouse-password": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/alice/warehouse-password-AbCdEf",
+    "api-token": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/alice/api-token-AbCdEf",
 }
 VERSIONS = {
     "github-token": "6b1f7a52-0e27-4c43-9d0e-1f8f3c1b2a01",
     "notebook-password": "0c3e2d41-5a6b-4c7d-8e9f-a0b1c2d3e4f5",
     "warehouse-password": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+    "api-token": "2a3b4c5d-6e7f-4081-9283-a4b5c6d7e8f9",
 }
 
 
@@ -27,6 +29,7 @@ def test_the_digest_follows_each_version_and_nothing_else() -> None:
         "GitTokenSecretArn": ARNS["github-token"],
         "NotebookPasswordSecretArn": ARNS["notebook-password"],
         "WarehousePasswordSecretArn": ARNS["warehouse-password"],
+        "ApiTokenSecretArn": ARNS["api-token"],
     }
 
 

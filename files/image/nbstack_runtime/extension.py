@@ -18,6 +18,9 @@ after a success do not wait. Attempts sent side by side queue behind each
 other instead of waiting together; one whose turn is further away than the
 longest wait is refused (429) without its password being checked. The wait
 is ``await asyncio.sleep``: the event loop goes on serving everyone else.
+The API token (nbstack_runtime.identity) counts against the same throttle:
+a wrong token is a failed attempt, and a client with failed attempts waits
+its turn before its token is checked.
 """
 
 from __future__ import annotations
@@ -133,6 +136,12 @@ class LoginThrottle:
             self._clients.popitem(last=False)
         return wait
 
+    def failures(self, client: str, now: float | None = None) -> int:
+        """The attempts `client` made since its last success (none once they are forgotten); changes nothing."""
+        now = time.monotonic() if now is None else now
+        failures, latest = self._clients.get(client, (0, now))
+        return 0 if now - latest > self.forget_after else failures
+
     def succeeded(self, client: str) -> None:
         self._clients.pop(client, None)
 
@@ -170,21 +179,31 @@ def client_address(peer: str, forwarded_for: str | None, behind_proxy: bool) -> 
     return peer
 
 
+def request_client(handler: Any) -> str:
+    """Who sent a Jupyter handler's request (client_address of its socket's peer)."""
+    context = getattr(handler.request.connection, "context", None)
+    address = getattr(context, "address", None)  # the socket's peer, before any X- header rewrote remote_ip
+    peer = str(address[0]) if isinstance(address, tuple) and address else "local"
+    serverapp = handler.settings.get("serverapp")
+    behind_proxy = bool(serverapp is not None and serverapp.trust_xheaders)
+    return client_address(peer, handler.request.headers.get("X-Forwarded-For"), behind_proxy)
+
+
+def login_throttle(app_settings: dict[str, Any]) -> LoginThrottle:
+    """The server's one throttle, shared by password logins and API token checks."""
+    throttle: LoginThrottle = app_settings.setdefault("nbstack_login_throttle", LoginThrottle())
+    return throttle
+
+
 class ThrottledLoginHandler(LoginFormHandler):
     """jupyter_server's password form, with a growing wait per client after failed attempts."""
 
     def _client(self) -> str:
-        context = getattr(self.request.connection, "context", None)
-        address = getattr(context, "address", None)  # the socket's peer, before any X- header rewrote remote_ip
-        peer = str(address[0]) if isinstance(address, tuple) and address else "local"
-        serverapp = self.serverapp
-        behind_proxy = bool(serverapp is not None and serverapp.trust_xheaders)
-        return client_address(peer, self.request.headers.get("X-Forwarded-For"), behind_proxy)
+        return request_client(self)
 
     @property
     def _throttle(self) -> LoginThrottle:
-        throttle: LoginThrottle = self.settings.setdefault("nbstack_login_throttle", LoginThrottle())
-        return throttle
+        return login_throttle(self.settings)
 
     @allow_unauthenticated
     async def post(self) -> Any:

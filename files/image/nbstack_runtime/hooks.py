@@ -12,12 +12,13 @@ root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
    with Jupyter never started (fail closed).
 2. **configure** (the notebook user, NB_USER): a child started with the
    notebook user's ids and an environment without any secret; it receives
-   the git token, the warehouse password and the password *hash* on stdin
+   the git token, the warehouse password, the password *hash* and the API
+   token's *digest* on stdin
    (never on a command line or in an environment) and writes the user's
    private files (0600, owned by the user), clones the repository as the
    user, and last starts the health sidecar (the user's process, no secret
-   in its environment). The plaintext Jupyter password never leaves the
-   root process. A failed clone or warehouse set-up is logged and left out;
+   in its environment). The plaintext Jupyter password and API token never
+   leave the root process. A failed clone or warehouse set-up is logged and left out;
    a failure to write Jupyter's config or start the sidecar stops the
    container too.
 
@@ -101,10 +102,18 @@ def secret_payload(settings: Settings) -> dict[str, str]:
             "NBSTACK_NOTEBOOK_PASSWORD is empty: Jupyter does not start without a password; "
             "set the notebook password secret and start the task again"
         )
+    token = settings.api_token.value
+    if token and len(token) < jupyter_config.API_TOKEN_MIN_LENGTH:
+        raise StartupError(
+            f"NBSTACK_API_TOKEN has fewer than {jupyter_config.API_TOKEN_MIN_LENGTH} characters: a short token "
+            "could be guessed; store a longer random one in the API token secret (up.yml -e rotate_api_token=true "
+            "makes a new one) and start the task again"
+        )
     return {
         "git_token": settings.git_token.value,
         "warehouse_password": settings.warehouse_password.value,
         "notebook_password_hash": jupyter_config.hash_password(settings.notebook_password.value),
+        "api_token_hash": jupyter_config.hash_api_token(token) if token else "",
     }
 
 
@@ -157,7 +166,7 @@ def configure(settings: Settings, payload: Mapping[str, str]) -> None:
             step(settings)
         except Exception as error:
             log.error("startup step %r failed, the server starts without it: %s", name, error)
-    jupyter_config.configure(settings, payload["notebook_password_hash"])
+    jupyter_config.configure(settings, payload["notebook_password_hash"], payload.get("api_token_hash", ""))
     start_sidecar(settings)
 
 

@@ -1,32 +1,64 @@
-"""Jupyter's identity provider in the container: password login, plus the idle watcher's token.
+"""Jupyter's identity provider in the container: password login, the person's API token, the idle watcher's token.
 
 Runs inside the Jupyter server process (jupyter_config names this class as
-``ServerApp.identity_provider_class`` when the idle watcher is on). Jupyter
-has password login only, no token login; the sidecar's watcher presents a
-random token from a 0600 file in the container's HOME, written by the jupyter
-startup hook, and this provider accepts it only in an ``Authorization``
-header, only for GET on the watcher's three read-only endpoints.
+``ServerApp.identity_provider_class`` when the API token or the idle watcher
+is on). Jupyter's own token login stays off (``IdentityProvider.token`` is
+empty, so no token URL is printed).
+
+- The API token (the person's, for scripts and editors): accepted as
+  jupyter_server accepts its own token, in ``Authorization: token <t>`` (or
+  ``bearer``) or a ``?token=`` URL parameter, for every request; a request
+  it authenticates skips the XSRF and origin checks, as jupyter_server's
+  own token login does. The provider holds only the token's SHA-256 digest
+  (``api_token_hash``, from the config file the notebook user can read) and
+  compares digests in constant time. A wrong token is a failed login
+  attempt for the login throttle (nbstack_runtime.extension).
+- The watcher's token: random, from a 0600 file in the container's HOME
+  written by the jupyter startup hook, accepted only in an
+  ``Authorization`` header, only for GET on the watcher's three read-only
+  endpoints.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 from typing import Any
 
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
+from traitlets import Unicode
 
+from .extension import login_throttle, request_client
 from .settings import Settings
 from .watcher import WATCHED_ENDPOINTS
 
+#: Who a request authenticated with the API token is.
+API_TOKEN_USER = User(username="api-token", name="API token", display_name="API token")
+
+
+def digest_matches(token: str, expected: str) -> bool:
+    """Whether `token`'s SHA-256 digest is `expected` ("sha256:<hex>"), compared in constant time."""
+    kind, _, hexdigest = expected.partition(":")
+    if kind != "sha256" or not hexdigest:
+        return False
+    return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest().encode(), hexdigest.encode())
+
 
 class WatcherIdentityProvider(PasswordIdentityProvider):
-    """Password login as configured, plus the watcher's token for three read-only GETs.
+    """Password login as configured, plus the person's API token, plus the watcher's token for three read-only GETs.
 
-    The token is accepted only in an Authorization header (never ?token=, never
-    the login form), only for GET on WATCHED_ENDPOINTS; everything else goes
-    through password login unchanged. Nothing is printed: Jupyter shows no
+    The watcher's token is accepted only in an Authorization header (never
+    ?token=, never the login form), only for GET on WATCHED_ENDPOINTS. The API
+    token is checked against its digest. Nothing is printed: Jupyter shows no
     token URL because ``IdentityProvider.token`` stays empty.
     """
+
+    api_token_hash = Unicode(
+        "",
+        config=True,
+        help="The person's API token as 'sha256:<hex digest>'; empty: no API token is accepted.",
+    )
 
     _watcher_token: str | None = None
 
@@ -57,3 +89,33 @@ class WatcherIdentityProvider(PasswordIdentityProvider):
         if self._is_watcher(handler):
             return User(username="nbstack-idle-watcher", name="idle watcher")
         return await super()._get_user(handler)
+
+    async def get_user_token(self, handler: Any) -> User | None:
+        """The API token's user when the request carries the person's token; None otherwise.
+
+        A client with failed attempts behind it waits its turn in the login
+        throttle before its token is checked (or is refused unchecked); a
+        wrong token adds a failed attempt; the right one clears them.
+        """
+        presented = self.get_token(handler)
+        if not presented or not self.api_token_hash:
+            return None
+        throttle = login_throttle(handler.settings)
+        client = request_client(handler)
+        if throttle.failures(client):
+            wait = throttle.attempt(client)
+            if wait is None:
+                self.log.warning("nbstack: API token from %s refused unchecked: too many attempts at once", client)
+                return None
+            if wait:
+                self.log.warning("nbstack: API token from %s waits %.1f s after failed attempts", client, wait)
+                await asyncio.sleep(wait)
+            if digest_matches(presented, self.api_token_hash):
+                throttle.succeeded(client)
+                return API_TOKEN_USER
+        elif digest_matches(presented, self.api_token_hash):
+            return API_TOKEN_USER
+        else:
+            throttle.attempt(client)  # the first failure: no wait now, the next attempt waits
+        self.log.warning("nbstack: wrong API token from %s", client)
+        return None

@@ -7,9 +7,12 @@ already there), which Jupyter loads after docker-stacks'
 directories only for `jpserver_extensions`, not for ServerApp options.) It
 holds the password's argon2 hash, never the password, and disables token
 login; it is written by the notebook user from the hash the startup made as
-root, so the plaintext never reaches a process the user owns. When the idle
-watcher is on, the same write names the identity provider that lets the
-watcher's token in, and the token file is written first.
+root, so the plaintext never reaches a process the user owns. The identity
+provider it names (nbstack_runtime.identity) also accepts the person's API
+token, of which the config holds only the SHA-256 digest (the token is
+random and long, so its digest cannot be turned back into it; argon2 would
+cost every API request tens of milliseconds), and the idle watcher's token,
+whose file is written first.
 
 JupyterLab's page config (~/.jupyter/labconfig/page_config.json, the user
 level of `jupyter labextension disable`) is written beside it, merged the
@@ -20,6 +23,7 @@ for JupyterLab updates the pinned image cannot take.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -44,15 +48,28 @@ def hash_password(password: str) -> str:
     return str(passwd(password, algorithm="argon2"))
 
 
+#: The shortest API token the server accepts (up.yml makes 48 letters and digits).
+API_TOKEN_MIN_LENGTH = 32
+#: How the config writes the API token's digest.
+API_TOKEN_HASH_PREFIX = "sha256:"
+
+
+def hash_api_token(token: str) -> str:
+    """The API token's digest, as the identity provider compares it."""
+    return API_TOKEN_HASH_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+
+
 def identity_provider_class() -> str:
-    """The dotted name of the identity provider that also accepts the watcher's token."""
+    """The dotted name of the identity provider that also accepts the API token and the watcher's token."""
     from .identity import WatcherIdentityProvider  # imported late, like passwd: it loads jupyter_server
 
     return f"{WatcherIdentityProvider.__module__}.{WatcherIdentityProvider.__qualname__}"
 
 
-def server_config(settings: Settings, hashed_password: str, identity_provider: str | None = None) -> dict[str, Any]:
-    """Our part of the config; `identity_provider` only when the idle watcher is on."""
+def server_config(
+    settings: Settings, hashed_password: str, identity_provider: str | None = None, api_token_hash: str = ""
+) -> dict[str, Any]:
+    """Our part of the config; `identity_provider` only when the idle watcher or the API token is on."""
     server: dict[str, Any] = {
         "base_url": settings.base_url,
         "ip": "0.0.0.0",  # the ALB reaches the task on the instance's address
@@ -63,9 +80,7 @@ def server_config(settings: Settings, hashed_password: str, identity_provider: s
         "trust_xheaders": True,  # behind the ALB: honour X-Forwarded-Proto/For
         "jpserver_extensions": {EXTENSION_NAME: True},
     }
-    if identity_provider:
-        server["identity_provider_class"] = identity_provider
-    return {
+    config: dict[str, Any] = {
         "ServerApp": server,
         "IdentityProvider": {"token": ""},
         "PasswordIdentityProvider": {
@@ -75,6 +90,11 @@ def server_config(settings: Settings, hashed_password: str, identity_provider: s
             "login_handler_class": "nbstack_runtime.extension.ThrottledLoginHandler",  # waits after failed logins
         },
     }
+    if identity_provider:
+        server["identity_provider_class"] = identity_provider
+        # Written even when empty, so a token removed since the last start stops working.
+        config[identity_provider.rsplit(".", 1)[-1]] = {"api_token_hash": api_token_hash}
+    return config
 
 
 def page_config() -> dict[str, Any]:
@@ -113,13 +133,14 @@ def write_watcher_token(settings: Settings) -> str:
     return token
 
 
-def configure(settings: Settings, hashed_password: str | None = None) -> None:
+def configure(settings: Settings, hashed_password: str | None = None, api_token_hash: str | None = None) -> None:
     """Write the whole config (and the watcher's token when it is on).
 
-    `hashed_password` is the hash the startup made as root from the secret
-    (this runs as the notebook user, which never sees the plaintext); without
-    it, the password in `settings` is hashed here. No password at all is an
-    error: Jupyter must not start without one (no token login, no open server).
+    `hashed_password` and `api_token_hash` are what the startup made as root
+    from the secrets (this runs as the notebook user, which never sees the
+    plaintext); without them, the secrets in `settings` are hashed here. No
+    password at all is an error: Jupyter must not start without one (no open
+    server); an empty API token leaves password login only.
     """
     if hashed_password is None:
         if not settings.notebook_password:
@@ -127,15 +148,29 @@ def configure(settings: Settings, hashed_password: str | None = None) -> None:
         hashed_password = hash_password(settings.notebook_password.value)
     if not hashed_password.startswith("argon2:"):
         raise ValueError("the Jupyter password hash is not an argon2 hash")
-    identity_provider = None
-    if why_off(settings) is None:
+    if api_token_hash is None:
+        api_token_hash = hash_api_token(settings.api_token.value) if settings.api_token else ""
+    if api_token_hash and not api_token_hash.startswith(API_TOKEN_HASH_PREFIX):
+        raise ValueError("the API token digest is not a SHA-256 digest")
+    watcher_on = why_off(settings) is None
+    if watcher_on:
         # The idle watcher reads Jupyter's REST API with its own token.
         write_watcher_token(settings)
-        identity_provider = identity_provider_class()
+    identity_provider = identity_provider_class() if watcher_on or api_token_hash else None
     config = merge(
-        _read_json(settings.jupyter_config_file), server_config(settings, hashed_password, identity_provider)
+        _read_json(settings.jupyter_config_file),
+        server_config(settings, hashed_password, identity_provider, api_token_hash),
     )
+    if identity_provider is None:
+        # Neither token is on now: drop what an earlier start of this HOME named.
+        config["ServerApp"].pop("identity_provider_class", None)
+        config.pop(identity_provider_class().rsplit(".", 1)[-1], None)
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
     lab_file = page_config_file(settings)
     write_private(lab_file, json.dumps(merge(_read_json(lab_file), page_config()), indent=2) + "\n")
-    log.info("Jupyter configuration written to %s (base_url %s)", settings.jupyter_config_file, settings.base_url)
+    log.info(
+        "Jupyter configuration written to %s (base_url %s, API token %s)",
+        settings.jupyter_config_file,
+        settings.base_url,
+        "on" if api_token_hash else "off",
+    )

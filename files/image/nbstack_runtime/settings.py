@@ -202,6 +202,13 @@ VARIABLES: tuple[Variable, ...] = (
         Secret,
     ),
     Variable("NBSTACK_WAREHOUSE_PASSWORD", "", "Secret: the warehouse user's password (written to ~/.pgpass).", Secret),
+    Variable(
+        "NBSTACK_API_TOKEN",
+        "",
+        "Secret: the person's API token for scripts and editors (`Authorization: token ...`), at least 32 "
+        "characters; Jupyter keeps only its SHA-256 digest; empty: password login only.",
+        Secret,
+    ),
 )
 
 
@@ -238,6 +245,7 @@ class Settings:
     git_token: Secret
     notebook_password: Secret
     warehouse_password: Secret
+    api_token: Secret
     home: Path
 
     # Files the hooks write and the server extension / sidecar read.  They live

@@ -14,7 +14,8 @@ description:
     prefix and an app name must match, whole; they end in C(\Z), not C($),
     so that C(match) refuses a trailing newline.
   - C(secrets) lists each secret as a dict with C(name) (under
-    C(<app>/<prefix>/) in Secrets Manager), C(vault_key), C(variable) (in the
+    C(<app>/<prefix>/) in Secrets Manager), C(vault_key) (empty for a secret
+    up.yml generates, the API token), C(variable) (in the
     container) and C(parameter) (of the instance template).
   - C(tag_keys) names the tag keys by role, C(app), C(prefix), C(kind),
     C(last_activity), C(stopped_at) and C(stop_reason).

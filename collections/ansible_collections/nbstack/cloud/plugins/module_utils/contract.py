@@ -50,13 +50,15 @@ AUTOSAVE_BRANCH_PATTERN = rf"^{AUTOSAVE_BRANCH_PREFIX}{_PREFIX}/[0-9]{{8}}T[0-9]
 
 
 #: One secret: its name under <app>/<prefix>/, the vault key holding its
-#: value, the container variable it reaches, the instance template parameter
-#: carrying its ARN.
+#: value ("" for a secret up.yml generates in Secrets Manager and keeps
+#: there), the container variable it reaches, the instance template
+#: parameter carrying its ARN.
 Secret = namedtuple("Secret", ["name", "vault_key", "variable", "parameter"])
 SECRETS = (
     Secret("github-token", "vault_github_token", "NBSTACK_GIT_TOKEN", "GitTokenSecretArn"),
     Secret("notebook-password", "vault_notebook_password", "NBSTACK_NOTEBOOK_PASSWORD", "NotebookPasswordSecretArn"),
     Secret("warehouse-password", "vault_warehouse_password", "NBSTACK_WAREHOUSE_PASSWORD", "WarehousePasswordSecretArn"),
+    Secret("api-token", "", "NBSTACK_API_TOKEN", "ApiTokenSecretArn"),
 )
 
 

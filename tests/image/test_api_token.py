@@ -1,0 +1,125 @@
+"""The person's API token, used by clients written elsewhere: requests, and nbclient through jupyter_server's gateway client.
+
+The server is started as the container starts it (nbstack_devkit.notebook)
+with NBSTACK_API_TOKEN among its secrets. A script sends the token in an
+``Authorization: token <t>`` header and needs no login form, cookie or XSRF
+header; nbclient runs a notebook on the server's kernels through the
+server's REST and websocket API: jupyter_server's GatewayKernelManager,
+with its kernel client's websocket carrying the token too (jupyter_server's
+own GatewayKernelClient opens the websocket with no header, so the server
+refuses it), as the README shows. A wrong token is refused, and counts against the
+login throttle. That the token is nowhere a notebook user can read is
+checked with the other secrets (test_container, test_isolation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from threading import Thread
+from typing import Any
+
+import nbformat
+import pytest
+import requests
+import websocket
+from jupyter_core.utils import ensure_async
+from jupyter_server.gateway.gateway_client import GatewayClient
+from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+from jupyter_server.utils import url_escape, url_path_join
+from nbclient import NotebookClient
+
+from nbstack_devkit.notebook import Notebook
+
+
+def token_of(notebook: Notebook) -> str:
+    return notebook.secrets["NBSTACK_API_TOKEN"]
+
+
+def with_token(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}
+
+
+def test_a_script_lists_and_writes_contents_with_the_token_alone(notebook: Notebook) -> None:
+    headers = with_token(token_of(notebook))
+    listing = requests.get(notebook.url + "api/contents", headers=headers, timeout=10)
+    assert listing.status_code == 200, listing.text
+    assert {"README.md", "analysis", "lib"} <= {entry["name"] for entry in listing.json()["content"]}
+    # A write needs no XSRF cookie or header when the token authenticates the request.
+    written = requests.put(
+        notebook.url + "api/contents/from-script.txt",
+        json={"type": "file", "format": "text", "content": "written by a script\n"},
+        headers=headers,
+        timeout=10,
+    )
+    assert written.status_code in (200, 201), written.text
+    assert (notebook.work_dir / "from-script.txt").read_text() == "written by a script\n"
+    # Without the token the same calls are refused.
+    assert requests.get(notebook.url + "api/contents", timeout=10).status_code == 403
+
+
+def test_a_wrong_token_is_refused_and_slows_the_next_attempt(notebook: Notebook) -> None:
+    token = token_of(notebook)
+    wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert requests.get(notebook.url + "api/contents", headers=with_token(wrong), timeout=10).status_code == 403
+    assert requests.get(notebook.url + f"api/contents?token={wrong}", timeout=10).status_code == 403
+    # The next attempt from the same client waits its turn, even with the right token, and then gets in.
+    began = time.monotonic()
+    right = requests.get(notebook.url + "api/contents", headers=with_token(token), timeout=60)
+    assert right.status_code == 200, right.text
+    assert time.monotonic() - began >= 0.4
+    # The success cleared the failures: no wait now.
+    began = time.monotonic()
+    assert requests.get(notebook.url + "api/contents", headers=with_token(token), timeout=10).status_code == 200
+    assert time.monotonic() - began < 0.4
+    assert token not in notebook.log()
+
+
+class TokenGatewayKernelClient(GatewayKernelClient):
+    """GatewayKernelClient whose kernel websocket sends the gateway's Authorization header, as its HTTP requests do."""
+
+    async def start_channels(self, **channels: Any) -> None:
+        gateway = GatewayClient.instance()
+        url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id), "channels")
+        self.channel_socket = websocket.create_connection(
+            url,
+            timeout=gateway.KERNEL_LAUNCH_TIMEOUT,
+            enable_multithread=True,
+            header=[f"{gateway.auth_header_key}: {gateway.auth_scheme} {gateway.auth_token}"],
+        )
+        await ensure_async(super(GatewayKernelClient, self).start_channels(**channels))
+        self.response_router = Thread(target=self._route_responses)
+        self.response_router.start()
+
+
+@pytest.fixture
+def gateway(notebook: Notebook) -> Iterator[GatewayClient]:
+    """jupyter_server's gateway client pointed at the notebook server, with the token (a process-wide singleton)."""
+    GatewayClient.clear_instance()
+    client = GatewayClient.instance(
+        url=notebook.url.rstrip("/"),
+        auth_token=token_of(notebook),
+        request_timeout=60.0,
+        connect_timeout=30.0,
+    )
+    client.init_connection_args()
+    yield client
+    GatewayClient.clear_instance()
+
+
+def test_nbclient_runs_a_notebook_on_the_server_with_the_token(notebook: Notebook, gateway: GatewayClient) -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import os\nprimes = [n for n in range(2, 30) if all(n % d for d in range(2, n))]"),
+            nbformat.v4.new_code_cell("print(primes, os.environ.get('NBSTACK_API_TOKEN'))"),
+        ]
+    )
+    manager = GatewayKernelManager(kernel_name="python3", client_factory=TokenGatewayKernelClient)
+    client = NotebookClient(nb, km=manager, kernel_name="python3", timeout=120, startup_timeout=120)
+    executed = asyncio.run(client.async_execute(cleanup_kc=True))
+    (output,) = executed.cells[1].outputs
+    assert output["text"] == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29] None\n"
+    # The kernel ran on the server, and nbclient shut it down there.
+    kernels = requests.get(notebook.url + "api/kernels", headers=with_token(token_of(notebook)), timeout=10)
+    assert kernels.status_code == 200 and kernels.json() == []
