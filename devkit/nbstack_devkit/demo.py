@@ -12,7 +12,7 @@ Start, in order:
    PostgreSQL cluster as the warehouse (skipped when PostgreSQL is missing);
 3. a demo vault encrypted with ansible-vault, whose token and passwords are
    the ones those servers accept;
-4. `ansible-playbook up.yml -e @devkit/demo/settings.yml -e @<vault> -e prefix=demo`
+4. `ansible-playbook up.yml -e @devkit/demo/settings.yml -e notebook_team_vault=<vault> -e prefix=demo`
    against the emulator, exactly as a user runs it against AWS;
 5. the provisioned task, run by nbstack_devkit.ecs_agent from the task
    definition up.yml registered (environment, secrets by ARN, ports, volume).

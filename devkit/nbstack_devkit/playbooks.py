@@ -1,8 +1,9 @@
 """Running the project's playbooks against the emulator, as a user runs them against AWS.
 
 One runner for the tests, the benches and the demo: the same command line
-(`ansible-playbook <playbook> -e @<settings> -e @<vault> --vault-password-file
-<file> ...`), run from the checkout with this virtualenv's ansible-playbook,
+(`ansible-playbook <playbook> -e @<settings> -e notebook_team_vault=<vault>
+--vault-password-file <file> ...`: the vault is the team vault up.yml reads),
+run from the checkout with this virtualenv's ansible-playbook,
 in an environment that points boto3 at the emulator.
 """
 
@@ -91,7 +92,8 @@ class Playbooks:
         if with_vault:
             if self.vault is None:
                 raise ValueError(f"{playbook} is to run with a vault, but these playbooks have none")
-            args += ["-e", f"@{self.vault.path}", "--vault-password-file", str(self.vault.password_file)]
+            # The team vault, as a person sets it: only up.yml reads it.
+            args += ["-e", f"notebook_team_vault={self.vault.path}", "--vault-password-file", str(self.vault.password_file)]
         args += list(extra)
         environ = {**self.env(), **(env or {})}
         if log is None:

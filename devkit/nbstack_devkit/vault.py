@@ -2,8 +2,8 @@
 
 Each of them makes its own throw-away vault the way a user makes theirs
 (ansible-vault encrypt with a password file), so the playbooks read a real
-encrypted vault everywhere: one team file passed with -e (one person), or a
-folder of per-person files, each under its owner's vault id (a team).
+encrypted vault everywhere: one team file (notebook_team_vault, one person),
+or a folder of per-person files, each under its owner's vault id (a team).
 """
 
 from __future__ import annotations

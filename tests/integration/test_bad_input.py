@@ -387,11 +387,11 @@ def test_missing_vault_value_is_named(playbooks: Playbooks, aws: Clients, tmp_pa
 
 
 def test_example_vault_is_refused(playbooks: Playbooks, aws: Clients) -> None:
-    """group_vars/all/vault.yml as shipped holds placeholders."""
+    """The team vault as shipped, vault/team.yml, holds placeholders."""
     run = playbooks.run("up.yml", "-e", "prefix=alice", with_vault=False)
     assert run.returncode != 0
     assert "vault_github_token, vault_notebook_password, vault_warehouse_password" in run.text
-    assert "ansible-vault encrypt group_vars/all/vault.yml" in run.text
+    assert f'ansible-vault encrypt {ROOT / "vault" / "team.yml"}' in run.text
     assert_nothing_created(aws)
 
 
