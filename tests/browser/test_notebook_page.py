@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,11 @@ def test_each_demo_notebook_runs_green_as_shipped(demo: Rehearsal, page, path: s
     assert page.get_by_text("Would you like to get notified").count() == 0
     page.locator(".lm-MenuBar-item", has_text="Run").click()
     page.locator(".lm-Menu-itemLabel:visible").get_by_text("Run All Cells", exact=True).click()
-    page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").get_by_text(NOTEBOOKS[path]).first.wait_for()
+    outputs = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output")
+    # A traceback (and anything else on stderr) ends the wait at once, with its text in the failure.
+    failed = outputs.and_(page.locator('[data-mime-type="application/vnd.jupyter.stderr"]'))
+    outputs.get_by_text(NOTEBOOKS[path]).or_(failed).first.wait_for(timeout=120_000)
+    assert failed.count() == 0, "\n".join(failed.all_inner_texts())
     page.locator(".jp-NotebookPanel:visible").click()  # command mode, so the save shortcut reaches the notebook
     page.keyboard.press("Control+s")
 
@@ -219,8 +224,8 @@ def _all_cells_ran(notebook: Path) -> bool:
     return all(c.get("execution_count") for c in cells if c["cell_type"] == "code")
 
 
-def _output_text(output: dict[str, object]) -> str:
-    text = output.get("text") or output.get("data", {}).get("text/plain", "")  # type: ignore[union-attr]
+def _output_text(output: dict[str, Any]) -> str:
+    text = output.get("text") or output.get("data", {}).get("text/plain", "")
     return "".join(text) if isinstance(text, list) else str(text)
 
 
