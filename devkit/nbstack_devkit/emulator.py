@@ -18,6 +18,8 @@ stay as they are for AWS. The list, one entry per property:
 
 - `AWS::S3::Bucket` `VersioningConfiguration` (create and update): the model
   bucket is versioned, and `save_model` refuses a bucket that is not.
+- `AWS::S3::Bucket` update with `Tags` and a generated name (the model
+  bucket's): the emulator's update fails looking for `BucketName`.
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def fill_template_gaps() -> None:
     resource, which still does everything it did; applying it twice changes
     nothing.
     """
-    if getattr(FakeBucket, "_nbstack_versioning", False):
+    if getattr(FakeBucket, "_nbstack_gaps_filled", False):
         return
     create = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
     update = FakeBucket.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -207,13 +209,18 @@ def fill_template_gaps() -> None:
     def update_versioned(
         cls: type[FakeBucket], original_resource: Any, new_resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
     ) -> FakeBucket:
+        properties = cloudformation_json.get("Properties") or {}
+        if "BucketName" not in properties:
+            # The emulator's update reads the name from the template to retag the bucket,
+            # and fails on a generated one; the name is the bucket's own.
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "BucketName": original_resource.name}}
         bucket = update(cls, original_resource, new_resource_name, cloudformation_json, *args, **kwargs)
         _apply_versioning(bucket, cloudformation_json)
         return bucket
 
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
-    FakeBucket._nbstack_versioning = True  # type: ignore[attr-defined]
+    FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
 
 
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:

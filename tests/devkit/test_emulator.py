@@ -10,13 +10,13 @@ import pytest
 from nbstack_devkit.emulator import Emulator
 
 
-def bucket_template(status: str) -> str:
+def bucket_template(status: str, team: str = "a") -> str:
     return json.dumps(
         {
             "Resources": {
                 "ModelBucket": {
                     "Type": "AWS::S3::Bucket",
-                    "Properties": {"VersioningConfiguration": {"Status": status}},
+                    "Properties": {"VersioningConfiguration": {"Status": status}, "Tags": [{"Key": "team", "Value": team}]},
                 }
             },
             "Outputs": {"Bucket": {"Value": {"Ref": "ModelBucket"}}},
@@ -42,5 +42,8 @@ def test_a_stacks_bucket_is_versioned_as_its_template_says_on_create_and_update(
     second = s3.put_object(Bucket=bucket, Key="m", Body=b"2")["VersionId"]
     assert first != second and "null" not in (first, second)
 
-    cloudformation.update_stack(StackName="versioned", TemplateBody=bucket_template("Suspended"))
+    # A generated name, tags, and an update (the model bucket's case): the same bucket, as the template says.
+    cloudformation.update_stack(StackName="versioned", TemplateBody=bucket_template("Suspended", team="b"))
+    assert cloudformation.describe_stacks(StackName="versioned")["Stacks"][0]["Outputs"][0]["OutputValue"] == bucket
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "b"}]
