@@ -10,6 +10,16 @@ credentials and the region are written down once.
 (`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
 that run the container's calls with a role's own credentials
 (`role_session`).
+
+Where the emulator's CloudFormation skips a template property that the
+product relies on, `fill_template_gaps` makes it apply the property as AWS
+does, in the process that runs the emulator; the playbooks and templates
+stay as they are for AWS. The list, one entry per property:
+
+- `AWS::S3::Bucket` `VersioningConfiguration` (create and update): the model
+  bucket is versioned, and `save_model` refuses a bucket that is not.
+- `AWS::S3::Bucket` update with `Tags` and a generated name (the model
+  bucket's): the emulator's update fails looking for `BucketName`.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
 from .waits import free_port, wait_until
@@ -57,6 +68,7 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Emulator:
+        fill_template_gaps()
         if self.iam:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "nbstack_devkit.iam_emulator", str(self.port)],
@@ -174,6 +186,52 @@ class Emulator:
                 region_name=REGION,
             )
         return self._session.client(service, endpoint_url=self.url)
+
+
+def fill_template_gaps() -> None:
+    """Make this process's emulator apply the template properties its CloudFormation skips (the module's list).
+
+    Each gap is a wrapper around the emulator's own handling of the
+    resource, which still does everything it did; applying it twice changes
+    nothing.
+    """
+    if getattr(FakeBucket, "_nbstack_gaps_filled", False):
+        return
+    create = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    update = FakeBucket.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    # moto passes the arguments by position or by name: keep its parameter names.
+    def create_versioned(cls: type[FakeBucket], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> FakeBucket:
+        bucket = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        _apply_versioning(bucket, cloudformation_json)
+        return bucket
+
+    def update_versioned(
+        cls: type[FakeBucket], original_resource: Any, new_resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> FakeBucket:
+        properties = cloudformation_json.get("Properties") or {}
+        if "BucketName" not in properties:
+            # The emulator's update reads the name from the template to retag the bucket,
+            # and fails on a generated one; the name is the bucket's own.
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "BucketName": original_resource.name}}
+        bucket = update(cls, original_resource, new_resource_name, cloudformation_json, *args, **kwargs)
+        _apply_versioning(bucket, cloudformation_json)
+        return bucket
+
+    FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
+    FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
+    FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
+
+
+def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:
+    """`VersioningConfiguration.Status` (Enabled or Suspended) as the bucket's versioning, as S3's PutBucketVersioning sets it.
+
+    A template without the property leaves the bucket's versioning as it
+    is: once enabled, S3 versioning can be suspended but never removed.
+    """
+    configuration = (cloudformation_json.get("Properties") or {}).get("VersioningConfiguration")
+    if isinstance(configuration, dict) and configuration.get("Status"):
+        bucket.versioning_status = str(configuration["Status"])
 
 
 class Clients:

@@ -34,6 +34,8 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import main as moto_server
 
+from .emulator import fill_template_gaps
+
 ECS_SERVICE_ACTIONS = frozenset({"DescribeServices", "UpdateService"})
 AUTOSCALING_GROUP_ACTIONS = frozenset({"SetDesiredCapacity", "UpdateAutoScalingGroup"})
 
@@ -78,6 +80,7 @@ def main(argv: list[str]) -> None:
     EC2ContainerServiceResponse._determine_resource = _ecs_resource  # type: ignore[attr-defined]
     SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
     AutoScalingResponse._determine_resource = _autoscaling_resource  # type: ignore[attr-defined]
+    fill_template_gaps()
     (port,) = argv
     moto_server(["-H", "127.0.0.1", "-p", port])
 

@@ -2,7 +2,9 @@
 
 One rehearsal for the module (emulator, git server, warehouse, up.yml, the
 registered task run locally), one browser page walked through a session the
-way a person would: log in, open the repository, run and save a notebook,
+way a person would: log in, open the repository, run and save each of the
+demo repository's notebooks as shipped (the analysis, the warehouse query,
+the model saved to and loaded from the bucket), take the README's picture,
 `git status` in a terminal, then stop the rehearsal and find the edit on the
 git server's autosave branch. The tests run in file order and build on each
 other's page state; each asserts on what is visible or on the git server.
@@ -13,16 +15,16 @@ Debian's chromium only (/usr/bin/chromium); Playwright never downloads a browser
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nbstack_devkit.demo import Rehearsal, stop_report_file
-from nbstack_devkit.paths import ROOT
+from nbstack_devkit.paths import DEMO_DIR
 from nbstack_devkit.waits import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,18 +36,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Where the screenshot of JupyterLab goes. The README's picture is refreshed with
-#   NBSTACK_SCREENSHOT=devkit/demo/jupyterlab.png .venv/bin/pytest tests/browser
-# so that an ordinary test run leaves the checkout as it was.
-SCREENSHOT = Path(os.environ.get("NBSTACK_SCREENSHOT", str(ROOT / ".cache" / "jupyterlab.png"))).resolve()
+# The README's picture, written by this test from the shipped notebook and its output.
+SCREENSHOT = DEMO_DIR / "jupyterlab.png"
 PASSWORD = "browser-test-password"
+# The demo repository's notebooks, each with what its last cell shows when it
+# runs green.
+NOTEBOOKS = {
+    "warehouse/query.ipynb": "north",
+    "models/save_and_load.ipynb": "(True, 1)",
+    "analysis/primes.ipynb": "(25, 1060)",
+}
+WAREHOUSE_TOTALS = [["east", "95"], ["north", "200"], ["south", "150"], ["west", "105"]]
 NOTEBOOK = "analysis/primes.ipynb"
-# Typed into the notebook's code cell; its output proves the kernel ran it.
-CELL = (
-    "primes = [n for n in range(2, 100) if all(n % d for d in range(2, n))]\n"
-    'print(f"{len(primes)} primes below 100, sum {sum(primes)}")'
-)
-OUTPUT = "25 primes below 100, sum 1060"
+OUTPUT = NOTEBOOKS[NOTEBOOK]
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -99,29 +102,51 @@ def test_right_password_opens_jupyterlab_with_the_cloned_repository(demo: Rehear
     assert _git(demo.work_dir, "remote", "get-url", "origin").strip().endswith("/notebooks.git")
 
 
-def test_a_notebook_runs_a_cell_and_saves(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(demo.url + f"lab/tree/{NOTEBOOK}")
+@pytest.mark.parametrize("path", list(NOTEBOOKS))
+def test_each_demo_notebook_runs_green_as_shipped(demo: Rehearsal, page, path: str) -> None:  # type: ignore[no-untyped-def]
+    shipped = json.loads((DEMO_DIR / "repo" / path).read_text())
+    # An empty layout: only this notebook open, so every locator below is about it.
+    page.goto(demo.url + f"lab/tree/{path}?reset")
     page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for()  # the kernel is up
     # JupyterLab's announcements plugin is off: no question about Jupyter news covers the page.
     assert page.get_by_text("Would you like to get notified").count() == 0
-    editor = page.locator(".jp-Notebook .jp-CodeCell .cm-content").first
-    editor.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.insert_text(CELL)  # inserted as text: no auto-closed brackets
-    page.keyboard.press("Shift+Enter")
-    page.locator(".jp-OutputArea-output").get_by_text(OUTPUT).wait_for()
+    page.locator(".lm-MenuBar-item", has_text="Run").click()
+    page.locator(".lm-Menu-itemLabel:visible").get_by_text("Run All Cells", exact=True).click()
+    outputs = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output")
+    # A traceback (and anything else on stderr) ends the wait at once, with its text in the failure.
+    failed = outputs.and_(page.locator('[data-mime-type="application/vnd.jupyter.stderr"]'))
+    outputs.get_by_text(NOTEBOOKS[path]).or_(failed).first.wait_for(timeout=120_000)
+    assert failed.count() == 0, "\n".join(failed.all_inner_texts())
+    page.locator(".jp-NotebookPanel:visible").click()  # command mode, so the save shortcut reaches the notebook
     page.keyboard.press("Control+s")
 
-    saved = demo.work_dir / NOTEBOOK
-    wait_until(lambda: OUTPUT in saved.read_text(), 30, "the saved notebook to hold the output", interval=0.2)
+    saved = demo.work_dir / path
+    wait_until(lambda: _all_cells_ran(saved), 60, f"the saved {path} to hold every cell's output", interval=0.2)
     cells = json.loads(saved.read_text())["cells"]
-    assert any(OUTPUT in "".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    # The code is the shipped code, and nothing failed.
+    assert [c["source"] for c in cells] == [c["source"] for c in shipped["cells"]]
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"] == []
+    text = "".join(_output_text(o) for o in outputs)
+    if path == "warehouse/query.ipynb":
+        assert [line.split() for line in text.splitlines()] == WAREHOUSE_TOTALS
+    else:
+        assert NOTEBOOKS[path] in text
 
-    # The picture the README shows: the repository in the file browser, the notebook with its output.
+
+def test_the_readme_picture_shows_the_shipped_notebook_with_its_output(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
+    # The picture the README shows: the repository in the file browser, the notebook as run above.
+    page.goto(demo.url + f"lab/tree/{NOTEBOOK}?reset")
+    page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for()
+    page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").get_by_text(OUTPUT).wait_for()
     page.locator(".jp-BreadCrumbs-home").click()
     page.locator(".jp-DirListing-content").get_by_text("README.md", exact=True).wait_for()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shipped = json.loads((DEMO_DIR / "repo" / NOTEBOOK).read_text())
+    first_line = next("".join(c["source"]).splitlines()[0] for c in shipped["cells"] if c["cell_type"] == "code")
+    assert first_line in page.locator(".jp-NotebookPanel:visible .jp-CodeCell .cm-content").first.inner_text()
+    before = SCREENSHOT.stat().st_mtime_ns if SCREENSHOT.exists() else 0
     page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_mtime_ns > before
 
 
 def test_a_terminal_shows_the_edit_in_git_status(demo: Rehearsal, page) -> None:  # type: ignore[no-untyped-def]
@@ -189,6 +214,19 @@ def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None
     assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
     assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
     assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
+
+
+def _all_cells_ran(notebook: Path) -> bool:
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except ValueError:  # caught mid-write
+        return False
+    return all(c.get("execution_count") for c in cells if c["cell_type"] == "code")
+
+
+def _output_text(output: dict[str, Any]) -> str:
+    text = output.get("text") or output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else str(text)
 
 
 def _terminal_text(terminal) -> str:  # type: ignore[no-untyped-def]

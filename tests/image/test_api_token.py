@@ -7,7 +7,8 @@ header; nbclient runs a notebook on the server's kernels through the
 server's REST and websocket API: jupyter_server's GatewayKernelManager,
 with its kernel client's websocket carrying the token too (jupyter_server's
 own GatewayKernelClient opens the websocket with no header, so the server
-refuses it), as the README shows. A wrong token is refused, and counts against the
+refuses it), as the README shows, on a notebook of its own and on the demo
+repository's `analysis/primes.ipynb` as shipped. A wrong token is refused, and counts against the
 login throttle. That the token is nowhere a notebook user can read is
 checked with the other secrets (test_container, test_isolation).
 """
@@ -31,6 +32,7 @@ from jupyter_server.utils import url_escape, url_path_join
 from nbclient import NotebookClient
 
 from nbstack_devkit.notebook import Notebook
+from nbstack_devkit.paths import DEMO_DIR
 
 
 def token_of(notebook: Notebook) -> str:
@@ -115,11 +117,33 @@ def test_nbclient_runs_a_notebook_on_the_server_with_the_token(notebook: Noteboo
             nbformat.v4.new_code_cell("print(primes, os.environ.get('NBSTACK_API_TOKEN'))"),
         ]
     )
-    manager = GatewayKernelManager(kernel_name="python3", client_factory=TokenGatewayKernelClient)
-    client = NotebookClient(nb, km=manager, kernel_name="python3", timeout=120, startup_timeout=120)
-    executed = asyncio.run(client.async_execute(cleanup_kc=True))
+    executed = execute_on_server(nb)
     (output,) = executed.cells[1].outputs
     assert output["text"] == "[2, 3, 5, 7, 11, 13, 17, 19, 23, 29] None\n"
-    # The kernel ran on the server, and nbclient shut it down there.
+    assert_kernel_ran_and_ended_on(notebook, count=1)
+
+
+def test_nbclient_runs_the_demo_repositorys_primes_notebook_as_shipped(notebook: Notebook, gateway: GatewayClient) -> None:
+    """The README's nbclient route, on a notebook from a person's checkout of the demo repository."""
+    nb = nbformat.read(DEMO_DIR / "repo" / "analysis" / "primes.ipynb", as_version=4)
+    assert all(cell.get("outputs") == [] for cell in nb.cells if cell.cell_type == "code")  # shipped without output
+    executed = execute_on_server(nb)
+    (cell,) = [cell for cell in executed.cells if cell.cell_type == "code"]
+    (output,) = cell.outputs
+    assert output["output_type"] == "execute_result" and output["data"]["text/plain"] == "(25, 1060)"
+    assert cell.execution_count == 1
+    assert_kernel_ran_and_ended_on(notebook, count=1)
+
+
+def execute_on_server(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Run `nb` with nbclient on the gateway's server, through the token-sending kernel client."""
+    manager = GatewayKernelManager(kernel_name="python3", client_factory=TokenGatewayKernelClient)
+    client = NotebookClient(nb, km=manager, kernel_name="python3", timeout=120, startup_timeout=120)
+    return asyncio.run(client.async_execute(cleanup_kc=True))
+
+
+def assert_kernel_ran_and_ended_on(notebook: Notebook, count: int) -> None:
+    """The server started `count` kernels, and nbclient shut them down there."""
+    assert notebook.log().count("Kernel started:") == count
     kernels = requests.get(notebook.url + "api/kernels", headers=with_token(token_of(notebook)), timeout=10)
     assert kernels.status_code == 200 and kernels.json() == []

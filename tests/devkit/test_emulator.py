@@ -1,0 +1,49 @@
+"""The emulator applies the template properties its CloudFormation would skip (nbstack_devkit.emulator's list)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from nbstack_devkit.emulator import Emulator
+
+
+def bucket_template(status: str, team: str = "a") -> str:
+    return json.dumps(
+        {
+            "Resources": {
+                "ModelBucket": {
+                    "Type": "AWS::S3::Bucket",
+                    "Properties": {"VersioningConfiguration": {"Status": status}, "Tags": [{"Key": "team", "Value": team}]},
+                }
+            },
+            "Outputs": {"Bucket": {"Value": {"Ref": "ModelBucket"}}},
+        }
+    )
+
+
+@pytest.fixture(params=[False, True], ids=["in-process", "iam-enforcing"])
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    server = Emulator(iam=request.param).start()
+    yield server
+    server.stop()
+
+
+def test_a_stacks_bucket_is_versioned_as_its_template_says_on_create_and_update(emulator: Emulator) -> None:
+    cloudformation, s3 = emulator.client("cloudformation"), emulator.client("s3")
+    cloudformation.create_stack(StackName="versioned", TemplateBody=bucket_template("Enabled"))
+    (output,) = cloudformation.describe_stacks(StackName="versioned")["Stacks"][0]["Outputs"]
+    bucket = output["OutputValue"]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    # Objects get versions, as save_model expects.
+    first = s3.put_object(Bucket=bucket, Key="m", Body=b"1")["VersionId"]
+    second = s3.put_object(Bucket=bucket, Key="m", Body=b"2")["VersionId"]
+    assert first != second and "null" not in (first, second)
+
+    # A generated name, tags, and an update (the model bucket's case): the same bucket, as the template says.
+    cloudformation.update_stack(StackName="versioned", TemplateBody=bucket_template("Suspended", team="b"))
+    assert cloudformation.describe_stacks(StackName="versioned")["Stacks"][0]["Outputs"][0]["OutputValue"] == bucket
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "b"}]
