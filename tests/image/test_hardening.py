@@ -274,17 +274,6 @@ def test_the_throttle_doubles_queues_and_stays_bounded() -> None:
     assert throttle.attempt("192.0.2.9", now=301.0) == 0
 
 
-def test_the_throttle_tells_failures_without_counting_one() -> None:
-    """What the API token check asks before it decides whether a client must wait its turn."""
-    throttle = LoginThrottle(step=0.5, maximum=30, forget_after=60)
-    assert throttle.failures("198.51.100.3", now=10.0) == 0 and len(throttle) == 0
-    throttle.attempt("198.51.100.3", now=10.0)
-    assert throttle.failures("198.51.100.3", now=11.0) == throttle.failures("198.51.100.3", now=12.0) == 1
-    assert throttle.failures("198.51.100.3", now=100.0) == 0  # forgotten, as attempt() would
-    throttle.succeeded("198.51.100.3")
-    assert throttle.failures("198.51.100.3", now=12.0) == 0
-
-
 def test_the_client_is_the_address_the_balancer_appended() -> None:
     assert client_address("10.0.1.5", "198.51.100.1, 203.0.113.9", behind_proxy=True) == "203.0.113.9"
     assert client_address("10.0.1.5", "203.0.113.9:50123", behind_proxy=True) == "203.0.113.9"  # client port kept

@@ -136,12 +136,6 @@ class LoginThrottle:
             self._clients.popitem(last=False)
         return wait
 
-    def failures(self, client: str, now: float | None = None) -> int:
-        """The attempts `client` made since its last success (none once they are forgotten); changes nothing."""
-        now = time.monotonic() if now is None else now
-        failures, latest = self._clients.get(client, (0, now))
-        return 0 if now - latest > self.forget_after else failures
-
     def succeeded(self, client: str) -> None:
         self._clients.pop(client, None)
 

@@ -11,8 +11,8 @@ empty, so no token URL is printed).
   it authenticates skips the XSRF and origin checks, as jupyter_server's
   own token login does. The provider holds only the token's SHA-256 digest
   (``api_token_hash``, from the config file the notebook user can read) and
-  compares digests in constant time. A wrong token is a failed login
-  attempt for the login throttle (nbstack_runtime.extension).
+  compares digests in constant time. Wrong tokens are logged, not
+  throttled (see get_user_token).
 - The watcher's token: random, from a 0600 file in the container's HOME
   written by the jupyter startup hook, accepted only in an
   ``Authorization`` header, only for GET on the watcher's three read-only
@@ -21,7 +21,6 @@ empty, so no token URL is printed).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from typing import Any
@@ -29,12 +28,12 @@ from typing import Any
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from traitlets import Unicode
 
-from .extension import login_throttle, request_client
+from .extension import request_client
 from .settings import Settings
 from .watcher import WATCHED_ENDPOINTS
 
-#: Who a request authenticated with the API token is.
-API_TOKEN_USER = User(username="api-token", name="API token", display_name="API token")
+#: Who a request authenticated with the API token is (a new User each time: Jupyter's /api/me can change it).
+API_TOKEN_USERNAME = "api-token"
 
 
 def digest_matches(token: str, expected: str) -> bool:
@@ -93,29 +92,17 @@ class WatcherIdentityProvider(PasswordIdentityProvider):
     async def get_user_token(self, handler: Any) -> User | None:
         """The API token's user when the request carries the person's token; None otherwise.
 
-        A client with failed attempts behind it waits its turn in the login
-        throttle before its token is checked (or is refused unchecked); a
-        wrong token adds a failed attempt; the right one clears them.
+        Not part of the login throttle: the token is 48 random characters
+        (about 285 bits), so guessing it is hopeless with or without waits,
+        and counting wrong tokens would let any web page a colleague visits
+        (an image URL with ?token=) slow down the logins of everyone behind
+        the same address, and a right one would clear a password guesser's
+        failures.
         """
         presented = self.get_token(handler)
         if not presented or not self.api_token_hash:
             return None
-        throttle = login_throttle(handler.settings)
-        client = request_client(handler)
-        if throttle.failures(client):
-            wait = throttle.attempt(client)
-            if wait is None:
-                self.log.warning("nbstack: API token from %s refused unchecked: too many attempts at once", client)
-                return None
-            if wait:
-                self.log.warning("nbstack: API token from %s waits %.1f s after failed attempts", client, wait)
-                await asyncio.sleep(wait)
-            if digest_matches(presented, self.api_token_hash):
-                throttle.succeeded(client)
-                return API_TOKEN_USER
-        elif digest_matches(presented, self.api_token_hash):
-            return API_TOKEN_USER
-        else:
-            throttle.attempt(client)  # the first failure: no wait now, the next attempt waits
-        self.log.warning("nbstack: wrong API token from %s", client)
+        if digest_matches(presented, self.api_token_hash):
+            return User(username=API_TOKEN_USERNAME, name="API token", display_name="API token")
+        self.log.warning("nbstack: wrong API token from %s", request_client(handler))
         return None
