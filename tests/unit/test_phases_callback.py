@@ -43,9 +43,7 @@ def test_a_task_belongs_to_its_outermost_role() -> None:
     assert phases.phase_of(Node(None, Node())) is None
 
 
-@pytest.mark.parametrize(
-    ("duration", "text"), [(0.44, "0.4 s"), (9.94, "9.9 s"), (12.4, "12 s"), (59.4, "59 s"), (185, "3 min 05 s")]
-)
+@pytest.mark.parametrize(("duration", "text"), [(0.44, "0.4 s"), (9.94, "9.9 s"), (12.4, "12 s"), (59.4, "59 s"), (185, "3 min 05 s")])
 def test_durations_read_as_seconds_or_minutes(duration: float, text: str) -> None:
     assert phases.seconds(duration) == text
 
