@@ -155,6 +155,8 @@ class CallbackModule(DefaultCallback):
         if not self._brief:
             return super().v2_runner_on_ok(result)
         if result.task.action not in DEBUG_ACTIONS:
+            # The result is not printed; its warnings and deprecations are.
+            self._handle_warnings_and_exception(result)
             return None
         if phase_of(result.task) is not None or "msg" not in result.result:
             # A message from inside a role keeps the header that says where it comes from.
@@ -172,6 +174,8 @@ class CallbackModule(DefaultCallback):
     def v2_runner_item_on_ok(self, result):
         if not self._brief or result.task.action in DEBUG_ACTIONS:
             super().v2_runner_item_on_ok(result)
+        else:
+            self._handle_warnings_and_exception(result)
 
     def v2_runner_item_on_skipped(self, result):
         if not self._brief:
