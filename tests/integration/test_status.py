@@ -94,8 +94,8 @@ def test_standing_cost_and_price_source(status: PlaybookRun) -> None:
 
 
 def test_a_bad_region_is_refused_before_aws_is_asked(playbooks: Playbooks) -> None:
-    run = playbooks.run("status.yml", "-e", "aws_region=mars", with_vault=False)
+    run = playbooks.run("status.yml", "-e", "aws_region=mars", "-v", with_vault=False)
     assert run.returncode != 0
     assert 'aws_region "mars" is not an AWS region name' in run.text
-    # The task that asks AWS is skipped: the default callback still prints its name.
+    # The task that asks AWS is skipped: with -v, every task's name and result are printed.
     assert re.search(r"Ask AWS who is calling\] \**\nskipping: \[localhost\]", run.output), run.tail()

@@ -1,0 +1,108 @@
+"""What up.yml prints: one line per phase, a short summary, errors in full, full detail only with -v.
+
+The output is the nbstack.cloud.phases callback's (ansible.cfg). Three runs
+from an empty account: a first up.yml, the same again (a no-op), and the
+no-op with -v; then one run that preflight refuses.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from team import APP
+
+from nbstack_devkit.emulator import Emulator
+from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+
+PREFIX = "alice"
+PHASES = ["preflight", "network", "persistent", "secrets", "instance"]
+PHASE_LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+)$")
+DURATION = r"\d+(\.\d)? s|\d+ min \d\d s"
+#: The most lines a run that succeeds may print: title, phases, summary, recap.
+MOST_LINES = 22
+#: The most lines from the summary's first line to the end (recap included).
+MOST_SUMMARY_LINES = 15
+
+
+@pytest.fixture(scope="module")
+def runs(emulator: Emulator, playbooks: Playbooks) -> dict[str, PlaybookRun]:
+    emulator.reset()
+    return {
+        "first": ok(playbooks.up(PREFIX)),
+        "again": ok(playbooks.up(PREFIX)),
+        "verbose": ok(playbooks.up(PREFIX, "-v")),
+    }
+
+
+def lines(run: PlaybookRun) -> list[str]:
+    return run.output.splitlines()
+
+
+def summary(run: PlaybookRun) -> list[str]:
+    """From the summary's first line to the end."""
+    found = lines(run)
+    return found[next(i for i, line in enumerate(found) if line.startswith("Notebook: ")) :]
+
+
+def phases_line(run: PlaybookRun) -> str:
+    (line,) = [line for line in lines(run) if line.startswith("Phases: ")]
+    return line
+
+
+@pytest.mark.parametrize("name", ["first", "again"])
+def test_up_prints_the_phases_in_order_then_a_short_summary(runs: dict[str, PlaybookRun], name: str) -> None:
+    run = runs[name]
+    found = lines(run)
+    assert len(found) <= MOST_LINES, run.output
+    assert found[0] == "Bring up a notebook server"
+    assert [m.group(1) for line in found if (m := PHASE_LINE.match(line))] == PHASES
+    assert len(summary(run)) <= MOST_SUMMARY_LINES, run.output
+    # No task detail: no task headers, no per-task results, no included files.
+    for detail in ("TASK [", "ok: [", "changed: [", "skipping: [", "included: "):
+        assert detail not in run.output, run.output
+
+
+def test_the_summary_says_where_what_and_what_changed(runs: dict[str, PlaybookRun]) -> None:
+    first = "\n".join(summary(runs["first"]))
+    again = "\n".join(summary(runs["again"]))
+    assert f"Stacks: {APP}-network created, {APP}-persistent created, {APP}-{PREFIX} created" in first
+    assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX} unchanged" in again
+    for text in (first, again):
+        assert re.search(rf"^Notebook: http://\S+/{PREFIX}/$", text, re.MULTILINE)
+        assert re.search(r"^Egress IP \(allow-list it at the warehouse\): \d+\.\d+\.\d+\.\d+$", text, re.MULTILINE)
+        assert "Instance type: m5.xlarge (0 GPU, 16384 MiB)" in text
+        assert "Idle stop after 60 minutes without use (0: never)" in text
+        assert f"--secret-id {APP}/{PREFIX}/api-token" in text
+        assert re.search(r"^localhost\s+: ok=\d+\s+changed=\d+", text, re.MULTILINE)
+
+
+def test_the_phase_timings_count_the_changes(runs: dict[str, PlaybookRun]) -> None:
+    phase = rf"({'|'.join(PHASES)}) ({DURATION})( \((\d+) changes?\))?"
+    timings = {}
+    for name in ("first", "again"):
+        line = phases_line(runs[name])
+        assert re.fullmatch(rf"Phases: {phase}(, {phase}){{4}}; total ({DURATION})", line), line
+        timings[name] = {m.group(1): int(m.group(5) or 0) for m in re.finditer(phase, line)}
+        assert list(timings[name]) == PHASES
+    # The first run created the three stacks and stored the secrets; the second changed nothing.
+    assert all(timings["first"][name] > 0 for name in ("network", "persistent", "secrets", "instance"))
+    assert sum(timings["first"].values()) == runs["first"].changed
+    assert set(timings["again"].values()) == {0} and runs["again"].changed == 0
+
+
+def test_v_prints_every_task(runs: dict[str, PlaybookRun]) -> None:
+    run = runs["verbose"]
+    assert len(lines(run)) > 150
+    assert "TASK [preflight : Ask AWS who is calling]" in run.output
+    assert "ok: [localhost]" in run.output
+    assert "Phases: preflight " in run.output
+
+
+def test_a_refused_run_prints_the_whole_report(runs: dict[str, PlaybookRun], playbooks: Playbooks) -> None:
+    run = playbooks.up("Bad_Prefix", "-e", "instance_type=m5.nosuch")
+    assert run.returncode != 0
+    assert run.output.count("fatal: [localhost]") == 1
+    assert "TASK [preflight : " in run.output
+    assert 'prefix "Bad_Prefix" is not usable' in run.text
+    assert "Phases: preflight " in run.output
