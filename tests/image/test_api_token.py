@@ -16,7 +16,6 @@ checked with the other secrets (test_container, test_isolation).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from threading import Thread
 from typing import Any
