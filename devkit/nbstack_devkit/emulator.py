@@ -146,6 +146,26 @@ class Emulator:
             region_name=REGION,
         )
 
+    def report_running(self, cluster: str, service: str, count: int) -> None:
+        """Set the service's running task count, as ECS counts the tasks its agents report.
+
+        The emulator runs no task and reports none (`runningCount` stays at
+        0 unless a desired count is updated); the local ECS agent reports
+        the task it runs (see ecs_agent). Only for the emulator in this
+        process (not `iam=True`); a service that does not exist is left alone.
+        """
+        if self.server is None:
+            raise RuntimeError("running tasks are reported only to an emulator in this process")
+        from moto.ecs.models import ecs_backends
+
+        found = ecs_backends[ACCOUNT_ID][REGION].services.get(f"{cluster}:{service}")
+        if found is None:
+            return
+        found.running_count = count
+        found.pending_count = max(int(found.desired_count) - count, 0)
+        for deployment in found.deployments:
+            deployment.update(runningCount=count, pendingCount=found.pending_count)
+
     def reset(self) -> None:
         """Forget every resource, as a fresh account."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
