@@ -69,7 +69,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .ecs_agent import LocalAgent, LocalTask
-from .emulator import REAL_ACCOUNT_VARIABLES, Emulator, quiet
+from .emulator import REAL_ACCOUNT_VARIABLES, Emulator, follow_task_definition_updates, quiet
 from .gitserver import GitHttpServer
 from .paths import BIN, DEMO_DIR, ROOT
 from .playbooks import PlaybookRun, Playbooks
@@ -272,6 +272,7 @@ class Rehearsal:
         self.state_dir.mkdir(parents=True)
         extra: dict[str, Any] = {}
 
+        follow_task_definition_updates()
         self.emulator = Emulator().start()
         self.echo(f"AWS emulator on {self.emulator.url}")
 
@@ -491,7 +492,7 @@ class _Console:
         print(f"[demo] {line}", flush=True)
 
 
-def start_command(state_dir: Path, idle_minutes: int | None = None) -> int:
+def start_command(state_dir: Path, idle_minutes: int | None = None, free_ports: bool = False) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     running = read_pid(pid_file)
     if running is not None:
@@ -501,7 +502,7 @@ def start_command(state_dir: Path, idle_minutes: int | None = None) -> int:
     quiet()
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
-    demo = Rehearsal(state_dir=state_dir, echo=_Console(), idle_minutes=idle_minutes)
+    demo = Rehearsal(state_dir=state_dir, echo=_Console(), idle_minutes=idle_minutes, preferred_ports=not free_ports)
     code = 0
     try:
         demo.start()
@@ -590,12 +591,13 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-minutes", type=int, default=None, metavar="N",
         help="stop the server after N minutes without use (notebook_idle.timeout_minutes; default 60)",
     )
+    parser.add_argument("--free-ports", action="store_true", help="free ports only, never the settings' (8888, 8889, 8418, 5432)")
     args = parser.parse_args(argv)
     if args.idle_minutes is not None and args.idle_minutes < 1:
         parser.error(f"--idle-minutes (make demo IDLE=N) must be at least 1, not {args.idle_minutes}")
     if args.command == "stop":
         return stop_command(args.state_dir)
-    return start_command(args.state_dir, args.idle_minutes)
+    return start_command(args.state_dir, args.idle_minutes, args.free_ports)
 
 
 if __name__ == "__main__":

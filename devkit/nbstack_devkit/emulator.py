@@ -214,6 +214,59 @@ class Clients:
         return self._clients[service]
 
 
+def follow_task_definition_updates() -> None:
+    """Make the in-process emulator's CloudFormation update an ECS task definition as AWS does.
+
+    On a stack update that changes a task definition, CloudFormation
+    registers a new revision with the new properties, and a service that
+    refers to it moves to that revision (an ECS deployment replaces the
+    task). The emulator (moto 5.2) registers the new revision from the
+    template's keys as written (ContainerDefinitions, Name, Image: it
+    keeps the camel-case keys ECS uses only on create), so the revision lacks
+    its name, image and secrets, and leaves the service on the old revision.
+    This registers it as the emulator's own create does, and points the
+    service at the new revision. For the demo's emulator (`make demo`),
+    where the local agent runs the revision the service wants; process-wide.
+    """
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+    from moto.ecs.models import TaskDefinition, ecs_backends
+
+    if getattr(TaskDefinition, "_nbstack_follows_updates", False):
+        return
+    defaults = {"cpu": 0, "portMappings": [], "essential": True, "environment": [], "mountPoints": [], "volumesFrom": []}
+
+    def update_task_definition(
+        cls: type[TaskDefinition],
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        original, template = original_resource, cloudformation_json
+        properties = template["Properties"]
+        containers = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
+        volumes = remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase)
+        if (
+            properties.get("Family", original.family) == original.family
+            and [{**defaults, **container} for container in containers] == original.container_definitions
+            and volumes == original.volumes
+        ):
+            return original
+        new = cls.create_from_cloudformation_json(new_resource_name, template, account_id, region_name)
+        backend = ecs_backends[account_id][region_name]
+        for service in backend.services.values():
+            if service.task_definition == original.arn:
+                service.task_definition = new.arn
+                for deployment in service.deployments:
+                    deployment["taskDefinition"] = new.arn
+        backend.deregister_task_definition(original.arn)
+        return new
+
+    TaskDefinition.update_from_cloudformation_json = classmethod(update_task_definition)  # type: ignore[method-assign,assignment]
+    TaskDefinition._nbstack_follows_updates = True  # type: ignore[attr-defined]
+
+
 def quiet() -> None:
     """Keep the emulator's request log and its warnings about skipped template resources out of a report.
 

@@ -56,6 +56,8 @@ class RunningDemo:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
+        # Reaped at once, as a shell reaps `make demo`: `demo stop` waits until the pid is gone.
+        self.process.wait()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         """The first line printed from now on that matches `pattern`."""
@@ -78,7 +80,8 @@ class RunningDemo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     state_dir = tmp_path_factory.mktemp("demo") / "state"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nbstack_devkit.demo", "--state-dir", str(state_dir)],
+        # Free ports: a `make demo` on this machine may take the settings' ports while the server is stopped.
+        [sys.executable, "-m", "nbstack_devkit.demo", "--state-dir", str(state_dir), "--free-ports"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -230,6 +233,29 @@ def test_an_idle_stop_stops_the_server_and_up_starts_it_with_the_work_there(
     demo.wait_for(r"the service wants its task again: started task", timeout=60)
     assert contents(started, name) == 200
     assert (started.work_dir / name).read_text() == "kept across the idle stop\n"
+
+
+def test_a_changed_setting_replaces_the_running_task_after_an_autosave(demo: RunningDemo, started: Started) -> None:
+    name = f"unsaved-{secrets.token_hex(4)}.txt"
+    (started.work_dir / name).write_text("pushed by the SIGTERM autosave\n")
+    before = autosave_branches(demo)
+
+    up = ok(playbook(started, "up.yml", "-e", IDLE_30))
+    assert changed(up) >= 1, up[-4000:]
+    assert container_env(started.env_file)["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "30"
+    line = demo.wait_for(r"new task definition (\S+): replaced task (\S+) with task (\S+)", timeout=180)
+    assert line.group(1) == f"{APP}-{PREFIX}:2"
+    new_task = line.group(3)
+    log = (demo.state_dir / "tasks" / new_task / "container.log").read_text()
+    assert "timeout 30 min" in log
+    assert contents(started, name) == 200
+    pushed = autosave_branches(demo) - before
+    assert pushed, "the replaced task pushed no autosave branch"
+    files = subprocess.run(
+        ["git", "--git-dir", str(demo.state_dir / "git" / "notebooks.git"), "ls-tree", "-r", "--name-only", sorted(pushed)[-1]],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert name in files
 
 
 def test_down_stops_the_task_and_demo_stop_ends_the_demo(demo: RunningDemo, started: Started) -> None:
