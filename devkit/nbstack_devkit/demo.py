@@ -24,7 +24,9 @@ Start, in order:
 5. `ansible-playbook up.yml` in that environment, exactly as a user runs it
    against AWS;
 6. the provisioned task, run by nbstack_devkit.ecs_agent from the task
-   definition up.yml registered (environment, secrets by ARN, ports, volume).
+   definition up.yml registered (environment, secrets by ARN, ports, volume);
+   then it prints the URL, the password, the repository's clone URL with the
+   demo token, and the line `. <state>/env.sh`.
 
 While it runs, the local agent follows the service every 2 s (`watch`): an
 idle stop (the group at 0) or `down.yml` stops the task (SIGTERM: autosave)
