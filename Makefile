@@ -29,8 +29,9 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
+# IDLE=N: the demo's server stops after N minutes without use (default 60).
 demo: $(STAMP)
-	$(BIN)/python -m nbstack_devkit.demo
+	$(BIN)/python -m nbstack_devkit.demo $(if $(IDLE),--idle-minutes $(IDLE))
 
 demo-stop: $(STAMP)
 	$(BIN)/python -m nbstack_devkit.demo stop

@@ -12,12 +12,29 @@ Start, in order:
    PostgreSQL cluster as the warehouse (skipped when PostgreSQL is missing);
 3. a demo vault encrypted with ansible-vault, whose token and passwords are
    the ones those servers accept;
-4. `ansible-playbook up.yml -e @devkit/demo/settings.yml -e notebook_team_vault=<vault> -e prefix=demo`
-   against the emulator, exactly as a user runs it against AWS;
-5. the provisioned task, run by nbstack_devkit.ecs_agent from the task
-   definition up.yml registered (environment, secrets by ARN, ports, volume).
+4. the env file `<state>/env.sh`: the emulator's address and dummy keys,
+   ANSIBLE_INVENTORY with the checkout's inventory and `<state>/inventory.yml`
+   (the demo's settings as localhost's host variables, which take precedence
+   over group_vars/all: devkit/demo/settings.yml, the ports actually taken,
+   `notebook_team_vault` at the demo vault, `prefix: demo`),
+   ANSIBLE_VAULT_PASSWORD_FILE at the demo vault's password file, and this
+   virtualenv first on PATH. After `. <state>/env.sh`, `ansible-playbook
+   status.yml`, `up.yml` and `down.yml` run against the demo as the README
+   writes them;
+5. `ansible-playbook up.yml` in that environment, exactly as a user runs it
+   against AWS;
+6. the provisioned task, run by nbstack_devkit.ecs_agent from the task
+   definition up.yml registered (environment, secrets by ARN, ports, volume);
+   then it prints the URL, the password, the repository's clone URL with the
+   demo token, and the line `. <state>/env.sh`.
 
-Stop (Ctrl-C, SIGTERM, or `make demo-stop`): `down.yml -e prefix=demo`; the local
+While it runs, the local agent follows the service every 2 s (`watch`): an
+idle stop (the group at 0) or `down.yml` stops the task (SIGTERM: autosave)
+and keeps the work directory; `up.yml` after it starts a task again; a new
+task definition revision (`up.yml` with a changed setting) replaces the
+running task. `--idle-minutes N` (`make demo IDLE=N`) sets the idle timeout.
+
+Stop (Ctrl-C, SIGTERM, or `make demo-stop`): `down.yml`; the local
 agent sees the service gone and SIGTERMs the task as ECS would (the server
 pushes unsaved work to an `autosave/demo/<time>` branch); then the warehouse,
 the git server and the emulator stop. Everything lives in one state directory
@@ -33,9 +50,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -54,12 +71,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from .ecs_agent import LocalAgent, LocalTask
-from .emulator import Emulator, quiet
+from .emulator import REAL_ACCOUNT_VARIABLES, Emulator, follow_task_definition_updates, quiet
 from .gitserver import GitHttpServer
-from .paths import DEMO_DIR
+from .paths import BIN, DEMO_DIR, ROOT
 from .playbooks import PlaybookRun, Playbooks
 from .postgres import PG_BIN, PostgresCluster
-from .vault import write_vault
+from .vault import Vault, write_vault
 from .waits import free_port, wait_until
 
 SETTINGS_FILE = DEMO_DIR / "settings.yml"
@@ -133,6 +150,32 @@ def repo_files() -> dict[str, str]:
     }
 
 
+def shell_exports(env: dict[str, str], unset: tuple[str, ...] = ()) -> str:
+    """A POSIX shell script that sets `env` (values quoted) and unsets `unset`."""
+    lines = ["# nbstack demo: point ansible-playbook at the running demo. Source it: . <this file>"]
+    lines += [f"unset {name}" for name in unset]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+class DemoPlaybooks(Playbooks):
+    """The project's playbooks as a person runs them after `. <state>/env.sh`: no -e, no vault option.
+
+    Settings, the vault and its password come from the env file's variables
+    (`env`), so the demo's own runs and a person's are the same commands.
+    """
+
+    def __init__(self, emulator: Emulator, settings: Path, vault: Vault, environ: dict[str, str]) -> None:
+        super().__init__(emulator, settings, vault)
+        self.environ = environ
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **self.environ}
+
+    def run(self, playbook: str, *extra: str, settings: bool = True, with_vault: bool = True, **kwargs: Any) -> PlaybookRun:
+        return super().run(playbook, *extra, settings=False, with_vault=False, **kwargs)
+
+
 @dataclass
 class StopReport:
     """What a stop left behind: the autosave branches on the git server."""
@@ -151,6 +194,10 @@ class Rehearsal:
     #: Prefer the settings' ports (8888, 8889, the git URL's); False: always free ones (tests).
     preferred_ports: bool = True
     echo: Callable[[str], None] = print
+    #: notebook_idle.timeout_minutes for the demo (None: the settings' default, 60).
+    idle_minutes: int | None = None
+    #: The git server's demo token (the vault's vault_github_token).
+    git_token: str = field(default="", repr=False)
 
     emulator: Emulator | None = None
     git_server: GitHttpServer | None = None
@@ -190,6 +237,22 @@ class Rehearsal:
     def bare_repo(self) -> Path:
         return self.state_dir / "git" / self.repo_name
 
+    @property
+    def env_file(self) -> Path:
+        """`. <this>` points ansible-playbook at the demo."""
+        return self.state_dir / "env.sh"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.state_dir / "inventory.yml"
+
+    @property
+    def clone_url(self) -> str:
+        """The demo repository's URL with the demo token in it (the git server takes any user name)."""
+        assert self.git_server is not None
+        url = urlsplit(self.git_server.url(self.repo_name))
+        return url._replace(netloc=f"demo:{self.git_token}@{url.netloc}").geturl()
+
     # --- start ----------------------------------------------------------------
 
     def __enter__(self) -> Rehearsal:
@@ -211,10 +274,11 @@ class Rehearsal:
         self.state_dir.mkdir(parents=True)
         extra: dict[str, Any] = {}
 
+        follow_task_definition_updates()
         self.emulator = Emulator().start()
         self.echo(f"AWS emulator on {self.emulator.url}")
 
-        token = f"ghp_demo{secrets.token_hex(16)}"
+        token = self.git_token = f"ghp_demo{secrets.token_hex(16)}"
         repo_url = urlsplit(str(self.settings["notebook_repo_url"]))
         git_port = self._port(repo_url.port or 0)
         (self.state_dir / "git").mkdir()
@@ -241,6 +305,9 @@ class Rehearsal:
             extra["notebook_port"] = self.notebook_port
         if self.health_port != self.settings["notebook_health_port"]:
             extra["notebook_health_port"] = self.health_port
+        if self.idle_minutes is not None:
+            # A settings group is given whole.
+            extra["notebook_idle"] = {"timeout_minutes": self.idle_minutes, "max_lifetime_hours": 0}
 
         vault = write_vault(
             self.state_dir,
@@ -250,11 +317,12 @@ class Rehearsal:
                 "vault_warehouse_password": warehouse_password,
             }
         )
-        self.playbooks = Playbooks(self.emulator, SETTINGS_FILE, vault)
+        environ = self._write_env_file(vault, extra)
+        self.playbooks = DemoPlaybooks(self.emulator, SETTINGS_FILE, vault, environ)
         log = self.state_dir / "up.log"
-        self.echo(f"ansible-playbook up.yml -e prefix={PREFIX} (log: {log})")
+        self.echo(f". {self.env_file} && ansible-playbook up.yml (log: {log})")
         self._up_ran = True
-        succeeded(self.playbooks.up(PREFIX, *(["-e", json.dumps(extra)] if extra else []), log=log), log)
+        succeeded(self.playbooks.up(PREFIX, log=log), log)
 
         self.agent = LocalAgent(self.emulator, f"{self.app}-{PREFIX}", self.state_dir)
         self.task = self.agent.start(self.emulator.environ())
@@ -263,8 +331,66 @@ class Rehearsal:
             raise DemoError(f"the task definition maps ports {ports}, expected {[self.notebook_port, self.health_port]}")
         self.echo(f"task {self.task.task_id} of {self.task.plan.task_definition_arn} (pid {self.task.pid}; log: {self.task.log_path})")
         self._wait_until_serving()
+        self.agent.report()
         self.echo(f"ready in {time.monotonic() - started:.0f} s")
         return self
+
+    def _write_env_file(self, vault: Vault, extra: dict[str, Any]) -> dict[str, str]:
+        """Write the inventory and env.sh that point ansible-playbook at the demo; the variables they set."""
+        assert self.emulator is not None
+        host_vars = {
+            **{key: value for key, value in self.settings.items()},
+            **extra,
+            "prefix": PREFIX,
+            "notebook_team_vault": str(vault.path),
+        }
+        self.inventory_file.write_text(
+            "# The demo's settings, written by `make demo` (devkit/demo/settings.yml and the ports it took).\n"
+            "# Host variables take precedence over group_vars/all; -e still overrides them.\n"
+            + yaml.safe_dump({"all": {"hosts": {"localhost": host_vars}}}, sort_keys=False)
+        )
+        aws = {name: value for name, value in self.emulator.environ({}).items()}
+        environ = {
+            **aws,
+            "ANSIBLE_INVENTORY": f"{ROOT / 'inventory' / 'localhost.yml'},{self.inventory_file}",
+            "ANSIBLE_VAULT_PASSWORD_FILE": str(vault.password_file),
+        }
+        script = shell_exports(environ, unset=REAL_ACCOUNT_VARIABLES)
+        script += f'export PATH={shlex.quote(str(BIN))}:"$PATH"\n'
+        self.env_file.write_text(script)
+        return environ
+
+    def watch(self) -> str | None:
+        """One look of the local agent at the service; a line saying what it did, or None.
+
+        Stops the task when the service wants none (idle stop, down.yml),
+        starts one when it wants one again (up.yml), replaces it when the
+        service's task definition changed; reports the serving task to the
+        emulator. Waits until a started task serves.
+        """
+        assert self.agent is not None
+        before = self.task
+        done = self.agent.reconcile()
+        self.task = self.agent.task
+        if done in ("started", "replaced"):
+            self._wait_until_serving()
+        self.agent.report()
+        if done is None:
+            return None
+        assert self.task is not None and before is not None
+        revision = self.task.plan.task_definition_arn.rsplit("/", 1)[-1]
+        if done == "stopped":
+            if self.agent.stack_exists() and self.agent.group and self.agent.group_capacity() < 1:
+                why = "the auto scaling group is at 0 (idle stop)"
+            else:
+                why = "the service wants no task (down.yml)"
+            return (f"{why}: stopped task {before.task_id} (SIGTERM: unsaved work pushed to an autosave branch); "
+                    f"the work directory stays ({self.work_dir}). Start it again: ansible-playbook up.yml")
+        if done == "replaced":
+            return (f"new task definition {revision}: replaced task {before.task_id} with task {self.task.task_id} "
+                    "as an ECS deployment does (SIGTERM and autosave first); "
+                    f"serving at {self.url}")
+        return f"the service wants its task again: started task {self.task.task_id} of {revision}; serving at {self.url}"
 
     def _port(self, preferred: int, avoid: set[int] = frozenset()) -> int:  # type: ignore[assignment]
         if self.preferred_ports and preferred and preferred not in avoid and port_is_free(preferred):
@@ -311,7 +437,7 @@ class Rehearsal:
             if self.playbooks is not None and self.emulator is not None and self._up_ran:
                 self._up_ran = False
                 log = self.state_dir / "down.log"
-                self.echo(f"ansible-playbook down.yml -e prefix={PREFIX} (log: {log})")
+                self.echo(f"ansible-playbook down.yml (log: {log})")
                 try:
                     succeeded(self.playbooks.down(PREFIX, log=log), log)
                     report.down_ok = True
@@ -322,7 +448,7 @@ class Rehearsal:
                     self.echo("the service is gone: SIGTERM to the task (autosave runs, up to its stop timeout)")
                 else:
                     self.echo("the service is still there; stopping the task anyway (SIGTERM)")
-                report.task_exit = self.task.stop()
+                report.task_exit = self.agent.stop_task() if self.agent is not None else self.task.stop()
             elif self.task is not None:
                 report.task_exit = self.task.process.returncode
         finally:
@@ -368,7 +494,7 @@ class _Console:
         print(f"[demo] {line}", flush=True)
 
 
-def start_command(state_dir: Path) -> int:
+def start_command(state_dir: Path, idle_minutes: int | None = None, free_ports: bool = False) -> int:
     pid_file = state_dir.with_name(state_dir.name + ".pid")
     running = read_pid(pid_file)
     if running is not None:
@@ -378,35 +504,43 @@ def start_command(state_dir: Path) -> int:
     quiet()
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
-    demo = Rehearsal(state_dir=state_dir, echo=_Console())
+    demo = Rehearsal(state_dir=state_dir, echo=_Console(), idle_minutes=idle_minutes, preferred_ports=not free_ports)
     code = 0
     try:
         demo.start()
         assert demo.task is not None
+        idle = demo.idle_minutes if demo.idle_minutes is not None else 60
         print(
             "\n"
             "  nbstack demo is running\n"
             f"    URL:       {demo.url}\n"
             f"    Password:  {demo.password}\n"
+            f"    Clone:     git clone {demo.clone_url}\n"
             f"    Work dir:  {demo.work_dir}   (the task's /home/jovyan/work volume)\n"
             f"    Server log: {demo.task.log_path}\n"
+            f"    Idle stop: after {idle} minute{'' if idle == 1 else 's'} without use (make demo IDLE=N)\n"
+            "  In another terminal, from this checkout, point ansible-playbook at the demo:\n"
+            f"    . {demo.env_file}\n"
+            "  then: ansible-playbook status.yml, up.yml (after an idle stop, or with a changed setting), down.yml\n"
             "  Stop it with Ctrl-C here, or from another terminal: make demo-stop\n"
             "  (python -m nbstack_devkit.demo stop). Unsaved work is pushed to an autosave branch.\n",
             flush=True,
         )
-        # Play the agent: if the service goes away or is scaled to zero, or
-        # its instance's group is (the sidecar's idle stop does that), stop
-        # the task as ECS would.
-        while demo.task.running():
+        # Play the ECS agent: stop the task when the service wants none
+        # (down.yml, or the idle stop's group at 0), start one when it wants
+        # one again, replace it when its task definition changes.
+        while True:
             time.sleep(2)
             assert demo.agent is not None
-            if demo.agent.reconcile():
-                print("[demo] the service no longer wants the task (idle stop?): stopped it", flush=True)
+            line = demo.watch()
+            if line:
+                print(f"[demo] {line}", flush=True)
+            task = demo.task
+            if task is not None and not task.running() and not demo.agent.stopped_by_agent:
+                print(f"[demo] the notebook task exited ({task.process.returncode}); log {task.log_path}:\n"
+                      f"{task.log()[-3000:]}", flush=True)
+                code = 1
                 break
-        else:
-            print(f"[demo] the notebook task exited ({demo.task.process.returncode}); log {demo.task.log_path}:\n"
-                  f"{demo.task.log()[-3000:]}", flush=True)
-            code = 1
     except _Stop as stop:
         print(f"\n[demo] {stop}: stopping (down.yml, then the task's autosave; this takes a few seconds)", flush=True)
     except (DemoError, TimeoutError) as error:
@@ -455,10 +589,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", choices=["start", "stop"], default="start")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help=f"default {STATE_DIR}")
+    parser.add_argument(
+        "--idle-minutes", type=int, default=None, metavar="N",
+        help="stop the server after N minutes without use (notebook_idle.timeout_minutes; default 60)",
+    )
+    parser.add_argument("--free-ports", action="store_true", help="free ports only, never the settings' (8888, 8889, 8418, 5432)")
     args = parser.parse_args(argv)
+    if args.idle_minutes is not None and args.idle_minutes < 1:
+        parser.error(f"--idle-minutes (make demo IDLE=N) must be at least 1, not {args.idle_minutes}")
     if args.command == "stop":
         return stop_command(args.state_dir)
-    return start_command(args.state_dir)
+    return start_command(args.state_dir, args.idle_minutes, args.free_ports)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,17 @@ them. This module plays the ECS agent's part for that one task:
    scaling group the task's instance belongs to is (the idle stop), it delivers
    SIGTERM to tini, which passes it to the start's process group (`tini -g`
    on `docker stop`), waits up to the container's `stopTimeout`, then
-   SIGKILLs what is left, as ECS does.
+   SIGKILLs what is left, as ECS does;
+5. when the service wants a task again (`up.yml` after an idle stop), it
+   starts one, with the same volumes (the work directory is kept, as the
+   instance's host path would be); when the service's task definition
+   changes (`up.yml` with a changed setting registers a new revision), it
+   replaces the running task: SIGTERM first (the autosave), then a task of
+   the new revision, as an ECS deployment does (`reconcile`);
+6. while its task serves, it registers the group's instance with the
+   container's port in the service's target group and reports one running
+   task, as ECS does for a service behind a load balancer; it deregisters
+   the target when the task stops (see "task state" below).
 
 Every value comes from the task definition. What this machine cannot
 reproduce is made explicit, in one place each:
@@ -44,6 +54,13 @@ reproduce is made explicit, in one place each:
   image's conda; nbstack_runtime is installed in it from files/image, as the
   image installs it), and the image's `JUPYTER_ENV_VARS_TO_UNSET` (start's
   default mirrors the Dockerfile).
+- **task state**: ECS counts the running tasks its agents report
+  (`runningCount`); the emulator runs no task and counts none, so the agent
+  reports its own to the emulator's ECS backend (`Emulator.report_running`),
+  in this process. The target's health is the emulator's: a registered
+  target of a running instance is healthy; the agent registers it only once
+  the task's health port answers 200, as the load balancer's health check
+  would pass only then.
 - **task role credentials**: ECS hands the container credentials through the
   agent's credential endpoint; here the container gets this process's
   AWS_ENDPOINT_URL and (dummy) keys instead, so the model helper reaches the
@@ -52,10 +69,13 @@ reproduce is made explicit, in one place each:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -281,39 +301,60 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
 
 
 class LocalAgent:
-    """Plays the ECS agent for one service: run its task; stop it when the service goes."""
+    """Plays the ECS agent (and the service scheduler) for one service: run the task it wants, as it wants it."""
 
     def __init__(self, emulator: Emulator, stack_name: str, state_dir: Path) -> None:
+        self.emulator = emulator
         self.ecs = emulator.client("ecs")
         self.secretsmanager = emulator.client("secretsmanager")
         self.cloudformation = emulator.client("cloudformation")
-        self.stack_name = stack_name
-        outputs = stack_outputs(self.cloudformation, stack_name)
-        self.cluster = outputs["ClusterName"]
-        self.service = outputs["ServiceName"]
         self.autoscaling = emulator.client("autoscaling")
-        self.group = outputs.get("AutoScalingGroupName", "")
+        self.elbv2 = emulator.client("elbv2")
+        self.stack_name = stack_name
+        self.outputs = stack_outputs(self.cloudformation, stack_name)
         self.state_dir = state_dir
         self.task: LocalTask | None = None
+        #: Whether the agent itself stopped `task` (the service stopped wanting it), not a crash.
+        self.stopped_by_agent = False
+        #: The target this agent registered: (target group ARN, instance id, port).
+        self.registered: tuple[str, str, int] | None = None
+        self._outer: Mapping[str, str] | None = None
+
+    @property
+    def cluster(self) -> str:
+        return self.outputs["ClusterName"]
+
+    @property
+    def service(self) -> str:
+        return self.outputs["ServiceName"]
+
+    @property
+    def group(self) -> str:
+        return self.outputs.get("AutoScalingGroupName", "")
 
     def wanted_task_definition(self) -> dict[str, Any] | None:
         """The task definition the service runs, or None when it wants no task.
 
         A stack being deleted counts as the service being deleted: real ECS
         stops the task while CloudFormation deletes the service, and the
-        emulator leaves the service ACTIVE after its stack is gone.
+        emulator leaves the service ACTIVE after its stack is gone. The
+        stack's outputs are read again each time: `down.yml` then `up.yml`
+        makes a new stack.
         """
         if not self.stack_exists():
             return None
+        self.outputs = stack_outputs(self.cloudformation, self.stack_name)
         service = describe_service(self.ecs, self.cluster, self.service)
         if service is None or service.get("desiredCount", 0) < 1 or service.get("status") == "DRAINING":
             return None
         # The idle stop sets only the group to 0: the task ends with its instance.
-        if self.group:
-            groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
-            if any(int(g.get("DesiredCapacity", 0)) < 1 for g in groups["AutoScalingGroups"]):
-                return None
+        if self.group and self.group_capacity() < 1:
+            return None
         return self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+
+    def group_capacity(self) -> int:
+        groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
+        return min((int(g.get("DesiredCapacity", 0)) for g in groups), default=0)
 
     def stack_exists(self) -> bool:
         try:
@@ -328,17 +369,116 @@ class LocalAgent:
         task_definition = self.wanted_task_definition()
         if task_definition is None:
             raise RuntimeError(f"service {self.service} in {self.cluster} wants no task")
+        if outer is not None:
+            self._outer = outer
         plan = plan_task(task_definition, self.secretsmanager, self.state_dir)
-        self.task = start_task(plan, self.state_dir, outer)
+        self.task = start_task(plan, self.state_dir, self._outer)
+        self.stopped_by_agent = False
         log.info("Started task %s of %s (pid %s)", self.task.task_id, plan.task_definition_arn, self.task.pid)
         return self.task
 
-    def reconcile(self) -> bool:
-        """Stop the task if the service no longer wants it; True when it was stopped."""
-        if self.task is None or not self.task.running() or self.wanted_task_definition() is not None:
+    def stop_task(self) -> int | None:
+        """Stop the current task as ECS does (deregister its target, then `docker stop`)."""
+        if self.task is None:
+            return None
+        self.deregister()
+        self.stopped_by_agent = True
+        return self.task.stop()
+
+    def reconcile(self) -> str | None:
+        """One look at the service, as the agent's loop; what it did: "stopped", "replaced", "started" or None.
+
+        - the service wants no task (gone, scaled to zero, its group at zero)
+          and one runs: "stopped";
+        - it wants another task definition than the running task's (a new
+          revision): the running task stopped first (SIGTERM, autosave),
+          then one of the new revision started: "replaced";
+        - it wants a task and the agent had stopped its last one: "started".
+
+        A task that exited by itself is left as it is (the caller reports it).
+        """
+        wanted = self.wanted_task_definition()
+        task = self.task
+        if task is not None and task.running():
+            if wanted is None:
+                self.stop_task()
+                return "stopped"
+            if wanted["taskDefinitionArn"] != task.plan.task_definition_arn:
+                self.stop_task()
+                self.start()
+                return "replaced"
+            return None
+        if wanted is not None and (task is None or self.stopped_by_agent):
+            self.start()
+            return "started"
+        return None
+
+    def serving(self) -> bool:
+        """Whether the task's health check passes: the target group's health port and path answer 200."""
+        if self.task is None or not self.task.running():
             return False
-        self.task.stop()
-        return True
+        group = self._target_group()
+        if group is None:
+            return False
+        url = f"http://127.0.0.1:{group['HealthCheckPort']}{group.get('HealthCheckPath', '/')}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _load_balancer(self) -> dict[str, Any] | None:
+        """The service's `loadBalancers` entry: its target group and container port.
+
+        The emulator keeps no `loadBalancers` on a service CloudFormation
+        made; the stack's TargetGroupArn output names the same group, whose
+        port is the container's (the template gives both the notebook port).
+        """
+        service = describe_service(self.ecs, self.cluster, self.service) or {}
+        if service.get("loadBalancers"):
+            return dict(service["loadBalancers"][0])
+        arn = self.outputs.get("TargetGroupArn")
+        if not arn:
+            return None
+        groups = self.elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+        return {"targetGroupArn": arn, "containerPort": groups[0]["Port"]} if groups else None
+
+    def _target_group(self) -> dict[str, Any] | None:
+        balancer = self._load_balancer()
+        if balancer is None:
+            return None
+        groups = self.elbv2.describe_target_groups(TargetGroupArns=[balancer["targetGroupArn"]])["TargetGroups"]
+        return groups[0] if groups else None
+
+    def report(self) -> None:
+        """Tell the emulator what runs, as ECS knows it: the target registered and one task running, or neither.
+
+        The target is the group's instance with the container's port (the
+        service's `loadBalancers` entry), as ECS registers a task of a
+        bridge-mode service; registered once the health check passes.
+        """
+        if self.task is not None and self.task.running():
+            if self.registered is None and self.stack_exists() and self.serving():
+                balancer = self._load_balancer()
+                groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
+                instances = [i["InstanceId"] for g in groups["AutoScalingGroups"] for i in g.get("Instances", [])]
+                if balancer is not None and instances:
+                    target = (balancer["targetGroupArn"], instances[0], int(balancer["containerPort"]))
+                    self.elbv2.register_targets(TargetGroupArn=target[0], Targets=[{"Id": target[1], "Port": target[2]}])
+                    self.registered = target
+                self.emulator.report_running(self.cluster, self.service, 1)
+        else:
+            self.deregister()
+
+    def deregister(self) -> None:
+        """The task's target out of the target group and no task running, as ECS does when a task stops."""
+        if self.registered is not None:
+            arn, instance, port = self.registered
+            self.registered = None
+            with contextlib.suppress(self.elbv2.exceptions.ClientError):  # the stack (and group) may be gone
+                self.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": instance, "Port": port}])
+            with contextlib.suppress(KeyError, LookupError):
+                self.emulator.report_running(self.cluster, self.service, 0)
 
     def wait_until_unwanted(self, timeout: float = 30.0) -> bool:
         """Whether the service stops wanting its task within `timeout` seconds (down.yml has just run)."""

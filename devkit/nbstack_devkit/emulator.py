@@ -158,6 +158,26 @@ class Emulator:
             region_name=REGION,
         )
 
+    def report_running(self, cluster: str, service: str, count: int) -> None:
+        """Set the service's running task count, as ECS counts the tasks its agents report.
+
+        The emulator runs no task and reports none (`runningCount` stays at
+        0 unless a desired count is updated); the local ECS agent reports
+        the task it runs (see ecs_agent). Only for the emulator in this
+        process (not `iam=True`); a service that does not exist is left alone.
+        """
+        if self.server is None:
+            raise RuntimeError("running tasks are reported only to an emulator in this process")
+        from moto.ecs.models import ecs_backends
+
+        found = ecs_backends[ACCOUNT_ID][REGION].services.get(f"{cluster}:{service}")
+        if found is None:
+            return
+        found.running_count = count
+        found.pending_count = max(int(found.desired_count) - count, 0)
+        for deployment in found.deployments:
+            deployment.update(runningCount=count, pendingCount=found.pending_count)
+
     def reset(self) -> None:
         """Forget every resource, as a fresh account."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
@@ -250,6 +270,59 @@ class Clients:
         if service not in self._clients:
             self._clients[service] = self._emulator.client(service.replace("_", "-"))
         return self._clients[service]
+
+
+def follow_task_definition_updates() -> None:
+    """Make the in-process emulator's CloudFormation update an ECS task definition as AWS does.
+
+    On a stack update that changes a task definition, CloudFormation
+    registers a new revision with the new properties, and a service that
+    refers to it moves to that revision (an ECS deployment replaces the
+    task). The emulator (moto 5.2) registers the new revision from the
+    template's keys as written (ContainerDefinitions, Name, Image: it
+    keeps the camel-case keys ECS uses only on create), so the revision lacks
+    its name, image and secrets, and leaves the service on the old revision.
+    This registers it as the emulator's own create does, and points the
+    service at the new revision. For the demo's emulator (`make demo`),
+    where the local agent runs the revision the service wants; process-wide.
+    """
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+    from moto.ecs.models import TaskDefinition, ecs_backends
+
+    if getattr(TaskDefinition, "_nbstack_follows_updates", False):
+        return
+    defaults = {"cpu": 0, "portMappings": [], "essential": True, "environment": [], "mountPoints": [], "volumesFrom": []}
+
+    def update_task_definition(
+        cls: type[TaskDefinition],
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        original, template = original_resource, cloudformation_json
+        properties = template["Properties"]
+        containers = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
+        volumes = remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase)
+        if (
+            properties.get("Family", original.family) == original.family
+            and [{**defaults, **container} for container in containers] == original.container_definitions
+            and volumes == original.volumes
+        ):
+            return original
+        new = cls.create_from_cloudformation_json(new_resource_name, template, account_id, region_name)
+        backend = ecs_backends[account_id][region_name]
+        for service in backend.services.values():
+            if service.task_definition == original.arn:
+                service.task_definition = new.arn
+                for deployment in service.deployments:
+                    deployment["taskDefinition"] = new.arn
+        backend.deregister_task_definition(original.arn)
+        return new
+
+    TaskDefinition.update_from_cloudformation_json = classmethod(update_task_definition)  # type: ignore[method-assign,assignment]
+    TaskDefinition._nbstack_follows_updates = True  # type: ignore[attr-defined]
 
 
 def quiet() -> None:
