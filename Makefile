@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # Tools installed in the venv (ansible-playbook, molecule, moto_server) come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo demo-stop test lint sanity checkov molecule pytest bench clean
+.PHONY: venv demo demo-stop test lint sanity checkov molecule pytest screenshot bench clean
 
 $(STAMP): requirements.txt devkit/pyproject.toml files/image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,10 @@ molecule: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest tests
+
+# The README's picture, taken by the browser tests (the picture shows the notebook they ran).
+screenshot: $(STAMP)
+	NBSTACK_SCREENSHOT=$(CURDIR)/devkit/demo/jupyterlab.png $(BIN)/pytest tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/provision.py
