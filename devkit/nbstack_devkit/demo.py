@@ -205,6 +205,8 @@ class Rehearsal:
     playbooks: Playbooks | None = None
     agent: LocalAgent | None = None
     task: LocalTask | None = None
+    #: Undoes the emulator patch start() applies (emulator.follow_task_definition_updates).
+    _unfollow: Callable[[], None] = field(default=lambda: None, repr=False)
     settings: dict[str, Any] = field(default_factory=dict)
     notebook_port: int = 0
     health_port: int = 0
@@ -274,7 +276,7 @@ class Rehearsal:
         self.state_dir.mkdir(parents=True)
         extra: dict[str, Any] = {}
 
-        follow_task_definition_updates()
+        self._unfollow = follow_task_definition_updates()
         self.emulator = Emulator().start()
         self.echo(f"AWS emulator on {self.emulator.url}")
 
@@ -385,7 +387,8 @@ class Rehearsal:
             else:
                 why = "the service wants no task (down.yml)"
             return (f"{why}: stopped task {before.task_id} (SIGTERM: unsaved work pushed to an autosave branch); "
-                    f"the work directory stays ({self.work_dir}). Start it again: ansible-playbook up.yml")
+                    f"the instance went with it, and its disk ({self.work_dir}), as on AWS. "
+                    "Start it again: ansible-playbook up.yml (a fresh clone; the work is on the autosave branch)")
         if done == "replaced":
             return (f"new task definition {revision}: replaced task {before.task_id} with task {self.task.task_id} "
                     "as an ECS deployment does (SIGTERM and autosave first); "
@@ -463,6 +466,8 @@ class Rehearsal:
             if self.emulator is not None:
                 self.emulator.stop()
                 self.emulator = None
+            self._unfollow()
+            self._unfollow = lambda: None
         lines = [
             f"autosave: {name} on the git server (git --git-dir {self.bare_repo} show --stat {name})"
             for name in (branch.removeprefix("refs/heads/") for branch in report.autosave_branches)

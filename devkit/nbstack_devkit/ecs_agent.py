@@ -23,9 +23,11 @@ them. This module plays the ECS agent's part for that one task:
    SIGTERM to tini, which passes it to the start's process group (`tini -g`
    on `docker stop`), waits up to the container's `stopTimeout`, then
    SIGKILLs what is left, as ECS does;
-5. when the service wants a task again (`up.yml` after an idle stop), it
-   starts one, with the same volumes (the work directory is kept, as the
-   instance's host path would be); when the service's task definition
+5. when the instance is gone with its task (the idle stop sets the group
+   to 0, `down.yml` deletes the stack), its disk goes too: the volumes'
+   directories are deleted, as the instance's root volume is on AWS (only
+   the autosave branch keeps the work); when the service wants a task again
+   (`up.yml`), it starts one on fresh volumes; when the service's task definition
    changes (`up.yml` with a changed setting registers a new revision), it
    replaces the running task: SIGTERM first (the autosave), then a task of
    the new revision, as an ECS deployment does (`reconcile`);
@@ -73,6 +75,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -352,6 +355,15 @@ class LocalAgent:
             return None
         return self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
 
+    def instance_gone(self) -> bool:
+        """Whether the task's instance is gone: its stack deleted, or its group at 0 (the idle stop)."""
+        return not self.stack_exists() or bool(self.group) and self.group_capacity() < 1
+
+    def discard_instance_storage(self) -> None:
+        """Delete the volumes' directories, as a terminated instance's root volume goes (DeleteOnTermination)."""
+        shutil.rmtree(self.state_dir / "volumes", ignore_errors=True)
+        log.info("instance gone: its volumes (%s) deleted, as its root volume is on AWS", self.state_dir / "volumes")
+
     def group_capacity(self) -> int:
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
         return min((int(g.get("DesiredCapacity", 0)) for g in groups), default=0)
@@ -402,6 +414,8 @@ class LocalAgent:
         if task is not None and task.running():
             if wanted is None:
                 self.stop_task()
+                if self.instance_gone():
+                    self.discard_instance_storage()
                 return "stopped"
             if wanted["taskDefinitionArn"] != task.plan.task_definition_arn:
                 self.stop_task()

@@ -33,7 +33,7 @@ import sys
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -272,7 +272,7 @@ class Clients:
         return self._clients[service]
 
 
-def follow_task_definition_updates() -> None:
+def follow_task_definition_updates() -> Callable[[], None]:
     """Make the in-process emulator's CloudFormation update an ECS task definition as AWS does.
 
     On a stack update that changes a task definition, CloudFormation
@@ -284,13 +284,16 @@ def follow_task_definition_updates() -> None:
     its name, image and secrets, and leaves the service on the old revision.
     This registers it as the emulator's own create does, and points the
     service at the new revision. For the demo's emulator (`make demo`),
-    where the local agent runs the revision the service wants; process-wide.
+    where the local agent runs the revision the service wants; process-wide
+    until the returned function is called (the demo calls it when it stops,
+    so later emulators in the same process, the tests', are moto's own).
     """
     from moto.core.utils import pascal_to_camelcase, remap_nested_keys
     from moto.ecs.models import TaskDefinition, ecs_backends
 
     if getattr(TaskDefinition, "_nbstack_follows_updates", False):
-        return
+        return lambda: None
+    moto_own = TaskDefinition.__dict__.get("update_from_cloudformation_json")
     defaults = {"cpu": 0, "portMappings": [], "essential": True, "environment": [], "mountPoints": [], "volumesFrom": []}
 
     def update_task_definition(
@@ -323,6 +326,15 @@ def follow_task_definition_updates() -> None:
 
     TaskDefinition.update_from_cloudformation_json = classmethod(update_task_definition)  # type: ignore[method-assign,assignment]
     TaskDefinition._nbstack_follows_updates = True  # type: ignore[attr-defined]
+
+    def undo() -> None:
+        if moto_own is None:
+            del TaskDefinition.update_from_cloudformation_json
+        else:
+            TaskDefinition.update_from_cloudformation_json = moto_own  # type: ignore[method-assign]
+        TaskDefinition._nbstack_follows_updates = False  # type: ignore[attr-defined]
+
+    return undo
 
 
 def quiet() -> None:

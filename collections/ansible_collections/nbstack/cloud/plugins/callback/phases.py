@@ -181,12 +181,6 @@ class CallbackModule(DefaultCallback):
         if not self._brief:
             super().v2_runner_item_on_skipped(result)
 
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        if ignore_errors and self._brief:
-            # An expected failure the play handles (preflight reports it in full).
-            return None
-        return super().v2_runner_on_failed(result, ignore_errors)
-
     def v2_runner_retry(self, result):
         if not self._brief:
             super().v2_runner_retry(result)
