@@ -5,28 +5,46 @@ registered task run locally), one browser page walked through a session the
 way a person would: log in, open the repository, run and save each of the
 demo repository's notebooks as shipped (the analysis, the warehouse query,
 the model saved to and loaded from the bucket), take the README's picture,
-`git status` in a terminal, then stop the rehearsal and find the edit on the
+`git status` in a terminal, run `analysis/primes.ipynb` with nbclient and the
+person's API token (the README's "Scripts and editors" route), edit and save
+a file, go through an idle stop (the sidecar's own scaler code) and `up.yml`
+and find the edit again, then stop the rehearsal and find the edits on the
 git server's autosave branch. The tests run in file order and build on each
-other's page state; each asserts on what is visible or on the git server.
+other's page state; each asserts on what is visible, on the server or on the
+git server.
 
 Debian's chromium only (/usr/bin/chromium); Playwright never downloads a browser.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+import requests
+import websocket
+from jupyter_core.utils import ensure_async
+from jupyter_server.gateway.gateway_client import GatewayClient
+from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+from jupyter_server.utils import url_escape, url_path_join
+from nbclient import NotebookClient
 
-from nbstack_devkit.demo import Rehearsal, stop_report_file
+from nbstack_devkit.demo import PREFIX, Rehearsal, http_status, stop_report_file
+from nbstack_devkit.emulator import REGION
 from nbstack_devkit.paths import DEMO_DIR
 from nbstack_devkit.waits import wait_until
+from nbstack_runtime.scaler import AwsScaler
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,6 +67,8 @@ NOTEBOOKS = {
 WAREHOUSE_TOTALS = [["east", "95"], ["north", "200"], ["south", "150"], ["west", "105"]]
 NOTEBOOK = "analysis/primes.ipynb"
 OUTPUT = NOTEBOOKS[NOTEBOOK]
+# The file edited in the editor before the idle stop.
+EDITED = "README.md"
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -200,11 +220,134 @@ def _open_terminal_and_run_git_status(page) -> None:  # type: ignore[no-untyped-
     assert "On branch main" in _terminal_text(terminal)
 
 
+def test_nbclient_runs_the_primes_notebook_on_the_server_with_the_api_token(demo: Rehearsal) -> None:
+    """The README's "Scripts and editors" route: jupyter_server's gateway client, the token-sending kernel client."""
+    assert demo.emulator is not None and demo.task is not None
+    # What up.yml's printed command reads: <app>/<prefix>/api-token in Secrets Manager.
+    token = demo.emulator.client("secretsmanager").get_secret_value(SecretId=f"{demo.app}/{PREFIX}/api-token")["SecretString"]
+    started_before = demo.task.log().count("Kernel started:")
+    kernels_before = _kernel_ids(demo, token)
+    nb = nbformat.read(DEMO_DIR / "repo" / NOTEBOOK, as_version=4)
+    assert all(cell.get("outputs") == [] for cell in nb.cells if cell.cell_type == "code")  # shipped without output
+    GatewayClient.clear_instance()
+    try:
+        GatewayClient.instance(url=demo.url.rstrip("/"), auth_token=token, request_timeout=60.0, connect_timeout=30.0)
+        GatewayClient.instance().init_connection_args()
+        manager = GatewayKernelManager(kernel_name="python3", client_factory=TokenGatewayKernelClient)
+        client = NotebookClient(nb, km=manager, kernel_name="python3", timeout=120, startup_timeout=120)
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            executed = pool.submit(asyncio.run, client.async_execute(cleanup_kc=True)).result()
+    finally:
+        GatewayClient.clear_instance()
+    (cell,) = [cell for cell in executed.cells if cell.cell_type == "code"]
+    (output,) = cell.outputs
+    assert output["output_type"] == "execute_result" and output["data"]["text/plain"] == OUTPUT
+    # The kernel ran on the demo's server, and nbclient shut it down there.
+    assert demo.task.log().count("Kernel started:") == started_before + 1
+    assert _kernel_ids(demo, token) == kernels_before
+
+
+def _kernel_ids(demo: Rehearsal, token: str) -> set[str]:
+    kernels = requests.get(demo.url + "api/kernels", headers={"Authorization": f"token {token}"}, timeout=10)
+    assert kernels.status_code == 200, kernels.text
+    return {kernel["id"] for kernel in kernels.json()}
+
+
+class TokenGatewayKernelClient(GatewayKernelClient):
+    """The README's kernel client: its websocket sends the gateway's Authorization header, as its HTTP requests do."""
+
+    async def start_channels(self, **channels: Any) -> None:
+        gateway = GatewayClient.instance()
+        url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id), "channels")
+        self.channel_socket = websocket.create_connection(
+            url,
+            timeout=gateway.KERNEL_LAUNCH_TIMEOUT,
+            enable_multithread=True,
+            header=[f"Authorization: token {gateway.auth_token}"],
+        )
+        await ensure_async(super(GatewayKernelClient, self).start_channels(**channels))
+        self.response_router = threading.Thread(target=self._route_responses)
+        self.response_router.start()
+
+
+def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit(  # type: ignore[no-untyped-def]
+    demo: Rehearsal, page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert demo.emulator is not None and demo.playbooks is not None and demo.task is not None
+    # An edit, saved from the editor as a person saves it (no brackets: the editor closes them itself).
+    edit = f"Edited before an idle stop, mark {secrets.token_hex(4)}"
+    page.goto(demo.url + f"lab/tree/{EDITED}?reset")
+    editor = page.locator(".jp-FileEditor:visible .cm-content")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Enter")
+    page.keyboard.type(edit)
+    page.keyboard.press("Control+s")
+    wait_until(lambda: edit in (demo.work_dir / EDITED).read_text(), 30, f"the saved {EDITED} to hold the edit", interval=0.2)
+
+    # The demo's ECS agent, as `make demo` runs it: one look at the service a second.
+    said: list[str] = []
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        while not done.is_set():
+            try:
+                line = demo.watch()
+            except BaseException as error:  # noqa: BLE001 - reported by the test
+                failed.append(error)
+                return
+            if line:
+                said.append(line)
+            done.wait(1)
+
+    def agent_said(words: str) -> bool:
+        if failed:
+            raise failed[0]
+        return any(words in line for line in said)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        # What the sidecar does once idle, with the names its task definition gives it.
+        for key, value in demo.emulator.environ({}).items():
+            monkeypatch.setenv(key, value)
+        env = demo.task.plan.environ
+        AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION).scale_to_zero()
+        wait_until(lambda: agent_said("(idle stop): stopped task"), 120, "the idle stop to stop the task", interval=0.5)
+        # The server is gone: the page does not load, nothing answers.
+        from playwright.sync_api import Error as PlaywrightError
+
+        with pytest.raises(PlaywrightError, match="ERR_CONNECTION_REFUSED"):
+            page.reload()
+        assert http_status(demo.url + "login") is None
+
+        up = demo.playbooks.up(PREFIX, log=demo.state_dir / "up-after-idle-stop.log")
+        assert up.returncode == 0, up.tail()
+        wait_until(lambda: agent_said("wants its task again: started task"), 120, "up.yml to start the task again", interval=0.5)
+    finally:
+        done.set()
+        follower.join(timeout=60)
+    assert not failed, failed
+
+    # Back in the browser: the same address, a login if the session is gone, and the edit.
+    page.goto(demo.url + f"lab/tree/{EDITED}?reset")
+    if "/login" in page.url:
+        page.fill("#password_input", PASSWORD)
+        page.click("#login_submit")
+        page.wait_for_url(f"**/{PREFIX}/lab/**")
+    page.locator(".jp-FileEditor:visible .cm-content").get_by_text(edit).wait_for()
+    assert edit in (demo.work_dir / EDITED).read_text()
+
+
 def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None:
     edited = (demo.work_dir / NOTEBOOK).read_text()
+    edited_file = (demo.work_dir / EDITED).read_text()
     report = demo.stop()
     assert report.down_ok
     assert report.task_exit == 0
+    # The idle stop pushed the edits; this stop finds nothing new and pushes no second branch.
     assert len(report.autosave_branches) == 1, report
     (branch,) = report.autosave_branches
     assert branch.startswith("refs/heads/autosave/demo/")
@@ -212,6 +355,7 @@ def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None
     assert f"autosave: {branch.removeprefix('refs/heads/')} on the git server" in stop_report_file(demo.state_dir).read_text()
     on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
     assert on_server == edited and OUTPUT in on_server
+    assert _git(demo.bare_repo, "show", f"{branch}:{EDITED}") == edited_file
     # JupyterLab's checkpoint of the saved notebook stays out: the demo repository ignores it.
     assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
     assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
