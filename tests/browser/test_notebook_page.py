@@ -7,9 +7,10 @@ demo repository's notebooks as shipped (the analysis, the warehouse query,
 the model saved to and loaded from the bucket), take the README's picture,
 `git status` in a terminal, run `analysis/primes.ipynb` with nbclient and the
 person's API token (the README's "Scripts and editors" route), edit and save
-a file, go through an idle stop (the sidecar's own scaler code) and `up.yml`
-and find the edit again, then stop the rehearsal and find the edits on the
-git server's autosave branch. The tests run in file order and build on each
+a file, go through an idle stop (the sidecar's own scaler code), find the
+edits on the git server's autosave branch and `up.yml` bringing the server
+back on a fresh clone (the instance's disk goes with it, as on AWS today),
+then stop the rehearsal. The tests run in file order and build on each
 other's page state; each asserts on what is visible, on the server or on the
 git server.
 
@@ -271,7 +272,7 @@ class TokenGatewayKernelClient(GatewayKernelClient):
         self.response_router.start()
 
 
-def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit(  # type: ignore[no-untyped-def]
+def test_an_idle_stop_then_up_yml_brings_the_server_back_and_the_edit_is_on_its_autosave_branch(  # type: ignore[no-untyped-def]
     demo: Rehearsal, page, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert demo.emulator is not None and demo.playbooks is not None and demo.task is not None
@@ -285,6 +286,9 @@ def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit(  # type:
     page.keyboard.type(edit)
     page.keyboard.press("Control+s")
     wait_until(lambda: edit in (demo.work_dir / EDITED).read_text(), 30, f"the saved {EDITED} to hold the edit", interval=0.2)
+    # What the stop must save: the notebook as run above, the edited file; not JupyterLab's checkpoints.
+    notebook_before, file_before = (demo.work_dir / NOTEBOOK).read_text(), (demo.work_dir / EDITED).read_text()
+    assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
 
     # The demo's ECS agent, as `make demo` runs it: one look at the service a second.
     said: list[str] = []
@@ -331,34 +335,36 @@ def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit(  # type:
         follower.join(timeout=60)
     assert not failed, failed
 
-    # Back in the browser: the same address, a login if the session is gone, and the edit.
+    # The instance and its disk went with the stop, as on AWS today: the
+    # server is back on a fresh clone, and the edits are on the stop's autosave branch.
+    (branch,) = _git(demo.bare_repo, "for-each-ref", "--format=%(refname)", "refs/heads/autosave/").split()
+    assert branch.startswith("refs/heads/autosave/demo/")
+    on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
+    assert on_server == notebook_before and OUTPUT in on_server
+    assert _git(demo.bare_repo, "show", f"{branch}:{EDITED}") == file_before
+    assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
+
+    # Back in the browser: the same address, a login if the session is gone, the shipped file.
     page.goto(demo.url + f"lab/tree/{EDITED}?reset")
     if "/login" in page.url:
         page.fill("#password_input", PASSWORD)
         page.click("#login_submit")
         page.wait_for_url(f"**/{PREFIX}/lab/**")
-    page.locator(".jp-FileEditor:visible .cm-content").get_by_text(edit).wait_for()
-    assert edit in (demo.work_dir / EDITED).read_text()
+    shipped = (DEMO_DIR / "repo" / EDITED).read_text()
+    page.locator(".jp-FileEditor:visible .cm-content").get_by_text(shipped.splitlines()[0]).first.wait_for()
+    assert (demo.work_dir / EDITED).read_text() == shipped
 
 
-def test_stopping_pushes_the_edit_to_an_autosave_branch(demo: Rehearsal) -> None:
-    edited = (demo.work_dir / NOTEBOOK).read_text()
-    edited_file = (demo.work_dir / EDITED).read_text()
+def test_stopping_after_the_restart_pushes_nothing_new(demo: Rehearsal) -> None:
     report = demo.stop()
     assert report.down_ok
     assert report.task_exit == 0
-    # The idle stop pushed the edits; this stop finds nothing new and pushes no second branch.
+    # The fresh clone holds nothing unsaved: the idle stop's branch is the only one.
     assert len(report.autosave_branches) == 1, report
     (branch,) = report.autosave_branches
     assert branch.startswith("refs/heads/autosave/demo/")
-    # What `make demo-stop`, another process, prints: the branch pushed.
+    # What `make demo-stop`, another process, prints: the branches on the server.
     assert f"autosave: {branch.removeprefix('refs/heads/')} on the git server" in stop_report_file(demo.state_dir).read_text()
-    on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
-    assert on_server == edited and OUTPUT in on_server
-    assert _git(demo.bare_repo, "show", f"{branch}:{EDITED}") == edited_file
-    # JupyterLab's checkpoint of the saved notebook stays out: the demo repository ignores it.
-    assert (demo.work_dir / "analysis" / ".ipynb_checkpoints").is_dir()
-    assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
     assert _git(demo.bare_repo, "rev-parse", "refs/heads/main") == _git(demo.work_dir, "rev-parse", "HEAD")
 
 
