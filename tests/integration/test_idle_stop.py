@@ -150,13 +150,14 @@ def test_the_stop_sets_the_group_to_zero_and_up_starts_it_again(
     stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["DesiredCount"] == "1"
 
-    preview = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS, "--check"))
+    # -v: the task that would start it, by name (the default output shows phases only).
+    preview = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS, "--check", "-v"))
     assert re.search(r"Start the notebook server again if an idle stop scaled it to zero\][^\n]*\nchanged:",
                      preview.output), preview.output[-4000:]
     assert desired(aws, PREFIX) == (1, 0)  # check mode starts nothing
 
     started = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS,
-                              "-e", f"instance_start_timeout={START_TIMEOUT}"))
+                              "-e", f"instance_start_timeout={START_TIMEOUT}", "-v"))
     assert desired(aws, PREFIX) == (1, 1)
     assert started.changed == 1, started.output[-4000:]
     assert "Start the notebook server again if an idle stop scaled it to zero" in started.output
