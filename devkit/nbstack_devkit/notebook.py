@@ -8,6 +8,7 @@ registered (see ecs_agent).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -63,6 +64,45 @@ class Notebook:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def in_terminal(
+        self, http: requests.Session, command: str, done: Callable[[str], bool], timeout: float = 60
+    ) -> str:
+        """Type `command` into a new Jupyter terminal, as JupyterLab opens one; what it printed once `done` says so.
+
+        The terminal is created without a `cwd` (JupyterLab's launcher sends
+        none at the file browser's root) and typed into only once the shell
+        has drawn its prompt: input sent before the shell has set up its
+        terminal can be discarded. `done` gets everything printed so far.
+        """
+        import websocket  # only the tests that drive a terminal need it
+
+        terminal = http.post(self.url + "api/terminals", json={}, timeout=30)
+        terminal.raise_for_status()
+        ws_url = self.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
+        cookies = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+        connection = websocket.create_connection(ws_url, cookie=cookies, timeout=1)
+        printed: list[str] = []
+
+        def read() -> str:
+            try:
+                kind, *text = json.loads(connection.recv())
+            except websocket.WebSocketTimeoutException:
+                return "".join(printed)
+            if kind == "stdout":
+                printed.append("".join(text))
+            return "".join(printed)
+
+        try:
+            wait_until(read, 60, what="the terminal's prompt", interval=0)
+            connection.send(json.dumps(["stdin", command + "\r"]))
+            try:
+                wait_until(lambda: done(read()), timeout, what="the terminal's command", interval=0)
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}; the terminal printed: {''.join(printed)!r}") from None
+        finally:
+            connection.close()
+        return "".join(printed)
 
     def session(self, password: str | None = None) -> requests.Session:
         """A logged-in HTTP session (the password form, as a browser would use it)."""

@@ -25,7 +25,6 @@ import requests
 import websocket
 
 from nbstack_devkit.notebook import Notebook, StartNotebook
-from nbstack_devkit.waits import wait_until
 
 #: As a non-root user (a developer's laptop) everything runs as that one user, as docker-stacks does without root.
 needs_root = pytest.mark.skipif(
@@ -135,35 +134,11 @@ def run_in_kernel(notebook: Notebook, http: requests.Session, code: str) -> None
 
 
 def run_in_terminal(notebook: Notebook, http: requests.Session, code: str, out: Path) -> None:
-    """Run `code` from a terminal's shell; on a timeout, say what the terminal printed."""
+    """Run `code` from a terminal's shell, as a script file (a terminal line holds at most 4 KiB under sh)."""
     script = notebook.home / "probe.py"
     script.write_text(code)
     script.chmod(0o644)
-    terminal = http.post(notebook.url + "api/terminals", timeout=30)
-    assert terminal.status_code == 200, terminal.text
-    ws_url = notebook.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
-    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=1)
-    printed: list[str] = []
-
-    def read() -> None:
-        try:
-            kind, *text = json.loads(connection.recv())
-        except websocket.WebSocketTimeoutException:
-            return
-        if kind == "stdout":
-            printed.append("".join(text))
-
-    try:
-        # Type only once the shell has drawn its prompt: input sent before the
-        # shell has set up its terminal can be discarded (on a loaded machine).
-        wait_until(lambda: read() or printed, 60, what="the terminal's prompt", interval=0)
-        connection.send(json.dumps(["stdin", f"python3 {script}\r"]))
-        try:
-            wait_until(lambda: read() or out.exists(), PROBE_TIMEOUT, what="the terminal's probe", interval=0)
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}; the terminal printed: {''.join(printed)!r}") from None
-    finally:
-        connection.close()
+    notebook.in_terminal(http, f"python3 {script}", lambda _printed: out.exists(), PROBE_TIMEOUT)
 
 
 def read_probe(out: Path) -> dict[str, Any]:

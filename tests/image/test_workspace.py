@@ -11,52 +11,11 @@ import html
 import json
 import re
 
-import requests
-import websocket
-
 from nbstack_devkit.gitserver import git
 from nbstack_devkit.notebook import Notebook
-from nbstack_devkit.waits import wait_until
 
 ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 DONE = "nbstack-done"
-
-
-def cookie_header(http: requests.Session) -> str:
-    return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
-
-
-def terminal_output(notebook: Notebook, http: requests.Session, command: str) -> str:
-    """What a new terminal prints for `command`, opened as JupyterLab opens one at the file browser's root.
-
-    JupyterLab's launcher sends no `cwd` for the root (it sends one only for a
-    folder below it), so the shell starts where the server runs.
-    """
-    terminal = http.post(notebook.url + "api/terminals", json={}, timeout=30)
-    assert terminal.status_code == 200, terminal.text
-    ws_url = notebook.url.replace("http://", "ws://") + f"terminals/websocket/{terminal.json()['name']}"
-    connection = websocket.create_connection(ws_url, cookie=cookie_header(http), timeout=1)
-    printed: list[str] = []
-
-    def read() -> None:
-        try:
-            kind, *text = json.loads(connection.recv())
-        except websocket.WebSocketTimeoutException:
-            return
-        if kind == "stdout":
-            printed.append("".join(text))
-
-    try:
-        wait_until(lambda: read() or printed, 60, what="the terminal's prompt", interval=0)
-        # The marker is split in the command, so only its output can match.
-        connection.send(json.dumps(["stdin", f"{command}; echo nbstack-'done'\r"]))
-        try:
-            wait_until(lambda: read() or DONE in "".join(printed), 60, what="the command's output", interval=0)
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}; the terminal printed: {''.join(printed)!r}") from None
-    finally:
-        connection.close()
-    return "".join(printed)
 
 
 def test_a_new_terminal_and_the_file_browser_open_in_the_repository(notebook: Notebook) -> None:
@@ -64,7 +23,8 @@ def test_a_new_terminal_and_the_file_browser_open_in_the_repository(notebook: No
     work = notebook.work_dir
     assert (work / ".git").is_dir()
 
-    printed = terminal_output(notebook, http, "pwd; git status")
+    # The marker is split in the command, so only its output can match.
+    printed = notebook.in_terminal(http, "pwd; git status; echo nbstack-'done'", lambda out: DONE in out)
     assert "not a git repository" not in printed, printed
     assert "On branch main" in printed, printed
     assert str(work) in printed, printed
