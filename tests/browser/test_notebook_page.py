@@ -34,16 +34,14 @@ from typing import Any
 import nbformat
 import pytest
 import requests
-import websocket
-from jupyter_core.utils import ensure_async
 from jupyter_server.gateway.gateway_client import GatewayClient
-from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
-from jupyter_server.utils import url_escape, url_path_join
+from jupyter_server.gateway.managers import GatewayKernelManager
 from nbclient import NotebookClient
 
 from nbstack_devkit.demo import PREFIX, Rehearsal, http_status, stop_report_file
 from nbstack_devkit.emulator import REGION
 from nbstack_devkit.paths import DEMO_DIR
+from nbstack_devkit.token_kernel import TokenGatewayKernelClient
 from nbstack_devkit.waits import wait_until
 from nbstack_runtime.scaler import AwsScaler
 
@@ -253,23 +251,6 @@ def _kernel_ids(demo: Rehearsal, token: str) -> set[str]:
     kernels = requests.get(demo.url + "api/kernels", headers={"Authorization": f"token {token}"}, timeout=10)
     assert kernels.status_code == 200, kernels.text
     return {kernel["id"] for kernel in kernels.json()}
-
-
-class TokenGatewayKernelClient(GatewayKernelClient):
-    """The README's kernel client: its websocket sends the gateway's Authorization header, as its HTTP requests do."""
-
-    async def start_channels(self, **channels: Any) -> None:
-        gateway = GatewayClient.instance()
-        url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id), "channels")
-        self.channel_socket = websocket.create_connection(
-            url,
-            timeout=gateway.KERNEL_LAUNCH_TIMEOUT,
-            enable_multithread=True,
-            header=[f"Authorization: token {gateway.auth_token}"],
-        )
-        await ensure_async(super(GatewayKernelClient, self).start_channels(**channels))
-        self.response_router = threading.Thread(target=self._route_responses)
-        self.response_router.start()
 
 
 def test_an_idle_stop_then_up_yml_brings_the_server_back_and_the_edit_is_on_its_autosave_branch(  # type: ignore[no-untyped-def]

@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from threading import Thread
-from typing import Any
 
 import nbformat
 import pytest
 import requests
-import websocket
-from jupyter_core.utils import ensure_async
 from jupyter_server.gateway.gateway_client import GatewayClient
-from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
-from jupyter_server.utils import url_escape, url_path_join
+from jupyter_server.gateway.managers import GatewayKernelManager
 from nbclient import NotebookClient
 
 from nbstack_devkit.notebook import Notebook
 from nbstack_devkit.paths import DEMO_DIR
+from nbstack_devkit.token_kernel import TokenGatewayKernelClient
 
 
 def token_of(notebook: Notebook) -> str:
@@ -73,23 +69,6 @@ def test_a_wrong_token_is_refused_and_leaves_the_login_throttle_alone(notebook: 
     assert requests.get(notebook.url + "api/contents", headers=with_token(token), timeout=10).status_code == 200
     assert "waits" not in notebook.log() and "refused unchecked" not in notebook.log()
     assert token not in notebook.log()
-
-
-class TokenGatewayKernelClient(GatewayKernelClient):
-    """GatewayKernelClient whose kernel websocket sends the gateway's Authorization header, as its HTTP requests do."""
-
-    async def start_channels(self, **channels: Any) -> None:
-        gateway = GatewayClient.instance()
-        url = url_path_join(gateway.ws_url or "", gateway.kernels_endpoint, url_escape(self.kernel_id), "channels")
-        self.channel_socket = websocket.create_connection(
-            url,
-            timeout=gateway.KERNEL_LAUNCH_TIMEOUT,
-            enable_multithread=True,
-            header=[f"{gateway.auth_header_key}: {gateway.auth_scheme} {gateway.auth_token}"],
-        )
-        await ensure_async(super(GatewayKernelClient, self).start_channels(**channels))
-        self.response_router = Thread(target=self._route_responses)
-        self.response_router.start()
 
 
 @pytest.fixture
