@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -77,7 +76,7 @@ def missing_requirements(environ: dict[str, str] | None = None) -> tuple[str, st
     env = os.environ if environ is None else environ
     endpoint = env.get("NBSTACK_TEST_AWS_ALLOW_ENDPOINT") == "1" and env.get("AWS_ENDPOINT_URL")
     if not env.get("AWS_PROFILE") and not endpoint:
-        return "make test-aws needs AWS_PROFILE (a sandbox account's profile; README, \"Testing on a real account\"): not set, so nothing was created", ""
+        return 'make test-aws needs AWS_PROFILE (a sandbox account\'s profile; README, "Testing on a real account"): not set, so nothing was created', ""
     lacking = [f"{name} ({meaning})" for name, meaning in REQUIRED.items() if not env.get(name)]
     return "", ("make test-aws also needs " + "; ".join(lacking)) if lacking else ""
 
@@ -111,6 +110,10 @@ class TimedRun(PlaybookRun):
     prefix: str = ""
     seconds: float = 0.0
     phase_starts: list[tuple[str, float]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # Short in assertion reports: the output is in the run's log file and in the messages that need it.
+        return f"TimedRun({self.playbook} {self.prefix}, exit {self.returncode}, {self.seconds:.0f} s)"
 
     @property
     def phases_line(self) -> str:
@@ -189,7 +192,6 @@ class Team:
             "notebook_allow_plain_http": True,
             "notebook_repo_url": repo_url,
             "notebook_instance_type": instance_type,
-            "notebook_warehouse": {"host": ""},
             # One vault file per person (several prefixes run at once); the team file plays no part.
             "notebook_team_vault": "",
         }
@@ -243,9 +245,19 @@ class Team:
         started_at = now()
         with log.open("w") as output:
             process = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, errors="replace", start_new_session=True,
+                args,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                start_new_session=True,
             )
+            # A run past its bound is stopped as a person would stop it (Ctrl-C), even while it prints nothing.
+            watchdog = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGINT))
+            watchdog.start()
             try:
                 assert process.stdout is not None
                 for line in process.stdout:
@@ -254,12 +266,14 @@ class Team:
                     found = PHASE_LINE.match(line.rstrip("\n"))
                     if found:
                         phase_starts.append((found.group(1), time.monotonic() - start))
-                    if time.monotonic() - start > timeout:
-                        process.send_signal(signal.SIGINT)
                 process.wait()
             except BaseException:
                 stop_process_group(process)
                 raise
+            finally:
+                watchdog.cancel()
+            if time.monotonic() - start >= timeout:
+                output.write(f"\n[test-aws] stopped with SIGINT after {timeout / 60:.0f} min\n")
         seconds = time.monotonic() - start
         text = log.read_text(errors="replace")
         done = TimedRun(args, process.returncode, text, playbook=playbook, prefix=prefix, seconds=seconds, phase_starts=phase_starts)
@@ -291,7 +305,7 @@ class Team:
                 "playbook": run.playbook,
                 "prefix": run.prefix,
                 # The extra arguments name settings and vault files, never a secret value.
-                "arguments": [arg for arg in run.args[2:] if not arg.startswith("@")],
+                "arguments": ["@settings.yml" if arg == f"@{self.settings_path}" else arg for arg in run.args[2:]],
                 "started": started_at.isoformat(),
                 "wall_seconds": round(run.seconds, 1),
                 "returncode": run.returncode,
@@ -339,8 +353,9 @@ class Team:
     def host_of(self, prefix: str, task: dict[str, Any]) -> dict[str, Any]:
         """The EC2 instance (with its tags as a dict under "Tags") that runs `task`."""
         cluster = self.outputs(self.stack_name(prefix))["ClusterName"]
-        container_instance = self.aws.ecs.describe_container_instances(cluster=cluster, containerInstances=[task["containerInstanceArn"]])["containerInstances"][0]
-        instance = self.aws.ec2.describe_instances(InstanceIds=[container_instance["ec2InstanceId"]])["Reservations"][0]["Instances"][0]
+        described = self.aws.ecs.describe_container_instances(cluster=cluster, containerInstances=[task["containerInstanceArn"]])
+        host = described["containerInstances"][0]["ec2InstanceId"]
+        instance = self.aws.ec2.describe_instances(InstanceIds=[host])["Reservations"][0]["Instances"][0]
         return {**instance, "Tags": {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}}
 
     def group(self, prefix: str) -> dict[str, Any]:
@@ -403,8 +418,7 @@ class Team:
     def usage(self) -> tuple[list[InstanceUse], list[StackUse]]:
         volume = int((self.settings.get("notebook_root_volume") or {}).get("size", 100))
         instances = [
-            InstanceUse(key, value["type"], value["launched"], value["ended"], value["owner"], volume_gb=volume)
-            for key, value in self.instances.items()
+            InstanceUse(key, value["type"], value["launched"], value["ended"], value["owner"], volume_gb=volume) for key, value in self.instances.items()
         ]
         stacks = []
         for summary in self.aws.cloudformation.get_paginator("list_stacks").paginate():
@@ -463,7 +477,7 @@ class Team:
 
 def transition_time(reason: str) -> datetime | None:
     """The time in an instance's StateTransitionReason ("User initiated (2026-11-26 18:40:12 GMT)")."""
-    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) GMT\)", reason)
+    found = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)", reason)
     return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc) if found else None
 
 
@@ -500,11 +514,24 @@ def interrupts_deferred() -> Iterator[None]:
 def sweep(aws: Account, app: str) -> list[str]:
     """Remove every resource of `app` that is still there; one line per thing removed (or that could not be)."""
     done: list[str] = []
-    for step in (_sweep_stacks, _sweep_instances, _sweep_buckets, _sweep_repositories, _sweep_log_groups, _sweep_secrets):
+    steps = (
+        _sweep_stacks,
+        _sweep_instances,
+        _sweep_load_balancers,
+        _sweep_nat_gateways,
+        _sweep_addresses,
+        _sweep_buckets,
+        _sweep_repositories,
+        _sweep_log_groups,
+        _sweep_secrets,
+    )
+    for step in steps:
         try:
             done += step(aws, app)
         except ClientError as error:
             done.append(f"{step.__name__.removeprefix('_sweep_')}: {error}")
+    vpcs = aws.ec2.describe_vpcs(Filters=[{"Name": f"tag:{APP_TAG}", "Values": [app]}])["Vpcs"]
+    done += [f"VPC {vpc['VpcId']} is still there (no charge of its own; delete it in the console)" for vpc in vpcs]
     return done
 
 
@@ -534,11 +561,7 @@ def _sweep_stacks(aws: Account, app: str) -> list[str]:
         status = poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
         if status == "DELETE_FAILED":
             # Keep what cannot be deleted (a bucket with objects): the steps below remove it by tag and name.
-            failed = [
-                e["LogicalResourceId"]
-                for e in cfn.describe_stack_resources(StackName=name)["StackResources"]
-                if e["ResourceStatus"] == "DELETE_FAILED"
-            ]
+            failed = [e["LogicalResourceId"] for e in cfn.describe_stack_resources(StackName=name)["StackResources"] if e["ResourceStatus"] == "DELETE_FAILED"]
             cfn.delete_stack(StackName=name, RetainResources=failed)
             status = poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
         done.append(f"stack {name} ({summary['StackStatus']}): {status}")
@@ -562,6 +585,34 @@ def _sweep_instances(aws: Account, app: str) -> list[str]:
     if found:
         aws.ec2.terminate_instances(InstanceIds=found)
     return [f"instance {instance} terminated" for instance in found]
+
+
+def _sweep_load_balancers(aws: Account, app: str) -> list[str]:
+    found = _tagged(aws, app, "elasticloadbalancing:loadbalancer")
+    for arn in found:
+        aws.elbv2.delete_load_balancer(LoadBalancerArn=arn)
+    return [f"load balancer {arn} deleted" for arn in found]
+
+
+def _sweep_nat_gateways(aws: Account, app: str) -> list[str]:
+    filters = [{"Name": f"tag:{APP_TAG}", "Values": [app]}, {"Name": "state", "Values": ["pending", "available"]}]
+    found = [gateway["NatGatewayId"] for gateway in aws.ec2.describe_nat_gateways(Filter=filters)["NatGateways"]]
+    for gateway in found:
+        aws.ec2.delete_nat_gateway(NatGatewayId=gateway)
+
+    def gone() -> bool:
+        states = {g["State"] for g in aws.ec2.describe_nat_gateways(NatGatewayIds=found)["NatGateways"]} if found else set()
+        return states <= {"deleted", "failed"}
+
+    poll(gone, timeout=900, what="the NAT gateways to be deleted (their addresses are released next)", interval=15)
+    return [f"NAT gateway {gateway} deleted" for gateway in found]
+
+
+def _sweep_addresses(aws: Account, app: str) -> list[str]:
+    found = aws.ec2.describe_addresses(Filters=[{"Name": f"tag:{APP_TAG}", "Values": [app]}])["Addresses"]
+    for address in found:
+        aws.ec2.release_address(AllocationId=address["AllocationId"])
+    return [f"Elastic IP {address['PublicIp']} released" for address in found]
 
 
 def _tagged(aws: Account, app: str, kind: str) -> list[str]:

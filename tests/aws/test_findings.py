@@ -145,7 +145,9 @@ def test_a_model_saved_and_loaded_from_a_notebook_is_a_version_in_the_bucket(tea
         ]
     )
     GatewayClient.clear_instance()
-    gateway = GatewayClient.instance(url=team.notebook_url("alice").rstrip("/"), auth_token=team.api_token("alice"), request_timeout=120.0, connect_timeout=60.0)
+    gateway = GatewayClient.instance(
+        url=team.notebook_url("alice").rstrip("/"), auth_token=team.api_token("alice"), request_timeout=120.0, connect_timeout=60.0
+    )
     gateway.init_connection_args()
     try:
         manager = GatewayKernelManager(kernel_name="python3", client_factory=TokenGatewayKernelClient)
