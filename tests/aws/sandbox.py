@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, TypeVar
 
 import boto3
@@ -204,6 +205,8 @@ class Team:
         }
         self.prefixes: set[str] = set()
         self.runs: list[TimedRun] = []
+        #: Runs started, interrupted ones included: each run's log file has its own number.
+        self._count = 0
         self.instances: dict[str, dict[str, Any]] = {}
         self.started = now()
         self._lock = threading.Lock()
@@ -237,7 +240,8 @@ class Team:
         args += list(extra)
         env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
         with self._lock:
-            number = len(self.runs) + 1
+            self._count += 1
+            number = self._count
             log = self.folder / "logs" / f"{number:02d}-{playbook.removesuffix('.yml')}{'-' + prefix if prefix else ''}.log"
         say(f"{' '.join(['ansible-playbook', playbook, *args[4:]])}  (log: {log.relative_to(ROOT)})")
         phase_starts: list[tuple[str, float]] = []
@@ -550,20 +554,20 @@ def _sweep_stacks(aws: Account, app: str) -> list[str]:
 
     for summary in sorted(live(), key=lambda s: _stack_order(app, s["StackName"])):
         name = summary["StackName"]
-        status = poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name} to leave its *_IN_PROGRESS state", interval=20)
+        status = poll(partial(_settled, cfn, name), timeout=3600, what=f"{name} to leave its *_IN_PROGRESS state", interval=20)
         if status == "DELETE_COMPLETE":
             continue
         if status == "UPDATE_ROLLBACK_FAILED":
             cfn.continue_update_rollback(StackName=name)
-            poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name}'s rollback", interval=20)
+            poll(partial(_settled, cfn, name), timeout=3600, what=f"{name}'s rollback", interval=20)
         cfn.update_termination_protection(StackName=name, EnableTerminationProtection=False)
         cfn.delete_stack(StackName=name)
-        status = poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
+        status = poll(partial(_settled, cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
         if status == "DELETE_FAILED":
             # Keep what cannot be deleted (a bucket with objects): the steps below remove it by tag and name.
             failed = [e["LogicalResourceId"] for e in cfn.describe_stack_resources(StackName=name)["StackResources"] if e["ResourceStatus"] == "DELETE_FAILED"]
             cfn.delete_stack(StackName=name, RetainResources=failed)
-            status = poll(lambda name=name: _settled(cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
+            status = poll(partial(_settled, cfn, name), timeout=3600, what=f"{name} to be deleted", interval=20)
         done.append(f"stack {name} ({summary['StackStatus']}): {status}")
     return done
 
