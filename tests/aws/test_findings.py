@@ -95,7 +95,7 @@ def test_a_g_family_type_without_g_quota_is_refused_by_preflight_before_any_chan
         pytest.skip(f"the account's on-demand G and VT vCPU quota is {quota:.0f}: this case needs an account where it is 0")
     before = {s["StackName"]: (s["StackStatus"], s.get("LastUpdatedTime")) for s in team.live_stacks()}
 
-    run = team.up("gpu", "-e", "instance_type=g4dn.xlarge", "-e", NEVER_IDLE)
+    run = team.up("gpu", "-e", "notebook_instance_type=g4dn.xlarge", "-e", NEVER_IDLE)
 
     assert run.returncode != 0, f"up.yml with a G type and no G quota succeeded:\n{run.tail()}"
     assert "quota" in run.text.lower() and "g4dn" in run.text, f"the refusal names neither the quota nor the type:\n{run.tail()}"
