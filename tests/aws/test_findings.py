@@ -167,6 +167,9 @@ def test_a_model_saved_and_loaded_from_a_notebook_is_a_version_in_the_bucket(tea
 
 # ------------------------------------------------------------------- placement
 def test_two_prefixes_started_together_each_land_on_their_own_instance_and_one_idle_stop_leaves_the_other(team: Team, pushed_image: str) -> None:
+    if team.stack(f"{team.app}-persistent") is None or team.stack(f"{team.app}-network") is None:
+        # In a team the shared stacks are there before two people start together: an earlier person made them.
+        serving(team, "alice", "-e", NEVER_IDLE)
     people = {"ann": NEVER_IDLE, "ben": BEN_IDLE}
 
     def start_and_look(prefix: str) -> dict[str, Any]:
