@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -66,6 +67,17 @@ def settled(team: Team) -> None:
         poll(lambda: not team.stacks_in_progress(), SETTLE_BOUND, "the team's stacks to settle")
     except TimeoutError:
         pytest.fail(f"stacks still in progress {SETTLE_BOUND / 60:.0f} min after the run: {', '.join(team.stacks_in_progress())}")
+
+
+def status_rows(output: str) -> dict[str, list[str]]:
+    """status.yml's table rows by prefix, split on runs of two or more spaces."""
+    found = {}
+    for line in output.splitlines():
+        # The callback prints the list as YAML or JSON: drop "- ", quotes, commas.
+        cells = re.split(r"\s{2,}", re.sub(r"^[-\s]*[\"']?|[\"']?,?$", "", line.strip()))
+        if len(cells) >= 2 and cells[1] in ("running", "stopped", "absent", "failed", "changing"):
+            found[cells[0]] = cells
+    return found
 
 
 def running_task(team: Team, prefix: str) -> dict[str, Any]:
@@ -191,6 +203,9 @@ def test_two_prefixes_started_together_each_land_on_their_own_instance_and_one_i
     assert team.host_of("ann", task)["State"]["Name"] == "running"
     assert team.group("ann")["DesiredCapacity"] == 1
     assert team.healthy("ann") and team.answers("ann")
+    status = team.status()
+    assert status.returncode == 0, status.tail()
+    assert {prefix: cells[1] for prefix, cells in status_rows(status.output).items() if prefix in people} == {"ann": "running", "ben": "stopped"}
 
 
 # -------------------------------------------------- restart after an idle stop
