@@ -62,7 +62,7 @@ IN_PROGRESS = "_IN_PROGRESS"
 
 #: What the suite reads from the environment (README, "Testing on a real account").
 REQUIRED = {
-    "NBSTACK_TEST_REPO_URL": "an HTTPS git repository the servers clone and push autosave branches to (a scratch one)",
+    "NBSTACK_TEST_REPO_URL": "a scratch HTTPS git repository, which the servers clone and push autosave branches to",
     "NBSTACK_TEST_GIT_TOKEN": "a token that can clone and push it",
 }
 
@@ -208,6 +208,8 @@ class Team:
         #: Runs started, interrupted ones included: each run's log file has its own number.
         self._count = 0
         self.instances: dict[str, dict[str, Any]] = {}
+        #: Model buckets the persistent stack named during the run.
+        self.buckets: set[str] = set()
         self.started = now()
         self._lock = threading.Lock()
 
@@ -398,15 +400,22 @@ class Team:
 
     # ---------------------------------------------------- the ledger
     def observe(self) -> None:
-        """Note every instance of the app (by its nbstack:app tag) with its type, launch and, once gone, its end."""
+        """Note every instance of the app (by its nbstack:app tag) with its type, launch and, once gone, its end; and the model bucket.
+
+        Terminated instances stay visible for about an hour, so a look after
+        each run also sees the instances that came and went during it.
+        """
         try:
             pages = self.aws.ec2.get_paginator("describe_instances").paginate(Filters=[{"Name": f"tag:{APP_TAG}", "Values": [self.app]}])
             found = [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+            bucket = self.outputs(f"{self.app}-persistent").get("ModelBucketName")
         except ClientError as error:
-            say(f"could not list instances: {error}")
+            say(f"could not look at the team's instances: {error}")
             return
         moment = now()
         with self._lock:
+            if bucket:
+                self.buckets.add(bucket)
             for instance in found:
                 tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
                 entry = self.instances.setdefault(
@@ -444,6 +453,8 @@ class Team:
         found = estimate(instances, stacks, prices, moment)
         lines = [f"make test-aws: app {self.app} in {self.region}, {self.started:%H:%M}-{moment:%H:%M} UTC; created:"]
         lines += report(found, prices, self.region)
+        for bucket in sorted(self.buckets):
+            lines.insert(-2, f"  bucket {bucket} (S3 storage not priced): {'still there' if self._bucket_exists(bucket) else 'deleted'}")
         (self.folder / "report.json").write_text(
             json.dumps(
                 {
@@ -460,6 +471,13 @@ class Team:
             + "\n"
         )
         return lines
+
+    def _bucket_exists(self, bucket: str) -> bool:
+        try:
+            self.aws.s3.head_bucket(Bucket=bucket)
+            return True
+        except ClientError:
+            return False
 
     # ------------------------------------------------------- teardown
     def teardown(self) -> list[str]:
