@@ -11,6 +11,7 @@ what it cost, and where its timings and logs are.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +78,8 @@ def team(account: Account, request: pytest.FixtureRequest) -> Iterator[Team]:
             lines += [f"  teardown: {note}" for note in notes]
             lines += [f"  STILL THERE: {s['StackName']} {s['StackStatus']}" for s in left]
             lines.append(f"  Timings: {made.folder / 'timings.json'}; logs: {made.folder / 'logs'}")
+            # The vault files hold the git token, and their passwords lie beside them.
+            shutil.rmtree(made.folder / "vault", ignore_errors=True)
             request.config.stash[REPORT] = lines
 
 
