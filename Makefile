@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # Tools installed in the venv (ansible-playbook, molecule, moto_server) come first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo demo-stop test lint sanity checkov molecule pytest screenshot bench clean
+.PHONY: venv demo demo-stop test lint sanity checkov molecule pytest test-aws test-aws-sweep screenshot bench clean
 
 $(STAMP): requirements.txt devkit/pyproject.toml files/image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,18 @@ molecule: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest tests
+
+# The opt-in suite against a real AWS account (README, "Testing on a real
+# account"): AWS_PROFILE=sandbox make test-aws [K=two_prefixes]. About an hour
+# and a few dollars; never part of `make test` (tests/pytest.ini does not
+# collect tests/aws). Without AWS_PROFILE it is skipped with a line saying why.
+# -s: the suite prints a line per playbook it runs.
+test-aws: $(STAMP)
+	$(BIN)/pytest tests/aws -s -v $(if $(K),-k '$(K)')
+
+# What a killed `make test-aws` left: make test-aws-sweep APP=nbt-1a2b3c [REGION=eu-west-1]
+test-aws-sweep: $(STAMP)
+	$(BIN)/python tests/aws/sandbox.py sweep '$(APP)' $(REGION)
 
 # The README's picture, taken by the browser tests (the picture shows the notebook they ran).
 screenshot: $(STAMP)
