@@ -102,6 +102,11 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_idle=5"], "notebook_idle: it is not a group of keys"),
         (["-e", '{"notebook_git": {"user_name": "x", "user_email": "nope"}}'], "notebook_git.user_email: it must be an e-mail address"),
         (["-e", "notebook_idle_timeout=0"], "notebook_idle_timeout is now notebook_idle.timeout_minutes"),
+        (["-e", "instance_type=m6g.large"], "instance_type: m6g.large has arm64 processors"),
+        (["-e", "instance_type=g5g.xlarge"], "the notebook image is built for linux/amd64 only"),
+        (["-e", "instance_type=inf2.xlarge"], "instance_type: inf2.xlarge has 1 Neuron device (Inferentia2), which nbstack cannot use"),
+        (["-e", "instance_type=trn1.2xlarge"], "for NVIDIA GPUs only"),
+        (["-e", "instance_type=t3.micro"], "instance_type: t3.micro has 1024 MiB of memory, which leaves the notebook container"),
     ],
     ids=[
         "uppercase-prefix",
@@ -139,12 +144,29 @@ def assert_nothing_created(aws: Clients) -> None:
         "group-given-as-a-number",
         "malformed-git-email",
         "old-setting-name",
+        "graviton-instance-type",
+        "graviton-gpu-instance-type",
+        "inferentia-instance-type",
+        "trainium-instance-type",
+        "instance-type-too-small-for-the-container",
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
     run = playbooks.up("alice", *extra)
     assert run.returncode != 0
     assert expected in run.text
+    assert_nothing_created(aws)
+
+
+def test_instance_type_problems_come_with_the_others_and_an_unread_quota_is_a_warning(playbooks: Playbooks, aws: Clients) -> None:
+    """The emulator has no EC2 vCPU quotas (Service Quotas answers NoSuchResource): the run says so and goes on."""
+    run = playbooks.up("alice", "-e", "instance_type=m6g.large", "-e", "notebook_port=80")
+    assert run.returncode != 0
+    assert "2 problems with the settings" in run.text, run.tail()
+    assert "instance_type: m6g.large has arm64 processors" in run.text
+    assert "notebook_port: it is below 1024" in run.text
+    assert "vCPU quota for m6g.large (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances, L-1216C47A)" in run.text
+    assert "could not be read" in run.text
     assert_nothing_created(aws)
 
 

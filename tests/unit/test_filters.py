@@ -70,14 +70,6 @@ def test_full_listener_is_an_error() -> None:
         instance.rule_priority("alice", list(everything))
 
 
-@pytest.mark.parametrize(
-    ("memory", "reserved"),
-    [(16384, 16384 - 1638), (4096, 4096 - 512), (786432, 786432 - 4096), (512, 512)],
-)
-def test_memory_reservation_leaves_room_for_the_host(memory: int, reserved: int) -> None:
-    assert instance.memory_reservation(memory) == reserved
-
-
 def test_invalid_cidrs_are_named() -> None:
     given = ["10.0.0.0/8", "2001:db8::/32", "10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]
     assert settings.invalid_cidrs(given) == ["10.0.0.1", "300.1.1.0/24", "10.0.0.1/24", "office"]

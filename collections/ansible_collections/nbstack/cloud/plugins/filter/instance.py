@@ -38,14 +38,35 @@ def rule_priority(prefix, taken):
     raise AnsibleFilterError("The shared listener has no free rule priority left.")
 
 
-def memory_reservation(memory_mib):
-    """MiB the container reserves: the instance's memory less what the OS and ECS agent need.
+#: MiB the ECS agent keeps out of what it registers (ECS_RESERVED_MEMORY in
+#: the instance template's user data): the agent, Docker and the host's own
+#: services.
+AGENT_RESERVED_MIB = 256
+#: What the reservation leaves to the kernel: a share of the advertised
+#: memory and MiB besides.
+KERNEL_SHARE = 0.06
+KERNEL_MIB = 256
 
-    Leaves 10 % (at least 512 MiB, at most 4 GiB) to the host; ECS reports a
-    little less memory than the instance type's nominal size.
+
+def memory_reservation(memory_mib):
+    """MiB the container reserves: less than ECS registers on any instance of the type.
+
+    ECS registers the memory the kernel reports (MemTotal) less
+    ECS_RESERVED_MEMORY. MemTotal is below the advertised size by the
+    kernel's page tables (about 1.6 %), its code and firmware reservations:
+    207 MiB on an m4.large in the ECS documentation (7985 of 8192), 513 MiB
+    on an inf1.xlarge (7679), about 2.5 % on the largest types; it is taken
+    to be at least 95 % of the advertised memory less 256 MiB. The
+    reservation leaves 6 % and 256 MiB to the kernel and ECS_RESERVED_MEMORY
+    to the agent: a point of the advertised memory below that bound, so the
+    task is placed on every type, from 2 GiB to the largest (the unit tests
+    hold the table). The reservation is a soft limit (MemoryReservation): it
+    decides placement only, and the container may use the instance's whole
+    memory beyond it, so the margin costs nothing. A type too small to leave
+    the container 512 MiB gets less, which the instance template's MinValue
+    refuses and preflight reports.
     """
-    headroom = min(max(int(memory_mib) // 10, 512), 4096)
-    return max(int(memory_mib) - headroom, 512)
+    return int(int(memory_mib) * (1 - KERNEL_SHARE)) - KERNEL_MIB - AGENT_RESERVED_MIB
 
 
 #: The instance template parameter that changes whenever a secret's value does.
