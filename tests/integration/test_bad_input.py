@@ -102,6 +102,12 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_idle=5"], "notebook_idle: it is not a group of keys"),
         (["-e", '{"notebook_git": {"user_name": "x", "user_email": "nope"}}'], "notebook_git.user_email: it must be an e-mail address"),
         (["-e", "notebook_idle_timeout=0"], "notebook_idle_timeout is now notebook_idle.timeout_minutes"),
+        # 31 + "-models-" + 12 + "-" + "eu-west-1" = 61: allowed by the app name's pattern; 35 + 26 = 65 is not.
+        (["-e", "notebook_app_name=" + "a" * 31, "-e", "aws_region=ap-southeast-2"],
+         "notebook_app_name and aws_region: the model bucket would be " + "a" * 31 + "-models-"),
+        (["-e", "notebook_app_name=xn--team"], "notebook_app_name: the model bucket xn--team-models-"),
+        (["-e", "notebook_model_bucket=Models_Bucket"], "notebook_model_bucket"),
+        (["-e", "notebook_model_version_days=0"], "notebook_model_version_days: it is below 1"),
     ],
     ids=[
         "uppercase-prefix",
@@ -139,6 +145,10 @@ def assert_nothing_created(aws: Clients) -> None:
         "group-given-as-a-number",
         "malformed-git-email",
         "old-setting-name",
+        "model-bucket-name-too-long",
+        "model-bucket-name-reserved",
+        "malformed-model-bucket",
+        "model-versions-kept-no-day",
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
