@@ -58,6 +58,7 @@ def test_removing_the_persistent_stack_keeps_the_bucket_and_the_next_up_uses_it(
     first = persistent(aws)
     assert first["outputs"]["ModelBucketName"] == bucket
     assert first["parameters"]["ExistingModelBucket"] == ""
+    assert first["parameters"]["KeptModelBucket"] == "false"
     assert model_bucket_of_the_server(aws, "alice") == bucket
     version = models.save_model({"weights": [1, 2, 3]}, "churn", bucket=bucket, client=aws.s3, prefix="alice")
 
@@ -70,6 +71,7 @@ def test_removing_the_persistent_stack_keeps_the_bucket_and_the_next_up_uses_it(
     again = persistent(aws)
     assert again["outputs"]["ModelBucketName"] == bucket
     assert again["parameters"]["ExistingModelBucket"] == bucket
+    assert again["parameters"]["KeptModelBucket"] == "true"  # its TLS-only policy stays under the stack
     assert model_bucket_of_the_server(aws, "alice") == bucket
     assert models.load_model("churn", version=version, bucket=bucket, client=aws.s3, prefix="alice") == {
         "weights": [1, 2, 3]

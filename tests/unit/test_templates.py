@@ -194,7 +194,7 @@ def test_model_bucket_is_versioned_encrypted_private_and_kept() -> None:
     assert all(properties["PublicAccessBlockConfiguration"].values())
     assert len(properties["PublicAccessBlockConfiguration"]) == 4
     assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
-    (policy,) = resources(template, "AWS::S3::BucketPolicy")
+    (policy,) = of_type(deployed("persistent"), "AWS::S3::BucketPolicy").values()
     deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert json.dumps(policy["Bucket"]) == json.dumps({"Ref": logical})
@@ -215,8 +215,16 @@ def test_model_bucket_has_the_teams_own_name_so_a_new_stack_finds_it() -> None:
 def test_an_existing_model_bucket_is_used_as_it_is() -> None:
     adopted = deployed("persistent", ExistingModelBucket="team-models")
     assert not of_type(adopted, "AWS::S3::Bucket")
-    assert not of_type(adopted, "AWS::S3::BucketPolicy")
+    assert not of_type(adopted, "AWS::S3::BucketPolicy"), "a given bucket's policy is its owner's"
     assert adopted["Outputs"]["ModelBucketName"] == "team-models"
+    # The team's own bucket, kept from an earlier stack, keeps its TLS-only policy.
+    kept = deployed("persistent", ExistingModelBucket="nb-models-123456789012-eu-west-1", KeptModelBucket="true")
+    assert not of_type(kept, "AWS::S3::Bucket")
+    (policy,) = of_type(kept, "AWS::S3::BucketPolicy").values()
+    assert policy["Bucket"] == "nb-models-123456789012-eu-west-1"
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert [r["Fn::Sub"][1]["Name"] for r in deny["Resource"]] == ["nb-models-123456789012-eu-west-1"] * 2
 
 
 def test_model_bucket_expires_replaced_versions_and_abandoned_uploads() -> None:
