@@ -20,6 +20,10 @@ stay as they are for AWS. The list, one entry per property:
   bucket is versioned, and `save_model` refuses a bucket that is not.
 - `AWS::S3::Bucket` update with `Tags` and a generated name (the model
   bucket's): the emulator's update fails looking for `BucketName`.
+- `DeletionPolicy: Retain` on a resource that a stack update removes from
+  the template (the emulator honours it only when the whole stack is
+  deleted): the model bucket that a persistent stack stops managing, when
+  `up.yml` passes it as an existing bucket, stays with its models.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from moto.cloudformation.parsing import ResourceMap
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
@@ -240,6 +245,15 @@ def fill_template_gaps() -> None:
 
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
+
+    # An update that drops a resource from the template deletes it unless its DeletionPolicy is Retain.
+    delete_resource = ResourceMap._delete_resource
+
+    def delete_unless_retained(self: ResourceMap, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        if resource_json.get("DeletionPolicy") != "Retain":
+            delete_resource(self, parsed_resource, resource_json)
+
+    ResourceMap._delete_resource = delete_unless_retained  # type: ignore[method-assign]
     FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
 
 

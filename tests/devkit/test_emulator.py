@@ -47,3 +47,21 @@ def test_a_stacks_bucket_is_versioned_as_its_template_says_on_create_and_update(
     assert cloudformation.describe_stacks(StackName="versioned")["Stacks"][0]["Outputs"][0]["OutputValue"] == bucket
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
     assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "b"}]
+
+
+def test_a_bucket_an_update_drops_from_the_template_is_kept_when_retained(emulator: Emulator) -> None:
+    cloudformation, s3 = emulator.client("cloudformation"), emulator.client("s3")
+    kept = json.loads(bucket_template("Enabled"))
+    kept["Resources"]["ModelBucket"]["DeletionPolicy"] = "Retain"
+    kept["Resources"]["Other"] = {"Type": "AWS::S3::Bucket"}
+    cloudformation.create_stack(StackName="kept", TemplateBody=json.dumps(kept))
+    names = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cloudformation.describe_stack_resources(StackName="kept")["StackResources"]}
+    # Empty: the emulator refuses to delete a bucket with objects in it, whatever its policy.
+
+    # The next template no longer has either bucket (the persistent stack given an existing bucket).
+    cloudformation.update_stack(
+        StackName="kept", TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    )
+    assert cloudformation.describe_stacks(StackName="kept")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert names["ModelBucket"] in buckets and names["Other"] not in buckets

@@ -125,3 +125,23 @@ def test_saving_refuses_a_bucket_without_versioning(s3_env: str, monkeypatch: py
     s3.put_bucket_versioning(Bucket="unversioned", VersioningConfiguration={"Status": "Suspended"})
     with pytest.raises(models.VersioningNotEnabledError, match="Suspended"):
         models.save_model(1, "m", bucket="unversioned")
+
+
+def test_a_large_model_goes_up_in_parts_and_keeps_its_versions(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3's smallest part is 5 MiB: an 11 MiB model above a 5 MiB threshold takes three parts.
+    monkeypatch.setattr(models, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    monkeypatch.setattr(models, "PART_SIZE", 5 * 1024 * 1024)
+    weights = os.urandom(11 * 1024 * 1024)
+    first = models.save_model({"weights": weights}, "big", bucket=bucket)
+    second = models.save_model({"weights": weights[::-1]}, "big", bucket=bucket)
+
+    s3 = boto3.client("s3")
+    head = s3.head_object(Bucket=bucket, Key="models/alice/big", VersionId=first)
+    # A multipart object's ETag ends in -<number of parts>; a single PUT's has none.
+    assert head["ETag"].strip('"').endswith("-3")
+    assert head["Metadata"]["nbstack-writer"] == "alice"
+    assert head["ContentType"] == "application/x-python-pickle"
+    assert [v.version for v in models.list_versions("big", bucket=bucket)] == [second, first]
+    assert models.load_model("big", version=first, bucket=bucket) == {"weights": weights}
+    assert models.load_model("big", bucket=bucket) == {"weights": weights[::-1]}
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)

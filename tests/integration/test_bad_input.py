@@ -107,6 +107,12 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "instance_type=inf2.xlarge"], "instance_type: inf2.xlarge has 1 Neuron device (Inferentia2), which nbstack cannot use"),
         (["-e", "instance_type=trn1.2xlarge"], "for NVIDIA GPUs only"),
         (["-e", "instance_type=t3.micro"], "instance_type: t3.micro has 1024 MiB of memory, which leaves the notebook container"),
+        # 31 + "-models-" + 12 + "-" + "eu-west-1" = 61: allowed by the app name's pattern; 35 + 26 = 65 is not.
+        (["-e", "notebook_app_name=" + "a" * 31, "-e", "aws_region=ap-southeast-2"],
+         "notebook_app_name and aws_region: the model bucket would be " + "a" * 31 + "-models-"),
+        (["-e", "notebook_app_name=xn--team"], "notebook_app_name: the model bucket xn--team-models-"),
+        (["-e", "notebook_model_bucket=Models_Bucket"], "notebook_model_bucket"),
+        (["-e", "notebook_model_version_days=0"], "notebook_model_version_days: it is below 1"),
     ],
     ids=[
         "uppercase-prefix",
@@ -149,6 +155,10 @@ def assert_nothing_created(aws: Clients) -> None:
         "inferentia-instance-type",
         "trainium-instance-type",
         "instance-type-too-small-for-the-container",
+        "model-bucket-name-too-long",
+        "model-bucket-name-reserved",
+        "malformed-model-bucket",
+        "model-versions-kept-no-day",
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:

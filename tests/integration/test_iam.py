@@ -133,6 +133,31 @@ def test_models_are_written_under_ones_own_prefix_and_read_team_wide(
     assert latest["Metadata"]["nbstack-writer"] == OTHER
 
 
+def test_a_large_model_goes_up_in_parts_under_ones_own_prefix_only(
+    iam_emulator: Emulator, outputs: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    env = container_env(iam_emulator, outputs[ME])
+    bucket = env["NBSTACK_MODEL_BUCKET"]
+    erin = as_task(iam_emulator, outputs[ME]["TaskRoleArn"], monkeypatch).client("s3", endpoint_url=iam_emulator.url)
+    monkeypatch.setenv("NBSTACK_PREFIX", env["NBSTACK_PREFIX"])
+    # S3's smallest part is 5 MiB: 11 MiB above a 5 MiB threshold is a three-part upload.
+    in_parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    weights = bytes(11 * 1024 * 1024)
+
+    with iam_emulator.iam_enforced():
+        version = models.save_model({"weights": weights}, "large", bucket=bucket, client=erin, transfer_config=in_parts)
+        assert models.load_model("large", version=version, bucket=bucket, client=erin) == {"weights": weights}
+        # A failed transfer aborts its own parts; nobody else's.
+        own = erin.create_multipart_upload(Bucket=bucket, Key=f"models/{ME}/interrupted")["UploadId"]
+        erin.abort_multipart_upload(Bucket=bucket, Key=f"models/{ME}/interrupted", UploadId=own)
+        assert denied(erin.create_multipart_upload, Bucket=bucket, Key=f"models/{OTHER}/large")
+    head = iam_emulator.client("s3").head_object(Bucket=bucket, Key=f"models/{ME}/large", VersionId=version)
+    assert head["ETag"].strip('"').endswith("-3")
+    assert "Uploads" not in iam_emulator.client("s3").list_multipart_uploads(Bucket=bucket)
+
+
 def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
     iam_emulator: Emulator, outputs: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,6 +40,20 @@ def test_the_subnets_are_planned_inside_another_range(made: PlaybookRun, aws: Cl
     assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
 
 
+def test_the_private_subnets_reach_s3_through_a_gateway_endpoint(made: PlaybookRun, aws: Clients) -> None:
+    vpc = {item["OutputKey"]: item["OutputValue"] for item in network(aws)["Outputs"]}["VpcId"]
+    (endpoint,) = aws.ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]
+    assert endpoint["ServiceName"] == "com.amazonaws.eu-west-1.s3"
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    # The private subnets are the ones whose default route is the NAT gateway (the emulator does
+    # not list a template's subnet associations): S3 takes the endpoint there, not the NAT.
+    tables = aws.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    nat_routed = [t for t in tables if any("NatGatewayId" in r for r in t["Routes"])]
+    assert nat_routed and set(endpoint["RouteTableIds"]) == {t["RouteTableId"] for t in nat_routed}
+    for table in nat_routed:
+        assert [r["GatewayId"] for r in table["Routes"] if "DestinationPrefixListId" in r] == [endpoint["VpcEndpointId"]]
+
+
 def test_another_range_for_the_existing_vpc_is_refused(made: PlaybookRun, playbooks: Playbooks, aws: Clients) -> None:
     before = network(aws)
     run = playbooks.up("alice", "-e", "notebook_vpc_cidr=10.9.0.0/16")

@@ -194,10 +194,70 @@ def test_model_bucket_is_versioned_encrypted_private_and_kept() -> None:
     assert all(properties["PublicAccessBlockConfiguration"].values())
     assert len(properties["PublicAccessBlockConfiguration"]) == 4
     assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
-    (policy,) = resources(template, "AWS::S3::BucketPolicy")
+    (policy,) = of_type(deployed("persistent"), "AWS::S3::BucketPolicy").values()
     deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert json.dumps(policy["Bucket"]) == json.dumps({"Ref": logical})
+
+
+def test_model_bucket_has_the_teams_own_name_so_a_new_stack_finds_it() -> None:
+    created = deployed("persistent")
+    (logical,) = of_type(created, "AWS::S3::Bucket")
+    bucket = created["Resources"][logical]["Properties"]
+    assert bucket["BucketName"] == {"Fn::Sub": "${AppName}-models-${AWS::AccountId}-${AWS::Region}"}
+    assert created["Outputs"]["ModelBucketName"] == {"Ref": logical}
+    # The policy stays with the retained bucket; deleting it would leave the kept bucket without TLS enforcement.
+    (policy_logical,) = of_type(created, "AWS::S3::BucketPolicy")
+    policy = load("persistent")["Resources"][policy_logical]
+    assert policy["DeletionPolicy"] == "Retain" and policy["UpdateReplacePolicy"] == "Retain"
+
+
+def test_an_existing_model_bucket_is_used_as_it_is() -> None:
+    adopted = deployed("persistent", ExistingModelBucket="team-models")
+    assert not of_type(adopted, "AWS::S3::Bucket")
+    assert not of_type(adopted, "AWS::S3::BucketPolicy"), "a given bucket's policy is its owner's"
+    assert adopted["Outputs"]["ModelBucketName"] == "team-models"
+    # The team's own bucket, kept from an earlier stack, keeps its TLS-only policy.
+    kept = deployed("persistent", ExistingModelBucket="nb-models-123456789012-eu-west-1", KeptModelBucket="true")
+    assert not of_type(kept, "AWS::S3::Bucket")
+    (policy,) = of_type(kept, "AWS::S3::BucketPolicy").values()
+    assert policy["Bucket"] == "nb-models-123456789012-eu-west-1"
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert [r["Fn::Sub"][1]["Name"] for r in deny["Resource"]] == ["nb-models-123456789012-eu-west-1"] * 2
+
+
+def test_model_bucket_expires_replaced_versions_and_abandoned_uploads() -> None:
+    template = load("persistent")
+    (bucket,) = resources(template, "AWS::S3::Bucket")
+    rules = [r for r in bucket["LifecycleConfiguration"]["Rules"] if r["Status"] == "Enabled"]
+    assert all("Prefix" not in r and "TagFilters" not in r for r in rules), "every rule covers the whole bucket"
+    (noncurrent,) = [r["NoncurrentVersionExpiration"] for r in rules if "NoncurrentVersionExpiration" in r]
+    assert noncurrent == {"NoncurrentDays": {"Ref": "ModelVersionRetentionDays"}}
+    assert template["Parameters"]["ModelVersionRetentionDays"]["Default"] == 30
+    (abort,) = [r["AbortIncompleteMultipartUpload"] for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert abort == {"DaysAfterInitiation": 7}
+    # The latest version of a model is never expired.
+    assert not [r for r in rules if "ExpirationInDays" in r or "ExpirationDate" in r]
+
+
+def test_private_subnets_reach_s3_through_a_gateway_endpoint() -> None:
+    template = load("network")
+    nat_tables = {
+        json.dumps(r["Properties"]["RouteTableId"])
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EC2::Route" and "NatGatewayId" in r["Properties"]
+    }
+    private_tables = {
+        json.dumps(r["Properties"]["RouteTableId"])
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::EC2::SubnetRouteTableAssociation" and "Private" in logical
+    }
+    assert nat_tables and private_tables == nat_tables
+    (endpoint,) = resources(template, "AWS::EC2::VPCEndpoint")
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert endpoint["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}
+    assert {json.dumps(t) for t in endpoint["RouteTableIds"]} == private_tables
 
 
 def statements(role: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -255,7 +315,7 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     assert granted == sorted([
         "autoscaling:SetDesiredCapacity",
         "ecs:DescribeServices", "ecs:TagResource",
-        "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
+        "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
         "s3:ListBucket", "s3:ListBucketVersions", "s3:PutObject",
     ])
     assert all(s["Resource"] != "*" for s in found.values())
@@ -292,7 +352,8 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
 def test_the_task_role_writes_models_only_under_its_prefix_and_lists_only_models() -> None:
     found = statements(load("instance")["Resources"]["TaskRole"])
     assert sub(found["WriteOwnModels"]["Resource"]).endswith(":s3:::${Bucket}/models/${Prefix}/*")
-    assert actions(found["WriteOwnModels"]) == ["s3:PutObject"]
+    # PutObject covers a multipart upload's create, parts and completion; a failed one aborts its own parts.
+    assert actions(found["WriteOwnModels"]) == ["s3:PutObject", "s3:AbortMultipartUpload"]
     assert sub(found["ReadTeamModels"]["Resource"]).endswith(":s3:::${Bucket}/models/*")
     assert found["ListTeamModels"]["Condition"] == {"StringLike": {"s3:prefix": "models/*"}}
     assert "s3:GetBucketVersioning" in actions(found["ModelBucket"])

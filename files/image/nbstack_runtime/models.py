@@ -19,6 +19,11 @@ and before reading its body, an object that another person wrote unless the call
 one its key names. The bucket must have versioning enabled, so saving
 under an existing name adds a version and never loses the previous one;
 save_model refuses to write otherwise.
+
+A model larger than MULTIPART_THRESHOLD goes up in parts (boto3's managed
+transfer), so its size is not bounded by a single PUT's 5 GB; parts of an
+upload that fails are aborted, and the bucket's lifecycle rule removes what
+an interrupted process leaves behind.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 WRITER_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,27}")
 #: Object metadata that records who wrote a model.
 WRITER_METADATA = "nbstack-writer"
+#: Pickles from this size on are uploaded in parts of PART_SIZE (boto3
+#: raises the part size itself when a model would need over 10,000 parts).
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+PART_SIZE = 64 * 1024 * 1024
 
 
 class ModelStoreError(Exception):
@@ -135,8 +144,20 @@ def _check_bucket(client: Any, bucket: str) -> None:
         )
 
 
-def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = None, prefix: str | None = None) -> str:
-    """Pickle `obj` to models/<your prefix>/<name>; return the new S3 version id."""
+def save_model(
+    obj: Any,
+    name: str,
+    *,
+    bucket: str | None = None,
+    client: Any = None,
+    prefix: str | None = None,
+    transfer_config: Any = None,
+) -> str:
+    """Pickle `obj` to models/<your prefix>/<name>; return the new S3 version id.
+
+    `transfer_config` (a boto3.s3.transfer.TransferConfig) overrides when
+    and in what parts a large model is uploaded.
+    """
     me = _me(prefix)
     writer, model = _split(name, me)
     if writer != me:
@@ -147,17 +168,48 @@ def save_model(obj: Any, name: str, *, bucket: str | None = None, client: Any = 
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as body:
         pickle.dump(obj, body, protocol=pickle.HIGHEST_PROTOCOL)
         body.seek(0)
-        response = client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/x-python-pickle",
-            Metadata={"nbstack-format": "pickle", WRITER_METADATA: me},
-        )
-    version = response.get("VersionId")
+        version = _upload(client, body, bucket, key, me, transfer_config)
     if not version or version == "null":
         raise VersioningNotEnabledError(f"bucket {bucket!r} returned no version id for {key}")
-    return str(version)
+    return version
+
+
+def _upload(client: Any, body: Any, bucket: str, key: str, writer: str, transfer_config: Any) -> str:
+    """Upload with boto3's managed transfer (one PUT or a multipart upload); the new version's id.
+
+    The managed transfer returns nothing, so the version id is read from
+    the response of the call that creates the object (PutObject, or
+    CompleteMultipartUpload for a multipart upload), seen through the
+    client's event hooks while the transfer runs.
+    """
+    from boto3.s3.transfer import TransferConfig
+
+    versions: list[str] = []
+
+    def record(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("VersionId") and parsed.get("Key", key) == key:
+            versions.append(str(parsed["VersionId"]))
+
+    hook_id = f"nbstack-model-version-{id(versions)}"
+    events = client.meta.events
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        events.register(f"after-call.s3.{operation}", record, unique_id=f"{hook_id}-{operation}")
+    try:
+        client.upload_fileobj(
+            body,
+            bucket,
+            key,
+            ExtraArgs={
+                "ContentType": "application/x-python-pickle",
+                "Metadata": {"nbstack-format": "pickle", WRITER_METADATA: writer},
+            },
+            Config=transfer_config
+            or TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE),
+        )
+    finally:
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            events.unregister(f"after-call.s3.{operation}", unique_id=f"{hook_id}-{operation}")
+    return versions[-1] if versions else ""
 
 
 def load_model(

@@ -6,7 +6,8 @@ One pass of describe calls (CloudFormation, ECS, Auto Scaling, EC2); the
 status_rows filter turns the facts into rows with states and costs. Stacks
 are known by their tags (contract.stack_kind), so a stack renamed or made by
 hand with the same template is found too; deleted ones (CloudFormation
-remembers them for 90 days) are reported as absent.
+remembers them for 90 days) are reported as absent, read from ListStacks's
+summaries (one call per page) by their name and template description.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ network:
   returned: success
 """
 
+import re
 from datetime import datetime, timezone
 
 try:
@@ -97,7 +99,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.contract import PREFIX_TAG, stack_kind, stack_name
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import (
+    PREFIX_PATTERN,
+    PREFIX_TAG,
+    reserved_prefix,
+    stack_kind,
+    stack_name,
+)
 
 
 def when(value):
@@ -126,21 +134,49 @@ def all_stacks(cloudformation):
 
 @AWSRetry.jittered_backoff()
 def deleted_stacks(cloudformation):
-    return cloudformation.get_paginator("list_stacks").paginate(StackStatusFilter=["DELETE_COMPLETE"]).build_full_result()["StackSummaries"]
+    """Summaries of the region's deleted stacks: one ListStacks call per page, no describe per stack."""
+    paginator = cloudformation.get_paginator("list_stacks")
+    return paginator.paginate(StackStatusFilter=["DELETE_COMPLETE"]).build_full_result()["StackSummaries"]
 
 
-def deleted_stack_ids(cloudformation, app):
-    """Latest deleted stack per name that could be a person's stack of this app."""
-    shared = {stack_name(app, "persistent"), stack_name(app, "network")}
-    latest: dict[str, dict] = {}
-    for summary in deleted_stacks(cloudformation):
+#: How the instance template's Description starts (files/cloudformation/instance.yml):
+#: a deleted stack's summary has no tags, but it has the description.
+INSTANCE_DESCRIPTION_START = "nbstack notebook server for one person"
+
+
+def deleted_instances(cloudformation, app, live_names):
+    """{prefix: deletion time} of the app's deleted person stacks, latest per prefix, from the summaries alone.
+
+    CloudFormation keeps deleted stacks for 90 days and ListStacks returns
+    them a page at a time, but without tags: a summary is a person's stack
+    of this app when its template is the instance template and its name is
+    <app>-<prefix> with a valid prefix. A name that another app of the
+    account explains (<app>-x-<prefix>, where <app>-x has a persistent or
+    network stack, now or deleted) is that app's.
+    """
+    summaries = deleted_stacks(cloudformation)
+    own = {stack_name(app, "persistent"), stack_name(app, "network")}
+    other_apps = {
+        name.rsplit("-", 1)[0]
+        for name in [*live_names, *(s["StackName"] for s in summaries)]
+        if name.startswith(app + "-") and name not in own and name.endswith(("-persistent", "-network"))
+    }
+    found: dict[str, str | None] = {}
+    for summary in summaries:
         name = summary["StackName"]
-        if not name.startswith(app + "-") or name in shared:
+        prefix = name[len(app) + 1 :]
+        if (
+            not name.startswith(app + "-")
+            or not str(summary.get("TemplateDescription") or "").startswith(INSTANCE_DESCRIPTION_START)
+            or not re.match(PREFIX_PATTERN, prefix)
+            or reserved_prefix(prefix)
+            or any(name.startswith(other + "-") for other in other_apps)
+        ):
             continue
-        seen = latest.get(name)
-        if seen is None or summary.get("DeletionTime") and summary["DeletionTime"] > seen["DeletionTime"]:
-            latest[name] = summary
-    return [summary["StackId"] for summary in latest.values()]
+        deleted = when(summary.get("DeletionTime"))
+        if prefix not in found or (deleted or "") > (found[prefix] or ""):
+            found[prefix] = deleted
+    return found
 
 
 def service_facts(ecs, cluster, name):
@@ -199,11 +235,8 @@ def read(module, app, details):
         elif kind:
             by_kind[kind] = stack
     if details:
-        for stack_id in deleted_stack_ids(cloudformation, app):
-            for stack in map(stack_facts, cloudformation.describe_stacks(StackName=stack_id, aws_retry=True)["Stacks"]):
-                prefix = stack["tags"].get(PREFIX_TAG)
-                if stack_kind(stack["name"], stack["tags"], app) == "instance" and prefix not in instances:
-                    instances[prefix] = {"prefix": prefix, "stack": None, "deleted": stack["deleted"]}
+        for prefix, deleted in deleted_instances(cloudformation, app, [stack["name"] for stack in stacks]).items():
+            instances.setdefault(prefix, {"prefix": prefix, "stack": None, "deleted": deleted})
     for prefix in module.params["prefixes"]:
         instances.setdefault(prefix, {"prefix": prefix, "stack": None})
     if details:

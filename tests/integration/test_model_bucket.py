@@ -1,0 +1,83 @@
+"""The model bucket outlives the persistent stack: a new stack finds the same bucket, models included.
+
+The team brings its own VPC here, as in test_given_network.py: the
+emulator cannot delete a network stack's VPC (it leaves interfaces
+behind), and `down.yml -e persistent=absent` deletes every stack.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from team import APP
+
+from nbstack_devkit.emulator import Clients, Emulator
+from nbstack_devkit.playbooks import Playbooks, ok
+from nbstack_runtime import models
+
+
+@pytest.fixture(scope="module")
+def network(emulator: Emulator, aws: Clients) -> list[str]:
+    """A VPC of the team's own, given to up.yml."""
+    emulator.reset()
+    vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
+            "SubnetId"
+        ]
+        for n, zone in enumerate("abc")
+    ]
+    address = aws.ec2.allocate_address(Domain="vpc")
+    aws.ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=address["AllocationId"])
+    given = {"notebook_vpc_id": vpc, "notebook_public_subnet_ids": subnets[:2], "notebook_private_subnet_ids": subnets[2:]}
+    return ["-e", json.dumps(given)]
+
+
+def persistent(aws: Clients) -> dict[str, dict[str, str]]:
+    stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]
+    return {
+        "parameters": {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]},
+        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]},
+    }
+
+
+def model_bucket_of_the_server(aws: Clients, prefix: str) -> str:
+    stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-{prefix}")["Stacks"][0]
+    definition = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "TaskDefinitionArn")
+    container = aws.ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"][0]
+    return next(e["value"] for e in container["environment"] if e["name"] == "NBSTACK_MODEL_BUCKET")
+
+
+def test_removing_the_persistent_stack_keeps_the_bucket_and_the_next_up_uses_it(
+    network: list[str], playbooks: Playbooks, aws: Clients
+) -> None:
+    ok(playbooks.up("alice", *network))
+    account = aws.sts.get_caller_identity()["Account"]
+    bucket = f"{APP}-models-{account}-eu-west-1"
+    first = persistent(aws)
+    assert first["outputs"]["ModelBucketName"] == bucket
+    assert first["parameters"]["ExistingModelBucket"] == ""
+    assert first["parameters"]["KeptModelBucket"] == "false"
+    assert model_bucket_of_the_server(aws, "alice") == bucket
+    version = models.save_model({"weights": [1, 2, 3]}, "churn", bucket=bucket, client=aws.s3, prefix="alice")
+
+    ok(playbooks.down("alice", "-e", "persistent=absent"))
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []
+    assert bucket in {b["Name"] for b in aws.s3.list_buckets()["Buckets"]}
+
+    run = ok(playbooks.up("alice", *network))
+    assert f"The model bucket {bucket} exists outside the persistent stack" in run.text
+    again = persistent(aws)
+    assert again["outputs"]["ModelBucketName"] == bucket
+    assert again["parameters"]["ExistingModelBucket"] == bucket
+    assert again["parameters"]["KeptModelBucket"] == "true"  # its TLS-only policy stays under the stack
+    assert model_bucket_of_the_server(aws, "alice") == bucket
+    assert models.load_model("churn", version=version, bucket=bucket, client=aws.s3, prefix="alice") == {
+        "weights": [1, 2, 3]
+    }
+    assert [b["Name"] for b in aws.s3.list_buckets()["Buckets"] if "-models-" in b["Name"]] == [bucket]
+
+    # Every later run finds it the same way and leaves the stack as it is.
+    ok(playbooks.up("alice", *network))
+    assert persistent(aws) == again
