@@ -69,6 +69,11 @@ def test_a_vpc_change_is_refused_while_any_instance_stack_exists() -> None:
     assert "down.yml -e persistent=absent" in problem
 
 
+def test_a_vpc_change_is_one_problem_though_the_subnets_move_with_it() -> None:
+    (problem,) = export_problems(stacks(EARLIER), wanted(VpcId="vpc-0b", PrivateSubnetIds=["subnet-0b"]), SETTINGS)
+    assert problem.startswith("notebook_vpc_id:")
+
+
 def test_without_instance_stacks_or_a_persistent_stack_nothing_is_in_use() -> None:
     change = wanted(VpcId="vpc-0b", NotebookPort=9000)
     assert export_problems(stacks(), change, SETTINGS) == []

@@ -56,6 +56,7 @@ def export_problems(stacks, wanted, settings):
         return []
     instances = (stacks or {}).get("instances") or []
     problems = []
+    vpc_blocked = False
     for parameter, exports in EXPORTS_OF.items():
         if parameter not in wanted or parameter not in held:
             continue
@@ -64,8 +65,10 @@ def export_problems(stacks, wanted, settings):
         if before == after:
             continue
         importers = _importers(instances, parameter)
-        if not importers:
+        # Subnets move with the VPC: the VPC's problem says all there is to do.
+        if not importers or parameter == "PrivateSubnetIds" and vpc_blocked:
             continue
+        vpc_blocked = vpc_blocked or parameter == "VpcId"
         setting = settings.get(parameter, parameter)
         names = ", ".join(f"{persistent['name']}-{export}" for export in exports)
         importing = f"{counted(len(importers), 'instance stack')} ({_named(importers)})"
