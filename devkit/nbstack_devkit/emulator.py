@@ -24,6 +24,12 @@ stay as they are for AWS. The list, one entry per property:
   the template (the emulator honours it only when the whole stack is
   deleted): the model bucket that a persistent stack stops managing, when
   `up.yml` passes it as an existing bucket, stays with its models.
+- `AWS::ElasticLoadBalancingV2::TargetGroup` update (a person's group
+  after a change of notebook_port or notebook_health_port): the emulator
+  has no update for it and drops the group from the stack. As on AWS, a
+  new port, protocol, VPC or target type makes a new group (the old one is
+  left in the emulator: CloudFormation deletes it once the rule no longer
+  forwards to it), and the health check is modified in place.
 """
 
 from __future__ import annotations
@@ -243,6 +249,7 @@ def fill_template_gaps() -> None:
         _apply_versioning(bucket, cloudformation_json)
         return bucket
 
+    _follow_target_group_updates()
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
 
@@ -255,6 +262,38 @@ def fill_template_gaps() -> None:
 
     ResourceMap._delete_resource = delete_unless_retained  # type: ignore[method-assign]
     FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
+
+
+def _follow_target_group_updates() -> None:
+    """Give the emulator's target group the CloudFormation update it lacks (the module's list)."""
+    from moto.elbv2.models import FakeTargetGroup, elbv2_backends
+
+    #: Properties whose change replaces a target group, with the emulator's attribute for each.
+    replacing = {"Port": "port", "Protocol": "protocol", "VpcId": "vpc_id", "TargetType": "target_type"}
+
+    def update_target_group(
+        cls: type[FakeTargetGroup],
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json.get("Properties") or {}
+        if any(key in properties and str(properties[key]) != str(getattr(original_resource, attribute, "")) for key, attribute in replacing.items()):
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return elbv2_backends[account_id][region_name].modify_target_group(
+            original_resource.arn,
+            health_check_proto=properties.get("HealthCheckProtocol"),
+            health_check_port=properties.get("HealthCheckPort"),
+            health_check_path=properties.get("HealthCheckPath"),
+            health_check_interval=properties.get("HealthCheckIntervalSeconds"),
+            health_check_timeout=properties.get("HealthCheckTimeoutSeconds"),
+            healthy_threshold_count=properties.get("HealthyThresholdCount"),
+            unhealthy_threshold_count=properties.get("UnhealthyThresholdCount"),
+        )
+
+    FakeTargetGroup.update_from_cloudformation_json = classmethod(update_target_group)  # type: ignore[method-assign,assignment]
 
 
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:

@@ -444,3 +444,88 @@ def test_no_template_has_a_secret_parameter() -> None:
     for name in ("network", "persistent", "instance"):
         for key in load(name)["Parameters"]:
             assert not any(word in key.lower() for word in ("password", "token")) or key.endswith("SecretArn"), key
+
+
+# ------------------------------------------- exports and the settings behind them
+# CloudFormation refuses to change (or remove) an export while a stack imports
+# it. Every up.yml applies the persistent stack first, so an instance stack
+# importing a value that a team-wide setting changes would stop everyone's
+# up.yml once that setting changed. The emulator does not enforce the rule.
+
+# Imported values that follow a setting on purpose: the VPC cannot change
+# under an existing load balancer, so preflight refuses it while instance
+# stacks exist (roles/preflight/tasks/exports.yml).
+IMPORTED_WITH_THE_VPC = {"VpcId", "InstanceSecurityGroupId"}
+
+
+def imported_exports(template: dict[str, Any]) -> set[str]:
+    """Output keys of the persistent stack that a template imports (`${PersistentStackName}-<Key>`)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if set(node) == {"Fn::ImportValue"}:
+                name = node["Fn::ImportValue"]
+                assert set(name) == {"Fn::Sub"} and name["Fn::Sub"].startswith("${PersistentStackName}-"), name
+                found.add(name["Fn::Sub"].removeprefix("${PersistentStackName}-"))
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(template["Resources"])
+    walk(template["Outputs"])
+    return found
+
+
+def parameters_in(node: Any, parameters: set[str]) -> set[str]:
+    """The parameters a value refers to: Ref, and ${Name} in a Sub."""
+    text = json.dumps(node)
+    return {p for p in parameters if json.dumps({"Ref": p}) in text or "${" + p + "}" in text}
+
+
+def test_the_instance_stack_imports_no_value_a_setting_changes() -> None:
+    persistent = load("persistent")
+    imported = imported_exports(load("instance"))
+    assert imported, "the instance stack imports nothing: the test reads the wrong form"
+    for key in imported - IMPORTED_WITH_THE_VPC:
+        output = persistent["Outputs"][key]
+        assert "Export" in output, key
+        settings = parameters_in(output["Value"], set(persistent["Parameters"]) - {"AppName"})
+        assert not settings, f"the instance stack imports {key}, which follows the parameters {settings}"
+    assert not imported & {"NotebookPort", "HealthPort", "PrivateSubnetIds", "NotebookUrlBase"}
+
+
+def test_ports_and_subnets_reach_the_instance_stack_as_parameters() -> None:
+    template = load("instance")
+    (group,) = resources(template, "AWS::AutoScaling::AutoScalingGroup")
+    assert group["VPCZoneIdentifier"] == {"Ref": "PrivateSubnetIds"}
+    (target,) = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert (target["Port"], target["HealthCheckPort"]) == ({"Ref": "NotebookPort"}, {"Ref": "HealthPort"})
+    (task,) = resources(template, "AWS::ECS::TaskDefinition")
+    (container,) = task["ContainerDefinitions"]
+    assert [(m["ContainerPort"], m["HostPort"]) for m in container["PortMappings"]] == [
+        ({"Ref": "NotebookPort"}, {"Ref": "NotebookPort"}),
+        ({"Ref": "HealthPort"}, {"Ref": "HealthPort"}),
+    ]
+    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert environment["NBSTACK_NOTEBOOK_PORT"] == {"Ref": "NotebookPort"}
+    assert environment["NBSTACK_HEALTH_PORT"] == {"Ref": "HealthPort"}
+    (service,) = resources(template, "AWS::ECS::Service")
+    assert [b["ContainerPort"] for b in service["LoadBalancers"]] == [{"Ref": "NotebookPort"}]
+
+
+def test_the_instance_role_passes_the_persistent_stacks_outputs_as_those_parameters() -> None:
+    """The values come from the persistent stack (what the team's settings made), not from the caller's checkout."""
+    import yaml
+
+    tasks = yaml.safe_load((ROOT / "roles" / "instance" / "tasks" / "present.yml").read_text())
+    (worked_out,) = [task for task in tasks if task["name"] == "Work out the parameters of the instance stack"]
+    fixed = worked_out["vars"]["instance__fixed"]
+    persistent = load("persistent")
+    instance = load("instance")
+    for key in ("NotebookPort", "HealthPort", "PrivateSubnetIds", "NotebookUrlBase"):
+        assert key in persistent["Outputs"] and key in instance["Parameters"], key
+        assert f"instance_persistent_outputs.{key} " in fixed[key], (key, fixed[key])

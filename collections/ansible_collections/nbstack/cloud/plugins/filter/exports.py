@@ -1,0 +1,100 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Team-wide changes that the persistent stack's exports in use would block.
+
+CloudFormation refuses to change or remove an export while any stack imports
+it, and up.yml applies the persistent stack before a person's instance
+stack: a change of a setting behind an export in use would fail half-way,
+and would go on failing for everyone's up.yml until the setting is set back.
+This finds such changes before anything is written.
+
+Which stacks import what is read from their parameters (the emulator the
+tests use has no ListImports): an instance stack takes the ports and the
+private subnets as parameters of the same names as the persistent stack's,
+and one without such a parameter (made by an earlier nbstack) imports that
+export instead; every instance stack imports the VPC's exports (the VPC and
+the instance security group, which the VPC replaces).
+
+Documentation: one .yml per filter beside this file.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.nbstack.cloud.plugins.filter.stack import stored_parameter_value
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
+from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value
+
+#: Persistent stack parameters a setting changes, with the exports whose value follows each.
+EXPORTS_OF = {
+    "VpcId": ("VpcId", "InstanceSecurityGroupId"),
+    "PrivateSubnetIds": ("PrivateSubnetIds",),
+    "NotebookPort": ("NotebookPort",),
+    "HealthPort": ("HealthPort",),
+}
+
+
+def _importers(instances, parameter):
+    stacks = [entry["stack"] for entry in instances if entry.get("stack")]
+    if parameter == "VpcId":
+        return stacks
+    return [stack for stack in stacks if parameter not in (stack.get("parameters") or {})]
+
+
+def _named(stacks):
+    return ", ".join(sorted(stack["name"] for stack in stacks))
+
+
+def export_problems(stacks, wanted, settings):
+    """One problem per wanted parameter value whose change exports in use would block.
+
+    ``stacks``: what nbstack.cloud.status_info returns (details false);
+    ``wanted``: the persistent stack's parameters as this run would send
+    them; ``settings``: the setting behind each parameter, for the message.
+    """
+    persistent = (stacks or {}).get("persistent") or {}
+    held = persistent.get("parameters") or {}
+    if not held or persistent.get("status") == "ROLLBACK_COMPLETE":
+        return []
+    instances = (stacks or {}).get("instances") or []
+    problems = []
+    vpc_blocked = False
+    for parameter, exports in EXPORTS_OF.items():
+        if parameter not in wanted or parameter not in held:
+            continue
+        before = stored_parameter_value(held[parameter])
+        after = parameter_value(wanted[parameter])
+        if before == after:
+            continue
+        importers = _importers(instances, parameter)
+        # Subnets move with the VPC: the VPC's problem says all there is to do.
+        if not importers or parameter == "PrivateSubnetIds" and vpc_blocked:
+            continue
+        vpc_blocked = vpc_blocked or parameter == "VpcId"
+        setting = settings.get(parameter, parameter)
+        names = ", ".join(f"{persistent['name']}-{export}" for export in exports)
+        importing = f"{counted(len(importers), 'instance stack')} ({_named(importers)})"
+        verb = "imports" if len(importers) == 1 else "import"
+        if parameter == "VpcId":
+            problems.append(
+                f"{setting}: the network would move from {before} to {after}, but a load balancer cannot move to"
+                f" another VPC, and {importing} {verb} the current one's exports ({names}), which CloudFormation"
+                f" refuses to change while they are in use. Set the network settings back to {before} and its"
+                " subnets; or, to move the team, take every server down first (down.yml -e prefix=PREFIX for each"
+                " of them), then the shared stacks (down.yml -e persistent=absent; the model bucket is kept), and"
+                " run up.yml with the new network"
+            )
+        else:
+            problems.append(
+                f"{setting}: changing it from {before} to {after} changes the persistent stack's export {names},"
+                f" which {importing} made by an earlier nbstack still {verb}, and CloudFormation refuses to change"
+                " an export in use (every up.yml would fail until the setting is set back). Each of those stacks"
+                f" stops importing it when its owner runs up.yml once with the current setting ({before}), or when"
+                " down.yml -e prefix=PREFIX removes it; then change the setting"
+            )
+    return problems
+
+
+class FilterModule:
+    """Exports in use."""
+
+    def filters(self):
+        return {"export_problems": export_problems}
