@@ -20,6 +20,10 @@ stay as they are for AWS. The list, one entry per property:
   bucket is versioned, and `save_model` refuses a bucket that is not.
 - `AWS::S3::Bucket` update with `Tags` and a generated name (the model
   bucket's): the emulator's update fails looking for `BucketName`.
+
+CloudFormation calls the emulator lacks (termination protection, continuing
+a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
+here; that module lists them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import boto3
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
+from .emulator_api import fill_api_gaps
 from .waits import free_port, wait_until
 
 REGION = "eu-west-1"
@@ -215,6 +220,7 @@ def fill_template_gaps() -> None:
     resource, which still does everything it did; applying it twice changes
     nothing.
     """
+    fill_api_gaps()
     if getattr(FakeBucket, "_nbstack_gaps_filled", False):
         return
     create = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
