@@ -16,6 +16,7 @@ import difflib
 import hashlib
 
 from ansible_collections.nbstack.cloud.plugins.filter.stack import stored_parameter_value
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value
 
 
@@ -35,8 +36,8 @@ def _template_difference(name, path, stored, wanted):
 
     return {
         "setting": path,
-        "stack": f"the {name} stack's template (sha256 {digest(before)})",
-        "checkout": f"this checkout's (sha256 {digest(after)}, {max(changed, 1)} lines differ)",
+        "stack": f"a template with sha256 {digest(before)} in the {name} stack",
+        "checkout": f"one with sha256 {digest(after)} ({counted(max(changed, 1), 'line')} changed)",
     }
 
 
