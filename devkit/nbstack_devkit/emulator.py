@@ -30,6 +30,10 @@ stay as they are for AWS. The list, one entry per property:
   new port, protocol, VPC or target type makes a new group (the old one is
   left in the emulator: CloudFormation deletes it once the rule no longer
   forwards to it), and the health check is modified in place.
+
+CloudFormation calls the emulator lacks (termination protection, continuing
+a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
+here; that module lists them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from moto.cloudformation.parsing import ResourceMap
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
+from .emulator_api import fill_api_gaps
 from .waits import free_port, wait_until
 
 REGION = "eu-west-1"
@@ -226,6 +231,7 @@ def fill_template_gaps() -> None:
     resource, which still does everything it did; applying it twice changes
     nothing.
     """
+    fill_api_gaps()
     if getattr(FakeBucket, "_nbstack_gaps_filled", False):
         return
     create = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]

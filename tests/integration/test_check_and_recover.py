@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from moto.cloudformation.models import cloudformation_backends
+from moto.cloudformation.models import Event, cloudformation_backends
 from team import APP
 
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
@@ -93,3 +93,125 @@ def test_a_stack_left_in_rollback_complete_is_recreated(fresh: None, playbooks: 
         if not r["IsDefault"]
     ]
     assert paths == [["/alice", "/alice/*"]]
+
+
+# Shared stacks: protected, never re-created, a failed rollback continued.
+
+
+def backend_stack(name: str) -> Any:
+    backend = cloudformation_backends[ACCOUNT_ID][REGION]
+    return next(s for s in backend.stacks.values() if s.name == name and s.status != "DELETE_COMPLETE")
+
+
+def leave_in(name: str, status: str, *events: tuple[str, str, str, str]) -> str:
+    """Put the stack in `status` with the events (logical id, type, status, reason) CloudFormation would have written."""
+    stack = backend_stack(name)
+    for logical_id, resource_type, resource_status, reason in events:
+        stack.events.append(Event(stack.stack_id, name, logical_id, "", resource_type, resource_status, reason, None))
+    stack.status = status
+    return str(stack.stack_id)
+
+
+def test_shared_stacks_are_protected_and_every_stack_has_a_create_timeout(
+    fresh: None, playbooks: Playbooks, aws: Clients
+) -> None:
+    found = stacks(aws)
+    assert {name: (s["EnableTerminationProtection"], s.get("TimeoutInMinutes")) for name, s in found.items()} == {
+        f"{APP}-network": (True, 20),
+        f"{APP}-persistent": (True, 45),
+        f"{APP}-alice": (False, 30),
+    }
+
+
+def test_a_shared_stack_that_cannot_be_updated_stops_the_run_and_is_kept(
+    fresh: None, playbooks: Playbooks, aws: Clients
+) -> None:
+    name = f"{APP}-persistent"
+    kept_id = leave_in(
+        name,
+        "ROLLBACK_COMPLETE",
+        (name, "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", "User Initiated"),
+        ("LoadBalancer", "AWS::ElasticLoadBalancingV2::LoadBalancer", "CREATE_FAILED", "subnet quota reached"),
+    )
+    try:
+        run = playbooks.up("alice")
+        assert run.returncode != 0
+        assert f"The {name} stack is ROLLBACK_COMPLETE" in run.text
+        assert "LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer) CREATE_FAILED: subnet quota reached" in run.text
+        assert "update-termination-protection" in run.text
+        assert "Nothing was changed." in run.text
+        assert stacks(aws)[name]["StackId"] == kept_id
+        assert stacks(aws)[name]["StackStatus"] == "ROLLBACK_COMPLETE"
+    finally:
+        backend_stack(name).status = "CREATE_COMPLETE"
+
+
+def test_a_failed_update_rollback_is_continued_and_names_what_failed(
+    fresh: None, playbooks: Playbooks, aws: Clients
+) -> None:
+    name = f"{APP}-network"
+    kept_id = leave_in(
+        name,
+        "UPDATE_ROLLBACK_FAILED",
+        (name, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", "User Initiated"),
+        ("NatGateway", "AWS::EC2::NatGateway", "UPDATE_FAILED", "The allocation ID is in use"),
+        (name, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_IN_PROGRESS", "The following resource(s) failed"),
+        ("PublicRoute", "AWS::EC2::Route", "UPDATE_FAILED", "Route was deleted by hand"),
+        (name, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_FAILED", "The following resource(s) failed"),
+    )
+    run = ok(playbooks.up("alice"))
+    assert f"The {name} stack is UPDATE_ROLLBACK_FAILED" in run.text
+    assert "PublicRoute (AWS::EC2::Route) UPDATE_FAILED: Route was deleted by hand" in run.text
+    assert "NatGateway (AWS::EC2::NatGateway) UPDATE_FAILED: The allocation ID is in use" in run.text
+    assert "ContinueUpdateRollback" in run.text
+    network = stacks(aws)[name]
+    assert network["StackId"] == kept_id
+    assert network["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert network["EnableTerminationProtection"] is True
+
+
+def test_every_updatable_state_is_updated_in_place(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
+    name = f"{APP}-alice"
+    kept_id = leave_in(name, "IMPORT_ROLLBACK_COMPLETE")
+    run = ok(playbooks.up("alice", "-e", '{"notebook_root_volume": {"size": 120, "type": "gp3"}}'))
+    assert "deleted and created again" not in run.text
+    instance = stacks(aws)[name]
+    assert instance["StackId"] == kept_id
+    assert parameters(instance)["RootVolumeSize"] == "120"
+
+
+def test_an_instance_stack_whose_delete_failed_says_what_to_do(
+    fresh: None, playbooks: Playbooks, aws: Clients
+) -> None:
+    name = f"{APP}-alice"
+    kept_id = leave_in(
+        name,
+        "DELETE_FAILED",
+        (name, "AWS::CloudFormation::Stack", "DELETE_IN_PROGRESS", "User Initiated"),
+        ("TaskRole", "AWS::IAM::Role", "DELETE_FAILED", "Cannot delete entity, must detach all policies first"),
+        (name, "AWS::CloudFormation::Stack", "DELETE_FAILED", "The following resource(s) failed to delete: [TaskRole]"),
+    )
+    try:
+        run = playbooks.up("alice")
+        assert run.returncode != 0
+        assert f"The {name} stack is DELETE_FAILED" in run.text
+        assert "TaskRole (AWS::IAM::Role) DELETE_FAILED: Cannot delete entity" in run.text
+        assert "down.yml" in run.text
+        assert stacks(aws)[name]["StackId"] == kept_id
+    finally:
+        backend_stack(name).status = "UPDATE_COMPLETE"
+
+
+def test_removing_the_shared_stacks_turns_their_protection_off_first(
+    fresh: None, playbooks: Playbooks, aws: Clients
+) -> None:
+    run = playbooks.down("alice", "-e", "persistent=absent")
+    for shared in (f"{APP}-persistent", f"{APP}-network"):
+        assert f"The {shared} stack has termination protection; it is turned off so that the stack can be deleted" in (
+            run.text
+        )
+    # The emulator's EC2 then answers the network stack's delete with a
+    # DependencyViolation for its VPC, after removing the stack (as it does
+    # for any network stack); CloudFormation deletes in dependency order.
+    assert "TerminationProtection" not in run.output
+    assert aws.cloudformation.describe_stacks()["Stacks"] == []

@@ -81,6 +81,9 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
     # to another VPC first (tests/integration/test_exports.py).
     run = playbooks.up("alice", *network_args(wrong), "-e", "notebook_app_name=nbother")
     assert run.returncode != 0
+    assert f"notebook_vpc_id: the shared stacks hold {given['vpc']}, this checkout has vpc-0123456789abcdef0" in run.text
+    run = playbooks.up("alice", *network_args(wrong), "-e", "team_update=true")
+    assert run.returncode != 0
     assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist" in run.text
 
 

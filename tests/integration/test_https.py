@@ -87,8 +87,8 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> dict[str
     # First as the integration settings ask: no domain, plain HTTP allowed.
     plain = ok(playbooks.up(PREFIX))
     plain_listener = outputs(aws, f"{APP}-persistent")["ListenerArn"]
-    # Then the team sets its domain while alice's stack exists.
-    https = ok(playbooks.up(PREFIX, *https_settings(account)))
+    # Then the team sets its domain while alice's stack exists (a team-wide change, said so).
+    https = ok(playbooks.up(PREFIX, *https_settings(account), "-e", "team_update=true"))
     again = ok(playbooks.up(PREFIX, *https_settings(account)))
     status = ok(playbooks.run("status.yml", "-e", f"prefix={PREFIX}", *https_settings(account), with_vault=False))
     # The integration settings: no domain, plain HTTP allowed.

@@ -58,6 +58,11 @@ def test_another_range_for_the_existing_vpc_is_refused(made: PlaybookRun, playbo
     before = network(aws)
     run = playbooks.up("alice", "-e", "notebook_vpc_cidr=10.9.0.0/16")
     assert run.returncode != 0
+    # A team-wide setting: named before anything is read for the change.
+    assert f"notebook_vpc_cidr: the shared stacks hold {RANGE}, this checkout has 10.9.0.0/16" in run.text
+    # Meant for the whole team, it is still refused: a VPC's range cannot change in place.
+    run = playbooks.up("alice", "-e", "notebook_vpc_cidr=10.9.0.0/16", "-e", "team_update=true")
+    assert run.returncode != 0
     assert f"the VPC of the {APP}-network stack was made with {RANGE}" in run.text
     after = network(aws)
     assert after["Parameters"] == before["Parameters"] and after.get("LastUpdatedTime") == before.get("LastUpdatedTime")
