@@ -124,4 +124,3 @@ def test_the_newest_images_of_each_variant_are_kept(kept: str) -> None:
     assert len(cpu) + len(gpu) <= 2 * count + count, "more content images kept than the setting says"
     assert "team-v1" in tags
     assert [i for i in left if not i["tags"]] == [images[-1]]  # the day-old untagged layer expired
-
