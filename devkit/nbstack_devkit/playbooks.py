@@ -130,9 +130,9 @@ class Playbooks:
         then up.yml. image.yml runs with the same settings (`extra`) and the
         registry stand-in for Docker (nbstack_devkit.registry); when it fails
         (its preflight refuses a team setting), its run is returned and
-        up.yml is not run.
+        up.yml is not run. A run with --check (a preview) is run as it is.
         """
-        if image and not self.image_pushed():
+        if image and "--check" not in extra and not self.image_pushed():
             first = self.image("-e", f"prefix={prefix}", *extra, log=log)
             if first.returncode != 0:
                 return first

@@ -45,6 +45,7 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> dict[str
     emulator.reset()
     result["new_account"] = playbooks.up("alice", *OTHER_PROBLEM, image=False)
     result["stacks_after_refusal"] = stacks(aws)
+    result["preview"] = playbooks.up("alice", "--check")
 
     result["image"] = playbooks.image("-e", "prefix=alice")
     result["stacks_after_image"] = stacks(aws)
@@ -108,3 +109,10 @@ def test_a_tag_that_was_never_pushed_is_refused_naming_the_setting(scenario: dic
     assert f"notebook_image_tag: the CPU image {scenario['uri']}:team-v1" in run.text
     assert "is not in ECR" in run.text
     assert scenario["stacks_at_end"] == {f"{APP}-network": "CREATE_COMPLETE", f"{APP}-persistent": "CREATE_COMPLETE"}
+
+
+def test_a_preview_on_a_new_account_says_so_without_failing(scenario: dict[str, Any]) -> None:
+    run = ok(scenario["preview"])
+    assert "WARNING: up.yml without --check would stop here" in run.text
+    assert f"ECR repository {REPOSITORY} does not exist yet" in run.text
+    assert scenario["stacks_after_refusal"] == {}
