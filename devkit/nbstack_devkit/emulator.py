@@ -34,6 +34,9 @@ stay as they are for AWS. The list, one entry per property:
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
 here; that module lists them.
+- `AWS::ECR::Repository` `EmptyOnDelete`: deleting the persistent stack
+  deletes the repository with its images (image.yml has pushed some before
+  the first up.yml); the emulator refuses a repository that holds images.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from typing import Any
 
 import boto3
 from moto.cloudformation.parsing import ResourceMap
+from moto.ecr.models import Repository, ecr_backends
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
@@ -268,6 +272,25 @@ def fill_template_gaps() -> None:
 
     ResourceMap._delete_resource = delete_unless_retained  # type: ignore[method-assign]
     FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
+    _fill_repository_gaps()
+
+
+def _fill_repository_gaps() -> None:
+    """`EmptyOnDelete: true` on a repository made from a template: its stack's deletion deletes its images too."""
+    create = Repository.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_noting_empty_on_delete(cls: type[Repository], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Repository:
+        repository = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        properties = cloudformation_json.get("Properties") or {}
+        repository._nbstack_empty_on_delete = str(properties.get("EmptyOnDelete", "")).lower() == "true"
+        return repository
+
+    def delete(self: Repository, account_id: str, region_name: str) -> None:
+        force = bool(getattr(self, "_nbstack_empty_on_delete", False))
+        ecr_backends[account_id][region_name].delete_repository(self.name, force=force)
+
+    Repository.create_from_cloudformation_json = classmethod(create_noting_empty_on_delete)  # type: ignore[method-assign,assignment]
+    Repository.delete = delete  # type: ignore[method-assign]
 
 
 def _follow_target_group_updates() -> None:

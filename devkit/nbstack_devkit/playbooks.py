@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 
 from .emulator import Emulator
 from .paths import BIN, ROOT
+from .registry import install_docker_standin
 from .vault import Vault
 
 
@@ -98,19 +100,63 @@ class Playbooks:
         environ = {**self.env(), **(env or {})}
         if log is None:
             done = subprocess.run(
-                args, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=timeout, start_new_session=True,
+                args,
+                cwd=ROOT,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                start_new_session=True,
             )
             return PlaybookRun(args, done.returncode, done.stdout + done.stderr)
         with log.open("w") as output:
             code = subprocess.run(
-                args, cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                timeout=timeout, start_new_session=True,
+                args,
+                cwd=ROOT,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                start_new_session=True,
             ).returncode
         return PlaybookRun(args, code, log.read_text(errors="replace"))
 
-    def up(self, prefix: str, *extra: str, log: Path | None = None) -> PlaybookRun:
+    def up(self, prefix: str, *extra: str, log: Path | None = None, image: bool = True) -> PlaybookRun:
+        """up.yml for `prefix`; first, unless `image` is false, image.yml when this checkout's image is not in ECR.
+
+        The README's order on a new account: image.yml once for the team,
+        then up.yml. image.yml runs with the same settings (`extra`) and the
+        registry stand-in for Docker (nbstack_devkit.registry); when it fails
+        (its preflight refuses a team setting), its run is returned and
+        up.yml is not run. A run with --check (a preview) is run as it is.
+        """
+        if image and "--check" not in extra and not self.image_pushed():
+            first = self.image("-e", f"prefix={prefix}", *extra, log=log)
+            if first.returncode != 0:
+                return first
         return self.run("up.yml", "-e", f"prefix={prefix}", *extra, log=log)
+
+    def image(self, *extra: str, log: Path | None = None) -> PlaybookRun:
+        """image.yml (no vault), with the registry stand-in as `docker`."""
+        with tempfile.TemporaryDirectory(prefix="nbstack-docker-") as folder:
+            install_docker_standin(Path(folder))
+            env = {"PATH": f"{folder}:{self.env()['PATH']}"}
+            return self.run("image.yml", *extra, with_vault=False, env=env, log=log)
+
+    def image_pushed(self) -> bool:
+        """Whether both variants of this checkout's image are in the emulator's ECR."""
+        from ansible_collections.nbstack.cloud.plugins.plugin_utils import image_context
+
+        tag = image_context.content_tag(ROOT / "files" / "image")
+        ecr = self.emulator.client("ecr")
+        for variant_tag in (tag, f"{tag}-gpu"):
+            try:
+                ecr.describe_images(repositoryName=f"{self.app}/notebook", imageIds=[{"imageTag": variant_tag}])
+            except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):
+                return False
+        return True
 
     def down(self, prefix: str, *extra: str, log: Path | None = None) -> PlaybookRun:
         return self.run("down.yml", "-e", f"prefix={prefix}", *extra, with_vault=False, log=log)

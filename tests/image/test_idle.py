@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import regex
 import requests
 import websocket
 
@@ -25,8 +26,8 @@ from nbstack_devkit.gitserver import GitHttpServer
 from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook
 from nbstack_devkit.waits import wait_until
 from nbstack_runtime import autosave, contract, policy
-from nbstack_runtime.scaler import tag_value
-from nbstack_runtime.watcher import Watcher, busy_terminal_shells
+from nbstack_runtime.scaler import AwsScaler, tag_value
+from nbstack_runtime.watcher import Watcher, busy_terminal_shells, parse_time
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -114,8 +115,102 @@ def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
         clock=lambda: T0,
     )
     watcher.run(__import__("threading").Event())  # returns after the stop
-    assert calls == ["publish nbstack:last-activity", "autosave", "publish nbstack:stop-reason,nbstack:stopped-at", "scale"]
+    assert calls == ["publish nbstack:last-activity", "autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
     assert watcher.stopped is not None
+
+
+@dataclass
+class FailingScaler(FakeScaler):
+    """A group call that fails (after the client's own retries) the first `failures` times."""
+
+    failures: int = 1
+
+    def scale_to_zero(self) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            self.calls.append("scale failed")
+            raise ConnectionError("Could not connect to the endpoint URL: https://autoscaling.eu-west-1.amazonaws.com/")
+        super().scale_to_zero()
+
+
+def test_a_failed_group_call_records_no_stop_and_is_tried_again_at_the_next_poll(caplog: pytest.LogCaptureFixture) -> None:
+    """The instance would bill with the tags saying stopped, and nothing would retry: neither may happen."""
+    calls: list[str] = []
+    watcher = Watcher(
+        read=lambda: activity(90),
+        scaler=FailingScaler(calls),
+        autosave=lambda: calls.append("autosave"),
+        idle_timeout_minutes=60,
+        clock=lambda: T0,
+    )
+    with caplog.at_level("ERROR", logger="nbstack.idle"):
+        watcher.check_once()
+    assert calls[-2:] == ["autosave", "scale failed"]
+    assert not any("stop-reason" in call for call in calls), "the stop was recorded although the group is still up"
+    assert watcher.stopped is None
+    assert "idle stop failed: the auto scaling group could not be set to 0" in caplog.text
+    assert "tried again at the next poll" in caplog.text
+
+    watcher.check_once()
+    assert calls[-3:] == ["autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
+    assert watcher.stopped is not None
+
+
+def test_a_person_back_before_the_retry_is_not_stopped() -> None:
+    calls: list[str] = []
+    readings = iter([activity(90), activity(0)])
+    watcher = Watcher(
+        read=lambda: next(readings),
+        scaler=FailingScaler(calls),
+        autosave=lambda: calls.append("autosave"),
+        idle_timeout_minutes=60,
+        clock=lambda: T0,
+    )
+    watcher.check_once()
+    watcher.check_once()
+    assert calls.count("scale failed") == 1 and "scale" not in calls and watcher.stopped is None
+
+
+#: ECS's pattern for tag keys and values (letters, separators, numbers and _.:/=+-@), from its API reference.
+ECS_TAG_PATTERN = regex.compile(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*")
+
+
+class RecordingEcs:
+    """The two ECS calls publish makes, recorded."""
+
+    def __init__(self) -> None:
+        self.tags: list[dict[str, str]] = []
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        return {"services": [{"serviceArn": f"arn:aws:ecs:eu-west-1:123456789012:service/{cluster}/{services[0]}"}]}
+
+    def tag_resource(self, resourceArn: str, tags: list[dict[str, str]]) -> None:  # noqa: N803 (boto3's names)
+        self.tags.extend(tags)
+
+
+def test_every_tag_the_watcher_writes_is_one_ecs_accepts() -> None:
+    """The last activity, the stop time and the stop reason: keys and values, as they reach TagResource."""
+    ecs = RecordingEcs()
+    scaler = AwsScaler("cluster", "service", "group")
+    scaler._clients["ecs"] = ecs
+    scaler._clients["autoscaling"] = type("Group", (), {"set_desired_capacity": lambda self, **kw: None})()
+    reason = policy.decide(activity(61), T0, 60, 0).reason
+    watcher = Watcher(read=lambda: activity(61), scaler=scaler, autosave=lambda: None, idle_timeout_minutes=60, clock=lambda: T0)
+    watcher.check_once()
+    assert watcher.stopped is not None
+    written = {tag["key"]: tag["value"] for tag in ecs.tags}
+    assert set(written) == {contract.LAST_ACTIVITY_TAG, contract.STOPPED_AT_TAG, contract.STOP_REASON_TAG}
+    for key, value in written.items():
+        assert ECS_TAG_PATTERN.fullmatch(key) and 1 <= len(key) <= 128 and not key.lower().startswith("aws:"), key
+        assert ECS_TAG_PATTERN.fullmatch(value) and len(value) <= 256, value
+    assert written[contract.STOP_REASON_TAG] == tag_value(reason)
+    assert parse_time(written[contract.STOPPED_AT_TAG]) == T0
+
+
+def test_the_scaler_retries_each_call_itself_with_bounded_timeouts() -> None:
+    config = AwsScaler("cluster", "service", "group", "eu-west-1")._client("autoscaling").meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert (config.connect_timeout, config.read_timeout) == (10, 20)
 
 
 def test_a_failed_autosave_postpones_the_stop_until_a_save_succeeds() -> None:
@@ -131,7 +226,7 @@ def test_a_failed_autosave_postpones_the_stop_until_a_save_succeeds() -> None:
     assert watcher.check_once() is not None
     assert "scale" not in calls and watcher.stopped is None
     watcher.check_once()
-    assert calls.count("autosave") == 2 and calls[-1] == "scale" and watcher.stopped is not None
+    assert calls.count("autosave") == 2 and calls[-2] == "scale" and watcher.stopped is not None
 
 
 def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
@@ -182,13 +277,13 @@ def capacity(emulator: Emulator) -> Iterator[Capacity]:
     autoscaling = emulator.client("autoscaling")
     ec2 = emulator.client("ec2")
     cluster = ecs.create_cluster(clusterName=f"{name}-cluster")["cluster"]["clusterName"]
-    task = ecs.register_task_definition(
-        family=name, containerDefinitions=[{"name": "notebook", "image": "nbstack-notebook", "memory": 512}]
-    )["taskDefinition"]["taskDefinitionArn"]
+    task = ecs.register_task_definition(family=name, containerDefinitions=[{"name": "notebook", "image": "nbstack-notebook", "memory": 512}])["taskDefinition"][
+        "taskDefinitionArn"
+    ]
     ecs.create_service(cluster=cluster, serviceName=name, taskDefinition=task, desiredCount=1, launchType="EC2")
-    template = ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.xlarge"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
+    template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "m5.xlarge"})[
+        "LaunchTemplate"
+    ]["LaunchTemplateId"]
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=name,
@@ -209,9 +304,7 @@ def capacity(emulator: Emulator) -> Iterator[Capacity]:
 def jupyter_api(notebook: Notebook, path: str) -> requests.Response:
     """Read the API as the watcher does: its token, no_track_activity."""
     token = (notebook.home / ".nbstack" / "idle-watcher-token").read_text().strip()
-    return requests.get(
-        f"{notebook.url}{path}?no_track_activity=1", headers={"Authorization": f"token {token}"}, timeout=10
-    )
+    return requests.get(f"{notebook.url}{path}?no_track_activity=1", headers={"Authorization": f"token {token}"}, timeout=10)
 
 
 def execute(notebook: Notebook, http: requests.Session, kernel_id: str, code: str) -> None:
@@ -235,8 +328,7 @@ def execute(notebook: Notebook, http: requests.Session, kernel_id: str, code: st
                 },
                 "parent_header": {},
                 "metadata": {},
-                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
+                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
                 "channel": "shell",
                 "buffers": [],
             }
@@ -246,18 +338,12 @@ def execute(notebook: Notebook, http: requests.Session, kernel_id: str, code: st
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         message = json.loads(ws.recv())
-        if (
-            message.get("msg_type") == "status"
-            and message.get("parent_header", {}).get("msg_id") == msg_id
-            and message["content"]["execution_state"] == "busy"
-        ):
+        if message.get("msg_type") == "status" and message.get("parent_header", {}).get("msg_id") == msg_id and message["content"]["execution_state"] == "busy":
             break
     ws.close()
 
 
-def idle_notebook(
-    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, timeout_minutes: str, **extra: str
-) -> Notebook:
+def idle_notebook(notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, timeout_minutes: str, **extra: str) -> Notebook:
     return notebook_factory(
         NBSTACK_IDLE_TIMEOUT_MINUTES=timeout_minutes,
         NBSTACK_IDLE_POLL_SECONDS="2",
@@ -266,9 +352,7 @@ def idle_notebook(
     )
 
 
-def test_the_watcher_token_reads_only_the_watched_endpoints(
-    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator
-) -> None:
+def test_the_watcher_token_reads_only_the_watched_endpoints(notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator) -> None:
     notebook = idle_notebook(notebook_factory, capacity, emulator, "30")
     token_file = notebook.home / ".nbstack" / "idle-watcher-token"
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"

@@ -162,7 +162,8 @@ def assert_nothing_created(aws: Clients) -> None:
     ],
 )
 def test_bad_setting_is_refused(playbooks: Playbooks, aws: Clients, extra: list[str], expected: str) -> None:
-    run = playbooks.up("alice", *extra)
+    # up.yml itself on a new account (no image.yml first): its preflight reports the setting too.
+    run = playbooks.up("alice", *extra, image=False)
     assert run.returncode != 0
     assert expected in run.text
     assert_nothing_created(aws)
@@ -444,7 +445,7 @@ def test_short_secrets_are_refused(playbooks: Playbooks, aws: Clients, tmp_path,
 def test_unreachable_aws_is_explained(playbooks: Playbooks, monkeypatch: pytest.MonkeyPatch) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setattr(playbooks.emulator, "environ", lambda: Emulator.environ(playbooks.emulator) | {"AWS_ENDPOINT_URL": nowhere})
-    run = playbooks.up("alice")
+    run = playbooks.up("alice", image=False)
     monkeypatch.undo()
     assert run.returncode != 0
     assert f"AWS cannot be reached in region eu-west-1 at AWS_ENDPOINT_URL={nowhere}" in run.text
@@ -459,7 +460,7 @@ def test_down_checks_the_prefix_too(playbooks: Playbooks) -> None:
 @pytest.mark.parametrize("value", ["warehouse-password", "secretsmanager:eu-west-1"])
 def test_a_vault_value_hidden_inside_its_own_arn_is_refused(playbooks: Playbooks, aws: Clients, value: str) -> None:
     # Ansible masks a no_log value wherever it occurs, the secret's ARN included.
-    run = playbooks.up("alice", "-e", f"vault_warehouse_password={value}")
+    run = playbooks.up("alice", "-e", f"vault_warehouse_password={value}", image=False)
     assert run.returncode != 0
     assert "vault_warehouse_password occurs in the name or ARN of its own secret" in run.text
     assert_nothing_created(aws)

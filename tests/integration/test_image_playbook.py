@@ -6,7 +6,8 @@ call (arguments and what came on stdin) and exits with a chosen code. The
 playbook, the persistent stack, ECR's answers (tag present or not, the
 authorization token) are all real; only the build and the push are not done.
 
-One scenario for the module, in order: no persistent stack; up.yml; both
+One scenario for the module, in order: a new account (no stacks: image.yml
+creates the network and the persistent stack, then Docker fails); both
 images already in ECR; only the CPU image in ECR; neither (at -vvv).
 """
 
@@ -106,8 +107,10 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients,
     docker.install(exit_code=1)
     result["no_stack"] = runner.image()
     result["no_stack_calls"] = docker.calls()
+    result["stacks_after_first_run"] = {
+        stack["StackName"]: stack["StackStatus"] for stack in aws.cloudformation.describe_stacks()["Stacks"]
+    }
 
-    ok(playbooks.up(PREFIX))
     result["repository_uri"] = aws.ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]["repositoryUri"]
 
     put_image(aws, tag)
@@ -138,12 +141,15 @@ def test_syntax(playbooks: Playbooks) -> None:
     ok(playbooks.run("image.yml", "--syntax-check", settings=False, with_vault=False))
 
 
-def test_no_persistent_stack_fails_naming_up(scenario: dict[str, Any]) -> None:
+def test_on_a_new_account_it_creates_the_team_stacks_first(scenario: dict[str, Any]) -> None:
+    """README order: image.yml (one-time team set-up), then up.yml; no vault password either way."""
     run = scenario["no_stack"]
+    assert scenario["stacks_after_first_run"] == {f"{APP}-network": "CREATE_COMPLETE", f"{APP}-persistent": "CREATE_COMPLETE"}
+    assert f"The stack {APP}-persistent does not exist" not in run.text
+    # It got as far as Docker: the stand-in was asked to log in, and failed as told.
     assert run.returncode != 0
-    assert f"The stack {APP}-persistent does not exist" in run.text
-    assert "ansible-playbook up.yml" in run.text
-    assert scenario["no_stack_calls"] == []
+    assert [call["argv"][0] for call in scenario["no_stack_calls"]] == ["login"]
+    assert "vault" not in " ".join(run.args)
 
 
 def test_pushed_content_is_not_rebuilt(scenario: dict[str, Any]) -> None:

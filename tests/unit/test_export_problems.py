@@ -78,3 +78,34 @@ def test_without_instance_stacks_or_a_persistent_stack_nothing_is_in_use() -> No
     change = wanted(VpcId="vpc-0b", NotebookPort=9000)
     assert export_problems(stacks(), change, SETTINGS) == []
     assert export_problems(stacks(EARLIER, persistent=None), change, SETTINGS) == []
+
+
+def bucket_stacks(*instances: dict[str, Any], given: str = "", kept: str = "false", current: str = "nb-models-1-eu-west-1") -> dict[str, Any]:
+    found = stacks(*instances, persistent={**HELD, "ExistingModelBucket": given, "KeptModelBucket": kept})
+    found["persistent"]["outputs"] = {"ModelBucketName": current}
+    return found
+
+
+def test_another_model_bucket_is_refused_while_any_server_imports_the_bucket() -> None:
+    (problem,) = export_problems(bucket_stacks(CURRENT), wanted(ModelBucket="other-bucket"), SETTINGS)
+    assert problem.startswith("notebook_model_bucket: the models would move from the bucket nb-models-1-eu-west-1 to other-bucket")
+    assert "nb-persistent-ModelBucketName" in problem and "(nb-alice)" in problem
+    assert 'back to ""' in problem and "down.yml -e prefix=PREFIX" in problem
+
+
+def test_the_same_bucket_or_no_server_is_no_problem() -> None:
+    assert export_problems(bucket_stacks(CURRENT), wanted(ModelBucket=""), SETTINGS) == []
+    assert export_problems(bucket_stacks(CURRENT), wanted(ModelBucket="nb-models-1-eu-west-1"), SETTINGS) == []
+    assert export_problems(bucket_stacks(), wanted(ModelBucket="other-bucket"), SETTINGS) == []
+
+
+def test_a_kept_bucket_is_the_teams_own_and_stays() -> None:
+    found = bucket_stacks(CURRENT, given="nb-models-old", kept="true", current="nb-models-old")
+    assert export_problems(found, wanted(ModelBucket="", OwnModelBucket="nb-models-1-eu-west-1"), SETTINGS) == []
+
+
+def test_leaving_a_given_bucket_for_the_teams_own_is_refused_while_a_server_imports_it() -> None:
+    found = bucket_stacks(CURRENT, EARLIER, given="their-bucket", current="their-bucket")
+    (problem,) = export_problems(found, wanted(ModelBucket="", OwnModelBucket="nb-models-1-eu-west-1"), SETTINGS)
+    assert "from the bucket their-bucket to nb-models-1-eu-west-1" in problem
+    assert "2 instance stacks (nb-alice, nb-bob) import" in problem and "back to their-bucket" in problem

@@ -150,3 +150,32 @@ def test_a_stack_without_its_own_url_output_gets_the_shared_base_and_its_prefix(
     older = entry("alice")
     del older["stack"]["outputs"]["NotebookUrl"]
     assert row(facts(older))["url"] == "https://shared.example.com/alice/"
+
+
+def no_task(prefix: str, launched: str, running: int = 0, desired_group: int = 1, state: str = "running") -> dict[str, Any]:
+    found = entry(prefix, launched=launched)
+    found["service"]["running"] = running
+    found["group"]["desired"] = desired_group
+    found["group"]["instances"][0]["state"] = state
+    return found
+
+
+def test_an_instance_up_longer_than_a_start_with_no_task_is_flagged() -> None:
+    """An idle stop whose group call failed, or a task that never starts: the instance bills without a server."""
+    r = row(facts(no_task("alice", launched="2026-01-05T11:30:00Z")))  # 30 min before NOW
+    assert r["flag"] == "instance-without-task"
+    assert "instance i-1 up 30m with no notebook task running" in r["detail"]
+    assert "up.yml -e prefix=alice" in r["detail"]
+    assert r["hourly"] == pytest.approx(0.21)  # it is billed
+    lines = status.status_table([r], facts(), PRICES)
+    assert any(line.startswith("alice: ") and "WARNING" in line for line in lines)
+    # Also when the group is already at 0 (a stop in progress that never ended the instance).
+    stopping = row(facts(no_task("bob", launched="2026-01-05T11:00:00Z", desired_group=0)))
+    assert stopping["state"] == "stopped" and stopping["flag"] == "instance-without-task"
+
+
+def test_a_start_in_progress_or_a_running_task_is_not_flagged() -> None:
+    assert row(facts(no_task("alice", launched="2026-01-05T11:50:00Z")))["flag"] == ""  # 10 min: still starting
+    assert row(facts(no_task("alice", launched="2026-01-05T10:00:00Z", running=1)))["flag"] == ""
+    assert row(facts(no_task("alice", launched="2026-01-05T10:00:00Z", state="shutting-down")))["flag"] == ""
+    assert row(facts(entry("alice", service=1, group=1)))["flag"] == ""

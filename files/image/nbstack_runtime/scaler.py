@@ -9,6 +9,15 @@ service keeps its one task, which the task definition's placement
 constraint holds to this person's own instances, so with the group at 0 the
 task ends with its instance and waits for the next one (up.yml starts the
 group again). Every call here is one that role allows.
+
+Failed calls are retried at two levels. Each client retries a call itself
+(botocore's "standard" mode, RETRY_ATTEMPTS attempts with exponential
+backoff and jitter): throttling, 5xx answers and dropped connections pass
+within seconds, while the server is still the same. What outlasts that (an
+endpoint down for minutes, credentials not yet refreshed) raises, and the
+idle watcher tries the whole stop again at its next poll, deciding again
+first, so a person who came back in between is not stopped. A stop is never
+recorded before the group call has succeeded.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ log = logging.getLogger("nbstack.scaler")
 #: What ECS accepts in a tag value besides letters, numbers and spaces; and how long one may be.
 TAG_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
 TAG_VALUE_MAX_LENGTH = 256
+#: Attempts per call (the first and its retries) in botocore's standard retry mode.
+RETRY_ATTEMPTS = 5
+#: Seconds to connect and to wait for an answer, per attempt (botocore's defaults are 60).
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 20
 
 
 def tag_value(text: str) -> str:
@@ -56,8 +70,14 @@ class AwsScaler:
     def _client(self, name: str) -> Any:
         if name not in self._clients:
             import boto3  # imported late: only a watcher that stops needs it
+            from botocore.config import Config
 
-            self._clients[name] = boto3.client(name, region_name=self.region or None)
+            config = Config(
+                retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+            )
+            self._clients[name] = boto3.client(name, region_name=self.region or None, config=config)
         return self._clients[name]
 
     def _service_arn(self) -> str:

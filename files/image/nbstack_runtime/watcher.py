@@ -14,9 +14,15 @@ NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
 The policy (nbstack_runtime.policy) decides; once it says stop:
 
 1. autosave runs, as on SIGTERM (nothing unpushed is lost);
-2. the service is tagged with when and why (nbstack:stopped-at, nbstack:stop-reason);
-3. the scaler (nbstack_runtime.scaler) takes the auto scaling group to zero;
-   the task ends with its instance.
+2. the scaler (nbstack_runtime.scaler) takes the auto scaling group to zero;
+   the task ends with its instance;
+3. once that call has succeeded, the service is tagged with when and why
+   (nbstack:stopped-at, nbstack:stop-reason), which status.yml shows.
+
+A failed group call (after the client's own retries) is logged, nothing is
+recorded as stopped, and the stop is tried again at the next poll (decided
+again first): the server is never left running while its tags say stopped,
+and the watcher never gives up on a stop it decided.
 
 Compute billing stops; the stack, its routing and its secrets stay, and
 ``up.yml`` starts the group again. While it watches, the watcher also
@@ -181,12 +187,23 @@ class Watcher:
                 getattr(result, "detail", "") or "see the autosave log above",
             )
             return
+        stopped_at = iso(self.clock())
         try:
-            self.scaler.publish({STOPPED_AT_TAG: iso(self.clock()), STOP_REASON_TAG: decision.reason})
+            self.scaler.scale_to_zero()
         except Exception as error:
-            log.warning("idle watcher: could not record the stop on the service: %s", error)
-        self.scaler.scale_to_zero()
+            # The instance still runs, and so does the server: nothing says
+            # otherwise, and the next poll decides and tries again.
+            log.error(
+                "idle stop failed: the auto scaling group could not be set to 0 (%s); the server keeps running "
+                "and the stop is tried again at the next poll",
+                error,
+            )
+            return
         self.stopped = decision
+        try:
+            self.scaler.publish({STOPPED_AT_TAG: stopped_at, STOP_REASON_TAG: decision.reason})
+        except Exception as error:  # a status detail: the capacity is zero already
+            log.warning("idle watcher: could not record the stop on the service: %s", error)
         log.warning("idle stop done in %.1f s: capacity is zero; up.yml starts it again", time.monotonic() - started)
 
     def run(self, should_exit: threading.Event) -> None:

@@ -90,7 +90,43 @@ def export_problems(stacks, wanted, settings):
                 f" stops importing it when its owner runs up.yml once with the current setting ({before}), or when"
                 " down.yml -e prefix=PREFIX removes it; then change the setting"
             )
+    problems.extend(_model_bucket_problems(persistent, held, instances, wanted, settings))
     return problems
+
+
+def _model_bucket_problems(persistent, held, instances, wanted, settings):
+    """The model bucket's export changes when notebook_model_bucket names another bucket, or stops naming one.
+
+    ``wanted["ModelBucket"]`` is the setting's value; empty keeps the team's
+    own bucket (the one the stack made or kept), and moves away from a
+    bucket the setting named before.
+    """
+    if "ModelBucket" not in wanted or "ExistingModelBucket" not in held:
+        return []
+    current = (persistent.get("outputs") or {}).get("ModelBucketName")
+    given = parameter_value(wanted["ModelBucket"])
+    held_given = stored_parameter_value(held["ExistingModelBucket"])
+    kept = stored_parameter_value(held.get("KeptModelBucket", "false")) == "true"
+    if given:
+        after = given
+    elif held_given and not kept:
+        after = wanted.get("OwnModelBucket", "the team's own bucket")
+    else:
+        return []
+    importers = [entry["stack"] for entry in instances if entry.get("stack")]
+    if not current or after == current or not importers:
+        return []
+    setting = settings.get("ModelBucket", "notebook_model_bucket")
+    verb = "imports" if len(importers) == 1 else "import"
+    back = held_given if held_given and not kept else '""'
+    return [
+        f"{setting}: the models would move from the bucket {current} to {after}, but"
+        f" {counted(len(importers), 'instance stack')} ({_named(importers)}) {verb} the persistent stack's export"
+        f" {persistent['name']}-ModelBucketName, which CloudFormation refuses to change while it is in use. Set"
+        f" {setting} back to {back}; or take every server down first"
+        f" (down.yml -e prefix=PREFIX for each of them), then run up.yml with the new bucket (the models in"
+        f" {current} stay there)"
+    ]
 
 
 class FilterModule:

@@ -20,6 +20,16 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.contract import (
 from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
 
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices (EBS GB-month)
+# How long an instance may be up before its notebook task runs, and longer
+# than a start takes on AWS: boot and agent registration (a minute or two),
+# the image pull (several GB; the GPU image takes longest, up to about ten
+# minutes), the container's start and the health check grace period (five
+# minutes by default). An instance up longer with no task running bills
+# without a server: an idle stop whose group call failed, a task that keeps
+# failing to start, or a task placed elsewhere.
+NO_TASK_GRACE_MINUTES = 20
+#: The row flag of such an instance.
+NO_TASK_FLAG = "instance-without-task"
 # A stack in one of these, or in any *_FAILED state, holds no working server.
 # UPDATE_ROLLBACK_COMPLETE is not one: the stack runs its previous version.
 FAILED_STATES = {"ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
@@ -117,6 +127,25 @@ def _since(entry: dict[str, Any], state: str) -> datetime | None:
     return _time(stack.get("updated")) or _time(stack.get("created"))
 
 
+def _no_task(entry: dict[str, Any], moment: datetime) -> str:
+    """Why the row is flagged: an instance up past the start allowance while the service runs no task; else ""."""
+    service = entry.get("service")
+    if not entry.get("stack") or service is None or service.get("running", 0) > 0:
+        return ""
+    for instance in (entry.get("group") or {}).get("instances", []):
+        launched = _time(instance.get("launched"))
+        if instance.get("state") not in ("pending", "running") or launched is None:
+            continue
+        up = (moment - launched).total_seconds()
+        if up > NO_TASK_GRACE_MINUTES * 60:
+            return (
+                f"WARNING: instance {instance.get('id', '?')} up {_duration(up)} with no notebook task running"
+                f" (more than a start takes, {NO_TASK_GRACE_MINUTES}m): it bills without a server."
+                f" Run up.yml -e prefix={entry['prefix']} to start the server on it, or down.yml to remove it"
+            )
+    return ""
+
+
 def _url(entry: dict[str, Any], facts: dict[str, Any]) -> str:
     """The stack's NotebookUrl output; a stack made before that output existed: the shared base and the prefix."""
     url = ((entry.get("stack") or {}).get("outputs") or {}).get("NotebookUrl")
@@ -125,12 +154,13 @@ def _url(entry: dict[str, Any], facts: dict[str, Any]) -> str:
 
 
 def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now: Any = None) -> list[dict[str, Any]]:
-    """One row per prefix: state, detail, url, type, since, idle for, costs."""
+    """One row per prefix: state, detail, flag, url, type, since, idle for, costs."""
     prices = prices or {}
     moment = _time(now) or _time(facts.get("now")) or datetime.now(timezone.utc)
     rows = []
     for entry in facts.get("instances", []):
         state, detail = _state(entry)
+        warning = _no_task(entry, moment)
         stack = entry.get("stack") or {}
         since = _since(entry, state)
         hourly = _hourly(entry, prices) if stack else 0.0
@@ -146,7 +176,8 @@ def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now
             {
                 "prefix": entry["prefix"],
                 "state": state,
-                "detail": detail,
+                "detail": "; ".join(part for part in (detail, warning) if part),
+                "flag": NO_TASK_FLAG if warning else "",
                 "url": _url(entry, facts) if stack else "-",
                 "instance_type": stack.get("parameters", {}).get("InstanceType", "-") if stack else "-",
                 "since": since.strftime("%Y-%m-%d %H:%M") if since else "-",

@@ -16,8 +16,10 @@ short_description: Find image tags in an ECR repository; optionally get a regist
 version_added: 0.1.0
 description:
   - Reports which of the given tags exist in the repository and which are
-    missing. Fails with a message naming up.yml when the repository does not
-    exist.
+    missing, and the repository's URI. When the repository does not exist,
+    fails with a message naming image.yml (which creates it), or, with
+    I(missing_repository=report), reports every tag missing and an empty
+    URI (up.yml's preflight reports it with the other problems).
   - With I(login=true), also returns the user name and password that
     C(docker login) takes for the registry. Set C(no_log) on the task.
 author:
@@ -36,6 +38,11 @@ options:
     description: Also return a registry login (valid for 12 hours).
     type: bool
     default: false
+  missing_repository:
+    description: What a repository that does not exist is, C(fail) (the task fails) or C(report) (no tag found).
+    type: str
+    choices: [fail, report]
+    default: fail
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -71,6 +78,11 @@ missing_tags:
   elements: str
   returned: success
   sample: [c-0123456789ab-gpu]
+repository_uri:
+  description: URI of the repository, C(<registry>/<name>); empty when it does not exist.
+  type: str
+  returned: success
+  sample: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/notebook-server/notebook
 username:
   description: User name for docker login (AWS).
   type: str
@@ -99,6 +111,21 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 
+def repository_uri(module, client, repository):
+    """The repository's URI, or "" when it does not exist (a failure unless missing_repository=report)."""
+    try:
+        found = client.describe_repositories(repositoryNames=[repository], aws_retry=True)["repositories"]
+    except is_boto3_error_code("RepositoryNotFoundException"):
+        found = []
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:  # pylint: disable=duplicate-except
+        module.fail_json_aws(error, msg=f"Could not read the ECR repository {repository}")
+    if not found and module.params["missing_repository"] == "fail":
+        module.fail_json(
+            msg=(f"The ECR repository {repository} does not exist. It is part of the persistent stack, which ansible-playbook image.yml creates: run it first.")
+        )
+    return str(found[0]["repositoryUri"]) if found else ""
+
+
 def tag_exists(module, client, repository, tag):
     """Whether the tag is in the repository.
 
@@ -108,13 +135,6 @@ def tag_exists(module, client, repository, tag):
         client.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}], aws_retry=True)
     except is_boto3_error_code("ImageNotFoundException"):
         return False
-    except is_boto3_error_code("RepositoryNotFoundException"):
-        module.fail_json(
-            msg=(
-                f"The ECR repository {repository} does not exist. It is part of the"
-                " persistent stack: run ansible-playbook up.yml first."
-            )
-        )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:  # pylint: disable=duplicate-except
         module.fail_json_aws(error, msg=f"Could not look for tag {tag} in {repository}")
     return True
@@ -136,14 +156,17 @@ def main():
             "repository_name": {"type": "str", "required": True},
             "image_tags": {"type": "list", "elements": "str", "required": True},
             "login": {"type": "bool", "default": False},
+            "missing_repository": {"type": "str", "choices": ["fail", "report"], "default": "fail"},
         },
         supports_check_mode=True,
     )
     repository = module.params["repository_name"]
     client = module.client("ecr", retry_decorator=AWSRetry.jittered_backoff())
-    found = [tag for tag in module.params["image_tags"] if tag_exists(module, client, repository, tag)]
+    uri = repository_uri(module, client, repository)
+    found = [tag for tag in module.params["image_tags"] if uri and tag_exists(module, client, repository, tag)]
     result = {
         "changed": False,
+        "repository_uri": uri,
         "found_tags": found,
         "missing_tags": [tag for tag in module.params["image_tags"] if tag not in found],
     }
