@@ -62,6 +62,8 @@ class Emulator:
     iam: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
+    #: The instances' ECS agents (ecs_agent.InstanceAgents): container instances follow the groups.
+    _agents: Any = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -76,9 +78,12 @@ class Emulator:
                 stderr=subprocess.DEVNULL,
             )
             wait_until(self._answers, timeout=60, what=f"the IAM-enforcing emulator on port {self.port}")
-            return self
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        else:
+            self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self.server.start()
+        from .ecs_agent import InstanceAgents  # ecs_agent imports this module
+
+        self._agents = InstanceAgents(self).start()
         return self
 
     def _answers(self) -> bool:
@@ -91,6 +96,9 @@ class Emulator:
             return False
 
     def stop(self) -> None:
+        if self._agents is not None:
+            self._agents.stop()
+            self._agents = None
         if self.server is not None:
             self.server.stop()
             self.server = None
