@@ -6,6 +6,12 @@ in the playbooks knows it is there. Code in this process asks the emulator
 for its boto3 clients (`Emulator.client`), so that the endpoint, the
 credentials and the region are written down once.
 
+Every emulator starts the instances' ECS agents (ecs_agent.InstanceAgents):
+while an auto scaling group wants an instance, its instance is a container
+instance of the cluster its user data names, with its attributes, as the
+ECS agent registers it on AWS; up.yml waits for that before it asks for a
+task.
+
 `Emulator(iam=True)` is the same emulator with IAM enforced on request
 (`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
 that run the container's calls with a role's own credentials
