@@ -652,3 +652,29 @@ class InstanceAgents:
             encoded = versions[0]["LaunchTemplateData"].get("UserData", "") if versions else ""
             self._user_data[key] = base64.b64decode(encoded).decode(errors="replace") if encoded else ""
         return self._user_data[key]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m nbstack_devkit.ecs_agent PORT`: the instances' ECS agents for an emulator run elsewhere (molecule's).
+
+    Runs until SIGTERM or SIGINT.
+    """
+    import signal
+    import sys
+
+    from .emulator import Emulator
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        raise SystemExit("usage: python -m nbstack_devkit.ecs_agent PORT (the emulator's port on 127.0.0.1)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    agents = InstanceAgents(Emulator(port=int(args[0]))).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    agents.stop()
+
+
+if __name__ == "__main__":
+    main()
