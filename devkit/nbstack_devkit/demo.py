@@ -324,7 +324,9 @@ class Rehearsal:
         log = self.state_dir / "up.log"
         self.echo(f". {self.env_file} && ansible-playbook up.yml (log: {log})")
         self._up_ran = True
-        succeeded(self.playbooks.up(PREFIX, log=log), log)
+        # The local agent that runs the task starts once this first up.yml has returned (it reads the
+        # stack's outputs): one look at the health check, not a wait for a task nothing runs yet.
+        succeeded(self.playbooks.up(PREFIX, "-e", "instance_start_timeout=0", log=log), log)
 
         self.agent = LocalAgent(self.emulator, f"{self.app}-{PREFIX}", self.state_dir)
         self.task = self.agent.start(self.emulator.environ())

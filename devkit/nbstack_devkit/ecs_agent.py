@@ -67,28 +67,45 @@ reproduce is made explicit, in one place each:
   agent's credential endpoint; here the container gets this process's
   AWS_ENDPOINT_URL and (dummy) keys instead, so the model helper reaches the
   same emulated S3 bucket.
+- **container instances**: on AWS each instance's ECS agent registers it in
+  the cluster its user data names (ECS_CLUSTER), with the attributes of
+  ECS_INSTANCE_ATTRIBUTES; the emulator's instances run no agent.
+  `InstanceAgents` (started with every in-process `Emulator`, see
+  emulator.py) plays that part for every auto scaling group: when a group's
+  desired capacity is 1 or more, it registers the group's instance
+  (RegisterContainerInstance, then the attributes with PutAttributes, as
+  the emulator's RegisterContainerInstance drops them) in the cluster and
+  with the attributes read from the launch template's user data; when the
+  group goes to 0 or is deleted with its stack, it deregisters it. The
+  local agent runs a task only when such an instance matches the task
+  definition's memberOf constraints, as ECS places it only there.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .container import start_container, stop_process_group
-from .emulator import Emulator
 from .paths import BIN
 from .waits import wait_until
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 #: ECS's default when a container definition sets no stopTimeout.
 ECS_DEFAULT_STOP_TIMEOUT = 30
@@ -353,7 +370,11 @@ class LocalAgent:
         # The idle stop sets only the group to 0: the task ends with its instance.
         if self.group and self.group_capacity() < 1:
             return None
-        return self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        task_definition = self.ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        # ECS places the task only on a registered instance its memberOf constraints allow.
+        if not matching_instances(self.ecs, self.cluster, member_of(task_definition)):
+            return None
+        return dict(task_definition)
 
     def instance_gone(self) -> bool:
         """Whether the task's instance is gone: its stack deleted, or its group at 0 (the idle stop)."""
@@ -501,3 +522,159 @@ class LocalAgent:
         except TimeoutError:
             return False
         return True
+
+
+#: ecs.config lines in a launch template's user data: NAME=value.
+_ECS_CONFIG_LINE = re.compile(r"^\s*(ECS_[A-Z_]+)=(.*)$", re.MULTILINE)
+#: A memberOf expression on one attribute: attribute:<name> == <value>.
+_MEMBER_OF = re.compile(r"^\s*attribute:([A-Za-z0-9_./-]+)\s*==\s*(\S+)\s*$")
+
+
+def agent_config(user_data: str) -> dict[str, str]:
+    """The ECS agent's settings a user data script writes to /etc/ecs/ecs.config (the last value of each wins)."""
+    return {name: value.strip() for name, value in _ECS_CONFIG_LINE.findall(user_data)}
+
+
+def instance_attributes(config: Mapping[str, str]) -> dict[str, str]:
+    """The custom attributes the agent registers (ECS_INSTANCE_ATTRIBUTES, a JSON object)."""
+    raw = config.get("ECS_INSTANCE_ATTRIBUTES")
+    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def member_of(task_definition: Mapping[str, Any]) -> dict[str, str]:
+    """The attributes the task definition's memberOf constraints require (the one-attribute form nbstack writes)."""
+    required = {}
+    for constraint in task_definition.get("placementConstraints", []):
+        if constraint.get("type") != "memberOf":
+            continue
+        found = _MEMBER_OF.match(constraint.get("expression", ""))
+        if found is None:
+            raise TaskDefinitionError(f"memberOf expression not understood here: {constraint.get('expression')!r}")
+        required[found.group(1)] = found.group(2)
+    return required
+
+
+def matching_instances(ecs: Any, cluster: str, required: Mapping[str, str]) -> list[str]:
+    """ARNs of the ACTIVE container instances of the cluster that carry every required attribute."""
+    arns = ecs.list_container_instances(cluster=cluster, status="ACTIVE").get("containerInstanceArns", [])
+    if not arns:
+        return []
+    found = ecs.describe_container_instances(cluster=cluster, containerInstances=arns)["containerInstances"]
+    return [
+        instance["containerInstanceArn"]
+        for instance in found
+        if instance.get("status") == "ACTIVE"
+        and all(
+            {"name": k, "value": v} in [{"name": a.get("name"), "value": a.get("value")} for a in instance.get("attributes", [])] for k, v in required.items()
+        )
+    ]
+
+
+class InstanceAgents:
+    """The ECS agents of the emulator's instances: each group's instance registered while the group wants one.
+
+    One thread per emulator, looking every `interval` seconds at every auto
+    scaling group (see the module docstring, "container instances"). What it
+    registered it deregisters when the group no longer wants the instance
+    (desired capacity 0, group deleted), as the instance's termination does
+    on AWS. Errors (IAM enforced on the emulator, a cluster deleted under
+    it) are logged and tried again at the next look.
+    """
+
+    def __init__(self, emulator: Emulator, interval: float = 0.5) -> None:
+        self.emulator = emulator
+        self.interval = interval
+        self.ecs = emulator.client("ecs")
+        self.ec2 = emulator.client("ec2")
+        self.autoscaling = emulator.client("autoscaling")
+        #: EC2 instance id -> (cluster, container instance ARN), for what this registered.
+        self.registered: dict[str, tuple[str, str]] = {}
+        self._user_data: dict[tuple[str, str], str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> InstanceAgents:
+        self._thread = threading.Thread(target=self._run, name="nbstack-instance-agents", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.look()
+            except Exception as error:  # noqa: BLE001 - a look that fails is tried again; the emulator may be resetting
+                log.debug("instance agents: %s", error)
+
+    def look(self) -> None:
+        """Register the instance of each group that wants one; deregister the others this registered."""
+        wanted: dict[str, tuple[str, dict[str, str]]] = {}
+        paginator = self.autoscaling.get_paginator("describe_auto_scaling_groups")
+        for page in paginator.paginate():
+            for group in page["AutoScalingGroups"]:
+                if int(group.get("DesiredCapacity", 0)) < 1 or not group.get("LaunchTemplate"):
+                    continue
+                config = agent_config(self._launch_user_data(group["LaunchTemplate"]))
+                if not config.get("ECS_CLUSTER"):
+                    continue
+                for instance in group.get("Instances", [])[: int(group["DesiredCapacity"])]:
+                    wanted[instance["InstanceId"]] = (config["ECS_CLUSTER"], instance_attributes(config))
+        for instance_id, (cluster, arn) in list(self.registered.items()):
+            if instance_id not in wanted:
+                with contextlib.suppress(Exception):  # the cluster may be gone with its stack
+                    self.ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
+                del self.registered[instance_id]
+                log.info("instance agents: deregistered %s (%s)", instance_id, arn)
+        for instance_id, (cluster, attributes) in wanted.items():
+            if instance_id in self.registered:
+                continue
+            document = json.dumps({"instanceId": instance_id, "region": self.emulator.environ({})["AWS_REGION"]})
+            arn = self.ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=document)["containerInstance"]["containerInstanceArn"]
+            if attributes:
+                self.ecs.put_attributes(
+                    cluster=cluster,
+                    attributes=[{"name": k, "value": v, "targetId": arn} for k, v in attributes.items()],
+                )
+            self.registered[instance_id] = (cluster, arn)
+            log.info("instance agents: registered %s in %s as %s with %s", instance_id, cluster, arn, attributes)
+
+    def _launch_user_data(self, spec: Mapping[str, str]) -> str:
+        template, version = spec.get("LaunchTemplateId") or spec.get("LaunchTemplateName", ""), str(spec.get("Version", "$Default"))
+        key = (template, version)
+        if key not in self._user_data or version.startswith("$"):
+            selector = {"LaunchTemplateId": template} if spec.get("LaunchTemplateId") else {"LaunchTemplateName": template}
+            versions = self.ec2.describe_launch_template_versions(**selector, Versions=[version])["LaunchTemplateVersions"]
+            encoded = versions[0]["LaunchTemplateData"].get("UserData", "") if versions else ""
+            self._user_data[key] = base64.b64decode(encoded).decode(errors="replace") if encoded else ""
+        return self._user_data[key]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m nbstack_devkit.ecs_agent PORT`: the instances' ECS agents for an emulator run elsewhere (molecule's).
+
+    Runs until SIGTERM or SIGINT.
+    """
+    import signal
+    import sys
+
+    from .emulator import Emulator
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        raise SystemExit("usage: python -m nbstack_devkit.ecs_agent PORT (the emulator's port on 127.0.0.1)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    agents = InstanceAgents(Emulator(port=int(args[0]))).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    agents.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,12 @@ in the playbooks knows it is there. Code in this process asks the emulator
 for its boto3 clients (`Emulator.client`), so that the endpoint, the
 credentials and the region are written down once.
 
+Every emulator starts the instances' ECS agents (ecs_agent.InstanceAgents):
+while an auto scaling group wants an instance, its instance is a container
+instance of the cluster its user data names, with its attributes, as the
+ECS agent registers it on AWS; up.yml waits for that before it asks for a
+task.
+
 `Emulator(iam=True)` is the same emulator with IAM enforced on request
 (`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
 that run the container's calls with a role's own credentials
@@ -82,6 +88,8 @@ class Emulator:
     iam: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _session: boto3.session.Session | None = field(default=None, init=False, repr=False)
+    #: The instances' ECS agents (ecs_agent.InstanceAgents): container instances follow the groups.
+    _agents: Any = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -96,9 +104,12 @@ class Emulator:
                 stderr=subprocess.DEVNULL,
             )
             wait_until(self._answers, timeout=60, what=f"the IAM-enforcing emulator on port {self.port}")
-            return self
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        else:
+            self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self.server.start()
+        from .ecs_agent import InstanceAgents  # ecs_agent imports this module
+
+        self._agents = InstanceAgents(self).start()
         return self
 
     def _answers(self) -> bool:
@@ -111,6 +122,9 @@ class Emulator:
             return False
 
     def stop(self) -> None:
+        if self._agents is not None:
+            self._agents.stop()
+            self._agents = None
         if self.server is not None:
             self.server.stop()
             self.server = None

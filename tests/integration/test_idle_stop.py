@@ -146,21 +146,25 @@ def test_the_stop_sets_the_group_to_zero_and_up_starts_it_again(
     # The group at 0; the service keeps wanting its task, which only carol's next instance may take.
     assert desired(aws, PREFIX) == (1, 0)
     assert desired(aws, OTHER) == (1, 1)  # nobody else's server
-    # The stack cannot see it: it still says 1.
+    # The stack holds no count: nothing in it says the server runs or not.
     stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"][0]
-    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["DesiredCount"] == "1"
+    assert "DesiredCount" not in {p["ParameterKey"] for p in stack["Parameters"]}
 
-    # -v: the task that would start it, by name (the default output shows phases only).
+    # -v: the tasks that would stop the service for the update and start the server, by name
+    # (the default output shows phases only).
     preview = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS, "--check", "-v"))
-    assert re.search(r"Start the notebook server again if an idle stop scaled it to zero\][^\n]*\nchanged:",
+    assert re.search(r"Stop what the stack update must not find running\][^\n]*\nchanged:",
+                     preview.output), preview.output[-4000:]
+    assert re.search(r"Start the notebook server, instance first, and wait for its health check\][^\n]*\nchanged:",
                      preview.output), preview.output[-4000:]
     assert desired(aws, PREFIX) == (1, 0)  # check mode starts nothing
 
     started = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS,
                               "-e", f"instance_start_timeout={START_TIMEOUT}", "-v"))
     assert desired(aws, PREFIX) == (1, 1)
-    assert started.changed == 1, started.output[-4000:]
-    assert "Start the notebook server again if an idle stop scaled it to zero" in started.output
+    # Two changes: the service to 0 before the (empty) update, then group, instance, service.
+    assert started.changed == 2, started.output[-4000:]
+    assert "Start the notebook server, instance first, and wait for its health check" in started.output
     assert "health check has not passed after" in started.text  # the emulator runs no instance
 
     again = ok(playbooks.up(PREFIX, "-e", IDLE_SETTINGS))

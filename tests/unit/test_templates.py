@@ -452,10 +452,11 @@ def test_no_template_has_a_secret_parameter() -> None:
 # importing a value that a team-wide setting changes would stop everyone's
 # up.yml once that setting changed. The emulator does not enforce the rule.
 
-# Imported values that follow a setting on purpose: the VPC cannot change
-# under an existing load balancer, so preflight refuses it while instance
-# stacks exist (roles/preflight/tasks/exports.yml).
-IMPORTED_WITH_THE_VPC = {"VpcId", "InstanceSecurityGroupId"}
+# Imported values that follow a setting on purpose, which preflight refuses
+# to change while instance stacks exist (roles/preflight/tasks/exports.yml):
+# the VPC cannot change under an existing load balancer, and a server's
+# model bucket does not move under it.
+IMPORTED_REFUSED_BY_PREFLIGHT = {"VpcId", "InstanceSecurityGroupId", "ModelBucketName"}
 
 
 def imported_exports(template: dict[str, Any]) -> set[str]:
@@ -490,7 +491,7 @@ def test_the_instance_stack_imports_no_value_a_setting_changes() -> None:
     persistent = load("persistent")
     imported = imported_exports(load("instance"))
     assert imported, "the instance stack imports nothing: the test reads the wrong form"
-    for key in imported - IMPORTED_WITH_THE_VPC:
+    for key in imported - IMPORTED_REFUSED_BY_PREFLIGHT:
         output = persistent["Outputs"][key]
         assert "Export" in output, key
         settings = parameters_in(output["Value"], set(persistent["Parameters"]) - {"AppName"})
@@ -529,3 +530,58 @@ def test_the_instance_role_passes_the_persistent_stacks_outputs_as_those_paramet
     for key in ("NotebookPort", "HealthPort", "PrivateSubnetIds", "NotebookUrlBase"):
         assert key in persistent["Outputs"] and key in instance["Parameters"], key
         assert f"instance_persistent_outputs.{key} " in fixed[key], (key, fixed[key])
+# --- Capacity before placement: what the emulator ignores (update and creation
+# policies, deployment settings, how CloudFormation treats a count it is not given).
+
+
+def test_a_stack_update_never_sets_the_services_count() -> None:
+    """Without DesiredCount CloudFormation creates the service with 1 and leaves the count alone on update."""
+    template = load("instance")
+    (service,) = resources(template, "AWS::ECS::Service")
+    assert "DesiredCount" not in service
+    assert "DesiredCount" not in template["Parameters"]
+
+
+def test_a_deployment_that_cannot_start_fails_and_rolls_back() -> None:
+    (service,) = resources(load("instance"), "AWS::ECS::Service")
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+def test_a_stack_update_never_changes_the_groups_size() -> None:
+    """The idle stop's 0 survives an update: CloudFormation ignores group sizes the template did not change."""
+    group = load("instance")["Resources"]["AutoScalingGroup"]
+    assert group["UpdatePolicy"]["AutoScalingScheduledAction"] == {"IgnoreUnmodifiedGroupSizeProperties": True}
+    # A literal: a parameter that up.yml set would change with it and count as modified.
+    assert group["Properties"]["DesiredCapacity"] == "1"
+    assert (group["Properties"]["MinSize"], group["Properties"]["MaxSize"]) == ("0", "1")
+
+
+def test_the_service_is_created_only_once_the_instance_has_registered() -> None:
+    template = load("instance")
+    group = template["Resources"]["AutoScalingGroup"]
+    signal = group["CreationPolicy"]["ResourceSignal"]
+    assert signal["Count"] == 1
+    # Minutes, not hours: a create that can never get capacity fails.
+    assert signal["Timeout"].startswith("PT") and signal["Timeout"].endswith("M")
+    assert 5 <= int(signal["Timeout"][2:-1]) <= 30
+    assert "AutoScalingGroup" in template["Resources"]["Service"]["DependsOn"]
+    (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
+    user_data = sub(launch["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    # Signals the group by its logical id once the agent reports its container instance...
+    assert "--resource AutoScalingGroup" in user_data and "--stack ${AWS::StackName}" in user_data
+    assert "http://127.0.0.1:51678/v1/metadata" in user_data and "ContainerInstanceArn" in user_data
+    # ...from a unit started without waiting: the agent starts after the user data.
+    assert "systemctl start --no-block nbstack-signal-registered.service" in user_data
+    # Still the agent's configuration last.
+    assert user_data.index("systemctl start --no-block") < user_data.index("cat >> /etc/ecs/ecs.config")
+
+
+def test_the_ami_is_a_plain_id_that_the_playbook_chooses() -> None:
+    """An SSM-typed AMI parameter is resolved again on every update, replacing a running server."""
+    template = load("instance")
+    amis = {key: p for key, p in template["Parameters"].items() if "Image::Id" in p["Type"]}
+    assert amis == {"EcsAmiId": amis["EcsAmiId"]}
+    assert amis["EcsAmiId"]["Type"] == "AWS::EC2::Image::Id" and "Default" not in amis["EcsAmiId"]
+    assert not [p for p in template["Parameters"].values() if p["Type"].startswith("AWS::SSM::")]
+    (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
+    assert launch["LaunchTemplateData"]["ImageId"] == {"Ref": "EcsAmiId"}

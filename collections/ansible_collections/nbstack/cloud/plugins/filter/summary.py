@@ -24,6 +24,14 @@ def _secrets_rotated(instance):
     return ["Secrets changed: the server was restarted to use them (its work was autosaved first)"]
 
 
+def _ami_waiting(instance):
+    """A newer ECS-optimized AMI that a running server does not take (it would replace the server mid-work)."""
+    newer = instance.get("ami_waiting")
+    if not newer:
+        return []
+    return [f"A newer ECS-optimized AMI ({newer}) waits for the next stop: up.yml takes it once the server is stopped"]
+
+
 def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes):
     """Notebook URL, egress address, instance type, idle stop, a secrets change, and each stack's action."""
     stacks = [stack for stack in (network.get("stack") or {}, persistent, instance) if stack.get("name")]
@@ -33,6 +41,7 @@ def up_summary(instance, network, persistent, instance_type, idle_timeout_minute
         f"Instance type: {instance_type} ({instance.get('gpus')} GPU, {instance.get('memory_mib')} MiB)",
         _started(instance, idle_timeout_minutes),
         *_secrets_rotated(instance),
+        *_ami_waiting(instance),
         "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
     ]
 

@@ -1,14 +1,25 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Start a person's notebook capacity again after an idle stop.
+"""Capacity before placement: a person's instance first, then the task.
 
-The sidecar's idle stop sets the auto scaling group to zero outside
-CloudFormation (the ECS service keeps its desired count 1: the task role
-cannot update the service), so the stack still says DesiredCount 1 and a
-stack update would not notice. This module looks at the real resources,
-scales whichever of the two is at zero back to one, and waits for the target
-group's health check (the sidecar) to pass. It reports changed only when it
-had to start something.
+The instance stack's service has no DesiredCount (CloudFormation leaves the
+count alone on update) and its group ignores unmodified sizes on update, so
+a stack update never starts or stops anything. This module does, around the
+update:
+
+- before it (``state: prepared``): a server the idle stop left with its group
+  at 0 gets its service set to 0 too, so an update with a new task
+  definition stabilises at once instead of waiting for a task that has
+  nowhere to run; a running server whose instance the update would replace
+  (another instance type) is stopped first, in the stop order (service to
+  0, its task stopped with the autosave inside its stop timeout, then the
+  group to 0), rather than killed with its instance;
+- after it (``state: started``): the group to 1, then a wait until the
+  person's container instance (attribute nbstack.prefix) is ACTIVE in the
+  cluster, then the service to 1, then a wait for the first healthy check.
+
+Placement never fails for want of an instance, so ECS's placement back-off
+(30 s to minutes) never starts.
 """
 
 from __future__ import annotations
@@ -16,20 +27,38 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: capacity
-short_description: Scale a stopped notebook server back to one
+short_description: Start and stop a person's notebook capacity in order, around a stack update
 version_added: 0.1.0
 description:
-  - Reads the desired counts of the ECS service and the auto scaling group.
-    When either is 0 (the idle stop leaves the group at 0 and the service at
-    1), sets the one at 0 back to 1 (the group to 1 instance, the service to 1 task),
-    removes the stop tags the sidecar left on the service, and waits until the
-    target group has a healthy target and the service a running task.
-  - When the wait times out the module does not fail (the capacity is
-    started, a later run reports no change); it warns and returns
-    C(healthy=false).
+  - C(state=prepared), before the instance stack is updated. When the auto
+    scaling group is at 0 (the idle stop) and the ECS service is not, sets the
+    service to 0, so an update that changes the task definition completes
+    at once. With O(replace_instance) and a running group, stops the server
+    first - the service to 0, a wait until its task has stopped (the
+    container autosaves within its stop timeout), then the group to 0 - so
+    the update replaces no running instance.
+  - C(state=started), after the stack update (or create). Sets the group to
+    1 when it is at 0, waits until a container instance with the attribute
+    C(nbstack.prefix) equal to O(prefix) is ACTIVE in the cluster, sets the
+    service to 1 when it is at 0 and removes the stop tags the sidecar left
+    on it, then waits until the target group has a healthy target and the
+    service a running task. A task is never asked for before its instance
+    has registered.
+  - When the container instance does not register within
+    O(register_timeout) the module fails and leaves the service at 0. When
+    the health check does not pass within O(wait_timeout) it warns and
+    returns C(healthy=false) (the capacity is started; a later run reports
+    no change).
+  - In check mode nothing changes and nothing is awaited; C(changed) says
+    whether something would.
 author:
   - nbstack (!UNKNOWN)
 options:
+  state:
+    description: C(prepared) before a stack update, C(started) after it.
+    type: str
+    choices: [prepared, started]
+    default: started
   cluster:
     description: ECS cluster name.
     type: str
@@ -42,18 +71,35 @@ options:
     description: Auto scaling group name.
     type: str
     required: true
-  target_group_arn:
-    description: Target group whose health check must pass.
+  prefix:
+    description: The person's prefix, the value of the container instance attribute C(nbstack.prefix).
     type: str
     required: true
+  target_group_arn:
+    description: Target group whose health check must pass (C(state=started)).
+    type: str
+  replace_instance:
+    description: >-
+      Whether the stack update replaces the instance (C(state=prepared)); a
+      running server is then stopped first.
+    type: bool
+    default: false
+  stop_timeout:
+    description: Seconds to wait for the task to stop when stopping a running server.
+    type: int
+    default: 300
+  register_timeout:
+    description: Seconds to wait for the person's container instance to be ACTIVE.
+    type: int
+    default: 900
   wait_timeout:
-    description: Seconds to wait for the health check after starting; 0 does not wait.
+    description: Seconds to wait for the health check; 0 does not wait.
     type: int
     default: 600
   wait_interval:
     description: Seconds between two looks while waiting.
     type: int
-    default: 10
+    default: 2
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -61,42 +107,63 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Start the notebook server if an idle stop scaled it to zero
+- name: Stop the service of a stopped server before the stack update
+  nbstack.cloud.capacity:
+    state: prepared
+    cluster: notebook-server-cluster
+    service: notebook-server-alice
+    autoscaling_group: notebook-server-alice
+    prefix: alice
+
+- name: Start the instance, then the task, and wait for the health check
   nbstack.cloud.capacity:
     cluster: notebook-server-cluster
     service: notebook-server-alice
     autoscaling_group: notebook-server-alice
+    prefix: alice
     target_group_arn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/x/0123456789abcdef
   register: instance__capacity
 """
 
 RETURN = r"""
 started:
-  description: Whether the service or the group had to be scaled back to one.
+  description: Whether the group or the service had to be started (C(state=started)).
   type: bool
   returned: success
   sample: true
+stopped:
+  description: Whether a running server was stopped for the update (C(state=prepared)).
+  type: bool
+  returned: success
+  sample: false
 was:
-  description: Desired counts found, C(service) and C(autoscaling_group).
+  description: Desired counts found, C(service) and C(autoscaling_group); empty when either is missing.
   type: dict
   returned: success
-  sample: {"service": 0, "autoscaling_group": 0}
+  sample: {"service": 1, "autoscaling_group": 0}
 healthy:
-  description: Whether the target group reported a healthy target (null when nothing was started).
+  description: Whether the health check passed (C(state=started); null in check mode and for C(state=prepared)).
   type: bool
   returned: success
   sample: true
 waited:
-  description: Seconds spent waiting for the health check.
+  description: Seconds spent waiting, in total.
   type: float
   returned: success
   sample: 42.5
+timeline:
+  description: What the module did and saw, in order, with the seconds since it began.
+  type: list
+  elements: dict
+  returned: success
+  sample: [{"step": "group to 1", "at": 0.1}, {"step": "container instance ACTIVE", "at": 31.8},
+           {"step": "service to 1", "at": 31.9}, {"step": "healthy", "at": 75.2}]
 """
 
 import time
 
 try:
-    import botocore
+    from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
@@ -106,77 +173,196 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.contract import STOP_TAGS
 
-
-def describe_service(ecs, cluster, name):
-    """The service, or None once it is deleted (ECS keeps it a while as INACTIVE)."""
-    found = ecs.describe_services(cluster=cluster, services=[name], aws_retry=True)["services"]
-    found = [service for service in found if service.get("status") != "INACTIVE"]
-    return found[0] if found else None
+#: The container instance attribute the launch template's user data registers
+#: (ECS_INSTANCE_ATTRIBUTES) and the task definition's memberOf constraint matches.
+PREFIX_ATTRIBUTE = "nbstack.prefix"
 
 
-def describe_group(autoscaling, name):
-    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name], aws_retry=True)
-    return found["AutoScalingGroups"][0] if found["AutoScalingGroups"] else None
+class Capacity:
+    """The person's service, group and container instance, and a record of what was done to them."""
 
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        retry = AWSRetry.jittered_backoff()
+        self.ecs = module.client("ecs", retry_decorator=retry)
+        self.autoscaling = module.client("autoscaling", retry_decorator=retry)
+        self.elbv2 = module.client("elbv2", retry_decorator=retry)
+        self.began = time.monotonic()
+        self.timeline = []
+        self.waited = 0.0
 
-def is_healthy(ecs, elbv2, params):
-    service = describe_service(ecs, params["cluster"], params["service"]) or {}
-    targets = elbv2.describe_target_health(TargetGroupArn=params["target_group_arn"], aws_retry=True)
-    healthy = any(t.get("TargetHealth", {}).get("State") == "healthy" for t in targets["TargetHealthDescriptions"])
-    return healthy and int(service.get("runningCount", 0)) >= 1
+    def note(self, step):
+        self.timeline.append({"step": step, "at": round(time.monotonic() - self.began, 1)})
 
+    def service(self):
+        """The service, or None once it is deleted (ECS keeps it a while as INACTIVE)."""
+        found = self.ecs.describe_services(cluster=self.params["cluster"], services=[self.params["service"]], aws_retry=True)["services"]
+        found = [service for service in found if service.get("status") != "INACTIVE"]
+        return found[0] if found else None
 
-def start(ecs, autoscaling, params, service, was):
-    # The instance first: it takes longest, and the task has nowhere to run before it.
-    if was["autoscaling_group"] < 1:
-        autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=params["autoscaling_group"], DesiredCapacity=1, aws_retry=True
+    def group(self):
+        found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.params["autoscaling_group"]], aws_retry=True)["AutoScalingGroups"]
+        return found[0] if found else None
+
+    def set_group(self, count):
+        self.autoscaling.set_desired_capacity(AutoScalingGroupName=self.params["autoscaling_group"], DesiredCapacity=count, aws_retry=True)
+        self.note(f"group to {count}")
+
+    def set_service(self, count):
+        self.ecs.update_service(cluster=self.params["cluster"], service=self.params["service"], desiredCount=count, aws_retry=True)
+        self.note(f"service to {count}")
+
+    def registered(self):
+        """Whether a container instance of this person is ACTIVE in the cluster.
+
+        The cluster query filters by the attribute; the attributes are read
+        back as well, so an endpoint that ignores the filter cannot pass
+        another person's instance.
+        """
+        prefix = self.params["prefix"]
+        arns = self.ecs.list_container_instances(
+            cluster=self.params["cluster"],
+            filter=f"attribute:{PREFIX_ATTRIBUTE} == {prefix}",
+            status="ACTIVE",
+            aws_retry=True,
+        )["containerInstanceArns"]
+        if not arns:
+            return False
+        found = self.ecs.describe_container_instances(cluster=self.params["cluster"], containerInstances=arns, aws_retry=True)["containerInstances"]
+        return any(
+            instance.get("status") == "ACTIVE" and any(a.get("name") == PREFIX_ATTRIBUTE and a.get("value") == prefix for a in instance.get("attributes", []))
+            for instance in found
         )
-    if was["service"] < 1:
-        ecs.update_service(cluster=params["cluster"], service=params["service"], desiredCount=1, aws_retry=True)
-    tags = ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
-    left = sorted(set(boto3_tag_list_to_ansible_dict(tags)) & set(STOP_TAGS))
-    if left:
-        ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=left, aws_retry=True)
+
+    def healthy(self):
+        service = self.service() or {}
+        targets = self.elbv2.describe_target_health(TargetGroupArn=self.params["target_group_arn"], aws_retry=True)
+        passing = any(t.get("TargetHealth", {}).get("State") == "healthy" for t in targets["TargetHealthDescriptions"])
+        return passing and int(service.get("runningCount", 0)) >= 1
+
+    def task_stopped(self):
+        service = self.service() or {}
+        tasks = self.ecs.list_tasks(cluster=self.params["cluster"], serviceName=self.params["service"], desiredStatus="RUNNING", aws_retry=True)["taskArns"]
+        return int(service.get("runningCount", 0)) == 0 and not tasks
+
+    def wait(self, condition, timeout):
+        """Look every wait_interval seconds until condition() holds or timeout passes; whether it held."""
+        began = time.monotonic()
+        while True:
+            try:
+                held = condition()
+            except (ClientError, BotoCoreError) as error:
+                self.module.fail_json_aws(error, msg="Could not read the notebook server's state")
+            waited = time.monotonic() - began
+            if held or waited >= timeout:
+                self.waited += waited
+                return held
+            time.sleep(min(self.params["wait_interval"], max(0.0, timeout - waited)))
+
+    def clear_stop_tags(self, service):
+        tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
+        left = sorted(set(boto3_tag_list_to_ansible_dict(tags)) & set(STOP_TAGS))
+        if left:
+            self.ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=left, aws_retry=True)
 
 
-def wait_until_healthy(module, ecs, elbv2):
+def result(capacity, **values):
+    return dict(values, timeline=capacity.timeline, waited=round(capacity.waited, 1))
+
+
+def prepare(module, capacity, service, group, was):
+    """Before the stack update: a stopped server's service to 0; a running one stopped if its instance goes."""
     params = module.params
-    began = time.monotonic()
-    while True:
-        try:
-            healthy = is_healthy(ecs, elbv2, params)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            module.fail_json_aws(error, msg="Could not read the notebook's health")
-        waited = time.monotonic() - began
-        if healthy or waited >= params["wait_timeout"]:
-            return healthy, waited
-        time.sleep(min(params["wait_interval"], max(0.0, params["wait_timeout"] - waited)))
+    stopping = was["autoscaling_group"] >= 1 and params["replace_instance"]
+    changes = stopping or (was["service"] >= 1 and was["autoscaling_group"] < 1)
+    if module.check_mode or not changes:
+        return result(capacity, changed=changes, stopped=stopping, started=False, was=was, healthy=None)
+    if was["service"] >= 1:
+        capacity.set_service(0)
+    if stopping:
+        # The task's container autosaves on SIGTERM within its stop timeout; the
+        # instance goes only once the task has stopped.
+        if not capacity.wait(capacity.task_stopped, params["stop_timeout"]):
+            module.fail_json(
+                msg=(
+                    f"The notebook task of {params['service']} did not stop within {params['stop_timeout']} s,"
+                    " so its instance was not replaced (the service is at 0, the instance still runs)."
+                    " Look at the task's logs (its autosave), then run up.yml again."
+                ),
+                **result(capacity, stopped=False, started=False, was=was, healthy=None),
+            )
+        capacity.note("task stopped")
+        capacity.set_group(0)
+    return result(capacity, changed=True, stopped=stopping, started=False, was=was, healthy=None)
+
+
+def start(module, capacity, service, group, was):
+    """After the stack update: group, container instance ACTIVE, service, health; in that order."""
+    params = module.params
+    starting = was["autoscaling_group"] < 1 or was["service"] < 1
+    if module.check_mode:
+        return result(capacity, changed=starting, started=starting, stopped=False, was=was, healthy=None)
+    if was["autoscaling_group"] < 1:
+        capacity.set_group(1)
+    if not capacity.wait(capacity.registered, params["register_timeout"]):
+        module.fail_json(
+            msg=(
+                f"No container instance with {PREFIX_ATTRIBUTE} = {params['prefix']} became ACTIVE in the"
+                f" cluster {params['cluster']} within {params['register_timeout']} s, so no task was asked for."
+                f" Look at the activity of the auto scaling group {params['autoscaling_group']} (capacity in"
+                " the zones, the vCPU quota) and at the instance's system log, then run up.yml again."
+            ),
+            **result(capacity, started=starting, stopped=False, was=was, healthy=None),
+        )
+    capacity.note("container instance ACTIVE")
+    if was["service"] < 1:
+        capacity.set_service(1)
+    if starting:
+        capacity.clear_stop_tags(service)
+    healthy = capacity.wait(capacity.healthy, params["wait_timeout"])
+    if healthy:
+        capacity.note("healthy")
+    else:
+        module.warn(
+            f"The notebook server's health check has not passed after {params['wait_timeout']} s"
+            " (the instance pulls the image and the container clones the repository first). Look at the ECS"
+            " service's events and the task's logs if it does not come up in a few minutes; running up.yml"
+            " again does not restart it."
+        )
+    return result(capacity, changed=starting, started=starting, stopped=False, was=was, healthy=healthy)
 
 
 def main():
     module = AnsibleAWSModule(
         argument_spec={
+            "state": {"type": "str", "choices": ["prepared", "started"], "default": "started"},
             "cluster": {"type": "str", "required": True},
             "service": {"type": "str", "required": True},
             "autoscaling_group": {"type": "str", "required": True},
-            "target_group_arn": {"type": "str", "required": True},
+            "prefix": {"type": "str", "required": True},
+            "target_group_arn": {"type": "str"},
+            "replace_instance": {"type": "bool", "default": False},
+            "stop_timeout": {"type": "int", "default": 300},
+            "register_timeout": {"type": "int", "default": 900},
             "wait_timeout": {"type": "int", "default": 600},
-            "wait_interval": {"type": "int", "default": 10},
+            "wait_interval": {"type": "int", "default": 2},
         },
+        required_if=[("state", "started", ["target_group_arn"])],
         supports_check_mode=True,
     )
     params = module.params
-    retry = AWSRetry.jittered_backoff()
-    ecs = module.client("ecs", retry_decorator=retry)
-    autoscaling = module.client("autoscaling", retry_decorator=retry)
-    elbv2 = module.client("elbv2", retry_decorator=retry)
+    capacity = Capacity(module)
     try:
-        service = describe_service(ecs, params["cluster"], params["service"])
-        group = describe_group(autoscaling, params["autoscaling_group"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        service = capacity.service()
+        group = capacity.group()
+    except (ClientError, BotoCoreError) as error:
         module.fail_json_aws(error, msg="Could not read the notebook's ECS service and auto scaling group")
     if service is None or group is None:
+        if params["state"] == "prepared":
+            # Nothing to prepare: the stack update (or the re-create of a stack that
+            # cannot be updated) makes them.
+            module.exit_json(**result(capacity, changed=False, stopped=False, started=False, was={}, healthy=None))
         module.fail_json(
             msg=(
                 f"The ECS service {params['service']} or the auto scaling group {params['autoscaling_group']}"
@@ -184,23 +370,15 @@ def main():
             )
         )
     was = {"service": int(service["desiredCount"]), "autoscaling_group": int(group["DesiredCapacity"])}
-    if was["service"] >= 1 and was["autoscaling_group"] >= 1:
-        module.exit_json(changed=False, started=False, was=was, healthy=None, waited=0.0)
-    if module.check_mode:
-        module.exit_json(changed=True, started=True, was=was, healthy=None, waited=0.0)
-
+    act = prepare if params["state"] == "prepared" else start
     try:
-        start(ecs, autoscaling, params, service, was)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Could not scale the notebook server back to one")
-    healthy, waited = wait_until_healthy(module, ecs, elbv2)
-    if not healthy:
-        module.warn(
-            f"Started the notebook server again, but its health check has not passed after {waited:.0f} s"
-            " (the instance boots and pulls the image first). Look at the ECS service's events and the"
-            " task's logs if it does not come up in a few minutes; running up.yml again does not restart it."
+        module.exit_json(**act(module, capacity, service, group, was))
+    except (ClientError, BotoCoreError) as error:
+        module.fail_json_aws(
+            error,
+            msg="Could not start the notebook server" if params["state"] == "started" else "Could not stop the notebook server",
+            timeline=capacity.timeline,
         )
-    module.exit_json(changed=True, started=True, was=was, healthy=healthy, waited=round(waited, 1))
 
 
 if __name__ == "__main__":

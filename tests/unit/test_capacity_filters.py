@@ -1,0 +1,41 @@
+"""What up.yml decides before touching a person's instance: whether an update replaces it, and what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ansible_collections.nbstack.cloud.plugins.filter import capacity, summary
+
+TEMPLATE = (Path(__file__).resolve().parents[2] / "files" / "cloudformation" / "instance.yml").read_text()
+#: What the stack holds (cloudformation_info's shape), as the last run left it.
+PARAMETERS = {
+    "AppName": "app", "Prefix": "alice", "PersistentStackName": "app-persistent", "InstanceType": "m5.xlarge",
+    "GpuCount": "0", "EcsAmiId": "ami-0aaaaaaaaaaaaaaa1", "RootVolumeSize": "100", "RootVolumeType": "gp3",
+    "IdleTimeoutMinutes": "60",
+}
+CURRENT = {"stack_template": TEMPLATE, "stack_parameters": PARAMETERS}
+
+
+def test_nothing_replaces_the_instance_when_only_the_task_changes() -> None:
+    assert capacity.launch_template_changes(CURRENT, TEMPLATE, dict(PARAMETERS, IdleTimeoutMinutes=30)) == []
+    assert capacity.launch_template_changes({}, TEMPLATE, PARAMETERS) == []  # no stack, nothing to replace
+
+
+def test_the_instance_type_the_ami_the_volume_and_the_gpus_replace_it() -> None:
+    for name, value in {"InstanceType": "m5.2xlarge", "EcsAmiId": "ami-0bbbbbbbbbbbbbbb2", "RootVolumeSize": 200,
+                        "GpuCount": 1}.items():
+        assert capacity.launch_template_changes(CURRENT, TEMPLATE, dict(PARAMETERS, **{name: value})) == [name]
+
+
+def test_a_changed_launch_template_definition_replaces_it() -> None:
+    older = TEMPLATE.replace("HttpPutResponseHopLimit: 1", "HttpPutResponseHopLimit: 2")
+    assert older != TEMPLATE
+    found = capacity.launch_template_changes(dict(CURRENT, stack_template=older), TEMPLATE, PARAMETERS)
+    assert found == ["LaunchTemplate"]
+
+
+def test_the_summary_says_a_newer_ami_waits_for_the_next_stop() -> None:
+    result = {"name": "app-alice", "action": "unchanged", "outputs": {}}
+    assert not [line for line in summary.up_summary(result, {}, {}, "m5.xlarge", 60) if "AMI" in line]
+    lines = summary.up_summary(dict(result, ami_waiting="ami-0bbbbbbbbbbbbbbb2"), {}, {}, "m5.xlarge", 60)
+    assert "A newer ECS-optimized AMI (ami-0bbbbbbbbbbbbbbb2) waits for the next stop" in "\n".join(lines)
