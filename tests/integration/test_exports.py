@@ -40,7 +40,7 @@ def ports_changed(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> dic
     emulator.reset()
     ok(playbooks.up(PREFIX))
     before = stack(aws, f"{APP}-{PREFIX}")
-    run = ok(playbooks.up(PREFIX, "-e", json.dumps(PORTS)))
+    run = ok(playbooks.up(PREFIX, "-e", json.dumps(PORTS), "-e", "team_update=true"))
     return {"run": run, "before": before, "after": stack(aws, f"{APP}-{PREFIX}"), "persistent": stack(aws, PERSISTENT)}
 
 
@@ -93,8 +93,9 @@ def refusals(ports_changed: dict[str, Any], playbooks: Playbooks, aws: Clients, 
     return {
         "held": held,
         "vpc": vpc,
-        "port": people.up(PREFIX, "-e", json.dumps({**PORTS, "notebook_port": 9100})),
-        "network": people.up(PREFIX, "-e", json.dumps({**PORTS, **network})),
+        # team_update: the team-wide change is meant; the export in use is what refuses it.
+        "port": people.up(PREFIX, "-e", json.dumps({**PORTS, "notebook_port": 9100}), "-e", "team_update=true"),
+        "network": people.up(PREFIX, "-e", json.dumps({**PORTS, **network}), "-e", "team_update=true"),
         "after": stack(aws, PERSISTENT),
     }
 

@@ -127,7 +127,7 @@ VCPU_QUOTAS = {
     "L-2C3B7624": ("Running On-Demand Trn instances", ("trn",)),
     "L-7295265B": ("Running On-Demand X instances", ("x",)),
 }
-_FAMILY_QUOTA = {family: code for code, (_, families) in VCPU_QUOTAS.items() for family in families}
+_FAMILY_QUOTA = {family: code for code, (_label, families) in VCPU_QUOTAS.items() for family in families}
 
 # Where DescribeInstanceTypes lists each kind of accelerator.
 _ACCELERATORS = (

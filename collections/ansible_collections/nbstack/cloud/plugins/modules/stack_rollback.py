@@ -181,7 +181,7 @@ def main():
         )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         module.fail_json_aws(error, msg=f"Could not continue the rollback of {name}")
-    status, _ = describe(module, client, name)
+    status = describe(module, client, name)[0]
     module.exit_json(changed=True, status=status, failed_resources=failed, failed_summary=summary(failed))
 
 
