@@ -81,3 +81,28 @@ def test_removing_the_persistent_stack_keeps_the_bucket_and_the_next_up_uses_it(
     # Every later run finds it the same way and leaves the stack as it is.
     ok(playbooks.up("alice", *network))
     assert persistent(aws) == again
+
+
+def test_a_kept_bucket_of_another_name_stays_the_teams_on_every_later_run(
+    network: list[str], playbooks: Playbooks, aws: Clients
+) -> None:
+    """As a team upgraded from a template that named its bucket itself: the stack was given that bucket as kept."""
+    legacy = f"{APP}-persistent-modelbucket-1a2b3c4d"
+    aws.s3.create_bucket(Bucket=legacy, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    held = persistent(aws)["parameters"]
+    given = {**held, "ExistingModelBucket": legacy, "KeptModelBucket": "true"}
+    aws.cloudformation.update_stack(
+        StackName=f"{APP}-persistent",
+        UsePreviousTemplate=True,
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in given.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    assert persistent(aws)["outputs"]["ModelBucketName"] == legacy
+
+    # The team's own name exists too (the earlier test made it): the kept bucket still wins.
+    ok(playbooks.up("alice", *network))
+    after = persistent(aws)
+    assert after["parameters"]["ExistingModelBucket"] == legacy
+    assert after["parameters"]["KeptModelBucket"] == "true"
+    assert after["outputs"]["ModelBucketName"] == legacy
+    assert model_bucket_of_the_server(aws, "alice") == legacy
