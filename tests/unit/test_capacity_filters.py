@@ -11,7 +11,7 @@ TEMPLATE = (Path(__file__).resolve().parents[2] / "files" / "cloudformation" / "
 PARAMETERS = {
     "AppName": "app", "Prefix": "alice", "PersistentStackName": "app-persistent", "InstanceType": "m5.xlarge",
     "GpuCount": "0", "EcsAmiId": "ami-0aaaaaaaaaaaaaaa1", "RootVolumeSize": "100", "RootVolumeType": "gp3",
-    "IdleTimeoutMinutes": "60",
+    "IdleTimeoutMinutes": "60", "PrivateSubnetIds": "subnet-01,subnet-02",
 }
 CURRENT = {"stack_template": TEMPLATE, "stack_parameters": PARAMETERS}
 
@@ -32,6 +32,18 @@ def test_a_changed_launch_template_definition_replaces_it() -> None:
     assert older != TEMPLATE
     found = capacity.launch_template_changes(dict(CURRENT, stack_template=older), TEMPLATE, PARAMETERS)
     assert found == ["LaunchTemplate"]
+
+
+def test_other_subnets_replace_it() -> None:
+    """The rolling update replaces the group's instances when its VPCZoneIdentifier changes, as for a launch template."""
+    found = capacity.launch_template_changes(CURRENT, TEMPLATE, dict(PARAMETERS, PrivateSubnetIds=["subnet-03", "subnet-04"]))
+    assert found == ["PrivateSubnetIds"]
+    older = TEMPLATE.replace("VPCZoneIdentifier: !Ref PrivateSubnetIds", "VPCZoneIdentifier: !Split [',', !Ref PrivateSubnetIds]")
+    assert older != TEMPLATE
+    assert capacity.launch_template_changes(dict(CURRENT, stack_template=older), TEMPLATE, PARAMETERS) == [
+        "AutoScalingGroup.VPCZoneIdentifier"
+    ]
+    assert capacity.launch_template_changes(CURRENT, TEMPLATE, dict(PARAMETERS, PrivateSubnetIds=["subnet-01", "subnet-02"])) == []
 
 
 def test_the_summary_says_a_newer_ami_waits_for_the_next_stop() -> None:

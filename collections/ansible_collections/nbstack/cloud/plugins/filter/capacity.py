@@ -1,8 +1,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Whether a stack update would replace the person's instance.
 
-A new launch template version makes the auto scaling group's rolling update
-replace the running instance (with its task, mid-work). up.yml stops the
+A new launch template version, or other subnets, makes the auto scaling
+group's rolling update replace the running instance (with its task,
+mid-work). up.yml stops the
 server first when this says so, and keeps the stack's AMI while the server
 runs. Documentation: launch_template_changes.yml beside this file.
 """
@@ -18,6 +19,10 @@ from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import para
 
 #: The template's resource that replaces the instance when it changes.
 LAUNCH_TEMPLATE = "LaunchTemplate"
+#: The group's properties whose change replaces its instances too (the rolling
+#: update policy: a new launch template, or other subnets).
+GROUP = "AutoScalingGroup"
+GROUP_REPLACING = ("VPCZoneIdentifier",)
 _SUB_NAME = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -72,24 +77,33 @@ def _names(value, conditions, seen):
 
 
 def launch_template_changes(current, template_body, parameters):
-    """What of the launch template an update would change: its definition, or the parameters it uses.
+    """What an update would change that replaces the instance: the launch template, the group's subnets, or their parameters.
 
     ``current`` is the stack as amazon.aws.cloudformation_info describes it
     with its template (empty when the stack does not exist: nothing to
     replace); ``parameters`` the values this run sends. Returns the names
-    that differ, "LaunchTemplate" for the resource's own definition.
+    that differ, "LaunchTemplate" for the resource's own definition and
+    "AutoScalingGroup.VPCZoneIdentifier" for the group's subnets.
     """
     if not current:
         return []
     wanted = _load(template_body)
     before = _load(current.get("stack_template"))
-    resource = (wanted.get("Resources") or {}).get(LAUNCH_TEMPLATE)
+
+    def replacing(template):
+        resources = template.get("Resources") or {}
+        group = (resources.get(GROUP) or {}).get("Properties") or {}
+        return resources.get(LAUNCH_TEMPLATE), {key: group.get(key) for key in GROUP_REPLACING}
+
+    resource, group = replacing(wanted)
+    resource_before, group_before = replacing(before)
     changes = []
-    if resource != (before.get("Resources") or {}).get(LAUNCH_TEMPLATE):
+    if resource != resource_before:
         changes.append(LAUNCH_TEMPLATE)
+    changes += [f"{GROUP}.{key}" for key in GROUP_REPLACING if group[key] != group_before[key]]
     declared = wanted.get("Parameters") or {}
     stored = current.get("stack_parameters") or {}
-    for name in sorted(_names(resource, wanted.get("Conditions") or {}, set()) & set(declared)):
+    for name in sorted(_names([resource, group], wanted.get("Conditions") or {}, set()) & set(declared)):
         value = parameters[name] if name in parameters else declared[name].get("Default")
         if parameter_value(value) != stored_parameter_value(stored.get(name)):
             changes.append(name)
