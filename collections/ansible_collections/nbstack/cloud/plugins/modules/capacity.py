@@ -39,7 +39,8 @@ description:
     the update replaces no running instance.
   - C(state=started), after the stack update (or create). Sets the group to
     1 when it is at 0, waits until a container instance with the attribute
-    C(nbstack.prefix) equal to O(prefix) is ACTIVE in the cluster, sets the
+    C(nbstack.prefix) equal to O(prefix) is ACTIVE in the cluster, its agent
+    connected, on one of the group's in-service instances, sets the
     service to 1 when it is at 0 and removes the stop tags the sidecar left
     on it, then waits until the target group has a healthy target and the
     service a running task. A task is never asked for before its instance
@@ -214,13 +215,21 @@ class Capacity:
         self.note(f"service to {count}")
 
     def registered(self):
-        """Whether a container instance of this person is ACTIVE in the cluster.
+        """Whether a container instance of this person is ACTIVE in the cluster, on an instance the group has now.
 
         The cluster query filters by the attribute; the attributes are read
         back as well, so an endpoint that ignores the filter cannot pass
-        another person's instance.
+        another person's instance. The container instance must run on one
+        of the group's in-service instances with its agent connected: an
+        instance the group is terminating (a stop just before) can stay
+        ACTIVE in the cluster for a while, and a task placed there would
+        die with it.
         """
         prefix = self.params["prefix"]
+        group = self.group() or {}
+        in_service = {i["InstanceId"] for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"}
+        if not in_service:
+            return False
         arns = self.ecs.list_container_instances(
             cluster=self.params["cluster"],
             filter=f"attribute:{PREFIX_ATTRIBUTE} == {prefix}",
@@ -231,7 +240,10 @@ class Capacity:
             return False
         found = self.ecs.describe_container_instances(cluster=self.params["cluster"], containerInstances=arns, aws_retry=True)["containerInstances"]
         return any(
-            instance.get("status") == "ACTIVE" and any(a.get("name") == PREFIX_ATTRIBUTE and a.get("value") == prefix for a in instance.get("attributes", []))
+            instance.get("status") == "ACTIVE"
+            and instance.get("agentConnected")
+            and instance.get("ec2InstanceId") in in_service
+            and any(a.get("name") == PREFIX_ATTRIBUTE and a.get("value") == prefix for a in instance.get("attributes", []))
             for instance in found
         )
 
