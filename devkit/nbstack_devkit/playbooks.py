@@ -151,7 +151,7 @@ class Playbooks:
 
         tag = image_context.content_tag(ROOT / "files" / "image")
         ecr = self.emulator.client("ecr")
-        for variant_tag in (tag, f"{tag}-gpu"):
+        for variant_tag in (tag, f"gpu-{tag}"):
             try:
                 ecr.describe_images(repositoryName=f"{self.app}/notebook", imageIds=[{"imageTag": variant_tag}])
             except (ecr.exceptions.RepositoryNotFoundException, ecr.exceptions.ImageNotFoundException):

@@ -52,7 +52,7 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients) -> dict[str
     result["tags_after_image"] = tags(aws)
     result["uri"] = aws.ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]["repositoryUri"]
 
-    aws.ecr.batch_delete_image(repositoryName=REPOSITORY, imageIds=[{"imageTag": f"{tag}-gpu"}])
+    aws.ecr.batch_delete_image(repositoryName=REPOSITORY, imageIds=[{"imageTag": f"gpu-{tag}"}])
     result["gpu_missing"] = playbooks.up("bob", "-e", "instance_type=g5.xlarge", *OTHER_PROBLEM, image=False)
     result["gpu_named"] = playbooks.up(
         "bob",
@@ -83,14 +83,14 @@ def test_image_yml_on_a_new_account_creates_the_team_stacks_and_pushes_both_vari
     ok(scenario["image"])
     assert scenario["stacks_after_image"] == {f"{APP}-network": "CREATE_COMPLETE", f"{APP}-persistent": "CREATE_COMPLETE"}
     tag = scenario["tag"]
-    assert scenario["tags_after_image"] == {tag, f"{tag}-gpu"}
+    assert scenario["tags_after_image"] == {tag, f"gpu-{tag}"}
 
 
 def test_a_gpu_type_without_the_gpu_image_is_refused_naming_the_variant(scenario: dict[str, Any]) -> None:
     run = scenario["gpu_missing"]
     assert run.returncode != 0
     assert "2 problems with the settings" in run.text
-    assert f"the GPU image for instance_type g5.xlarge, {scenario['uri']}:{scenario['tag']}-gpu" in run.text
+    assert f"the GPU image for instance_type g5.xlarge, {scenario['uri']}:gpu-{scenario['tag']}" in run.text
     assert 'run "ansible-playbook image.yml -e image_variant=gpu"' in run.text
     assert f"{APP}-bob" not in scenario["stacks_at_end"]
 

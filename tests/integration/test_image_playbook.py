@@ -114,7 +114,7 @@ def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients,
     result["repository_uri"] = aws.ecr.describe_repositories(repositoryNames=[REPOSITORY])["repositories"][0]["repositoryUri"]
 
     put_image(aws, tag)
-    put_image(aws, f"{tag}-gpu")
+    put_image(aws, f"gpu-{tag}")
     docker.install(exit_code=1)
     result["unchanged"] = runner.image()
     result["unchanged_calls"] = docker.calls()
@@ -158,7 +158,7 @@ def test_pushed_content_is_not_rebuilt(scenario: dict[str, Any]) -> None:
     assert scenario["unchanged_calls"] == [], "docker was called although both tags are in ECR"
     uri, tag = scenario["repository_uri"], scenario["tag"]
     assert f"cpu image {uri}:{tag} unchanged, not rebuilt" in run.text
-    assert f"gpu image {uri}:{tag}-gpu unchanged, not rebuilt" in run.text
+    assert f"gpu image {uri}:gpu-{tag} unchanged, not rebuilt" in run.text
 
 
 def expected_calls(uri: str, tags: dict[str, str]) -> list[list[str]]:
@@ -176,17 +176,17 @@ def test_only_the_missing_variant_is_built(scenario: dict[str, Any]) -> None:
     run = ok(scenario["gpu_only"])
     uri, tag = scenario["repository_uri"], scenario["tag"]
     calls = [call["argv"] for call in scenario["gpu_only_calls"]]
-    assert calls == expected_calls(uri, {"gpu": f"{tag}-gpu"})
+    assert calls == expected_calls(uri, {"gpu": f"gpu-{tag}"})
     assert run.changed == 2  # the build task and the push task
     assert f"cpu image {uri}:{tag} unchanged, not rebuilt" in run.text
-    assert f"gpu image {uri}:{tag}-gpu built and pushed" in run.text
+    assert f"gpu image {uri}:gpu-{tag} built and pushed" in run.text
 
 
 def test_missing_images_are_logged_in_built_and_pushed(scenario: dict[str, Any]) -> None:
     run = ok(scenario["both"])
     uri, tag = scenario["repository_uri"], scenario["tag"]
     calls = scenario["both_calls"]
-    assert [call["argv"] for call in calls] == expected_calls(uri, {"cpu": tag, "gpu": f"{tag}-gpu"})
+    assert [call["argv"] for call in calls] == expected_calls(uri, {"cpu": tag, "gpu": f"gpu-{tag}"})
     # BuildKit builds only the stage of the variant's base image, not both bases.
     assert {call["buildkit"] for call in calls if call["argv"][0] == "build"} == {"1"}
     assert run.changed == 2  # a looped task counts once in the recap

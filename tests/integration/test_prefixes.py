@@ -91,7 +91,7 @@ def test_gpu_type_gets_the_gpu_ami_and_a_gpu(team: dict, aws: Clients) -> None:
         "containerDefinitions"
     ][0]
     assert container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
-    assert container["image"].endswith("-gpu") and ":c-" in container["image"]
+    assert ":gpu-c-" in container["image"]
     # g5.xlarge has 16 GiB, like m5.xlarge; the reservation follows it.
     assert container["memoryReservation"] == 14888
     assert "Instance type: g5.xlarge (1 GPU" in team["bob"].text

@@ -34,14 +34,9 @@ def rendered_policy(kept: str | None = None) -> dict[str, Any]:
     body = template()
     kept = kept or str(body["Parameters"]["ImagesKeptPerVariant"]["Default"])
     (repository,) = [r for r in body["Resources"].values() if r["Type"] == "AWS::ECR::Repository"]
-    text, names = repository["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
-    values = {"ImagesKeptPerVariant": kept}
-    for name, node in names.items():
-        mapping, key, field = node["Fn::FindInMap"]
-        assert key == {"Ref": "ImagesKeptPerVariant"}
-        values[name] = str(body["Mappings"][mapping][kept][field])
-    for name, value in values.items():
-        text = text.replace("${" + name + "}", value)
+    text = repository["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
+    assert isinstance(text, str), "the policy takes the setting as it is"
+    text = text.replace("${ImagesKeptPerVariant}", kept)
     assert "${" not in text, text
     return dict(json.loads(text))
 
@@ -87,6 +82,22 @@ def test_the_policy_is_valid_ecr_syntax() -> None:
             assert all(p.count("*") <= 4 for p in selection["tagPatternList"])
 
 
+def variant(image: dict[str, Any]) -> str:
+    tag = image["tags"][0] if image["tags"] else ""
+    return "gpu" if tag.startswith("gpu-c-") else "cpu" if tag.startswith("c-") else "other"
+
+
+def of_variant(images: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return sorted((i for i in images if variant(i) == name), key=lambda i: i["pushed"])
+
+
+def evaluated(policy: dict[str, Any], images: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    left = images
+    for _day in range(3):  # ECR evaluates again; what is left must be stable
+        left = surviving(policy, left, now)
+    return left
+
+
 @pytest.mark.parametrize("kept", [str(v) for v in template()["Parameters"]["ImagesKeptPerVariant"]["AllowedValues"]])
 def test_the_newest_images_of_each_variant_are_kept(kept: str) -> None:
     policy = rendered_policy(kept)
@@ -98,29 +109,30 @@ def test_the_newest_images_of_each_variant_are_kept(kept: str) -> None:
     for n in range(3 * count + 5):
         # Then as image.yml pushes by default: the CPU and the GPU image of each content change.
         images.append({"tags": [f"c-{n:012x}"], "pushed": start + timedelta(hours=n)})
-        images.append({"tags": [f"c-{n:012x}-gpu"], "pushed": start + timedelta(hours=n, minutes=30)})
+        images.append({"tags": [f"gpu-c-{n:012x}"], "pushed": start + timedelta(hours=n, minutes=30)})
     images.append({"tags": ["team-v1"], "pushed": start})  # named by notebook_image_tag, pushed by hand
+    images.append({"tags": ["gpu-team-v1"], "pushed": start})
     images.append({"tags": [], "pushed": start + timedelta(days=40)})  # a layer left by a replaced push
     images.append({"tags": [], "pushed": start + timedelta(days=45)})
     now = start + timedelta(days=45, hours=1)
 
-    left = images
-    for _day in range(3):  # ECR evaluates again; what is left must be stable
-        left = surviving(policy, left, now)
+    left = evaluated(policy, images, now)
     tags = [tag for image in left for tag in image["tags"]]
-    gpu = sorted((i for i in left if i["tags"] and i["tags"][0].endswith("-gpu")), key=lambda i: i["pushed"])
-    cpu = sorted(
-        (i for i in left if i["tags"] and i["tags"][0].startswith("c-") and not i["tags"][0].endswith("-gpu")),
-        key=lambda i: i["pushed"],
-    )
-    newest_gpu = sorted((i for i in images if i["tags"] and i["tags"][0].endswith("-gpu")), key=lambda i: i["pushed"])
-    assert gpu == newest_gpu[-count:]
-    assert len(cpu) >= count
-    newest_cpu = sorted(
-        (i for i in images if i["tags"] and i["tags"][0].startswith("c-") and not i["tags"][0].endswith("-gpu")),
-        key=lambda i: i["pushed"],
-    )
-    assert cpu == newest_cpu[-len(cpu) :], "an older CPU image was kept while a newer one expired"
-    assert len(cpu) + len(gpu) <= 2 * count + count, "more content images kept than the setting says"
-    assert "team-v1" in tags
+    assert of_variant(left, "gpu") == of_variant(images, "gpu")[-count:]
+    assert of_variant(left, "cpu") == of_variant(images, "cpu")[-count:]
+    assert "team-v1" in tags and "gpu-team-v1" in tags
     assert [i for i in left if not i["tags"]] == [images[-1]]  # the day-old untagged layer expired
+
+
+@pytest.mark.parametrize("kept", [str(v) for v in template()["Parameters"]["ImagesKeptPerVariant"]["AllowedValues"]])
+def test_pushes_of_one_variant_never_expire_the_other(kept: str) -> None:
+    """Many GPU-only pushes (image_variant=gpu) after a few CPU images leave those CPU images, and the reverse."""
+    policy = rendered_policy(kept)
+    count = int(kept)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for few, many in (("c-", "gpu-c-"), ("gpu-c-", "c-")):
+        images = [{"tags": [f"{few}{n:012x}"], "pushed": start + timedelta(hours=n)} for n in range(3)]
+        images += [{"tags": [f"{many}{100 + n:012x}"], "pushed": start + timedelta(days=1, hours=n)} for n in range(2 * count + 1)]
+        left = evaluated(policy, images, start + timedelta(days=10))
+        assert [i["tags"][0] for i in left if i["tags"][0].startswith(few)] == [f"{few}{n:012x}" for n in range(3)]
+        assert len([i for i in left if i["tags"][0].startswith(many)]) == count

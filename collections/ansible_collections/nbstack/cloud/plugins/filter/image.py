@@ -11,8 +11,11 @@ from __future__ import annotations
 
 #: The team's repository, <app>/notebook: the RepositoryName of the persistent template.
 REPOSITORY_SUFFIX = "/notebook"
-#: What a GPU instance type's image adds to the content tag (image.yml pushes it so).
-GPU_TAG_SUFFIX = "-gpu"
+#: What a GPU instance type's image puts before the tag (image.yml pushes it so). A
+#: prefix, not a suffix: the repository's lifecycle rules select each variant
+#: by its first characters (gpu-c-*, c-*), and two rules must never select
+#: the same image.
+GPU_TAG_PREFIX = "gpu-"
 
 
 def image_repository(app):
@@ -24,12 +27,12 @@ def team_image_tag(tag, gpu, image="", gpu_image=""):
     """The tag in the team's repository that the service runs, or "" when a named image replaces it.
 
     `tag` is notebook_image_tag or this checkout's content tag; a GPU type
-    runs its -gpu variant. notebook_image (CPU types) and notebook_gpu_image
+    runs its gpu- variant. notebook_image (CPU types) and notebook_gpu_image
     (GPU types) name another image, which is run as it is.
     """
     if gpu_image if gpu else image:
         return ""
-    return f"{tag}{GPU_TAG_SUFFIX if gpu else ''}"
+    return f"{GPU_TAG_PREFIX if gpu else ''}{tag}"
 
 
 def container_image(repository_uri, tag, gpu, image="", gpu_image=""):

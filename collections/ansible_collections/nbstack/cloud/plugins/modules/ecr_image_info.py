@@ -53,7 +53,7 @@ EXAMPLES = r"""
 - name: Ask ECR which tags are pushed
   nbstack.cloud.ecr_image_info:
     repository_name: notebook-server/notebook
-    image_tags: [c-0123456789ab, c-0123456789ab-gpu]
+    image_tags: [c-0123456789ab, gpu-c-0123456789ab]
   register: image__pushed
 
 - name: Get a registry login
@@ -77,7 +77,7 @@ missing_tags:
   type: list
   elements: str
   returned: success
-  sample: [c-0123456789ab-gpu]
+  sample: [gpu-c-0123456789ab]
 repository_uri:
   description: URI of the repository, C(<registry>/<name>); empty when it does not exist.
   type: str
