@@ -87,6 +87,8 @@ status:
   sample: UPDATE_ROLLBACK_COMPLETE
 """
 
+import time
+
 try:
     import botocore
 except ImportError:
@@ -164,6 +166,12 @@ def main():
     try:
         client.continue_update_rollback(StackName=name, aws_retry=True)
         delay = 10
+        # The waiter fails at once on UPDATE_ROLLBACK_FAILED: look until the stack has left it (the call
+        # is asynchronous), or for at most a minute, in which case the waiter reports what it is.
+        for _attempt in range(12):
+            if describe(module, client, name)[0] != "UPDATE_ROLLBACK_FAILED":
+                break
+            time.sleep(5)
         client.get_waiter("stack_rollback_complete").wait(
             StackName=name,
             WaiterConfig={"Delay": delay, "MaxAttempts": max(1, module.params["wait_timeout"] // delay)},
