@@ -46,6 +46,7 @@ from nbstack_devkit.costs import InstanceUse, StackUse, estimate, load_prices, r
 from nbstack_devkit.paths import BIN, ROOT
 from nbstack_devkit.playbooks import PlaybookRun
 from nbstack_devkit.vault import PersonVaults
+from nbstack_devkit.waits import wait_until
 
 T = TypeVar("T")
 
@@ -93,14 +94,7 @@ def say(text: str) -> None:
 
 def poll(predicate: Callable[[], T], timeout: float, what: str, interval: float = 15.0) -> T:
     """Call `predicate` every `interval` seconds until it returns something truthy; TimeoutError naming `what` otherwise."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout / 60:.0f} min waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout=timeout, what=what, interval=interval)
 
 
 @dataclass
