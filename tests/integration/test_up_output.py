@@ -1,8 +1,10 @@
 """What up.yml prints: one line per phase, a short summary, errors in full, full detail only with -v.
 
-The output is the nbstack.cloud.phases callback's (ansible.cfg). Three runs
-from an empty account: a first up.yml, the same again (a no-op), and the
-no-op with -v; then one run that preflight refuses.
+The output is the nbstack.cloud.phases callback's (ansible.cfg). From an
+empty account, in the README's order: image.yml (it creates the network and
+the persistent stack), a first up.yml (it creates the person's stack), the
+same again (a no-op), and the no-op with -v; then one run that preflight
+refuses.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ MOST_SUMMARY_LINES = 15
 @pytest.fixture(scope="module")
 def runs(emulator: Emulator, playbooks: Playbooks) -> dict[str, PlaybookRun]:
     emulator.reset()
+    ok(playbooks.image("-e", f"prefix={PREFIX}"))
     return {
         "first": ok(playbooks.up(PREFIX)),
         "again": ok(playbooks.up(PREFIX)),
@@ -66,7 +69,7 @@ def test_up_prints_the_phases_in_order_then_a_short_summary(runs: dict[str, Play
 def test_the_summary_says_where_what_and_what_changed(runs: dict[str, PlaybookRun]) -> None:
     first = "\n".join(summary(runs["first"]))
     again = "\n".join(summary(runs["again"]))
-    assert f"Stacks: {APP}-network created, {APP}-persistent created, {APP}-{PREFIX} created" in first
+    assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX} created" in first
     assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX} unchanged" in again
     for text in (first, again):
         assert re.search(rf"^Notebook: http://\S+/{PREFIX}/$", text, re.MULTILINE)
@@ -85,8 +88,10 @@ def test_the_phase_timings_count_the_changes(runs: dict[str, PlaybookRun]) -> No
         assert re.fullmatch(rf"Phases: {phase}(, {phase}){{4}}; total ({DURATION})", line), line
         timings[name] = {m.group(1): int(m.group(5) or 0) for m in re.finditer(phase, line)}
         assert list(timings[name]) == PHASES
-    # The first run created the three stacks and stored the secrets; the second changed nothing.
-    assert all(timings["first"][name] > 0 for name in ("network", "persistent", "secrets", "instance"))
+    # The first run stored the secrets and created the person's stack (image.yml
+    # created the team's two); the second changed nothing.
+    assert all(timings["first"][name] > 0 for name in ("secrets", "instance"))
+    assert timings["first"]["network"] == timings["first"]["persistent"] == 0
     assert sum(timings["first"].values()) == runs["first"].changed
     assert set(timings["again"].values()) == {0} and runs["again"].changed == 0
 

@@ -51,3 +51,19 @@ def test_the_summary_says_a_newer_ami_waits_for_the_next_stop() -> None:
     assert not [line for line in summary.up_summary(result, {}, {}, "m5.xlarge", 60) if "AMI" in line]
     lines = summary.up_summary(dict(result, ami_waiting="ami-0bbbbbbbbbbbbbbb2"), {}, {}, "m5.xlarge", 60)
     assert "A newer ECS-optimized AMI (ami-0bbbbbbbbbbbbbbb2) waits for the next stop" in "\n".join(lines)
+
+
+def test_the_summary_says_started_again_only_for_a_stack_that_was_there() -> None:
+    def start_line(**instance) -> str:
+        result = dict({"name": "app-alice", "outputs": {}}, **instance)
+        return summary.up_summary(result, {}, {}, "m5.xlarge", 60)[3]
+
+    assert start_line(action="created", started=True, healthy=True) == "Idle stop after 60 minutes without use (0: never)"
+    assert start_line(action="unchanged", started=True, healthy=True) == "Started again after an idle stop"
+    assert start_line(action="updated", started=True, healthy=False) == (
+        "Started again after an idle stop (health check not passing yet)"
+    )
+    assert start_line(action="unchanged", started=True, healthy=None) == (
+        "Started again after an idle stop (health check not waited for)"
+    )
+    assert start_line(action="unchanged", started=False, healthy=True).startswith("Idle stop after 60 minutes")

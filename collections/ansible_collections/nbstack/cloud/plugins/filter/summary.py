@@ -9,9 +9,13 @@ from __future__ import annotations
 from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
 
 
+_HEALTH = {True: "", False: " (health check not passing yet)", None: " (health check not waited for)"}
+
+
 def _started(instance, idle_timeout_minutes):
-    if instance.get("started"):
-        return "Started again after an idle stop" + ("" if instance.get("healthy") else " (health check not passing yet)")
+    # A new stack's server starts too; "again" is for a stack that was there, stopped.
+    if instance.get("started") and instance.get("action") != "created":
+        return "Started again after an idle stop" + _HEALTH[instance.get("healthy")]
     return f"Idle stop after {counted(idle_timeout_minutes, 'minute')} without use (0: never)"
 
 

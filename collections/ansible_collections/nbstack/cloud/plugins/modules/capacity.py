@@ -143,7 +143,7 @@ was:
   returned: success
   sample: {"service": 1, "autoscaling_group": 0}
 healthy:
-  description: Whether the health check passed (C(state=started); null in check mode and for C(state=prepared)).
+  description: Whether the health check passed (C(state=started); null in check mode, with O(wait_timeout=0) and for C(state=prepared)).
   type: bool
   returned: success
   sample: true
@@ -332,6 +332,9 @@ def start(module, capacity, service, group, was):
         capacity.set_service(1)
     if starting:
         capacity.clear_stop_tags(service)
+    if params["wait_timeout"] == 0:
+        # Asked not to wait (scripts that look at the server themselves): no check, no warning.
+        return result(capacity, changed=starting, started=starting, stopped=False, was=was, healthy=None)
     healthy = capacity.wait(capacity.healthy, params["wait_timeout"])
     if healthy:
         capacity.note("healthy")
