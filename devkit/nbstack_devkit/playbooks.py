@@ -9,12 +9,14 @@ in an environment that points boto3 at the emulator.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -147,9 +149,7 @@ class Playbooks:
 
     def image_pushed(self) -> bool:
         """Whether both variants of this checkout's image are in the emulator's ECR."""
-        from ansible_collections.nbstack.cloud.plugins.plugin_utils import image_context
-
-        tag = image_context.content_tag(ROOT / "files" / "image")
+        tag = _image_context().content_tag(ROOT / "files" / "image")
         ecr = self.emulator.client("ecr")
         for variant_tag in (tag, f"gpu-{tag}"):
             try:
@@ -160,6 +160,20 @@ class Playbooks:
 
     def down(self, prefix: str, *extra: str, log: Path | None = None) -> PlaybookRun:
         return self.run("down.yml", "-e", f"prefix={prefix}", *extra, with_vault=False, log=log)
+
+
+def _image_context() -> ModuleType:
+    """The collection's image_context (the tag image.yml gives this checkout's image), loaded from its file.
+
+    The devkit runs outside Ansible (make demo), where the collection is not
+    importable as ansible_collections.nbstack; the module imports nothing of Ansible's.
+    """
+    path = ROOT / "collections" / "ansible_collections" / "nbstack" / "cloud" / "plugins" / "plugin_utils" / "image_context.py"
+    spec = importlib.util.spec_from_file_location("nbstack_image_context", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ok(run: PlaybookRun) -> PlaybookRun:
