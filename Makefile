@@ -84,7 +84,7 @@ molecule: $(STAMP)
 		$(BIN)/molecule test
 
 pytest: $(STAMP)
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25
 
 # The opt-in suite against a real AWS account (README, "Testing on a real
 # account"): AWS_PROFILE=sandbox make test-aws [K=two_prefixes]. About an hour
