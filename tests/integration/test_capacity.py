@@ -13,6 +13,9 @@ the group wants one, as the ECS agent does. Two stand-ins in this module:
   wants a task and the person's instance is registered, the instance is a
   healthy target and the service counts one running task (the local agent,
   ecs_agent.LocalAgent, does the same for the demo with a real container).
+  The emulator's UpdateService sets the running count to the desired count
+  at once; while the stand-in runs, the count is only what it reports, as on
+  ECS, where a task stops some time after the service stops wanting it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import pytest
+from moto.ecs.models import EC2ContainerServiceBackend as ECSBackend
 from team import APP
 
 from nbstack_devkit.ecs_agent import matching_instances
@@ -50,6 +55,20 @@ def stack_parameters(aws: Clients) -> dict[str, str]:
     return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
 
 
+_UPDATE_SERVICE = ECSBackend.update_service
+
+
+def update_keeping_running_count(backend: ECSBackend, properties: dict[str, Any]) -> Any:
+    """The emulator's UpdateService, leaving the running count to what the stand-in reports."""
+    cluster = str(properties.get("cluster", "default")).split("/")[-1]
+    before = backend.services.get(f"{cluster}:{str(properties['service']).split('/')[-1]}")
+    running = before.running_count if before is not None else 0
+    service = _UPDATE_SERVICE(backend, properties)
+    service.running_count = running
+    service.pending_count = max(int(service.desired_count) - running, 0)
+    return service
+
+
 @dataclass(frozen=True)
 class Sample:
     group: int
@@ -71,14 +90,17 @@ class Watch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._placed: str | None = None
+        self._running_count = mock.patch.object(ECSBackend, "update_service", update_keeping_running_count)
 
     def __enter__(self) -> Watch:
+        self._running_count.start()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        self._running_count.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
