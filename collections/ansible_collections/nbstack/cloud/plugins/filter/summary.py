@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
 
-
 _HEALTH = {True: "", False: " (health check not passing yet)", None: " (health check not waited for)"}
 
 
