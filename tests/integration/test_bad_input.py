@@ -74,6 +74,7 @@ def assert_nothing_created(aws: Clients) -> None:
         (["-e", "notebook_certificate_arn=arn:aws:iam::123456789012:role/x"], "notebook_certificate_arn"),
         (["-e", "notebook_repo_url=https://user:pw@git.example.com/r.git"], "notebook_repo_url"),
         (["-e", '{"notebook_vpc_id": "vpc-0abc"}'], "notebook_public_subnet_ids"),
+        (["-e", '{"notebook_vpc_id": "vpc-1"}'], "notebook_vpc_id vpc-1 is not a VPC ID (vpc- and 8 or 17 hexadecimal digits)"),
         (["-e", "notebook_port=80"], "notebook_port: it is below 1024"),
         (["-e", "notebook_health_port=8888"], "notebook_port and notebook_health_port: they must differ"),
         (["-e", "notebook_port=http"], "notebook_port: it is not a whole number"),

@@ -75,7 +75,7 @@ def test_reports_the_nat_address_of_the_given_vpc(up: PlaybookRun, given: dict) 
     assert f"Egress IP (allow-list it at the warehouse): {given['egress_ip']}" in up.text
 
 
-def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbooks, given: dict) -> None:
+def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict) -> None:
     wrong = dict(given, vpc="vpc-0123456789abcdef0")
     # Preflight looks the VPC up: said with the other problems, before anything changes,
     # with the team's stacks up or not.
@@ -83,6 +83,7 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
         run = playbooks.up("alice", *network_args(wrong), "-e", f"notebook_app_name={app}")
         assert run.returncode != 0
         assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist in eu-west-1" in run.text, run.text[-3000:]
+    assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
 
 
 def test_persistent_absent_removes_everything_but_the_given_vpc(
