@@ -67,3 +67,9 @@ def test_the_summary_says_started_again_only_for_a_stack_that_was_there() -> Non
         "Started again after an idle stop (health check not waited for)"
     )
     assert start_line(action="unchanged", started=False, healthy=True).startswith("Idle stop after 60 minutes")
+    assert start_line(action="unchanged", started=True, healthy=None, check_mode=True) == (
+        "Would start the server again (it is stopped)"
+    )
+    assert start_line(action="updated", started=True, healthy=True, stopped_for_update=True) == (
+        "Started again on a new instance (stopped for this update)"
+    )

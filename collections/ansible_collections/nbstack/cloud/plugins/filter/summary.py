@@ -14,7 +14,10 @@ _HEALTH = {True: "", False: " (health check not passing yet)", None: " (health c
 def _started(instance, idle_timeout_minutes):
     # A new stack's server starts too; "again" is for a stack that was there, stopped.
     if instance.get("started") and instance.get("action") != "created":
-        return "Started again after an idle stop" + _HEALTH[instance.get("healthy")]
+        if instance.get("check_mode"):
+            return "Would start the server again (it is stopped)"
+        why = "on a new instance (stopped for this update)" if instance.get("stopped_for_update") else "after an idle stop"
+        return f"Started again {why}" + _HEALTH.get(instance.get("healthy"), "")
     return f"Idle stop after {counted(idle_timeout_minutes, 'minute')} without use (0: never)"
 
 
