@@ -36,13 +36,16 @@ stay as they are for AWS. The list, one entry per property:
   new port, protocol, VPC or target type makes a new group (the old one is
   left in the emulator: CloudFormation deletes it once the rule no longer
   forwards to it), and the health check is modified in place.
+- `AWS::ECR::Repository` `EmptyOnDelete`: deleting the persistent stack
+  deletes the repository with its images (image.yml has pushed some before
+  the first up.yml); the emulator refuses a repository that holds images.
+- `Export` of an output after a stack update: the emulator keeps the value
+  the export had at create, so a stack created later imports a stale value
+  (the model bucket a persistent stack was given on a later run).
 
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
 here; that module lists them.
-- `AWS::ECR::Repository` `EmptyOnDelete`: deleting the persistent stack
-  deletes the repository with its images (image.yml has pushed some before
-  the first up.yml); the emulator refuses a repository that holds images.
 """
 
 from __future__ import annotations
@@ -274,6 +277,7 @@ def fill_template_gaps() -> None:
         return bucket
 
     _follow_target_group_updates()
+    _follow_export_updates()
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
 
@@ -337,6 +341,23 @@ def _follow_target_group_updates() -> None:
         )
 
     FakeTargetGroup.update_from_cloudformation_json = classmethod(update_target_group)  # type: ignore[method-assign,assignment]
+
+
+def _follow_export_updates() -> None:
+    """A stack update's exports as the emulator's list of exports (the module's list)."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    update_stack = CloudFormationBackend.update_stack
+
+    def update_stack_and_exports(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+        stack = update_stack(self, *args, **kwargs)
+        for name in [name for name, export in self.exports.items() if export.exporting_stack_id == stack.stack_id]:
+            del self.exports[name]
+        for export in stack.exports:
+            self.exports[export.name] = export
+        return stack
+
+    CloudFormationBackend.update_stack = update_stack_and_exports  # type: ignore[method-assign]
 
 
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:

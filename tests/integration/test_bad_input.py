@@ -128,6 +128,7 @@ def assert_nothing_created(aws: Clients) -> None:
         "wrong-certificate-arn",
         "credentials-in-repo-url",
         "half-given-network",
+        "malformed-vpc-id",
         "privileged-port",
         "same-ports",
         "port-not-a-number",

@@ -112,5 +112,4 @@ def test_a_kept_bucket_of_another_name_stays_the_teams_on_every_later_run(
     assert after["parameters"]["ExistingModelBucket"] == legacy
     assert after["parameters"]["KeptModelBucket"] == "true"
     assert after["outputs"]["ModelBucketName"] == legacy
-    # The server's bucket is the export's value; the emulator keeps an export's first value
-    # through a stack update (FACTS.md), so it is not asserted here.
+    assert model_bucket_of_the_server(aws, "alice") == legacy
