@@ -12,6 +12,10 @@ instance of the cluster its user data names, with its attributes, as the
 ECS agent registers it on AWS; up.yml waits for that before it asks for a
 task.
 
+Emulators started in one process share one state (moto keeps its backends
+in module globals): a reset of one resets the others, and each one's
+instance agents register every instance. Run one at a time in a process.
+
 `Emulator(iam=True)` is the same emulator with IAM enforced on request
 (`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
 that run the container's calls with a role's own credentials

@@ -87,9 +87,14 @@ def warehouse() -> Iterator[dict[str, str | int]]:
     cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    """The AWS emulator on a loopback port (S3 for the model store, ECS and auto scaling for the idle stop)."""
+    """The AWS emulator on a loopback port (S3 for the model store, ECS and auto scaling for the idle stop).
+
+    Stopped after each module: emulators in one process share the emulator's
+    state, so one left running while tests/integration runs would register
+    every instance a second time (its own instance agents).
+    """
     server = Emulator().start()
     yield server
     server.stop()
