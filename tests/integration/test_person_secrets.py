@@ -98,6 +98,7 @@ def stored(aws: Clients, prefix: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients, tmp_path_factory: pytest.TempPathFactory) -> dict:
     emulator.reset()
+    ok(playbooks.image("-e", "prefix=alice"))  # once for the team, as the README says
     vaults = PersonVaults(tmp_path_factory.mktemp("person-vaults") / "vault")
     first = {prefix: dict(vaults.write(prefix, random_values()).values) for prefix in ("alice", "bob")}
     runs = {prefix: ok(run_for(playbooks, vaults, prefix)) for prefix in ("alice", "bob")}

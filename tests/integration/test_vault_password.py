@@ -87,6 +87,7 @@ def account_state(aws: Clients) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def scenario(emulator: Emulator, playbooks: Playbooks, aws: Clients, tmp_path_factory: pytest.TempPathFactory) -> dict:
     emulator.reset()
+    ok(playbooks.image("-e", "prefix=alice"))  # once for the team, as the README says
     checkout = copy_checkout(tmp_path_factory.mktemp("checkout"))
     team_vault = readme_team_vault(checkout)
     values = random_values()
