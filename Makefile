@@ -83,8 +83,11 @@ molecule: $(STAMP)
 	NBSTACK_EMULATOR_PORT=$$($(BIN)/python -c 'from nbstack_devkit.waits import free_port; print(free_port())') \
 		$(BIN)/molecule test
 
+# -n: modules run in parallel, a whole module in one worker (its fixtures are
+# module-scoped), each worker a process with its own emulator; --durations
+# names the slowest steps, to keep the suite well inside CI's time.
 pytest: $(STAMP)
-	$(BIN)/pytest tests --durations=25
+	$(BIN)/pytest tests -n auto --maxprocesses 4 --dist loadfile --durations=25
 
 # The opt-in suite against a real AWS account (README, "Testing on a real
 # account"): AWS_PROFILE=sandbox make test-aws [K=two_prefixes]. About an hour

@@ -92,6 +92,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -579,11 +580,19 @@ class InstanceAgents:
     (desired capacity 0, group deleted), as the instance's termination does
     on AWS. Errors (IAM enforced on the emulator, a cluster deleted under
     it) are logged and tried again at the next look.
+
+    An instance registers `boot_seconds` after its group first wants it, as
+    an instance boots and starts its agent first on AWS (a minute or more):
+    up.yml's order between the group and the service has a window to show
+    in, whatever the load on the machine.
     """
 
-    def __init__(self, emulator: Emulator, interval: float = 0.5) -> None:
+    def __init__(self, emulator: Emulator, interval: float = 0.5, boot_seconds: float = 2.0) -> None:
         self.emulator = emulator
         self.interval = interval
+        self.boot_seconds = boot_seconds
+        #: EC2 instance id -> when a look first found its group wanting it (time.monotonic()).
+        self._booting: dict[str, float] = {}
         self.ecs = emulator.client("ecs")
         self.ec2 = emulator.client("ec2")
         self.autoscaling = emulator.client("autoscaling")
@@ -630,9 +639,12 @@ class InstanceAgents:
                     self.ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
                 del self.registered[instance_id]
                 log.info("instance agents: deregistered %s (%s)", instance_id, arn)
+        now = time.monotonic()
+        self._booting = {i: self._booting.get(i, now) for i in wanted if i not in self.registered}
         for instance_id, (cluster, attributes) in wanted.items():
-            if instance_id in self.registered:
+            if instance_id in self.registered or now - self._booting[instance_id] < self.boot_seconds:
                 continue
+            del self._booting[instance_id]
             document = json.dumps({"instanceId": instance_id, "region": self.emulator.environ({})["AWS_REGION"]})
             arn = self.ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=document)["containerInstance"]["containerInstanceArn"]
             if attributes:

@@ -14,7 +14,8 @@ task.
 
 Emulators started in one process share one state (moto keeps its backends
 in module globals): a reset of one resets the others, and each one's
-instance agents register every instance. Run one at a time in a process.
+instance agents register every instance. Run one at a time in a process;
+each starts as a fresh account (what an earlier one left is forgotten).
 
 `Emulator(iam=True)` is the same emulator with IAM enforced on request
 (`enforce_iam`), in a process of its own (see `iam_emulator`), for tests
@@ -114,6 +115,7 @@ class Emulator:
         else:
             self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
             self.server.start()
+            self.reset()  # moto's state outlives an earlier emulator in this process
         from .ecs_agent import InstanceAgents  # ecs_agent imports this module
 
         self._agents = InstanceAgents(self).start()

@@ -1,8 +1,10 @@
 """Fixtures that run the real playbooks against the local AWS emulator.
 
-The emulator runs for the whole session on a free loopback port; each test
-scenario starts from an empty account (the fixtures reset it), runs
-ansible-playbook exactly as a user would, and asserts with boto3 describe calls.
+Each module gets an emulator of its own on a free loopback port, starting as
+an empty account (modules run in parallel, one worker process each, and
+emulators in one process share moto's state: one at a time there); a
+scenario that needs a fresh account within a module resets it. Tests run
+ansible-playbook exactly as a user would, and assert with boto3 describe calls.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from nbstack_devkit.playbooks import Playbooks
 from nbstack_devkit.vault import Vault, random_values, write_vault
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
     server = Emulator().start()
     yield server
@@ -30,11 +32,11 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
     return write_vault(tmp_path_factory.mktemp("vault"), random_values())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playbooks(emulator: Emulator, vault: Vault) -> Playbooks:
     return Playbooks(emulator, SETTINGS, vault)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws(emulator: Emulator) -> Clients:
     return Clients(emulator)

@@ -3,7 +3,8 @@
 The emulator places no task and runs no ECS agent. The devkit's instance
 agents (ecs_agent.InstanceAgents, started with the emulator) register a
 group's instance in the cluster, with the attributes of its user data, while
-the group wants one, as the ECS agent does. Two stand-ins in this module:
+the group wants one, as the ECS agent does, a boot's few seconds after the
+group first wants it. Two stand-ins in this module:
 
 - a sampler that records, every few milliseconds while up.yml runs, what
   anyone could read from AWS: the group's desired capacity, whether the
