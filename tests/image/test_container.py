@@ -247,6 +247,21 @@ def test_sigterm_pushes_every_unsaved_change_to_an_autosave_branch(
     assert _checkout_state(work) == before
 
 
+def test_sigterm_to_a_stopped_jupyter_still_autosaves(notebook: Notebook, git_server: GitHttpServer, repo: str) -> None:
+    work = notebook.work_dir
+    (work / "analysis" / "new.ipynb").write_text('{"cells": ["made before a ^Z"]}\n')
+    as_the_notebook_users_edits(work)
+    os.kill(notebook.pid, signal.SIGSTOP)  # e.g. `kill -STOP` from a terminal; the sidecar still says healthy
+
+    notebook.signal_group(signal.SIGTERM)
+    assert notebook.wait_exit(60) == 0, notebook.log()[-3000:]
+
+    refs = [sha for ref, sha in git_server.refs(repo).items() if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
+    assert len(refs) == 1, notebook.log()[-3000:]
+    shown = git("show", f"{refs[0]}:analysis/new.ipynb", cwd=git_server.root / repo)
+    assert shown == '{"cells": ["made before a ^Z"]}\n'
+
+
 def test_sigterm_with_nothing_to_save_pushes_nothing(
     notebook: Notebook, git_server: GitHttpServer, repo: str
 ) -> None:

@@ -1,14 +1,22 @@
 """Git for the notebook user: identity, credentials, and the first clone.
 
 The token is written once into a 0600 credential-store file in HOME (outside
-the work directory, so it can never be committed) and ~/.gitconfig points
-git's `store` helper at it. It never goes into .git/config, a remote URL, a
-command line, or the environment of anything this module starts.
+the work directory, so it can never be committed) and ~/.gitconfig points a
+read-only helper at it (`credential_helper`). It never goes into
+.git/config, a remote URL, a command line, or the environment of anything
+this module starts.
+
+A first clone killed half-way (the container stopped during it) leaves a
+checkout that is missing objects or files. The clone marks the repository
+with `nbstack.cloneIncomplete` before it fetches and clears the mark once it
+has finished; the next start finds the mark and clones again.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -22,6 +30,8 @@ log = logging.getLogger("nbstack.git")
 #: The user name sent with the token when the URL names none; GitHub accepts
 #: any user name with a token, and this is the one its own docs use.
 DEFAULT_TOKEN_USER = "x-access-token"
+#: Set in a clone's .git/config from before its fetch until it has finished.
+INCOMPLETE_MARK = "nbstack.cloneIncomplete"
 
 
 def credential_line(repo_url: str, token: str) -> str:
@@ -32,6 +42,19 @@ def credential_line(repo_url: str, token: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return f"{parts.scheme}://{quote(user, safe='')}:{quote(token, safe='')}@{host}\n"
+
+
+def credential_helper(credentials_file: Path) -> str:
+    """The credential.helper value: git's store file, answered for `get` only.
+
+    git's own `store` helper erases the stored line whenever a host answers
+    401 with it (a password mistyped into a prompt-less `git fetch`, a
+    remote briefly refusing): every later autosave would then run without a
+    token. Here `store` and `erase` do nothing; the file changes only at
+    the container's start, from the secret.
+    """
+    store = f"git credential-store --file={shlex.quote(str(credentials_file))}"
+    return f'!f() {{ if [ "$1" = get ]; then {store} get; fi; }}; f'
 
 
 def configure(settings: Settings) -> None:
@@ -45,8 +68,7 @@ def configure(settings: Settings) -> None:
             settings.git_credentials_file,
             credential_line(settings.repo_url, settings.git_token.value),
         )
-        helper = f"store --file={settings.git_credentials_file}"
-        git(["config", "--global", "credential.helper", helper])
+        git(["config", "--global", "credential.helper", credential_helper(settings.git_credentials_file)])
         log.info("credential helper set up (token in %s, mode 0600)", settings.git_credentials_file)
     elif settings.repo_url:
         log.warning("NBSTACK_GIT_TOKEN is empty: cloning and pushing work only for a public repository")
@@ -57,15 +79,21 @@ def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
 
     Returns what happened: "cloned", "kept" or "skipped". Refuses to clone
     into a non-empty directory that is not a checkout, because that directory
-    is a persistent volume and its files may be someone's work.
+    is a persistent volume and its files may be someone's work. A clone that
+    an earlier start left unfinished (see the module docstring) is removed
+    and made again: everything in it came from the repository, since a clone
+    starts only in an empty directory.
     """
     work_dir: Path = settings.work_dir
     if not settings.repo_url:
         log.info("NBSTACK_REPO_URL is empty: no repository to clone")
         return "skipped"
     if (work_dir / ".git").exists():
-        log.info("%s already holds a checkout: left untouched", work_dir)
-        return "kept"
+        if not _incomplete(work_dir):
+            log.info("%s already holds a checkout: left untouched", work_dir)
+            return "kept"
+        log.warning("%s holds a clone an earlier start did not finish: cloning again", work_dir)
+        _empty(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     if any(work_dir.iterdir()):
         raise RuntimeError(
@@ -73,8 +101,33 @@ def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
             "move them away (or clone by hand) and restart"
         )
     try:
-        git(["clone", "--quiet", "--origin", "origin", "--", settings.repo_url, str(work_dir)], timeout=timeout)
+        # --config takes effect right after the repository is initialised, before the fetch.
+        mark = f"{INCOMPLETE_MARK}=true"
+        git(
+            ["clone", "--quiet", "--origin", "origin", "--config", mark, "--", settings.repo_url, str(work_dir)],
+            timeout=timeout,
+        )
+        git(["config", "--unset", INCOMPLETE_MARK], cwd=work_dir)
+    except subprocess.TimeoutExpired as error:
+        # git was killed half-way and cleaned nothing up; nobody has worked in the clone yet.
+        _empty(work_dir)
+        raise RuntimeError(f"git clone of {settings.repo_url} did not finish within {timeout:.0f} s") from error
     except subprocess.CalledProcessError as error:
         raise RuntimeError(f"git clone of {settings.repo_url} failed: {error.stderr.strip()}") from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)
     return "cloned"
+
+
+def _empty(work_dir: Path) -> None:
+    """Remove everything in work_dir (a clone that did not finish), keeping the directory (a mount point)."""
+    for entry in list(work_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _incomplete(work_dir: Path) -> bool:
+    """Whether the checkout in work_dir carries the mark of a clone that did not finish."""
+    found = git(["config", "--get", INCOMPLETE_MARK], cwd=work_dir, check=False)
+    return found.stdout.strip() == "true"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -198,6 +199,21 @@ def serve(port: int, pid_file: Path, host: str = "0.0.0.0") -> HealthServer:
     return HealthServer(host, port, pid_file)
 
 
+def continue_jupyter(pid_file: Path) -> None:
+    """Send SIGCONT to a live Jupyter, so that a stopped one (SIGSTOP, ^Z) acts on the SIGTERM it was sent.
+
+    A stopped process keeps SIGTERM pending until it is continued: without
+    this, a Jupyter stopped by hand would never autosave, and ECS would kill
+    it at the end of the stop timeout. SIGCONT to a running process does nothing.
+    """
+    status = check(pid_file)
+    if status.healthy and status.pid:
+        try:
+            os.kill(status.pid, signal.SIGCONT)
+        except OSError as error:  # gone in between, or not ours to signal: nothing to continue
+            log.warning("could not continue Jupyter (pid %d) for its autosave: %s", status.pid, error)
+
+
 def _start_idle_watcher(pid_file: Path, should_exit: threading.Event) -> None:
     """Run the idle watcher next to the health endpoint; a broken one never takes health down."""
     try:
@@ -225,9 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     server = serve(args.port, args.pid_file, args.host)
     if args.own_pid_file:
         write_pid_file(args.own_pid_file)
+
     # SIGTERM (tini -g sends it to the whole process group on `docker stop`)
     # ends the sidecar cleanly; the ALB has stopped routing to the task by then.
-    signal.signal(signal.SIGTERM, lambda *_: server.stop_soon())
+    def on_sigterm(*_: object) -> None:
+        continue_jupyter(args.pid_file)
+        server.stop_soon()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     log.info("health sidecar on %s:%d watching %s", args.host, args.port, args.pid_file)
     watcher_exit = threading.Event()
     if args.idle_watcher:

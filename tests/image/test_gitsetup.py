@@ -1,0 +1,76 @@
+"""Git set-up in the container against the devkit's git server over HTTP: a 401 keeps the token, a killed clone is redone."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nbstack_devkit.gitserver import GitHttpServer, git
+from nbstack_runtime import gitsetup
+from nbstack_runtime.gitcmd import git_environ
+from nbstack_runtime.settings import Settings
+
+
+@pytest.fixture
+def configured(tmp_path: Path, git_server: GitHttpServer, repo: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The notebook user's git, set up as the startup does, in a HOME of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    settings = Settings.from_environ(
+        {
+            "NBSTACK_PREFIX": "alice",
+            "HOME": str(home),
+            "NBSTACK_WORK_DIR": str(tmp_path / "work"),
+            "NBSTACK_REPO_URL": git_server.url(repo),
+            "NBSTACK_GIT_TOKEN": git_server.token,
+        }
+    )
+    gitsetup.configure(settings)
+    return settings
+
+
+def credential(action: str, url: str, given: str = "") -> str:
+    """git's credential machinery, as the notebook user's git runs it: `fill` answers for url, `reject` erases."""
+    return user_git(["credential", action], given or f"url={url}\n\n")
+
+
+def user_git(args: list[str], given: str = "", cwd: Path | None = None) -> str:
+    """git with the notebook user's global configuration (HOME), as the runtime runs it (no prompt)."""
+    return subprocess.run(
+        ["git", *args], input=given, cwd=cwd, capture_output=True, text=True, check=True, env=git_environ()
+    ).stdout
+
+
+def test_a_401_from_the_host_leaves_the_stored_token_in_place(configured: Settings, git_server: GitHttpServer, repo: str) -> None:
+    url = git_server.url(repo)
+    stored = configured.git_credentials_file.read_text()
+    filled = credential("fill", url)
+    assert f"password={git_server.token}" in filled
+
+    # What git does when the host answers 401 to the stored token: it asks the helpers to erase it.
+    credential("reject", url, filled + "\n")
+
+    assert configured.git_credentials_file.read_text() == stored
+    assert f"password={git_server.token}" in credential("fill", url)
+    assert "refs/heads/main" in user_git(["ls-remote", url])
+
+
+def test_a_clone_killed_half_way_is_made_again_at_the_next_start(configured: Settings) -> None:
+    work = configured.work_dir
+    # What a container stopped during its first clone leaves: the repository initialised and marked, nothing checked out.
+    work.mkdir()
+    user_git(["clone", "--quiet", "--no-checkout", "--config", f"{gitsetup.INCOMPLETE_MARK}=true", configured.repo_url, str(work)])
+    assert not (work / "README.md").exists()
+
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+    assert (work / "README.md").exists()
+    assert git("status", "--porcelain", cwd=work) == ""
+    assert "nbstack" not in (work / ".git" / "config").read_text()
+    # Finished: the next start leaves the checkout, and what the person added to it, alone.
+    (work / "mine.txt").write_text("work\n")
+    assert gitsetup.clone_if_missing(configured) == "kept"
+    assert (work / "mine.txt").read_text() == "work\n"
