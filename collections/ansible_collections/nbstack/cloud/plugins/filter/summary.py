@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lines up.yml ends with: where the notebook is and what is running.
+"""The lines up.yml ends with (where the notebook is and what is running), and what down.yml says of the work.
 
-Documentation: up_summary.yml beside this file.
+Documentation: up_summary.yml and autosave_said.yml beside this file.
 """
 
 from __future__ import annotations
@@ -52,8 +52,34 @@ def up_summary(instance, network, persistent, instance_type, idle_timeout_minute
     ]
 
 
+def _left_out(record):
+    count = int(record.get("left_out") or 0)
+    if not count:
+        return ""
+    return (
+        f" ({counted(count, 'file')} left out of the snapshot: too large, unreadable, or a repository of its own;"
+        " the snapshot's commit message names them)"
+    )
+
+
+def autosave_said(instance, prefix):
+    """What became of the work of a server down.yml took down, from the capacity module's autosave record."""
+    record = instance.get("autosave") or {}
+    problem = instance.get("autosave_problem")
+    if problem:
+        return f"Its work was NOT saved: {problem}; -e force=true went ahead anyway."
+    if instance.get("stopped"):
+        if record.get("status") == "saved":
+            return f"Its unsaved work was pushed to {record.get('branch') or prefix + '/...'} when it stopped{_left_out(record)}."
+        return f"It had no unsaved work when it stopped{_left_out(record)}."
+    if record.get("status") in ("saved", "nothing"):
+        where = f" to {record['branch']}" if record.get("branch") else ""
+        return f"It was not running; its last autosave ({record['status']}{where}, {record.get('at') or 'time unknown'}) stands."
+    return "It was not running: there was nothing to save."
+
+
 class FilterModule:
-    """The summary of up.yml."""
+    """The summary of up.yml, and what down.yml says of the work."""
 
     def filters(self):
-        return {"up_summary": up_summary}
+        return {"up_summary": up_summary, "autosave_said": autosave_said}

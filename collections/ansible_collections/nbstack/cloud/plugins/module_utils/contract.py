@@ -27,6 +27,10 @@ STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
+#: The last autosave's result, written by the container after each save:
+#: "<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]".
+AUTOSAVE_TAG = "nbstack:autosave"
+AUTOSAVE_STATUSES = ("saved", "nothing", "failed")
 
 # Patterns end in \Z, never $: Python's $ also matches before a final
 # newline, so "alice\n" would pass a ^...$ check (re.match, Jinja's match test).
@@ -119,3 +123,23 @@ def prefix_from_user_name(name):
 def autosave_folder(prefix):
     """Where a person's autosave branches are: autosave/<prefix>/."""
     return f"{AUTOSAVE_BRANCH_PREFIX}{prefix}/"
+
+
+def autosave_record(value):
+    """The AUTOSAVE_TAG value as a dict (status, at, branch, left_out), or None when there is none.
+
+    A status this side does not know is kept as it is; callers treat only
+    "saved" and "nothing" as a save that succeeded.
+    """
+    parts = str(value or "").split()
+    if not parts:
+        return None
+    record = {"status": parts[0], "at": "", "branch": "", "left_out": 0}
+    for part in parts[1:]:
+        if part.startswith("left-out=") and part[len("left-out="):].isdigit():
+            record["left_out"] = int(part[len("left-out="):])
+        elif part.startswith(AUTOSAVE_BRANCH_PREFIX):
+            record["branch"] = part
+        elif not record["at"]:
+            record["at"] = part
+    return record

@@ -16,7 +16,16 @@ update:
   group to 0), rather than killed with its instance;
 - after it (``state: started``): the group to 1, then a wait until the
   person's container instance (attribute nbstack.prefix) is ACTIVE in the
-  cluster, then the service to 1, then a wait for the first healthy check.
+  cluster, then the service to 1, then a wait for the first healthy check;
+- before down.yml deletes the stack (``state: stopped``): a running server
+  is stopped (service to 0, its task's autosave inside its stop timeout).
+
+Whenever a running task is stopped here, the autosave's result is read from
+the tag the container writes on its service (contract.AUTOSAVE_TAG, cleared
+first so only this stop's result counts). A save that failed, or a stopped
+task that recorded none, stops the run before anything that would lose the
+instance's disk (the stack's deletion, an instance replacement) unless
+O(force): the server stays stopped, its instance and its files stay.
 
 Placement never fails for want of an instance, so ECS's placement back-off
 (30 s to minutes) never starts.
@@ -50,15 +59,24 @@ description:
     the health check does not pass within O(wait_timeout) it warns and
     returns C(healthy=false) (the capacity is started; a later run reports
     no change).
+  - C(state=stopped), before the instance stack is deleted. With the group
+    running and a task running, sets the service to 0 and waits until the
+    task has stopped (its autosave).
+  - Whenever a running task was stopped, and with the group running and the
+    service at 0, the last autosave result the container recorded on the
+    service (tag C(nbstack:autosave)) is checked. When the save failed, or
+    a stopped task recorded none, the module fails (the service stays at 0,
+    the group and the instance with the work on its disk stay) unless
+    O(force), which only warns.
   - In check mode nothing changes and nothing is awaited; C(changed) says
     whether something would.
 author:
   - nbstack (!UNKNOWN)
 options:
   state:
-    description: C(prepared) before a stack update, C(started) after it.
+    description: C(prepared) before a stack update, C(started) after it, C(stopped) before the stack's deletion.
     type: str
-    choices: [prepared, started]
+    choices: [prepared, started, stopped]
     default: started
   cluster:
     description: ECS cluster name.
@@ -89,6 +107,12 @@ options:
     description: Seconds to wait for the task to stop when stopping a running server.
     type: int
     default: 300
+  force:
+    description: >-
+      Go on (with a warning) when the autosave of the stopped server failed
+      or was not recorded (C(state=prepared) and C(state=stopped)).
+    type: bool
+    default: false
   register_timeout:
     description: Seconds to wait for the person's container instance to be ACTIVE.
     type: int
@@ -133,10 +157,23 @@ started:
   returned: success
   sample: true
 stopped:
-  description: Whether a running server was stopped for the update (C(state=prepared)).
+  description: Whether a running server was stopped (for the update with C(state=prepared), before the deletion with C(state=stopped)).
   type: bool
   returned: success
   sample: false
+autosave:
+  description: >-
+    The last autosave result the container recorded on the service: C(status)
+    (saved, nothing or failed), C(at), C(branch), C(left_out) (files left out
+    of the snapshot); null when none was recorded or nothing was read.
+  type: dict
+  returned: success
+  sample: {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
+autosave_problem:
+  description: Why the work on the instance may not be saved (empty when it is, or when nothing needed saving).
+  type: str
+  returned: success
+  sample: ""
 was:
   description: Desired counts found, C(service) and C(autoscaling_group); empty when either is missing.
   type: dict
@@ -172,7 +209,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.contract import STOP_TAGS
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import AUTOSAVE_TAG, STOP_TAGS, autosave_record
 
 #: The container instance attribute the launch template's user data registers
 #: (ECS_INSTANCE_ATTRIBUTES) and the task definition's memberOf constraint matches.
@@ -253,11 +290,6 @@ class Capacity:
         passing = any(t.get("TargetHealth", {}).get("State") == "healthy" for t in targets["TargetHealthDescriptions"])
         return passing and int(service.get("runningCount", 0)) >= 1
 
-    def task_stopped(self):
-        service = self.service() or {}
-        tasks = self.ecs.list_tasks(cluster=self.params["cluster"], serviceName=self.params["service"], desiredStatus="RUNNING", aws_retry=True)["taskArns"]
-        return int(service.get("runningCount", 0)) == 0 and not tasks
-
     def wait(self, condition, timeout):
         """Look every wait_interval seconds until condition() holds or timeout passes; whether it held."""
         began = time.monotonic()
@@ -272,6 +304,29 @@ class Capacity:
                 return held
             time.sleep(min(self.params["wait_interval"], max(0.0, timeout - waited)))
 
+    def running_tasks(self):
+        """The ARNs of the service's tasks that ECS wants running (read before a stop: a stop makes their desired status STOPPED)."""
+        return self.ecs.list_tasks(cluster=self.params["cluster"], serviceName=self.params["service"], desiredStatus="RUNNING", aws_retry=True)["taskArns"]
+
+    def tasks_stopped(self, arns):
+        """Whether every one of these tasks has stopped: its containers exited (the autosave is over).
+
+        A stopping task leaves the service's runningCount and the RUNNING
+        list before its containers have exited; only its lastStatus STOPPED
+        says the container's stop, and so its autosave, is over. ECS keeps
+        a stopped task describable for an hour at least; one not found has stopped.
+        """
+        found = self.ecs.describe_tasks(cluster=self.params["cluster"], tasks=list(arns), aws_retry=True)["tasks"]
+        return all(task.get("lastStatus") == "STOPPED" for task in found)
+
+    def autosave(self, service):
+        """The container's last recorded autosave result (contract.autosave_record), or None."""
+        tags = boto3_tag_list_to_ansible_dict(self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", []))
+        return autosave_record(tags.get(AUTOSAVE_TAG))
+
+    def clear_autosave(self, service):
+        self.ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=[AUTOSAVE_TAG], aws_retry=True)
+
     def clear_stop_tags(self, service):
         tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
         left = sorted(set(boto3_tag_list_to_ansible_dict(tags)) & set(STOP_TAGS))
@@ -280,7 +335,64 @@ class Capacity:
 
 
 def result(capacity, **values):
+    values.setdefault("autosave", None)
+    values.setdefault("autosave_problem", "")
     return dict(values, timeline=capacity.timeline, waited=round(capacity.waited, 1))
+
+
+def autosave_problem(stopped_a_task, record):
+    """Why the work on the instance may be unsaved, from the last autosave record; "" when it is saved.
+
+    stopped_a_task: whether a running task was stopped just now (its record
+    was cleared first, so a record found is that stop's).
+    """
+    if record is not None and record["status"] == "failed":
+        return f"its last autosave failed ({record['at'] or 'time unknown'}): the work was not pushed and is only on the instance's disk"
+    if record is None and stopped_a_task:
+        return "the stopped task recorded no autosave result (its log says what happened): the work may be only on the instance's disk"
+    return ""
+
+
+def stop_task(module, capacity, service, what):
+    """Service to 0, wait for the task to stop (its autosave), then its autosave result; fail unless it is safe.
+
+    Returns (stopped_a_task, record, problem). Fails when the task does not
+    stop in time, or (without force) when problem is not empty. what: what
+    would have come next, for the messages.
+    """
+    params = module.params
+    tasks = capacity.running_tasks()
+    running = bool(tasks)
+    if running:
+        capacity.clear_autosave(service)
+    if int(service.get("desiredCount", 0)) >= 1:
+        capacity.set_service(0)
+    if running and not capacity.wait(lambda: capacity.tasks_stopped(tasks), params["stop_timeout"]):
+        module.fail_json(
+            msg=(
+                f"The notebook task of {params['service']} did not stop within {params['stop_timeout']} s,"
+                f" so {what} did not happen (the service is at 0, the instance still runs)."
+                " Look at the task's logs (its autosave), then run the playbook again."
+            ),
+            **result(capacity, stopped=False, started=False, was={}, healthy=None),
+        )
+    if running:
+        capacity.note("task stopped")
+    record = capacity.autosave(service)
+    problem = autosave_problem(running, record)
+    if problem and not params["force"]:
+        module.fail_json(
+            msg=(
+                f"The server {params['prefix']} is stopped, but {problem}. So {what} did not happen: the"
+                " instance and the files on its disk are kept. Run up.yml to start the server again, push"
+                " the work yourself (git push in a terminal), then run this again; or add -e force=true to"
+                " go ahead and lose the unpushed work."
+            ),
+            **result(capacity, stopped=running, started=False, was={}, healthy=None, autosave=record, autosave_problem=problem),
+        )
+    if problem:
+        module.warn(f"Going ahead with -e force=true although {problem}.")
+    return running, record, problem
 
 
 def prepare(module, capacity, service, group, was):
@@ -290,23 +402,27 @@ def prepare(module, capacity, service, group, was):
     changes = stopping or (was["service"] >= 1 and was["autoscaling_group"] < 1)
     if module.check_mode or not changes:
         return result(capacity, changed=changes, stopped=stopping, started=False, was=was, healthy=None)
-    if was["service"] >= 1:
+    if not stopping:
         capacity.set_service(0)
-    if stopping:
-        # The task's container autosaves on SIGTERM within its stop timeout; the
-        # instance goes only once the task has stopped.
-        if not capacity.wait(capacity.task_stopped, params["stop_timeout"]):
-            module.fail_json(
-                msg=(
-                    f"The notebook task of {params['service']} did not stop within {params['stop_timeout']} s,"
-                    " so its instance was not replaced (the service is at 0, the instance still runs)."
-                    " Look at the task's logs (its autosave), then run up.yml again."
-                ),
-                **result(capacity, stopped=False, started=False, was=was, healthy=None),
-            )
-        capacity.note("task stopped")
-        capacity.set_group(0)
-    return result(capacity, changed=True, stopped=stopping, started=False, was=was, healthy=None)
+        return result(capacity, changed=True, stopped=False, started=False, was=was, healthy=None)
+    # The task's container autosaves on SIGTERM within its stop timeout; the
+    # instance goes only once the task has stopped and its work is saved.
+    record, problem = stop_task(module, capacity, service, "the replacement of its instance")[1:]
+    capacity.set_group(0)
+    return result(capacity, changed=True, stopped=True, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
+
+
+def stop(module, capacity, service, group, was):
+    """Before the stack's deletion: a running server stopped, its autosave checked."""
+    if was["autoscaling_group"] < 1:
+        # Stopped by the idle stop, which scales to 0 only after a save succeeded;
+        # the instance and its disk are gone already.
+        return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=capacity.autosave(service))
+    if module.check_mode:
+        return result(capacity, changed=was["service"] >= 1, stopped=was["service"] >= 1, started=False, was=was, healthy=None)
+    running, record, problem = stop_task(module, capacity, service, "the deletion of its stack")
+    changed = running or was["service"] >= 1
+    return result(capacity, changed=changed, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
 
 
 def start(module, capacity, service, group, was):
@@ -351,13 +467,14 @@ def start(module, capacity, service, group, was):
 def main():
     module = AnsibleAWSModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["prepared", "started"], "default": "started"},
+            "state": {"type": "str", "choices": ["prepared", "started", "stopped"], "default": "started"},
             "cluster": {"type": "str", "required": True},
             "service": {"type": "str", "required": True},
             "autoscaling_group": {"type": "str", "required": True},
             "prefix": {"type": "str", "required": True},
             "target_group_arn": {"type": "str"},
             "replace_instance": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": False},
             "stop_timeout": {"type": "int", "default": 300},
             "register_timeout": {"type": "int", "default": 900},
             "wait_timeout": {"type": "int", "default": 600},
@@ -374,7 +491,7 @@ def main():
     except (ClientError, BotoCoreError) as error:
         module.fail_json_aws(error, msg="Could not read the notebook's ECS service and auto scaling group")
     if service is None or group is None:
-        if params["state"] == "prepared":
+        if params["state"] in ("prepared", "stopped"):
             # Nothing to prepare: the stack update (or the re-create of a stack that
             # cannot be updated) makes them.
             module.exit_json(**result(capacity, changed=False, stopped=False, started=False, was={}, healthy=None))
@@ -385,7 +502,7 @@ def main():
             )
         )
     was = {"service": int(service["desiredCount"]), "autoscaling_group": int(group["DesiredCapacity"])}
-    act = prepare if params["state"] == "prepared" else start
+    act = {"prepared": prepare, "started": start, "stopped": stop}[params["state"]]
     try:
         module.exit_json(**act(module, capacity, service, group, was))
     except (ClientError, BotoCoreError) as error:

@@ -1,0 +1,159 @@
+"""The capacity module's stops: the task stopped first, and nothing that loses the instance's disk unless its autosave succeeded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ansible_collections.nbstack.cloud.plugins.filter.summary import autosave_said
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import autosave_record
+from ansible_collections.nbstack.cloud.plugins.modules import capacity as module_under_test
+
+RUNNING = {"service": 1, "autoscaling_group": 1}
+SAVED = "saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z"
+
+
+class Failed(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result["msg"])
+        self.result = result
+
+
+class Module:
+    """What the module's functions use of AnsibleAWSModule: parameters, warnings, failure."""
+
+    check_mode = False
+
+    def __init__(self, force: bool = False, replace_instance: bool = False) -> None:
+        self.params = {
+            "prefix": "alice",
+            "cluster": "app",
+            "service": "app-alice",
+            "autoscaling_group": "app-alice",
+            "stop_timeout": 5,
+            "wait_interval": 0,
+            "force": force,
+            "replace_instance": replace_instance,
+        }
+        self.warnings: list[str] = []
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def fail_json(self, **result: Any) -> None:
+        raise Failed(result)
+
+
+class Capacity(module_under_test.Capacity):
+    """The module's own steps, with AWS's answers: a task that stops, and the tag its container writes as it does."""
+
+    def __init__(self, module: Module, tasks: list[str], tag_after_stop: str | None, tag_before: str | None = None) -> None:  # pylint: disable=super-init-not-called
+        self.module, self.params = module, module.params
+        self.began, self.timeline, self.waited = 0.0, [], 0.0
+        self.calls: list[str] = []
+        self._tasks = tasks
+        self._tag = tag_before
+        self._tag_after_stop = tag_after_stop
+
+    def running_tasks(self) -> list[str]:
+        return list(self._tasks)
+
+    def tasks_stopped(self, arns: list[str]) -> bool:
+        self.calls.append("stopped?")
+        self._tag = self._tag_after_stop  # the container recorded its save as it stopped
+        return True
+
+    def clear_autosave(self, service: dict[str, Any]) -> None:
+        self.calls.append("clear autosave")
+        self._tag = None
+
+    def autosave(self, service: dict[str, Any]) -> dict[str, Any] | None:
+        return autosave_record(self._tag)
+
+    def set_service(self, count: int) -> None:
+        self.calls.append(f"service {count}")
+
+    def set_group(self, count: int) -> None:
+        self.calls.append(f"group {count}")
+
+
+def stop(found: Capacity, module: Module, was: dict[str, int] = RUNNING) -> dict[str, Any]:
+    return module_under_test.stop(module, found, {"serviceArn": "arn", "desiredCount": was["service"]}, {}, was)
+
+
+def test_a_running_server_is_stopped_and_its_saved_work_lets_the_deletion_go_on() -> None:
+    module = Module()
+    found = Capacity(module, ["task-1"], SAVED, tag_before="failed 2026-11-26T10:00:00Z")
+    result = stop(found, module)
+    # The old record is cleared before the stop, so only this stop's result counts.
+    assert found.calls == ["clear autosave", "service 0", "stopped?"]
+    assert result["stopped"] is True and result["autosave_problem"] == ""
+    assert result["autosave"] == {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
+    assert "pushed to autosave/alice/20261127T091203Z" in autosave_said(result, "alice")
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [("failed 2026-11-27T09:12:03Z", "its last autosave failed"), (None, "recorded no autosave result")],
+    ids=["failed", "not-recorded"],
+)
+def test_a_save_that_failed_or_said_nothing_stops_the_run_with_the_instance_kept(tag: str | None, reason: str) -> None:
+    module = Module()
+    found = Capacity(module, ["task-1"], tag)
+    with pytest.raises(Failed) as failed:
+        stop(found, module)
+    message = str(failed.value)
+    assert reason in message and "the deletion of its stack did not happen" in message
+    assert "-e force=true" in message and "up.yml" in message
+    assert "group 0" not in found.calls
+
+
+def test_force_goes_ahead_with_a_warning_and_says_the_work_was_not_saved() -> None:
+    module = Module(force=True)
+    found = Capacity(module, ["task-1"], "failed 2026-11-27T09:12:03Z")
+    result = stop(found, module)
+    assert "its last autosave failed" in result["autosave_problem"]
+    assert len(module.warnings) == 1 and "force=true" in module.warnings[0]
+    assert autosave_said(result, "alice").startswith("Its work was NOT saved")
+
+
+def test_a_server_stopped_after_a_refusal_is_still_refused_while_its_save_stands_failed() -> None:
+    # The group runs, the service is at 0 (the refused run left it so), no task: the work is on the disk.
+    module = Module()
+    found = Capacity(module, [], None, tag_before="failed 2026-11-27T09:12:03Z")
+    with pytest.raises(Failed, match="its last autosave failed"):
+        stop(found, module, {"service": 0, "autoscaling_group": 1})
+    assert found.calls == []
+
+
+def test_an_idle_stopped_server_has_nothing_to_stop_or_save() -> None:
+    module = Module()
+    found = Capacity(module, [], None, tag_before=SAVED)
+    result = stop(found, module, {"service": 1, "autoscaling_group": 0})
+    assert found.calls == [] and result["changed"] is False and result["stopped"] is False
+    assert "its last autosave (saved to autosave/alice/20261127T091203Z" in autosave_said(result, "alice")
+
+
+def test_an_instance_replacement_waits_for_a_saved_stop_and_keeps_the_instance_otherwise() -> None:
+    module = Module(replace_instance=True)
+    found = Capacity(module, ["task-1"], "failed 2026-11-27T09:12:03Z")
+    with pytest.raises(Failed, match="the replacement of its instance did not happen"):
+        module_under_test.prepare(module, found, {"serviceArn": "arn", "desiredCount": 1}, {}, RUNNING)
+    assert "group 0" not in found.calls
+
+    module = Module(replace_instance=True)
+    found = Capacity(module, ["task-1"], SAVED)
+    result = module_under_test.prepare(module, found, {"serviceArn": "arn", "desiredCount": 1}, {}, RUNNING)
+    assert found.calls == ["clear autosave", "service 0", "stopped?", "group 0"]
+    assert result["stopped"] is True
+
+
+def test_the_record_is_read_as_the_container_writes_it() -> None:
+    assert autosave_record("saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z left-out=3") == {
+        "status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 3,
+    }
+    assert autosave_record("nothing 2026-11-27T09:12:03Z") == {"status": "nothing", "at": "2026-11-27T09:12:03Z", "branch": "", "left_out": 0}
+    assert autosave_record("") is None and autosave_record(None) is None
+    said = autosave_said({"stopped": True, "autosave": autosave_record("saved t autosave/alice/x left-out=2")}, "alice")
+    assert "2 files left out" in said
