@@ -58,6 +58,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -435,6 +436,26 @@ class Rehearsal:
 
     # --- stop -----------------------------------------------------------------
 
+    def _down_while_watching(self, log: Path) -> PlaybookRun:
+        """down.yml, with the local agent looking on as ECS would: down.yml waits for the task to stop (its autosave)."""
+        assert self.playbooks is not None
+        playbooks = self.playbooks
+        done: list[PlaybookRun] = []
+        runner = threading.Thread(target=lambda: done.append(playbooks.down(PREFIX, log=log)), name="nbstack-demo-down")
+        runner.start()
+        while runner.is_alive():
+            if self.agent is not None:
+                try:
+                    self.agent.reconcile()
+                    self.task = self.agent.task
+                    self.agent.report()
+                except Exception as error:  # noqa: BLE001 - the stack is going away under the agent; look again
+                    print(f"[demo] agent: {error}", file=sys.stderr)
+            runner.join(0.5)
+        if not done:
+            raise DemoError(f"down.yml did not run; see {log}")
+        return done[0]
+
     def stop(self) -> StopReport:
         """down.yml, then the task stopped as ECS stops it, then the servers. Safe after a partial start."""
         report = StopReport()
@@ -444,7 +465,7 @@ class Rehearsal:
                 log = self.state_dir / "down.log"
                 self.echo(f"ansible-playbook down.yml (log: {log})")
                 try:
-                    succeeded(self.playbooks.down(PREFIX, log=log), log)
+                    succeeded(self._down_while_watching(log), log)
                     report.down_ok = True
                 except DemoError as error:
                     self.echo(str(error))

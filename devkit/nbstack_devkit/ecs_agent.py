@@ -59,7 +59,12 @@ reproduce is made explicit, in one place each:
 - **task state**: ECS counts the running tasks its agents report
   (`runningCount`); the emulator runs no task and counts none, so the agent
   reports its own to the emulator's ECS backend (`Emulator.report_running`),
-  in this process. The target's health is the emulator's: a registered
+  in this process. The task itself is recorded too (StartTask on the
+  container instance, startedBy the service; StopTask once its container
+  has exited), so ListTasks and DescribeTasks say what ECS would: the
+  capacity module waits for that task's STOPPED before down.yml deletes
+  the stack. The emulator's ListTasks ignores serviceName (every task of
+  the cluster is listed): one person per demo. The target's health is the emulator's: a registered
   target of a running instance is healthy; the agent registers it only once
   the task's health port answers 200, as the load balancer's health check
   would pass only then.
@@ -339,6 +344,8 @@ class LocalAgent:
         self.stopped_by_agent = False
         #: The target this agent registered: (target group ARN, instance id, port).
         self.registered: tuple[str, str, int] | None = None
+        #: The emulator's record of the running task (StartTask), until its container has exited.
+        self.ecs_task_arn: str | None = None
         self._outer: Mapping[str, str] | None = None
 
     @property
@@ -408,6 +415,7 @@ class LocalAgent:
         plan = plan_task(task_definition, self.secretsmanager, self.state_dir)
         self.task = start_task(plan, self.state_dir, self._outer)
         self.stopped_by_agent = False
+        self._record_started(task_definition)
         log.info("Started task %s of %s (pid %s)", self.task.task_id, plan.task_definition_arn, self.task.pid)
         return self.task
 
@@ -417,7 +425,32 @@ class LocalAgent:
             return None
         self.deregister()
         self.stopped_by_agent = True
-        return self.task.stop()
+        code = self.task.stop()
+        self._record_stopped("Task stopped by the agent: the service wants no task")
+        return code
+
+    def _record_started(self, task_definition: Mapping[str, Any]) -> None:
+        """Record the task in the emulator's ECS, on the instance it runs on, as ECS lists a service's task."""
+        instances = matching_instances(self.ecs, self.cluster, member_of(task_definition))
+        try:
+            found = self.ecs.start_task(
+                cluster=self.cluster,
+                taskDefinition=task_definition["taskDefinitionArn"],
+                containerInstances=instances[:1],
+                startedBy=self.service,
+            )["tasks"]
+        except Exception as error:  # noqa: BLE001 - the demo runs without the record; said in the log
+            log.warning("the emulator did not record the task (%s): down.yml will not wait for it", error)
+            return
+        self.ecs_task_arn = found[0]["taskArn"] if found else None
+
+    def _record_stopped(self, reason: str) -> None:
+        """Mark the task STOPPED in the emulator's ECS once its container has exited."""
+        if self.ecs_task_arn is None:
+            return
+        arn, self.ecs_task_arn = self.ecs_task_arn, None
+        with contextlib.suppress(Exception):  # the cluster may be gone with its stack
+            self.ecs.stop_task(cluster=self.cluster, task=arn, reason=reason)
 
     def reconcile(self) -> str | None:
         """One look at the service, as the agent's loop; what it did: "stopped", "replaced", "started" or None.
@@ -505,6 +538,8 @@ class LocalAgent:
                 self.emulator.report_running(self.cluster, self.service, 1)
         else:
             self.deregister()
+            if self.task is not None and not self.task.running():
+                self._record_stopped("Essential container in task exited")
 
     def deregister(self) -> None:
         """The task's target out of the target group and no task running, as ECS does when a task stops."""
