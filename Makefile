@@ -109,6 +109,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/idle.py
+	$(BIN)/python bench/time_to_notebook.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .cache $(SANITY_DIR) devkit/*.egg-info files/image/*.egg-info

@@ -115,7 +115,9 @@ def test_health_check_goes_to_the_sidecar_port(aws: Clients, stacks: dict[str, d
     group = aws.elbv2.describe_target_groups(TargetGroupArns=[instance["TargetGroupArn"]])["TargetGroups"][0]
     assert group["Port"] == 8888
     assert group["HealthCheckPort"] == "8889" and group["HealthCheckPath"] == "/health"
-    assert group["UnhealthyThresholdCount"] >= 5 and group["HealthCheckTimeoutSeconds"] >= 5
+    # Every 5 s, healthy after two passes; a busy server is replaced only after ten misses.
+    assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (5, 2, 10)
+    assert group["HealthCheckTimeoutSeconds"] < group["HealthCheckIntervalSeconds"]
 
 
 def test_launch_template_uses_the_ecs_ami_and_requires_imdsv2(aws: Clients, stacks: dict[str, dict[str, Any]]) -> None:

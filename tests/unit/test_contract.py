@@ -91,7 +91,7 @@ def tag_keys(node: Any) -> set[str]:
 
 
 def test_every_tag_key_in_the_templates_is_a_contract_key() -> None:
-    known = {contract.APP_TAG, contract.PREFIX_TAG, contract.KIND_TAG, "Name"}
+    known = {contract.APP_TAG, contract.PREFIX_TAG, contract.KIND_TAG, contract.IMAGE_TAG, "Name"}
     for name in TEMPLATES:
         keys = tag_keys(template(name)["Resources"])
         assert contract.APP_TAG in keys and keys <= known, f"{name}.yml tags with {keys - known}"

@@ -179,3 +179,24 @@ def test_a_start_in_progress_or_a_running_task_is_not_flagged() -> None:
     assert row(facts(no_task("alice", launched="2026-01-05T10:00:00Z", running=1)))["flag"] == ""
     assert row(facts(no_task("alice", launched="2026-01-05T10:00:00Z", state="shutting-down")))["flag"] == ""
     assert row(facts(entry("alice", service=1, group=1)))["flag"] == ""
+
+
+def test_a_warm_pools_stopped_volume_is_priced_while_running_and_while_stopped() -> None:
+    """A stopped instance bills its root volume only; the pool keeps one whatever the server does."""
+    volume = 100 * 0.073 / 730
+    running = entry("alice")
+    running["stack"]["outputs"]["WarmPoolSize"] = "1"
+    assert row(facts(running))["hourly"] == pytest.approx(0.21 + volume)
+    stopped = entry("bob", service=0, group=0, launched=None)
+    stopped["stack"]["outputs"]["WarmPoolSize"] = "1"
+    assert row(facts(stopped))["hourly"] == pytest.approx(volume)
+    # Stacks made before the pool have none.
+    assert row(facts(entry("carol", service=0, group=0, launched=None)))["hourly"] == 0
+
+
+def test_the_instance_stack_reports_its_warm_pool_size() -> None:
+    from cfnlint.decode import decode
+
+    template, _matches = decode(str(ROOT / "files" / "cloudformation" / "instance.yml"))
+    (pool,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::WarmPool"]
+    assert int(template["Outputs"]["WarmPoolSize"]["Value"]) == pool["MinSize"] == pool["MaxGroupPreparedCapacity"]

@@ -9,6 +9,7 @@ that AWS accepts them. The integration tests check what the emulator keeps.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -364,7 +365,8 @@ def test_the_task_role_writes_models_only_under_its_prefix_and_lists_only_models
 def test_containers_cannot_reach_instance_metadata() -> None:
     (template,) = resources(load("instance"), "AWS::EC2::LaunchTemplate")
     options = template["LaunchTemplateData"]["MetadataOptions"]
-    assert options == {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    # Instance tags in the metadata: the warm-up reads the image from them (the containers cannot reach it).
+    assert options == {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1, "InstanceMetadataTags": "enabled"}
     user_data = sub(template["LaunchTemplateData"]["UserData"]["Fn::Base64"])
     rule = "--in-interface docker+ --destination 169.254.169.254/32 --jump DROP"
     assert f"iptables --insert DOCKER-USER 1 {rule}" in user_data
@@ -402,7 +404,13 @@ def test_the_instance_role_holds_only_what_the_ecs_agent_needs() -> None:
         # The agent pulls the team's image with this role on the EC2 launch type.
         "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
         "ecr:BatchGetImage",
+        # The warm-up ends its instance's launch lifecycle action.
+        "autoscaling:CompleteLifecycleAction",
     }
+    finish = found["CompleteTeamLaunch"]
+    assert actions(finish) == ["autoscaling:CompleteLifecycleAction"]
+    assert sub(finish["Resource"]).endswith(":autoScalingGroup:*:autoScalingGroupName/${AppName}-*")
+    assert finish["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/nbstack:app": {"Ref": "AppName"}}}
     assert found["JoinTeamCluster"]["Resource"] == {"Fn::GetAtt": ["EcsCluster", "Arn"]}
     assert sub(found["ActAsTeamContainerInstance"]["Resource"]).endswith(":container-instance/${EcsCluster}/*")
     assert [s["Sid"] for s in found.values() if s["Resource"] == "*"] == ["FindAgentEndpoint", "RegistryLogin"]
@@ -586,3 +594,152 @@ def test_the_ami_is_a_plain_id_that_the_playbook_chooses() -> None:
     assert not [p for p in template["Parameters"].values() if p["Type"].startswith("AWS::SSM::")]
     (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
     assert launch["LaunchTemplateData"]["ImageId"] == {"Ref": "EcsAmiId"}
+
+
+def test_the_health_check_runs_every_five_seconds_within_aws_limits() -> None:
+    """ELB's ranges (interval 5-300 s, timeout 2-120 s and below the interval, thresholds 2-10), asserted
+    here: the emulator accepts any value."""
+    (group,) = resources(load("instance"), "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert group["HealthCheckPort"] == {"Ref": "HealthPort"} and group["HealthCheckPath"] == "/health"
+    assert group["HealthCheckIntervalSeconds"] == 5
+    assert 2 <= group["HealthCheckTimeoutSeconds"] < group["HealthCheckIntervalSeconds"]
+    assert group["HealthyThresholdCount"] == 2
+    # A busy server is not replaced before the sidecar has missed the most checks AWS allows.
+    assert group["UnhealthyThresholdCount"] == 10
+    template = load("instance")
+    grace = template["Parameters"]["HealthCheckGracePeriod"]
+    assert grace["Default"] >= 120 and grace["MaxValue"] <= 2147483647
+
+
+def launch_script(name: str) -> str:
+    """A file the instance's user data writes (cat > PATH <<'EOF' ... EOF), as the !Sub leaves it."""
+    (launch,) = resources(load("instance"), "AWS::EC2::LaunchTemplate")
+    user_data = sub(launch["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    return user_data.split(f"cat > {name} <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+
+
+def test_one_stopped_instance_waits_in_a_warm_pool_and_leaves_with_the_group() -> None:
+    """The emulator skips AWS::AutoScaling::WarmPool and LifecycleHook: their settings are checked here."""
+    template = load("instance")
+    found = template["Resources"]
+    (pool_name,) = [key for key, r in found.items() if r["Type"] == "AWS::AutoScaling::WarmPool"]
+    pool = found[pool_name]["Properties"]
+    # Named by the group: created after it, deleted before it (down.yml), with its instances.
+    assert pool["AutoScalingGroupName"] == {"Ref": "AutoScalingGroup"}
+    assert pool["PoolState"] == "Stopped"
+    # Equal: the pool's size is absolute (one), whatever the group's desired capacity.
+    assert pool["MinSize"] == pool["MaxGroupPreparedCapacity"] == 1
+    # ECS does not support reuse on scale-in: the idle stop terminates the instance.
+    assert pool.get("InstanceReusePolicy", {}).get("ReuseOnScaleIn", False) is False
+    (hook_name,) = [key for key, r in found.items() if r["Type"] == "AWS::AutoScaling::LifecycleHook"]
+    # The hook exists before the pool's first instance launches, or that instance is stopped mid-pull.
+    assert hook_name in found[pool_name]["DependsOn"]
+    hook = found[hook_name]["Properties"]
+    assert hook["AutoScalingGroupName"] == {"Ref": "AutoScalingGroup"}
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    # A warm-up that cannot finish continues the launch (never an instance lost) within minutes.
+    assert hook["DefaultResult"] == "CONTINUE" and 300 <= hook["HeartbeatTimeout"] <= 900
+    # The group's first instance (the creation signal) is not held by the hook: a resource of its own.
+    assert "LifecycleHookSpecificationList" not in found["AutoScalingGroup"]["Properties"]
+    warm_up = launch_script("/usr/local/sbin/nbstack-warm-up")
+    assert f"--lifecycle-hook-name {hook['LifecycleHookName']}" in warm_up
+    assert f"--auto-scaling-group-name {found['AutoScalingGroup']['Properties']['AutoScalingGroupName']['Fn::Sub']}" in warm_up
+
+
+def test_the_agent_waits_for_service_and_starts_the_pulled_image() -> None:
+    (launch,) = resources(load("instance"), "AWS::EC2::LaunchTemplate")
+    user_data = sub(launch["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    config = user_data.split("cat >> /etc/ecs/ecs.config <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0].splitlines()
+    assert "ECS_WARM_POOLS_CHECK=true" in config
+    assert "ECS_IMAGE_PULL_BEHAVIOR=prefer-cached" in config
+    # prefer-cached never runs a stale image: the team's tags cannot be moved.
+    (repository,) = resources(load("persistent"), "AWS::ECR::Repository")
+    assert repository["ImageTagMutability"] == "IMMUTABLE"
+    # The image comes from a tag (a new image never changes the launch template, which would replace the instance).
+    group = load("instance")["Resources"]["AutoScalingGroup"]["Properties"]
+    assert {"Key": "nbstack:image", "Value": {"Ref": "ContainerImage"}, "PropagateAtLaunch": True} in group["Tags"]
+    assert "ContainerImage" not in json.dumps(launch["LaunchTemplateData"])
+    # The warm-up unit runs at every boot (a start from the pool does not run the user data again).
+    unit = launch_script("/etc/systemd/system/nbstack-warm-up.service")
+    assert "WantedBy=multi-user.target" in unit and "After=network-online.target docker.service" in unit
+    assert "systemctl enable nbstack-warm-up.service" in user_data
+
+
+def test_a_warming_instance_never_signals_the_stack_create() -> None:
+    (launch,) = resources(load("instance"), "AWS::EC2::LaunchTemplate")
+    user_data = sub(launch["LaunchTemplateData"]["UserData"]["Fn::Base64"])
+    gate, rest = user_data.split('if [[ "$target" != Warmed:* ]]; then\n', 1)
+    assert "autoscaling/target-lifecycle-state" in gate.rsplit("EOF\n", 1)[-1]
+    body = rest.split("fi\n", 1)[0]
+    assert body.strip() == "systemctl start --no-block nbstack-signal-registered.service"
+    assert user_data.count("systemctl start --no-block nbstack-signal-registered.service") == 1  # only the gated start
+
+
+def run_warm_up(tmp_path: Path, state: str, image: str) -> tuple[int, list[str]]:
+    """Runs the user data's warm-up script in bash with curl, docker, aws and dnf recording their calls.
+
+    curl answers as the instance metadata would for the given target lifecycle state and image tag.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    stubs = {
+        "curl": f"""for arg; do case "$arg" in http*) url="$arg" ;; esac; done; echo "curl $url" >> {log}
+case "$url" in
+  */api/token) echo token ;;
+  */autoscaling/target-lifecycle-state) echo -n '{state}' ;;
+  */tags/instance/nbstack:image) echo -n '{image}' ;;
+  */instance-id) echo -n i-0123456789abcdef0 ;;
+  *) exit 22 ;;
+esac""",
+        "docker": f'echo "docker $*" >> {log}; [ "$1" != login ] || cat > /dev/null',
+        "aws": f'echo "aws $*" >> {log}; [ "$2" != get-login-password ] || echo password',
+        "dnf": f'echo "dnf $*" >> {log}',
+    }
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    script = tmp_path / "nbstack-warm-up"
+    text = launch_script("/usr/local/sbin/nbstack-warm-up")
+    text = text.replace("${!", "${").replace("${AWS::Region}", "eu-west-1").replace("${AppName}-${Prefix}", "nbs-alice")
+    script.write_text(text)
+    done = subprocess.run(["bash", str(script)], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    return done.returncode, log.read_text().splitlines() if log.exists() else []
+
+
+ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/nbs/notebook:2026-11-27-cpu"
+COMPLETE = (
+    "aws autoscaling complete-lifecycle-action --region eu-west-1 --auto-scaling-group-name nbs-alice"
+    " --lifecycle-hook-name nbstack-warm-up --instance-id i-0123456789abcdef0 --lifecycle-action-result CONTINUE"
+)
+
+
+def test_a_warming_instance_pulls_the_image_then_lets_the_pool_stop_it(tmp_path: Path) -> None:
+    code, calls = run_warm_up(tmp_path, "Warmed:Stopped", ECR_IMAGE)
+    assert code == 0
+    commands = [c for c in calls if not c.startswith("curl")]
+    # The login's two ends run in one pipe, in either order.
+    assert sorted(commands[:2]) == [
+        "aws ecr get-login-password --region eu-west-1",
+        "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    ]
+    assert commands[2:] == [
+        f"docker pull --quiet {ECR_IMAGE}",
+        "docker logout 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        COMPLETE,
+    ]
+
+
+def test_an_instance_going_into_service_pulls_nothing_and_goes_on_at_once(tmp_path: Path) -> None:
+    code, calls = run_warm_up(tmp_path, "InService", ECR_IMAGE)
+    assert code == 0
+    assert [c for c in calls if not c.startswith("curl")] == [COMPLETE]
+    assert not any("tags/instance" in c for c in calls)
+
+
+def test_an_image_outside_ecr_is_pulled_without_a_registry_login(tmp_path: Path) -> None:
+    image = "quay.io/jupyter/scipy-notebook:2026-11-02"
+    code, calls = run_warm_up(tmp_path, "Warmed:Stopped", image)
+    assert code == 0
+    commands = [c for c in calls if not c.startswith("curl")]
+    assert commands == [f"docker pull --quiet {image}", "docker logout quay.io", COMPLETE]

@@ -95,16 +95,37 @@ def _billed(entry: dict[str, Any]) -> bool:
     return bool(group.get("desired", 0) >= 1 or live)
 
 
+def _warm_pool_size(entry: dict[str, Any]) -> int:
+    """Stopped instances the stack keeps in its warm pool (its WarmPoolSize output; 0 for stacks made before it)."""
+    outputs = (entry.get("stack") or {}).get("outputs") or {}
+    try:
+        return max(0, int(outputs.get("WarmPoolSize") or 0))
+    except ValueError:
+        return 0
+
+
 def _hourly(entry: dict[str, Any], prices: dict[str, Any]) -> float | None:
-    if not _billed(entry):
-        return 0.0
+    """The running instance and its root volume while billed, plus the warm pool's stopped volumes always.
+
+    A stopped instance bills its EBS volume only; the warm pool keeps its
+    instances while the server runs and while it is stopped.
+    """
     parameters = (entry.get("stack") or {}).get("parameters", {})
-    rate = (prices.get("instance_hourly") or {}).get(parameters.get("InstanceType", ""))
     # Stacks made before the volume type was a setting have gp3 volumes.
     volume_rate = prices.get(f"{parameters.get('RootVolumeType') or 'gp3'}_gb_month")
-    if rate is None or volume_rate is None:
+    pool = _warm_pool_size(entry)
+    billed = _billed(entry)
+    if not billed and not pool:
+        return 0.0
+    if volume_rate is None:
         return None
-    return float(rate) + float(parameters.get("RootVolumeSize") or 0) * float(volume_rate) / HOURS_PER_MONTH
+    volume = float(parameters.get("RootVolumeSize") or 0) * float(volume_rate) / HOURS_PER_MONTH
+    if not billed:
+        return pool * volume
+    rate = (prices.get("instance_hourly") or {}).get(parameters.get("InstanceType", ""))
+    if rate is None:
+        return None
+    return float(rate) + volume + pool * volume
 
 
 def _since(entry: dict[str, Any], state: str) -> datetime | None:
@@ -230,7 +251,8 @@ def status_table(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None
     if prices.get("region"):
         lines.append(
             f"Prices: on-demand, {prices['region']}, read {prices.get('read_on', '?')}; instance and root "
-            "volume per person, data transfer and LCU/NAT processing not included (files/prices/README.md)."
+            "volume per person, and the root volume of each stopped instance in a warm pool; data transfer"
+            " and LCU/NAT processing not included (files/prices/README.md)."
         )
     else:
         lines.append("Prices: no price file for this region, costs unknown (files/prices/README.md says how to add one).")

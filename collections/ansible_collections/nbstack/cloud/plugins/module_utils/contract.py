@@ -20,6 +20,10 @@ PREFIX_TAG = "nbstack:prefix"
 #: What a stack is: one of KINDS.
 KIND_TAG = "nbstack:kind"
 KINDS = ("network", "persistent", "instance")
+#: A person's instances carry the notebook image their warm-up pulls (the
+#: instance stack's group propagates it; the user data reads it from the
+#: instance metadata).
+IMAGE_TAG = "nbstack:image"
 
 #: Tags the notebook's sidecar writes on the person's ECS service.
 LAST_ACTIVITY_TAG = "nbstack:last-activity"
