@@ -7,7 +7,10 @@ answers shaped as boto3 returns them, newest first where AWS lists so.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +159,21 @@ def test_a_missing_phase_is_left_out_and_the_next_one_says_where_it_starts() -> 
     assert found["covered_seconds"] == 181.0
 
 
+def test_without_a_launch_activity_the_registration_is_timed_from_the_instances_launch_time() -> None:
+    found = phase_times(
+        SINCE,
+        container_instances=[{"ec2InstanceId": "i-0e", "registeredAt": at(30), "attributes": []}],
+        ec2_instances=[{"InstanceId": "i-0f", "LaunchTime": at(5)}, {"InstanceId": "i-0e", "LaunchTime": at(26)}],
+        healthy_seen=at(41).isoformat(),
+        measured_at=at(45),
+    )
+    assert [(entry["name"], entry["seconds"], entry["detail"]) for entry in found["phases"]] == [
+        ("agent registration", 4.0, "from the instance's launch time"),
+        ("first healthy check", 11.0, "from agent registration"),
+    ]
+    assert found["covered_seconds"] == 15.0
+
+
 def test_a_launch_not_yet_ended_and_a_health_check_not_seen_have_no_figure() -> None:
     found = phase_times(
         SINCE,
@@ -249,3 +267,35 @@ def test_a_skipped_or_failed_reading_prints_no_line() -> None:
     assert aws_phases(None) == []
     assert aws_phases({"skipped": True, "changed": False}) == []
     assert aws_phases({"failed": True, "msg": "AccessDenied"}) == []
+
+
+def test_the_real_account_suite_reads_the_line_back_into_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    # make test-aws records each up.yml run's AWS phases in timings.json from this line (tests/aws/sandbox.py).
+    path = Path(__file__).parents[1] / "aws" / "sandbox.py"
+    spec = importlib.util.spec_from_file_location("aws_sandbox", path)
+    assert spec is not None and spec.loader is not None
+    sandbox = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up by name.
+    monkeypatch.setitem(sys.modules, spec.name, sandbox)
+    spec.loader.exec_module(sandbox)
+    found = phase_times(
+        SINCE,
+        stack_events={STACK: CREATE_EVENTS},
+        activities=[LAUNCH],
+        container_instances=[{"registeredAt": at(90)}],
+        healthy_seen=at(130).isoformat(),
+        measured_at=at(205),
+    )
+    output = "\n".join(["Stacks: x created", *aws_phases(found), "Phases: preflight 9.1 s; total 3 min 30 s"])
+
+    assert sandbox.parse_aws_phases(output) == {
+        "phases": [
+            {"name": f"stack {STACK} created", "seconds": 181.0, "notes": ""},
+            {"name": "instance launch", "seconds": 36.0, "notes": ""},
+            {"name": "agent registration", "seconds": 30.0, "notes": ""},
+            {"name": "first healthy check", "seconds": 40.0, "notes": "from agent registration, as seen by up.yml"},
+        ],
+        "together_seconds": 181.0,
+        "wall_seconds": 205.0,
+    }
+    assert sandbox.parse_aws_phases("Stacks: x unchanged") == {}

@@ -137,7 +137,18 @@ def _healthy(task_started, service_events, observed, since):
     return None, ""
 
 
-def server_phases(since, activities=(), container_instances=(), tasks=(), service_events=(), healthy_seen=None):
+def _registration(container_instances, ec2_instances, since):
+    """(registeredAt, the EC2 LaunchTime of its instance) of the first container instance registered in this run."""
+    registered = [instance for instance in container_instances if _at(instance.get("registeredAt")) is not None and _at(instance["registeredAt"]) >= since]
+    if not registered:
+        return None, None
+    first = min(registered, key=lambda instance: _at(instance["registeredAt"]))
+    launch_times = {instance.get("InstanceId"): _at(instance.get("LaunchTime")) for instance in ec2_instances}
+    launched = launch_times.get(first.get("ec2InstanceId"))
+    return _at(first["registeredAt"]), (launched if launched is not None and launched >= since else None)
+
+
+def server_phases(since, activities=(), container_instances=(), tasks=(), service_events=(), healthy_seen=None, ec2_instances=()):
     """The server's start in this run: instance launch, agent registration, task start, first healthy check.
 
     Each phase runs from the end of the one before it when its own start
@@ -147,13 +158,18 @@ def server_phases(since, activities=(), container_instances=(), tasks=(), servic
     """
     since = _at(since)
     launched_at, launch_end = launch_span(activities, since)
-    registered = _first_after((instance.get("registeredAt") for instance in container_instances), since)
+    registered, instance_launched = _registration(container_instances, ec2_instances, since)
     task = _task_of_run(tasks, since)
     if launched_at is None and registered is None and task is None:
         return []
     found = [phase("instance launch", launched_at, launch_end)]
-    # Boot, the agent's start and its registration in the cluster.
-    found.append(phase("agent registration", launch_end, registered))
+    # Boot, the agent's start and its registration in the cluster: from the
+    # launch activity's end, else from the instance's own launch time (EC2
+    # sets it again when a stopped instance starts).
+    if launch_end is not None or instance_launched is None:
+        found.append(phase("agent registration", launch_end, registered))
+    else:
+        found.append(phase("agent registration", instance_launched, registered, detail="from the instance's launch time"))
     created = _at(task.get("createdAt")) if task else None
     started = _at(task.get("startedAt")) if task else None
     pull = ""
@@ -163,7 +179,7 @@ def server_phases(since, activities=(), container_instances=(), tasks=(), servic
     found.append(phase("task start", created, started, detail=pull))
     healthy_at, source = _healthy(started, service_events, healthy_seen, since)
     # The milestone the health wait starts from: the task's start, else the latest one known before it.
-    before = [(started, ""), (created, "task created"), (registered, "agent registration"), (launch_end, "instance launch")]
+    before = [(started, ""), (created, "task created"), (registered, "agent registration"), (launch_end or instance_launched, "instance launch")]
     start, after = next(((time, name) for time, name in before if time is not None), (None, ""))
     found.append(phase("first healthy check", start, healthy_at, detail=f"from {after}" if after else "", source=source))
     return [entry for entry in found if entry is not None]
@@ -186,17 +202,20 @@ def covered_seconds(phases):
     return round(total, 1)
 
 
-def phase_times(since, stack_events=None, activities=(), container_instances=(), tasks=(), service_events=(), healthy_seen=None, measured_at=None):
+def phase_times(
+    since, stack_events=None, activities=(), container_instances=(), tasks=(), service_events=(), healthy_seen=None, ec2_instances=(), measured_at=None
+):
     """Every phase of this run, ordered by start, with their sum (overlaps once) and the wall time since `since`.
 
-    `stack_events`: {stack name: DescribeStackEvents events}. `healthy_seen`:
+    `stack_events`: {stack name: DescribeStackEvents events}. `ec2_instances`:
+    DescribeInstances's instances of the container instances. `healthy_seen`:
     when up.yml saw the first healthy check (ISO 8601), used when ECS
     recorded no event for it. `measured_at`: when the reading was made
     (the wall time is from `since` to it).
     """
     since = _at(since)
     found = [stack_operation(name, events, since) for name, events in (stack_events or {}).items()]
-    found += server_phases(since, activities, container_instances, tasks, service_events, healthy_seen)
+    found += server_phases(since, activities, container_instances, tasks, service_events, healthy_seen, ec2_instances)
     found = sorted((entry for entry in found if entry is not None), key=lambda entry: (_at(entry["start"]), _at(entry["end"])))
     measured_at = _at(measured_at)
     return {

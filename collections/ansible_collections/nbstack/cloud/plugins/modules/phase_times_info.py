@@ -22,7 +22,8 @@ description:
     event (DescribeStackEvents); an earlier operation's events are not counted.
   - The instance launch - the auto scaling group's launch activities that started at or after O(since), their
     C(StartTime) to C(EndTime) (DescribeScalingActivities).
-  - The agent registration - from the launch's end to the container instance's C(registeredAt).
+  - The agent registration - from the launch's end (without a launch activity, the instance's C(LaunchTime)) to the
+    container instance's C(registeredAt).
   - The task start - the service's task created at or after O(since), C(createdAt) to C(startedAt), with its image
     pull (C(pullStartedAt) to C(pullStoppedAt)).
   - The first healthy check - from the task's start to the ECS service event that the service reached a steady
@@ -176,26 +177,46 @@ def service_events(ecs, cluster, service):
     return found[0].get("events", []) if found else []
 
 
+def ec2_instances(ec2, ids):
+    """The instances (their LaunchTime) of the container instances registered in this run."""
+    try:
+        reservations = ec2.describe_instances(InstanceIds=ids, aws_retry=True)["Reservations"]
+    except is_boto3_error_code("InvalidInstanceID.NotFound"):
+        return []
+    return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
 def read(module, since):
+    """The describe answers phase_times() takes, as keyword arguments; only those the parameters ask for."""
     params = module.params
     retry = AWSRetry.jittered_backoff()
-    facts = {"stack_events": {}, "healthy_seen": params["healthy_seen"] or None}
+    events = {}
     if params["stacks"]:
         cloudformation = module.client("cloudformation", retry_decorator=retry)
         for name in params["stacks"]:
             try:
-                facts["stack_events"][name] = stack_events(cloudformation, name, since)
+                events[name] = stack_events(cloudformation, name, since)
             except is_boto3_error_code("ValidationError"):
-                # The stack does not exist (a check-mode run, a stack deleted since): no operation to time.
-                facts["stack_events"][name] = []
+                # The stack does not exist (a stack deleted since): no operation to time.
+                events[name] = []
+    facts = {"stack_events": events, "healthy_seen": params["healthy_seen"] or None}
     if params["autoscaling_group"]:
         autoscaling = module.client("autoscaling", retry_decorator=retry)
         facts["activities"] = scaling_activities(autoscaling, params["autoscaling_group"], since)
     if params["cluster"] and params["service"] and params["prefix"]:
         ecs = module.client("ecs", retry_decorator=retry)
-        facts["container_instances"] = container_instances(ecs, params["cluster"], params["prefix"])
+        instances = container_instances(ecs, params["cluster"], params["prefix"])
+        facts["container_instances"] = instances
         facts["tasks"] = service_tasks(ecs, params["cluster"], params["service"])
         facts["service_events"] = service_events(ecs, params["cluster"], params["service"])
+        registered = [
+            instance["ec2InstanceId"]
+            for instance in instances
+            if instance.get("ec2InstanceId") and instance.get("registeredAt") and instance["registeredAt"] >= since
+        ]
+        if registered:
+            ec2 = module.client("ec2", retry_decorator=retry)
+            facts["ec2_instances"] = ec2_instances(ec2, registered)
     return facts
 
 
