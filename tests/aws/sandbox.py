@@ -59,6 +59,12 @@ PHASE_LINE = re.compile(r"^\d\d:\d\d:\d\d ([a-z][a-z_-]*)$")
 #: The callback's closing line: "Phases: preflight 12 s, network 3.5 s (1 change); total 31 s".
 PHASES_SUMMARY = re.compile(r"^Phases: (.*); total (.*)$", re.MULTILINE)
 IN_PROGRESS = "_IN_PROGRESS"
+#: up.yml's line of AWS's own timings (the summary filter's aws_phases):
+#: "AWS phases: stack nbt-1a2b3c-ben updated 35 s, instance launch 31 s, task start 59 s (image pull 56 s), ...;
+#: together 2 min 53 s (overlaps counted once) of 3 min 12 s since up.yml began".
+AWS_PHASES = re.compile(r"^AWS phases: (.*); together (.*?)(?: \(overlaps counted once\))? of (.*) since up\.yml began$", re.MULTILINE)
+#: One phase of that line: its name, its duration, and what the parentheses say (a detail, where its end comes from).
+AWS_PHASE = re.compile(r"([^,(]+?) (\d+(?:\.\d)? s|\d+ min \d\d s)(?: \(([^)]*)\))?(?:, |$)")
 
 
 #: What the suite reads from the environment (README, "Testing on a real account").
@@ -134,6 +140,20 @@ def parse_phase_timings(line: str) -> dict[str, float]:
         timings[name] = duration_seconds(duration.split(" (")[0])
     timings["total"] = duration_seconds(body.group(2))
     return timings
+
+
+def parse_aws_phases(output: str) -> dict[str, Any]:
+    """up.yml's AWS phases as figures: each phase's seconds and notes, their sum (overlaps once), the wall time; {} without the line."""
+    line = AWS_PHASES.search(output)
+    if not line:
+        return {}
+    return {
+        "phases": [
+            {"name": name, "seconds": duration_seconds(duration), "notes": notes or ""} for name, duration, notes in AWS_PHASE.findall(line.group(1))
+        ],
+        "together_seconds": duration_seconds(line.group(2)),
+        "wall_seconds": duration_seconds(line.group(3)),
+    }
 
 
 def duration_seconds(text: str) -> float:
@@ -312,6 +332,8 @@ class Team:
                 "phase_starts": [{"phase": name, "at_seconds": round(at, 1)} for name, at in run.phase_starts],
                 "phases_line": run.phases_line,
                 "phase_seconds": parse_phase_timings(run.phases_line),
+                # What AWS's own timestamps say of the run (up.yml's "AWS phases" line; {} when nothing happened on AWS).
+                "aws_phases": parse_aws_phases(run.output),
                 "changed": run.recap["changed"] if re.search(r"localhost\s*:\s*ok=", run.output) else None,
             }
         )

@@ -23,8 +23,9 @@ PHASE_LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+)$")
 DURATION = r"\d+(\.\d)? s|\d+ min \d\d s"
 #: The most lines a run that succeeds may print: title, phases, summary, recap.
 MOST_LINES = 22
-#: The most lines from the summary's first line to the end (recap included).
-MOST_SUMMARY_LINES = 15
+#: The most lines from the summary's first line to the end (recap included, and
+#: the AWS phases of a run that changed something).
+MOST_SUMMARY_LINES = 16
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,34 @@ def test_the_phase_timings_count_the_changes(runs: dict[str, PlaybookRun]) -> No
     assert timings["first"]["network"] == timings["first"]["persistent"] == 0
     assert sum(timings["first"].values()) == runs["first"].changed
     assert set(timings["again"].values()) == {0} and runs["again"].changed == 0
+
+
+def seconds_of(duration: str) -> float:
+    minutes, _, rest = duration.rpartition(" min ")
+    return float(minutes or 0) * 60 + float(rest.removesuffix(" s"))
+
+
+def test_the_summary_times_what_happened_on_aws_from_its_timestamps(runs: dict[str, PlaybookRun]) -> None:
+    # The emulator records the stack's events, the instance's launch time and
+    # the agent's registration; it has no launch activity and no task, and these
+    # tests' settings do not wait for the health check (instance_start_timeout: 0).
+    # Its timestamps are not AWS's (the order of the two phases varies): the
+    # arithmetic is tested on recorded answers (tests/unit/test_phase_times.py).
+    (line,) = [line for line in summary(runs["first"]) if line.startswith("AWS phases: ")]
+    found = re.fullmatch(rf"AWS phases: (.*); together ({DURATION}) \(overlaps counted once\) of ({DURATION}) since up\.yml began", line)
+    assert found, line
+    phases = {m.group(1): (seconds_of(m.group(2)), m.group(4) or "") for m in re.finditer(rf"([^,(]+?) ({DURATION})(?: \(([^)]*)\))?(?:, |$)", found.group(1))}
+    assert set(phases) == {f"stack {APP}-{PREFIX} created", "agent registration"}, line
+    # The devkit's instance agents register an instance a 2 s boot after its group wants it.
+    assert phases["agent registration"][0] >= 2 and phases["agent registration"][1] == "from the instance's launch time", line
+    together, wall = seconds_of(found.group(2)), seconds_of(found.group(4))
+    assert phases["agent registration"][0] <= together <= sum(seconds for seconds, _ in phases.values()) + 0.1
+    assert together <= wall
+    # The whole run, as the callback timed it, holds AWS's part of it.
+    total = seconds_of(phases_line(runs["first"]).rpartition("; total ")[2])
+    assert wall <= total + 1
+    # Nothing happened on AWS in a run with nothing to do: no line, no reading.
+    assert not [line for line in lines(runs["again"]) if line.startswith("AWS phases")]
 
 
 def test_v_prints_every_task(runs: dict[str, PlaybookRun]) -> None:

@@ -31,7 +31,7 @@ import time
 
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted, duration
 
 DEBUG_ACTIONS = frozenset({"debug", "ansible.builtin.debug", "ansible.legacy.debug"})
 
@@ -48,14 +48,8 @@ def phase_of(task):
     return outermost
 
 
-def seconds(duration):
-    """A duration as a person reads it: "0.4 s", "12 s", "3 min 05 s"."""
-    if duration < 10:
-        return f"{duration:.1f} s"
-    whole = int(round(duration))
-    if whole < 60:
-        return f"{whole} s"
-    return f"{whole // 60} min {whole % 60:02d} s"
+#: A duration as a person reads it: "0.4 s", "12 s", "3 min 05 s" (the same words as up.yml's AWS phases).
+seconds = duration
 
 
 class Phases:

@@ -6,7 +6,7 @@ Documentation: up_summary.yml and autosave_said.yml beside this file.
 
 from __future__ import annotations
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted
+from ansible_collections.nbstack.cloud.plugins.module_utils.wording import counted, duration
 
 _HEALTH = {True: "", False: " (health check not passing yet)", None: " (health check not waited for)"}
 
@@ -38,8 +38,29 @@ def _ami_waiting(instance):
     return [f"A newer ECS-optimized AMI ({newer}) waits for the next stop: up.yml takes it once the server is stopped"]
 
 
-def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes):
-    """Notebook URL, egress address, instance type, idle stop, a secrets change, and each stack's action."""
+def _phase(entry):
+    notes = [note for note in (entry.get("detail"), entry.get("source")) if note]
+    return f"{entry['name']} {duration(entry['seconds'])}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def aws_phases(phase_times):
+    """One line: each phase of this run from AWS's timestamps, their sum (overlaps once) beside the wall time.
+
+    No line when nothing happened on AWS (a run with nothing to do does not read the timestamps).
+    """
+    phases = (phase_times or {}).get("phases") or []
+    if not phases:
+        return []
+    line = "AWS phases: " + ", ".join(_phase(entry) for entry in phases) + f"; together {duration(phase_times['covered_seconds'])}"
+    if len(phases) > 1:
+        line += " (overlaps counted once)"
+    if phase_times.get("wall_seconds") is not None:
+        line += f" of {duration(phase_times['wall_seconds'])} since up.yml began"
+    return [line]
+
+
+def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes, phase_times=None):
+    """Notebook URL, egress address, instance type, idle stop, a secrets change, each stack's action, AWS's phases."""
     stacks = [stack for stack in (network.get("stack") or {}, persistent, instance) if stack.get("name")]
     return [
         "Notebook: " + ((instance.get("outputs") or {}).get("NotebookUrl") or "not known until the stacks exist"),
@@ -49,6 +70,7 @@ def up_summary(instance, network, persistent, instance_type, idle_timeout_minute
         *_secrets_rotated(instance),
         *_ami_waiting(instance),
         "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
+        *aws_phases(phase_times),
     ]
 
 

@@ -12,3 +12,13 @@ def counted(count, noun, plural=None):
     """
     number = int(count) if float(count).is_integer() else count
     return f"{number:g} {noun if number == 1 else plural or noun + 's'}"
+
+
+def duration(seconds):
+    """A duration as a person reads it: "0.4 s", "12 s", "3 min 05 s"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    return f"{whole // 60} min {whole % 60:02d} s"
