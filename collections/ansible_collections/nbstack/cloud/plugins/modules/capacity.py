@@ -353,7 +353,7 @@ def autosave_problem(stopped_a_task, record):
     return ""
 
 
-def stop_task(module, capacity, service, what):
+def stop_task(module, capacity, service, was, what):
     """Service to 0, wait for the task to stop (its autosave), then its autosave result; fail unless it is safe.
 
     Returns (stopped_a_task, record, problem). Fails when the task does not
@@ -374,7 +374,7 @@ def stop_task(module, capacity, service, what):
                 f" so {what} did not happen (the service is at 0, the instance still runs)."
                 " Look at the task's logs (its autosave), then run the playbook again."
             ),
-            **result(capacity, stopped=False, started=False, was={}, healthy=None),
+            **result(capacity, stopped=False, started=False, was=was, healthy=None),
         )
     if running:
         capacity.note("task stopped")
@@ -388,7 +388,7 @@ def stop_task(module, capacity, service, what):
                 " the work yourself (git push in a terminal), then run this again; or add -e force=true to"
                 " go ahead and lose the unpushed work."
             ),
-            **result(capacity, stopped=running, started=False, was={}, healthy=None, autosave=record, autosave_problem=problem),
+            **result(capacity, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
         )
     if problem:
         module.warn(f"Going ahead with -e force=true although {problem}.")
@@ -407,7 +407,7 @@ def prepare(module, capacity, service, group, was):
         return result(capacity, changed=True, stopped=False, started=False, was=was, healthy=None)
     # The task's container autosaves on SIGTERM within its stop timeout; the
     # instance goes only once the task has stopped and its work is saved.
-    record, problem = stop_task(module, capacity, service, "the replacement of its instance")[1:]
+    record, problem = stop_task(module, capacity, service, was, "the replacement of its instance")[1:]
     capacity.set_group(0)
     return result(capacity, changed=True, stopped=True, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
 
@@ -420,7 +420,7 @@ def stop(module, capacity, service, group, was):
         return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=capacity.autosave(service))
     if module.check_mode:
         return result(capacity, changed=was["service"] >= 1, stopped=was["service"] >= 1, started=False, was=was, healthy=None)
-    running, record, problem = stop_task(module, capacity, service, "the deletion of its stack")
+    running, record, problem = stop_task(module, capacity, service, was, "the deletion of its stack")
     changed = running or was["service"] >= 1
     return result(capacity, changed=changed, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
 
