@@ -162,8 +162,9 @@ def _snapshot_tree(
         )
         # A path left out keeps its index entry: an unmerged one would stop
         # write-tree, an oversized staged one the push. Those take HEAD's version.
-        unmerged = {line.split("\t", 1)[1] for line in _z(git(["ls-files", "-u", "-z"], cwd=top, env=env).stdout)}
-        oversized = _oversized_staged(top, env, head, limit) if limit else {}
+        listed = git(["ls-files", "-u", "-z"], cwd=top, env=env, timeout=deadline.left()).stdout
+        unmerged = {line.split("\t", 1)[1] for line in _z(listed)}
+        oversized = _oversized_staged(top, env, head, limit, deadline) if limit else {}
         if unmerged or oversized:
             _reset_to_head(top, env, head, sorted(unmerged | set(oversized)), Path(tmp), deadline)
         named = {item.path for item in left_out}
@@ -221,30 +222,36 @@ def _unsaveable(path: Path, limit: int) -> str | None:
     return None
 
 
-def _blob_sizes(top: Path, listing: str) -> list[tuple[str, int, str]]:
-    """(type, size, rest of line) of each `<sha> <rest>` line of `listing`."""
-    if not listing.strip():
-        return []
-    checked = git(["cat-file", "--batch-check=%(objecttype) %(objectsize) %(rest)"], cwd=top, input=listing)
-    found = []
-    for line in checked.stdout.splitlines():
-        kind, size, *rest = line.split(" ", 2)
-        if size.isdigit():
-            found.append((kind, int(size), rest[0] if rest else ""))
-    return found
+def _blob_sizes(top: Path, shas: list[str], deadline: _Deadline) -> dict[str, int]:
+    """The size of each blob among `shas` (other objects left out)."""
+    if not shas:
+        return {}
+    checked = git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        cwd=top,
+        input="\n".join(dict.fromkeys(shas)) + "\n",
+        timeout=deadline.left(),
+    )
+    fields = [line.split() for line in checked.stdout.splitlines()]
+    return {found[0]: int(found[2]) for found in fields if len(found) == 3 and found[1] == "blob"}
 
 
-def _oversized_staged(top: Path, env: Mapping[str, str], head: str | None, limit: int) -> dict[str, str]:
+def _oversized_staged(
+    top: Path, env: Mapping[str, str], head: str | None, limit: int, deadline: _Deadline
+) -> dict[str, str]:
     """Paths whose staged blob (new since HEAD) is over `limit` bytes, with why."""
     base = head or _empty_tree(top)
-    raw = _z(git(["diff-index", "--cached", "--no-renames", "-z", base], cwd=top, env=env).stdout)
+    raw = _z(
+        git(["diff-index", "--cached", "--no-renames", "-z", base], cwd=top, env=env, timeout=deadline.left()).stdout
+    )
     # -z raw output: ":<old mode> <new mode> <old sha> <new sha> <status>" then the path.
     pairs = zip(raw[::2], raw[1::2], strict=True)
-    lines = [f"{meta.split()[3]} {path}" for meta, path in pairs if meta.split()[4] in ("A", "M", "T")]
+    staged = {path: meta.split()[3] for meta, path in pairs if meta.split()[4] in ("A", "M", "T")}
+    sizes = _blob_sizes(top, list(staged.values()), deadline)
     return {
-        path: f"its staged version is {_mb(size)}, over the {_mb(limit)} limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
-        for kind, size, path in _blob_sizes(top, "\n".join(lines) + "\n")
-        if kind == "blob" and size > limit
+        path: f"its staged version is {_mb(sizes[sha])}, over the {_mb(limit)} limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
+        for path, sha in staged.items()
+        if sizes.get(sha, 0) > limit
     }
 
 
@@ -262,17 +269,26 @@ def _reset_to_head(
         git(["rm", "--cached", "--quiet", "--ignore-unmatch", *files], cwd=top, env=literal, timeout=deadline.left())
 
 
-def _stashes(top: Path, remote: str, limit: int) -> tuple[list[tuple[str, str]], list[LeftOut]]:
+def _stashes(top: Path, remote: str, limit: int, deadline: _Deadline) -> tuple[list[tuple[str, str]], list[LeftOut]]:
     """Every stash entry as (sha, its message), newest first; and those left out for a file over `limit`."""
     if not _rev(top, "refs/stash"):
         return [], []
-    listed = git(["reflog", "show", "--format=%H%x1f%gs", "refs/stash", "--"], cwd=top, check=False).stdout
+    listed = git(
+        ["reflog", "show", "--format=%H%x1f%gs", "refs/stash", "--"], cwd=top, check=False, timeout=deadline.left()
+    ).stdout
     entries = [tuple(line.split("\x1f", 1)) for line in listed.splitlines() if "\x1f" in line]
     kept: list[tuple[str, str]] = []
     left_out: list[LeftOut] = []
     for number, (sha, message) in enumerate(entries):
-        objects = git(["rev-list", "--objects", sha, "--not", f"--remotes={remote}"], cwd=top).stdout if limit else ""
-        big = [(size, path) for kind, size, path in _blob_sizes(top, objects) if kind == "blob" and size > limit]
+        big: list[tuple[int, str]] = []
+        if limit:
+            # Objects the remote lacks, as "<sha> <path>" lines (a path may hold spaces).
+            objects = git(
+                ["rev-list", "--objects", sha, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
+            ).stdout
+            paths = {line.split(" ", 1)[0]: line.partition(" ")[2] for line in objects.splitlines()}
+            sizes = _blob_sizes(top, [found for found in paths if re.fullmatch(r"[0-9a-f]{40,64}", found)], deadline)
+            big = [(size, paths[blob]) for blob, size in sizes.items() if size > limit]
         if big:
             size, path = max(big)
             left_out.append(
@@ -283,14 +299,16 @@ def _stashes(top: Path, remote: str, limit: int) -> tuple[list[tuple[str, str]],
     return kept, left_out
 
 
-def _message(work_dir: Path, stamp: str, others: bool, stashes: list[tuple[str, str]], left_out: list[LeftOut]) -> str:
+def _message(
+    work_dir: Path, branch: str, stamp: str, others: bool, stashes: list[tuple[str, str]], left_out: list[LeftOut]
+) -> str:
     message = f"Autosave of {work_dir} at {stamp} (server stop)\n\n"
     if others:
         message += "Further parents keep unpushed local branch tips reachable.\n\n"
     if stashes:
         message += (
-            f"The last {len(stashes)} parent(s) are the stash entries (stash@{{0}} first). To put them back\n"
-            "in `git stash list`, fetch this branch, then run, in this order:\n\n"
+            f"The last {len(stashes)} parent(s) are the stash entries, newest first. To put them back\n"
+            f"in `git stash list`, run `git fetch origin {branch}`, then, in this order:\n\n"
         )
         message += "".join(f"    git stash store -m {shlex.quote(text)} {sha}\n" for sha, text in reversed(stashes))
         message += "\n"
@@ -350,7 +368,7 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
 
     head = _rev(top, "HEAD^{commit}")
     tree, left_out = _snapshot_tree(top, git_dir, head, limit, deadline)
-    stashes, stashes_left_out = _stashes(top, remote, limit)
+    stashes, stashes_left_out = _stashes(top, remote, limit, deadline)
     left_out += stashes_left_out
     if left_out:
         log.warning(
@@ -383,7 +401,13 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
     else:
         parent_args = [arg for parent in parents for arg in ("-p", parent)]
         sha = git(
-            ["commit-tree", tree, *parent_args, "-m", _message(work_dir, stamp, bool(others), stashes, left_out)],
+            [
+                "commit-tree",
+                tree,
+                *parent_args,
+                "-m",
+                _message(work_dir, autosave_branch(prefix, stamp), stamp, bool(others), stashes, left_out),
+            ],
             cwd=top,
             env=_identity_env(top, prefix),
             timeout=deadline.left(),
