@@ -28,6 +28,7 @@ from nbstack_devkit.playbooks import Playbooks, ok
 from nbstack_devkit.vault import random_values, write_vault
 from nbstack_devkit.waits import free_port
 from nbstack_runtime import sidecar
+from nbstack_runtime.autosave import RECORD_TIMEOUT_SECONDS
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES, Settings
 
 PREFIX = "contract"
@@ -36,7 +37,8 @@ CONTAINER = "notebook"
 #: image's default on purpose, each with the reason. Keep this short: anything
 #: a person or the stack should decide belongs in the task definition.
 LEFT_TO_THE_IMAGE = {
-    "NBSTACK_AUTOSAVE_TIMEOUT": "fixed below the container's stopTimeout (checked below), not a per-person setting",
+    "NBSTACK_AUTOSAVE_TIMEOUT": "fixed below the container's stopTimeout with the outcome's tag (checked below), "
+    "not a per-person setting",
     "NBSTACK_IDLE_POLL_SECONDS": "how often the idle watcher looks; a knob for tests, the idle timeout itself is set",
 }
 
@@ -118,8 +120,14 @@ def test_the_registered_values_satisfy_the_container(registered: dict[str, Any])
     assert settings.prefix == PREFIX
     mounts = {m["containerPath"] for m in registered["container"]["mountPoints"]}
     assert str(settings.work_dir) in mounts, "the work directory is not the mounted volume"
-    # The autosave must finish before ECS's SIGKILL.
-    assert settings.autosave_timeout < registered["container"]["stopTimeout"]
+    # The autosave must finish, and its outcome be tagged, before ECS's SIGKILL:
+    # with the value the task sets, and with any value the container accepts.
+    stop_timeout = registered["container"]["stopTimeout"]
+    assert settings.autosave_timeout + RECORD_TIMEOUT_SECONDS < stop_timeout
+    (autosave_timeout,) = [v for v in VARIABLES if v.name == "NBSTACK_AUTOSAVE_TIMEOUT"]
+    assert autosave_timeout.parse is not None
+    with pytest.raises(ValueError):
+        autosave_timeout.parse(str(stop_timeout - RECORD_TIMEOUT_SECONDS))
 
 
 def test_ports_match_the_container_the_target_group_and_the_service(registered: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,3 +190,139 @@ def test_a_failing_push_is_retried_once_logged_and_kept_locally(
 def test_not_a_checkout_is_skipped(tmp_path: Path) -> None:
     assert autosave(tmp_path, "bob").status == "skipped"
     assert autosave(tmp_path / "missing", "bob").status == "skipped"
+
+
+# --- What one odd file must not do: fail the whole save ------------------------------
+
+
+def tree_paths(repo: Path, rev: str) -> set[str]:
+    return set(git("ls-tree", "-r", "--name-only", rev, cwd=repo).split())
+
+
+def message(repo: Path, rev: str) -> str:
+    return git("log", "-1", "--format=%B", rev, cwd=repo)
+
+
+def test_nested_repositories_are_left_out_named_and_untouched(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    git("init", "--quiet", str(clone / "scratch" / "fresh"))  # `git init` in a subfolder, no commit yet
+    (clone / "scratch" / "fresh" / "notes.txt").write_text("mine\n")
+    vendor = clone / "vendor" / "tool"
+    git("init", "--quiet", "--initial-branch=main", str(vendor))  # a cloned tool, with commits of its own
+    (vendor / "tool.py").write_text("t = 1\n")
+    git("add", "-A", cwd=vendor)
+    git("commit", "--quiet", "-m", "Tool", cwd=vendor)
+    (clone / "new.py").write_text("b = 2\n")
+    index = (clone / ".git" / "index").read_bytes()
+
+    result = autosave(clone, "bob", now=NOW)
+
+    assert result.pushed, result
+    assert tree_paths(remote, REF) == {"a.py", "new.py"}  # no gitlink, no file of either nested repository
+    assert {(item.path, "repository" in item.reason) for item in result.left_out} == {
+        ("scratch/fresh", True),
+        ("vendor/tool", True),
+    }
+    text = message(remote, REF)
+    assert "scratch/fresh: a git repository of its own" in text and "vendor/tool: a git repository of its own" in text
+    assert (clone / "scratch" / "fresh" / "notes.txt").read_text() == "mine\n"
+    assert git("rev-parse", "HEAD", cwd=vendor).strip() and (vendor / ".git").is_dir()
+    assert (clone / ".git" / "index").read_bytes() == index
+
+
+def test_files_over_the_size_limit_are_left_out_and_stay_on_disk(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    limit_mb = 0.01  # 10 KiB here; 100 MiB (GitHub's limit) by default
+    big = "x" * 20_000
+    (clone / "data.bin").write_text(big)  # untracked
+    (clone / "a.py").write_text(f"a = '{big}'\n")  # tracked, edited past the limit
+    (clone / "staged.bin").write_text(big)
+    git("add", "staged.bin", cwd=clone)  # staged: its blob is in the person's index
+    (clone / "small.py").write_text("s = 1\n")
+    index = (clone / ".git" / "index").read_bytes()
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=limit_mb)
+
+    assert result.pushed, result
+    assert tree_paths(remote, REF) == {"a.py", "small.py"}
+    assert git("show", f"{REF}:a.py", cwd=remote) == "a = 1\n"  # the committed version, not the oversized one
+    left_out = {item.path: item.reason for item in result.left_out}
+    assert set(left_out) == {"a.py", "data.bin", "staged.bin"}
+    assert left_out["data.bin"] == "19.5 KB, over the 10.2 KB limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
+    assert left_out["staged.bin"] == "its staged version is 19.5 KB, over the 10.2 KB limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
+    text = message(remote, REF)
+    assert "data.bin: 19.5 KB, over the 10.2 KB limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)" in text
+    assert (clone / "data.bin").read_text() == big and (clone / "staged.bin").read_text() == big
+    assert (clone / ".git" / "index").read_bytes() == index
+    assert git("status", "--porcelain", cwd=clone) == " M a.py\nA  staged.bin\n?? data.bin\n?? small.py\n"
+    # Without a limit, the same work is saved whole.
+    assert tree_paths(clone, autosave(clone, "bob", now=LATER, max_file_mb=0).sha or "") == {
+        "a.py", "data.bin", "small.py", "staged.bin"
+    }
+
+
+def test_the_list_of_left_out_paths_in_the_message_is_capped(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    for number in range(25):
+        (clone / f"big-{number:02}.bin").write_text("x" * 2_000)
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.001)
+    assert result.status == "nothing to save" and len(result.left_out) == 25
+    (clone / "small.py").write_text("s = 1\n")
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.001)
+    assert result.pushed and len(result.left_out) == 25
+    text = message(remote, REF)
+    assert "big-19.bin" in text and "big-20.bin" not in text and "...and 5 more" in text
+
+
+# --- Stashes ---------------------------------------------------------------------------
+
+
+def test_every_stash_is_saved_and_the_message_says_how_to_get_it_back(
+    remote_and_clone: tuple[Path, Path], tmp_path: Path
+) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 'first stash'\n")
+    git("stash", "push", "--quiet", "-m", "first idea", cwd=clone)
+    (clone / "a.py").write_text("a = 'second stash'\n")
+    (clone / "notes.txt").write_text("untracked, stashed\n")
+    git("stash", "push", "--quiet", "--include-untracked", "-m", "second 'idea'", cwd=clone)
+    stashes = git("stash", "list", "--format=%H %gs", cwd=clone)
+    assert git("status", "--porcelain", cwd=clone) == ""  # nothing else to save: the stashes alone
+
+    result = autosave(clone, "bob", now=NOW)
+
+    assert result.pushed, result
+    assert git("stash", "list", "--format=%H %gs", cwd=clone) == stashes  # the person's stashes as they were
+    # Elsewhere: fetch the branch and run what the message says.
+    elsewhere = tmp_path / "elsewhere"
+    git("clone", "--quiet", str(remote), str(elsewhere))
+    git("fetch", "--quiet", "origin", REF, cwd=elsewhere)
+    commands = [line.strip() for line in message(elsewhere, "FETCH_HEAD").splitlines() if "git stash store" in line]
+    assert len(commands) == 2
+    for command in commands:
+        subprocess.run(command, shell=True, cwd=elsewhere, check=True, env=os.environ)  # noqa: S602 (the message's own words)
+    assert git("stash", "list", "--format=%H %gs", cwd=elsewhere) == stashes
+    git("stash", "pop", "--quiet", cwd=elsewhere)
+    assert (elsewhere / "a.py").read_text() == "a = 'second stash'\n"
+    assert (elsewhere / "notes.txt").read_text() == "untracked, stashed\n"
+
+    assert autosave(clone, "bob", now=LATER).status == "already saved"
+
+
+def test_a_stash_holding_a_file_over_the_limit_is_left_out(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 'small stash'\n")
+    git("stash", "push", "--quiet", cwd=clone)
+    (clone / "big.bin").write_text("x" * 20_000)
+    git("stash", "push", "--quiet", "--include-untracked", cwd=clone)
+    small = git("rev-parse", "stash@{1}", cwd=clone).strip()
+    big = git("rev-parse", "stash@{0}", cwd=clone).strip()
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert [(item.path, "big.bin" in item.reason) for item in result.left_out] == [("stash@{0}", True)]
+    git("merge-base", "--is-ancestor", small, REF, cwd=remote)
+    with pytest.raises(RuntimeError, match="git cat-file"):
+        git("cat-file", "-e", big, cwd=remote)
+    assert "stash@{0}: holds big.bin" in message(remote, REF)

@@ -270,3 +270,44 @@ def test_sigterm_with_nothing_to_save_pushes_nothing(
     assert notebook.wait_exit(60) == 0
     assert git_server.refs(repo) == before
     assert "nothing to save" in notebook.log()
+
+
+def test_sigterm_saves_the_rest_when_some_files_are_unreadable(
+    notebook: Notebook, git_server: GitHttpServer, repo: str
+) -> None:
+    """Files the notebook user cannot read (another user's, mode 0600; or 0000) are left out, not fatal."""
+    work = notebook.work_dir
+    (work / "analysis" / "new.ipynb").write_text('{"cells": ["saved anyway"]}\n')
+    (work / "private").mkdir()
+    (work / "private" / "key.txt").write_text("k\n")
+    (work / "lib" / "features.py").write_text("def double(x):\n    return x + x  # edited, then locked\n")
+    (work / "root-only.txt").write_text("r\n")
+    as_the_notebook_users_edits(work)
+    locked = [work / "root-only.txt", work / "lib" / "features.py", work / "private"]
+    for path in locked:
+        if os.geteuid() == 0:
+            os.chown(path, 0, 0)  # root's, which the notebook user cannot read
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        if os.geteuid() != 0:
+            path.chmod(0)
+    before = _checkout_state(work)
+
+    notebook.signal_group(signal.SIGTERM)
+    assert notebook.wait_exit(60) == 0
+
+    refs = [sha for ref, sha in git_server.refs(repo).items() if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
+    assert len(refs) == 1, notebook.log()[-3000:]
+    bare = git_server.root / repo
+    files = set(git("ls-tree", "-r", "--name-only", refs[0], cwd=bare).split())
+    assert "analysis/new.ipynb" in files and "root-only.txt" not in files
+    assert not any(name.startswith("private/") for name in files)
+    assert git("show", f"{refs[0]}:lib/features.py", cwd=bare) == "def double(x):\n    return 2 * x\n"  # as committed
+    message = git("log", "-1", "--format=%B", refs[0], cwd=bare)
+    assert "root-only.txt: a file the notebook user cannot read" in message
+    assert "lib/features.py: a file the notebook user cannot read" in message
+    assert "private: a directory the notebook user cannot read" in message
+    assert "3 path(s) left out of the snapshot" in notebook.log()
+    for path in locked:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    assert _checkout_state(work) == before
+    assert (work / "root-only.txt").read_text() == "r\n"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +24,9 @@ import requests
 import websocket
 
 from nbstack_devkit.emulator import Emulator
-from nbstack_devkit.gitserver import GitHttpServer
+from nbstack_devkit.gitserver import GitHttpServer, git
 from nbstack_devkit.notebook import PREFIX, Notebook, StartNotebook
-from nbstack_devkit.waits import wait_until
+from nbstack_devkit.waits import free_port, wait_until
 from nbstack_runtime import autosave, contract, policy
 from nbstack_runtime.scaler import AwsScaler, tag_value
 from nbstack_runtime.watcher import Watcher, busy_terminal_shells, parse_time
@@ -105,17 +107,33 @@ class FakeScaler:
         self.calls.append("scale")
 
 
+def saving(calls: list[str]) -> Callable[[], autosave.Result]:
+    """An autosave that succeeds, noted in `calls`."""
+
+    def save() -> autosave.Result:
+        calls.append("autosave")
+        return autosave.Result("pushed", f"refs/heads/autosave/{PREFIX}/20260105T090000Z", "0" * 40)
+
+    return save
+
+
 def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
     calls: list[str] = []
     watcher = Watcher(
         read=lambda: activity(90),
         scaler=FakeScaler(calls),
-        autosave=lambda: calls.append("autosave"),
+        autosave=saving(calls),
         idle_timeout_minutes=60,
         clock=lambda: T0,
     )
     watcher.run(__import__("threading").Event())  # returns after the stop
-    assert calls == ["publish nbstack:last-activity", "autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
+    assert calls == [
+        "publish nbstack:last-activity",
+        "autosave",
+        "publish nbstack:autosave",
+        "scale",
+        "publish nbstack:stop-reason,nbstack:stopped-at",
+    ]
     assert watcher.stopped is not None
 
 
@@ -139,20 +157,20 @@ def test_a_failed_group_call_records_no_stop_and_is_tried_again_at_the_next_poll
     watcher = Watcher(
         read=lambda: activity(90),
         scaler=FailingScaler(calls),
-        autosave=lambda: calls.append("autosave"),
+        autosave=saving(calls),
         idle_timeout_minutes=60,
         clock=lambda: T0,
     )
     with caplog.at_level("ERROR", logger="nbstack.idle"):
         watcher.check_once()
-    assert calls[-2:] == ["autosave", "scale failed"]
+    assert calls[-3:] == ["autosave", "publish nbstack:autosave", "scale failed"]
     assert not any("stop-reason" in call for call in calls), "the stop was recorded although the group is still up"
     assert watcher.stopped is None
     assert "idle stop failed: the auto scaling group could not be set to 0" in caplog.text
     assert "tried again at the next poll" in caplog.text
 
     watcher.check_once()
-    assert calls[-3:] == ["autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
+    assert calls[-4:] == ["autosave", "publish nbstack:autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
     assert watcher.stopped is not None
 
 
@@ -162,7 +180,7 @@ def test_a_person_back_before_the_retry_is_not_stopped() -> None:
     watcher = Watcher(
         read=lambda: next(readings),
         scaler=FailingScaler(calls),
-        autosave=lambda: calls.append("autosave"),
+        autosave=saving(calls),
         idle_timeout_minutes=60,
         clock=lambda: T0,
     )
@@ -195,11 +213,13 @@ def test_every_tag_the_watcher_writes_is_one_ecs_accepts() -> None:
     scaler._clients["ecs"] = ecs
     scaler._clients["autoscaling"] = type("Group", (), {"set_desired_capacity": lambda self, **kw: None})()
     reason = policy.decide(activity(61), T0, 60, 0).reason
-    watcher = Watcher(read=lambda: activity(61), scaler=scaler, autosave=lambda: None, idle_timeout_minutes=60, clock=lambda: T0)
+    left_out = (autosave.LeftOut("data.bin", "over the limit"),)
+    saved = autosave.Result("pushed", f"refs/heads/autosave/{PREFIX}/20260105T090000Z", "0" * 40, left_out=left_out)
+    watcher = Watcher(read=lambda: activity(61), scaler=scaler, autosave=lambda: saved, idle_timeout_minutes=60, clock=lambda: T0)
     watcher.check_once()
     assert watcher.stopped is not None
     written = {tag["key"]: tag["value"] for tag in ecs.tags}
-    assert set(written) == {contract.LAST_ACTIVITY_TAG, contract.STOPPED_AT_TAG, contract.STOP_REASON_TAG}
+    assert set(written) == {contract.LAST_ACTIVITY_TAG, contract.AUTOSAVE_TAG, contract.STOPPED_AT_TAG, contract.STOP_REASON_TAG}
     for key, value in written.items():
         assert ECS_TAG_PATTERN.fullmatch(key) and 1 <= len(key) <= 128 and not key.lower().startswith("aws:"), key
         assert ECS_TAG_PATTERN.fullmatch(value) and len(value) <= 256, value
@@ -234,7 +254,7 @@ def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
         raise ConnectionRefusedError("not listening yet")
 
     calls: list[str] = []
-    watcher = Watcher(read=refused, scaler=FakeScaler(calls), autosave=lambda: None, idle_timeout_minutes=1)
+    watcher = Watcher(read=refused, scaler=FakeScaler(calls), autosave=saving(calls), idle_timeout_minutes=1)
     assert watcher.check_once() is None and calls == []
 
 
@@ -424,3 +444,127 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     notebook.stop()
     assert "nbstack: autosave already saved" in notebook.log()
     assert [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")] == autosaves
+
+
+# --- The autosave's outcome, tagged on the service (down.yml reads it) ----------------------
+
+AUTOSAVE_TAG_VALUE = re.compile(
+    rf"(saved|nothing|failed) (\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ)( autosave/{PREFIX}/\d{{8}}T\d{{6}}Z)?( left-out=\d+)?"
+)
+
+
+def autosave_tag(capacity: Capacity) -> re.Match[str]:
+    value = capacity.service_tags()[contract.AUTOSAVE_TAG]
+    assert ECS_TAG_PATTERN.fullmatch(value) and len(value) <= 256, value
+    found = AUTOSAVE_TAG_VALUE.fullmatch(value)
+    assert found, value
+    assert abs(parse_time(found.group(2)) - datetime.now(timezone.utc)) < timedelta(minutes=2)
+    return found
+
+
+@dataclass
+class HangingScaler(FakeScaler):
+    """A service whose tagging never answers (or fails at once), while the group call works."""
+
+    raise_instead: bool = False
+
+    def publish(self, tags: dict[str, str]) -> None:
+        if contract.AUTOSAVE_TAG in tags:
+            if self.raise_instead:
+                raise ConnectionError("Could not connect to the endpoint URL: https://ecs.eu-west-1.amazonaws.com/")
+            time.sleep(60)
+        super().publish(tags)
+
+
+@pytest.mark.parametrize("raise_instead", [False, True], ids=["hangs", "fails"])
+def test_a_tag_that_cannot_be_written_never_holds_up_the_stop(raise_instead: bool, caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[str] = []
+    scaler = HangingScaler(calls, raise_instead)
+    watcher = Watcher(read=lambda: activity(90), scaler=scaler, autosave=saving(calls), idle_timeout_minutes=60, clock=lambda: T0, record_timeout=1)
+    began = time.monotonic()
+    with caplog.at_level("ERROR", logger="nbstack.autosave"):
+        watcher.check_once()
+    assert time.monotonic() - began < 10
+    assert watcher.stopped is not None and "scale" in calls
+    assert "could not record 'saved " in caplog.text
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A clone of a repository on this disk (its remote, 'origin', takes pushes)."""
+    remote = tmp_path / "remote.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", str(remote), str(clone))
+    (clone / "a.py").write_text("a = 1\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Seed", cwd=clone)
+    git("push", "--quiet", "origin", "main", cwd=clone)
+    return clone
+
+
+def test_the_idle_stop_tags_each_outcome_of_its_autosave(capacity: Capacity, s3_env: str, checkout: Path) -> None:
+    """nothing, failed (no stop), then saved with a file left out: each on the real service's tags."""
+
+    def stop_once() -> Watcher:
+        watcher = Watcher(
+            read=lambda: activity(90),
+            scaler=AwsScaler(capacity.cluster, capacity.service, capacity.group, "eu-west-1"),
+            autosave=lambda: autosave.autosave(checkout, PREFIX, timeout=20, max_file_mb=0.01),
+            idle_timeout_minutes=60,
+        )
+        watcher.check_once()
+        return watcher
+
+    assert stop_once().stopped is not None
+    found = autosave_tag(capacity)
+    assert (found.group(1), found.group(3), found.group(4)) == ("nothing", None, None)
+    assert capacity.desired() == (1, 0)
+
+    capacity.autoscaling.set_desired_capacity(AutoScalingGroupName=capacity.group, DesiredCapacity=1)
+    (checkout / "b.py").write_text("b = 2\n")
+    (checkout / "big.bin").write_text("x" * 20_000)
+    url = git("remote", "get-url", "origin", cwd=checkout).strip()
+    git("remote", "set-url", "origin", f"http://127.0.0.1:{free_port()}/gone.git", cwd=checkout)
+    assert stop_once().stopped is None
+    found = autosave_tag(capacity)
+    assert (found.group(1), found.group(3), found.group(4)) == ("failed", None, " left-out=1")
+    assert capacity.desired() == (1, 1), "stopped after a failed save"
+
+    git("remote", "set-url", "origin", url, cwd=checkout)
+    assert stop_once().stopped is not None
+    found = autosave_tag(capacity)
+    assert found.group(1) == "saved" and found.group(4) == " left-out=1"
+    branch = found.group(3).strip()
+    assert git("show", f"{branch}:b.py", cwd=url) == "b = 2\n"
+    assert capacity.desired() == (1, 0)
+
+
+def test_sigterm_tags_the_outcome_of_its_autosave(
+    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, git_server: GitHttpServer, repo: str
+) -> None:
+    notebook = idle_notebook(notebook_factory, capacity, emulator, "30", NBSTACK_AUTOSAVE_MAX_FILE_MB="0.01")
+    (notebook.work_dir / "scratch.py").write_text("unsaved = True\n")
+    (notebook.work_dir / "big.bin").write_text("x" * 20_000)
+    notebook.signal_group(signal.SIGTERM)
+    assert notebook.wait_exit(60) == 0, notebook.log()[-3000:]
+    found = autosave_tag(capacity)
+    assert found.group(1) == "saved" and found.group(4) == " left-out=1", notebook.log()[-3000:]
+    assert f"refs/heads/{found.group(3).strip()}" in git_server.refs(repo)
+    assert "1 path(s) left out of the snapshot, still on disk untouched: big.bin" in notebook.log()
+    assert (notebook.work_dir / "big.bin").stat().st_size == 20_000
+
+
+def test_sigterm_with_a_broken_remote_tags_failed(
+    notebook_factory: StartNotebook, capacity: Capacity, emulator: Emulator, git_server: GitHttpServer
+) -> None:
+    notebook = idle_notebook(notebook_factory, capacity, emulator, "30")
+    (notebook.work_dir / "scratch.py").write_text("unsaved = True\n")
+    git_server.fail_pushes = True
+    try:
+        notebook.signal_group(signal.SIGTERM)
+        assert notebook.wait_exit(60) == 0, notebook.log()[-3000:]
+    finally:
+        git_server.fail_pushes = False
+    found = autosave_tag(capacity)
+    assert (found.group(1), found.group(3), found.group(4)) == ("failed", None, None), notebook.log()[-3000:]

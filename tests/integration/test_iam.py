@@ -191,8 +191,10 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
         assert denied(ecs.update_service, cluster=mine["ClusterName"], service=mine["ServiceName"], loadBalancers=[{
             "targetGroupArn": theirs["TargetGroupArn"], "containerName": "notebook", "containerPort": 8888}])
 
+        own.publish({"nbstack:autosave": "saved 2026-11-26T11:00:00Z autosave/erin/20261126T110000Z"})
         own.publish({"nbstack:stopped-at": "2026-11-26T11:00:00Z", "nbstack:stop-reason": "idle"})
         own.scale_to_zero()
+        assert denied(other.publish, {"nbstack:autosave": "saved 2026-11-26T11:00:00Z"})
 
     # The group at 0; the service keeps its one task, held to erin's own instances.
     assert desired(iam_emulator, mine) == (1, 0)
@@ -201,6 +203,7 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
     arn = ecs_admin.describe_services(cluster=mine["ClusterName"], services=[mine["ServiceName"]])["services"][0]
     tags = {t["key"]: t["value"] for t in ecs_admin.list_tags_for_resource(resourceArn=arn["serviceArn"])["tags"]}
     assert tags["nbstack:stop-reason"] == "idle"
+    assert tags["nbstack:autosave"] == "saved 2026-11-26T11:00:00Z autosave/erin/20261126T110000Z"
 
 
 def test_secrets_are_read_only_by_their_owners_execution_role(

@@ -33,7 +33,7 @@ def template(name: str) -> dict[str, Any]:
 
 
 def test_tag_keys_agree() -> None:
-    for name in ("APP_TAG", "PREFIX_TAG", "LAST_ACTIVITY_TAG", "STOPPED_AT_TAG", "STOP_REASON_TAG"):
+    for name in ("APP_TAG", "PREFIX_TAG", "LAST_ACTIVITY_TAG", "STOPPED_AT_TAG", "STOP_REASON_TAG", "AUTOSAVE_TAG"):
         assert getattr(runtime, name) == getattr(contract, name), name
 
 

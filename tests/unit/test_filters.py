@@ -439,6 +439,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("instance", "IdleTimeoutMinutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
         ("instance", "IdleMaxLifetimeHours", "NBSTACK_MAX_LIFETIME_HOURS"),
         ("instance", "WarehousePort", "NBSTACK_WAREHOUSE_PORT"),
+        ("instance", "GitAutosaveMaxFileMb", "NBSTACK_AUTOSAVE_MAX_FILE_MB"),
         ("persistent", "NotebookPort", "NBSTACK_NOTEBOOK_PORT"),
         ("persistent", "HealthPort", "NBSTACK_HEALTH_PORT"),
     ],

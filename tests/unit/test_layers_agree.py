@@ -41,6 +41,7 @@ SETTINGS_TO_PARAMETERS = [
     ("notebook_root_volume", "type", "instance", "RootVolumeType"),
     ("notebook_git", "user_name", "instance", "GitUserName"),
     ("notebook_git", "user_email", "instance", "GitUserEmail"),
+    ("notebook_git", "autosave_max_file_mb", "instance", "GitAutosaveMaxFileMb"),
     ("notebook_warehouse", "host", "instance", "WarehouseHost"),
     ("notebook_warehouse", "port", "instance", "WarehousePort"),
     ("notebook_warehouse", "database", "instance", "WarehouseDatabase"),
@@ -130,6 +131,7 @@ SETTINGS_TO_VARIABLES = [
     ("notebook_warehouse", "role_arn", "NBSTACK_WAREHOUSE_ROLE_ARN"),
     ("notebook_idle", "timeout_minutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
     ("notebook_idle", "max_lifetime_hours", "NBSTACK_MAX_LIFETIME_HOURS"),
+    ("notebook_git", "autosave_max_file_mb", "NBSTACK_AUTOSAVE_MAX_FILE_MB"),
 ]
 
 

@@ -338,7 +338,7 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     assert sub(found["ReadOwnService"]["Resource"]).endswith(":service/${ClusterName}/${AppName}-${Prefix}")
 
     tagging = found["TagOwnService"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
-    assert sorted(tagging) == ["nbstack:last-activity", "nbstack:stop-reason", "nbstack:stopped-at"]
+    assert sorted(tagging) == ["nbstack:autosave", "nbstack:last-activity", "nbstack:stop-reason", "nbstack:stopped-at"]
 
     group = found["StopOwnGroup"]
     assert actions(group) == ["autoscaling:SetDesiredCapacity"]

@@ -5,10 +5,19 @@ snapshot is built with plumbing so the user's working tree, index, HEAD and
 branches stay exactly as they were:
 
 1. copy .git/index to a temporary GIT_INDEX_FILE and `git add -A` into it
-   (tracked and untracked files, .gitignore respected);
-2. `git write-tree`, then `git commit-tree` with HEAD as first parent and the
-   tips of other local branches with unpushed commits as further parents, so
-   one ref keeps every unpushed commit reachable;
+   (tracked and untracked files, .gitignore respected), leaving out what
+   would make the whole save fail: a nested repository (a directory with a
+   .git of its own that is no registered submodule), a file or directory the
+   notebook user cannot read, and a file over NBSTACK_AUTOSAVE_MAX_FILE_MB
+   (a git host refuses the whole push for one such file: GitHub above
+   100 MiB). What is left out stays on disk untouched; a tracked file left
+   out keeps its staged or committed version in the snapshot. The commit
+   message and the log name each one and why;
+2. `git write-tree`, then `git commit-tree` with HEAD as first parent, the
+   tips of other local branches with unpushed commits as further parents,
+   and every stash entry (refs/stash and its reflog) after them, so one ref
+   keeps every unpushed commit and every stash reachable; the message says
+   how to put the stashes back;
 3. push that commit's sha to refs/heads/autosave/<prefix>/<timestamp> at the
    remote's URL (by URL so that no remote-tracking ref is created locally).
 
@@ -21,6 +30,11 @@ retried once inside the deadline; if it still fails, the snapshot is kept
 locally under refs/nbstack-autosave/ (in the persistent work directory) so it
 can be recovered after the next start.
 
+`record` writes the outcome on the person's ECS service as the tag
+nbstack:autosave (`<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`),
+which down.yml reads; the SIGTERM path (extension) and the idle stop
+(watcher) call it after every save, bounded by RECORD_TIMEOUT_SECONDS.
+
 Run by hand: python -m nbstack_runtime.autosave [--work-dir DIR] [--prefix P]
 """
 
@@ -28,22 +42,48 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .contract import AUTOSAVE_STAMP_FORMAT, autosave_branch
+from .contract import AUTOSAVE_STAMP_FORMAT, AUTOSAVE_TAG, autosave_branch
 from .gitcmd import git
 from .logs import setup_logging
+
+if TYPE_CHECKING:
+    from .scaler import Scaler
 
 log = logging.getLogger("nbstack.autosave")
 
 RETRY_PAUSE_SECONDS = 2.0
+#: The default of NBSTACK_AUTOSAVE_MAX_FILE_MB: GitHub refuses a push holding a file above 100 MiB.
+MAX_FILE_MB = 100.0
+#: Left-out paths named one by one in a snapshot's message (all of them go to the log).
+LEFT_OUT_LISTED = 20
+#: Seconds `record` may take (the SIGTERM path must end within ECS's stop timeout).
+RECORD_TIMEOUT_SECONDS = 10.0
+_MIB = 1024 * 1024
+_UNREADABLE_DIRECTORY = re.compile(r"could not open directory '(.+)': (.+)$")
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A path the snapshot does not hold, and why; it stays on disk untouched."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -54,10 +94,18 @@ class Result:
     ref: str | None = None
     sha: str | None = None
     detail: str = ""
+    left_out: tuple[LeftOut, ...] = ()
 
     @property
     def pushed(self) -> bool:
         return self.status == "pushed"
+
+    @property
+    def outcome(self) -> str:
+        """The nbstack:autosave tag's status: saved (on the remote), nothing (to save) or failed."""
+        if self.status in ("pushed", "already saved"):
+            return "saved"
+        return "failed" if self.status == "failed" else "nothing"
 
 
 class _Deadline:
@@ -90,8 +138,10 @@ def _is_ancestor(work_dir: Path, commit: str, of: str) -> bool:
     return git(["merge-base", "--is-ancestor", commit, of], cwd=work_dir, check=False).returncode == 0
 
 
-def _snapshot_tree(work_dir: Path, git_dir: Path, deadline: _Deadline) -> str:
-    """Tree of the working tree as `git add -A` sees it, via a throwaway index."""
+def _snapshot_tree(
+    top: Path, git_dir: Path, head: str | None, limit: int, deadline: _Deadline
+) -> tuple[str, list[LeftOut]]:
+    """Tree of the working tree as `git add -A` sees it, via a throwaway index, and what it leaves out."""
     with tempfile.TemporaryDirectory(prefix="nbstack-autosave-") as tmp:
         index = Path(tmp) / "index"
         if (git_dir / "index").exists():
@@ -100,8 +150,175 @@ def _snapshot_tree(work_dir: Path, git_dir: Path, deadline: _Deadline) -> str:
             # written ("racy git"), which a fresh mtime on the copy would hide.
             shutil.copy2(git_dir / "index", index)
         env = {"GIT_INDEX_FILE": str(index)}
-        git(["add", "--all", "--", ":/"], cwd=work_dir, env=env, timeout=deadline.left())
-        return git(["write-tree"], cwd=work_dir, env=env, timeout=deadline.left()).stdout.strip()
+        left_out = _left_out(top, env, limit, deadline)
+        spec = Path(tmp) / "pathspec"
+        excluded = [b":(top,exclude,literal)" + os.fsencode(item.path) for item in left_out]
+        spec.write_bytes(b"\0".join([b":/", *excluded]))
+        git(
+            ["add", "--all", f"--pathspec-from-file={spec}", "--pathspec-file-nul"],
+            cwd=top,
+            env=env,
+            timeout=deadline.left(),
+        )
+        # A path left out keeps its index entry: an unmerged one would stop
+        # write-tree, an oversized staged one the push. Those take HEAD's version.
+        listed = git(["ls-files", "-u", "-z"], cwd=top, env=env, timeout=deadline.left()).stdout
+        unmerged = {line.split("\t", 1)[1] for line in _z(listed)}
+        oversized = _oversized_staged(top, env, head, limit, deadline) if limit else {}
+        if unmerged or oversized:
+            _reset_to_head(top, env, head, sorted(unmerged | set(oversized)), Path(tmp), deadline)
+        named = {item.path for item in left_out}
+        left_out += [LeftOut(path, reason) for path, reason in sorted(oversized.items()) if path not in named]
+        tree = git(["write-tree"], cwd=top, env=env, timeout=deadline.left()).stdout.strip()
+        return tree, left_out
+
+
+def _z(output: str) -> list[str]:
+    return [item for item in output.split("\0") if item]
+
+
+def _mb(size: int) -> str:
+    """A size as people read it (MB here meaning MiB, as GitHub's limit does)."""
+    return f"{size / _MIB:.1f} MB" if size >= _MIB // 10 else f"{size / 1024:.1f} KB"
+
+
+def _left_out(top: Path, env: Mapping[str, str], limit: int, deadline: _Deadline) -> list[LeftOut]:
+    """What `git add -A` must not read: nested repositories, unreadable paths, files over `limit` bytes."""
+    untracked = git(["ls-files", "-z", "--others", "--exclude-standard"], cwd=top, env=env, timeout=deadline.left())
+    # Tracked files whose stat data differs from the index (diff-files compares stat data, it reads no file).
+    changed = git(["diff-files", "--name-only", "-z"], cwd=top, env=env, timeout=deadline.left())
+    found: dict[str, str] = {}
+    for line in untracked.stderr.splitlines():  # git skips an unreadable directory with a warning
+        match = _UNREADABLE_DIRECTORY.search(line)
+        if match:
+            why = f"a directory the notebook user cannot read ({match.group(2)})"
+            found.setdefault(match.group(1).rstrip("/"), why)
+    for path in _z(untracked.stdout):
+        if path.endswith("/"):  # ls-files names a nested repository as a directory, and does not enter it
+            found[path.rstrip("/")] = "a git repository of its own, not a registered submodule"
+    for path in _z(untracked.stdout) + _z(changed.stdout):
+        reason = None if path.endswith("/") else _unsaveable(top / path, limit)
+        if reason:
+            found[path] = reason
+    return [LeftOut(path, reason) for path, reason in sorted(found.items())]
+
+
+def _unsaveable(path: Path, limit: int) -> str | None:
+    """Why git could not or should not take this file, or None."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None  # gone: add -A records the deletion
+    if not stat.S_ISREG(info.st_mode):
+        return None  # a symbolic link is saved as the link; git skips other kinds itself
+    if limit and info.st_size > limit:
+        return f"{_mb(info.st_size)}, over the {_mb(limit)} limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW))
+    except PermissionError:
+        return "a file the notebook user cannot read"
+    except OSError:
+        return None
+    return None
+
+
+def _blob_sizes(top: Path, shas: list[str], deadline: _Deadline) -> dict[str, int]:
+    """The size of each blob among `shas` (other objects left out)."""
+    if not shas:
+        return {}
+    checked = git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        cwd=top,
+        input="\n".join(dict.fromkeys(shas)) + "\n",
+        timeout=deadline.left(),
+    )
+    fields = [line.split() for line in checked.stdout.splitlines()]
+    return {found[0]: int(found[2]) for found in fields if len(found) == 3 and found[1] == "blob"}
+
+
+def _oversized_staged(
+    top: Path, env: Mapping[str, str], head: str | None, limit: int, deadline: _Deadline
+) -> dict[str, str]:
+    """Paths whose staged blob (new since HEAD) is over `limit` bytes, with why."""
+    base = head or _empty_tree(top)
+    raw = _z(
+        git(["diff-index", "--cached", "--no-renames", "-z", base], cwd=top, env=env, timeout=deadline.left()).stdout
+    )
+    # -z raw output: ":<old mode> <new mode> <old sha> <new sha> <status>" then the path.
+    pairs = zip(raw[::2], raw[1::2], strict=True)
+    staged = {path: meta.split()[3] for meta, path in pairs if meta.split()[4] in ("A", "M", "T")}
+    sizes = _blob_sizes(top, list(staged.values()), deadline)
+    return {
+        path: f"its staged version is {_mb(sizes[sha])}, over the {_mb(limit)} limit (NBSTACK_AUTOSAVE_MAX_FILE_MB)"
+        for path, sha in staged.items()
+        if sizes.get(sha, 0) > limit
+    }
+
+
+def _reset_to_head(
+    top: Path, env: Mapping[str, str], head: str | None, paths: list[str], tmp: Path, deadline: _Deadline
+) -> None:
+    """Set these paths' entries in the throwaway index to HEAD's (none when HEAD lacks them)."""
+    spec = tmp / "reset-pathspec"
+    spec.write_bytes(b"\0".join(os.fsencode(path) for path in paths))
+    literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+    files = [f"--pathspec-from-file={spec}", "--pathspec-file-nul"]
+    if head:
+        git(["reset", "--quiet", *files, head], cwd=top, env=literal, timeout=deadline.left())
+    else:
+        git(["rm", "--cached", "--quiet", "--ignore-unmatch", *files], cwd=top, env=literal, timeout=deadline.left())
+
+
+def _stashes(top: Path, remote: str, limit: int, deadline: _Deadline) -> tuple[list[tuple[str, str]], list[LeftOut]]:
+    """Every stash entry as (sha, its message), newest first; and those left out for a file over `limit`."""
+    if not _rev(top, "refs/stash"):
+        return [], []
+    listed = git(
+        ["reflog", "show", "--format=%H%x1f%gs", "refs/stash", "--"], cwd=top, check=False, timeout=deadline.left()
+    ).stdout
+    entries = [tuple(line.split("\x1f", 1)) for line in listed.splitlines() if "\x1f" in line]
+    kept: list[tuple[str, str]] = []
+    left_out: list[LeftOut] = []
+    for number, (sha, message) in enumerate(entries):
+        big: list[tuple[int, str]] = []
+        if limit:
+            # Objects the remote lacks, as "<sha> <path>" lines (a path may hold spaces).
+            objects = git(
+                ["rev-list", "--objects", sha, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
+            ).stdout
+            paths = {line.split(" ", 1)[0]: line.partition(" ")[2] for line in objects.splitlines()}
+            sizes = _blob_sizes(top, [found for found in paths if re.fullmatch(r"[0-9a-f]{40,64}", found)], deadline)
+            big = [(size, paths[blob]) for blob, size in sizes.items() if size > limit]
+        if big:
+            size, path = max(big)
+            left_out.append(
+                LeftOut(f"stash@{{{number}}}", f"holds {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit")
+            )
+        else:
+            kept.append((sha, message))
+    return kept, left_out
+
+
+def _message(
+    work_dir: Path, branch: str, stamp: str, others: bool, stashes: list[tuple[str, str]], left_out: list[LeftOut]
+) -> str:
+    message = f"Autosave of {work_dir} at {stamp} (server stop)\n\n"
+    if others:
+        message += "Further parents keep unpushed local branch tips reachable.\n\n"
+    if stashes:
+        message += (
+            f"The last {len(stashes)} parent(s) are the stash entries, newest first. To put them back\n"
+            f"in `git stash list`, run `git fetch origin {branch}`, then, in this order:\n\n"
+        )
+        message += "".join(f"    git stash store -m {shlex.quote(text)} {sha}\n" for sha, text in reversed(stashes))
+        message += "\n"
+    if left_out:
+        message += "Left out of this snapshot (still on the server's disk, untouched):\n\n"
+        message += "".join(f"    {item.path}: {item.reason}\n" for item in left_out[:LEFT_OUT_LISTED])
+        if len(left_out) > LEFT_OUT_LISTED:
+            message += f"    ...and {len(left_out) - LEFT_OUT_LISTED} more (the server's log lists them all)\n"
+        message += "\nA tracked file left out keeps its staged or committed version here.\n"
+    return message
 
 
 def _identity_env(work_dir: Path, prefix: str) -> dict[str, str]:
@@ -121,11 +338,15 @@ def autosave(
     timeout: float = 90.0,
     remote: str = "origin",
     now: datetime | None = None,
+    max_file_mb: float = MAX_FILE_MB,
 ) -> Result:
-    """Push a snapshot of unsaved work; never raises, never exceeds `timeout` by much."""
+    """Push a snapshot of unsaved work; never raises, never exceeds `timeout` by much.
+
+    `max_file_mb`: files above this many MiB are left out of the snapshot (0: no limit).
+    """
     deadline = _Deadline(timeout)
     try:
-        return _autosave(work_dir, prefix, deadline, remote, now or datetime.now(timezone.utc))
+        return _autosave(work_dir, prefix, deadline, remote, now or datetime.now(timezone.utc), int(max_file_mb * _MIB))
     except subprocess.TimeoutExpired as error:
         log.error("AUTOSAVE FAILED: out of time (%.0f s) during %s", timeout, " ".join(map(str, error.cmd)))
         return Result("failed", detail="timeout")
@@ -135,33 +356,43 @@ def autosave(
         return Result("failed", detail=str(error))
 
 
-def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now: datetime) -> Result:
+def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now: datetime, limit: int) -> Result:
     probe = git(["rev-parse", "--absolute-git-dir"], cwd=work_dir, check=False) if work_dir.is_dir() else None
     if probe is None or probe.returncode != 0:
         log.info("%s is not a git checkout: nothing to autosave", work_dir)
         return Result("skipped", detail="not a checkout")
     git_dir = Path(probe.stdout.strip())
-    url = git(["remote", "get-url", remote], cwd=work_dir, check=False).stdout.strip()
+    # Paths below are the top level's: ls-files lists only below its working directory.
+    top = Path(git(["rev-parse", "--show-toplevel"], cwd=work_dir, check=False).stdout.strip() or work_dir)
+    url = git(["remote", "get-url", remote], cwd=top, check=False).stdout.strip()
 
-    head = _rev(work_dir, "HEAD^{commit}")
-    tree = _snapshot_tree(work_dir, git_dir, deadline)
-    head_tree = _rev(work_dir, "HEAD^{tree}") if head else None
-    tips = _unpushed_tips(work_dir, remote, head)
+    head = _rev(top, "HEAD^{commit}")
+    tree, left_out = _snapshot_tree(top, git_dir, head, limit, deadline)
+    stashes, stashes_left_out = _stashes(top, remote, limit, deadline)
+    left_out += stashes_left_out
+    if left_out:
+        log.warning(
+            "autosave: %d path(s) left out of the snapshot, still on disk untouched: %s",
+            len(left_out),
+            "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
+        )
+    head_tree = _rev(top, "HEAD^{tree}") if head else None
+    tips = _unpushed_tips(top, remote, head)
     # Every unpushed branch tip that HEAD does not already contain becomes a parent.
-    others = [tip for tip in tips if tip != head and not (head and _is_ancestor(work_dir, tip, head))]
-    dirty = tree != head_tree and not (head is None and tree == _empty_tree(work_dir))
-    if not dirty and not tips:
+    others = [tip for tip in tips if tip != head and not (head and _is_ancestor(top, tip, head))]
+    dirty = tree != head_tree and not (head is None and tree == _empty_tree(top))
+    if not dirty and not tips and not stashes:
         log.info("autosave: nothing to save in %s", work_dir)
-        return Result("nothing to save")
+        return Result("nothing to save", left_out=tuple(left_out))
 
-    parents = ([head] if head else []) + others
-    # Only unpushed commits on HEAD: push HEAD as it is.
-    as_is = head if head and not dirty and not others else None
+    parents = list(dict.fromkeys(([head] if head else []) + others + [sha for sha, _ in stashes]))
+    # Only unpushed commits on HEAD: push HEAD as it is (a commit of ours only to say what was left out).
+    as_is = head if head and not dirty and not others and not stashes and not left_out else None
     if url:
-        latest = _latest_autosave(work_dir, url, prefix, deadline)
-        if latest and (latest[1] == as_is if as_is else _same_snapshot(work_dir, latest[1], tree, parents)):
+        latest = _latest_autosave(top, url, prefix, deadline)
+        if latest and (latest[1] == as_is if as_is else _same_snapshot(top, latest[1], tree, parents)):
             log.info("autosave: nothing new since %s", latest[0])
-            return Result("already saved", latest[0], latest[1])
+            return Result("already saved", latest[0], latest[1], left_out=tuple(left_out))
 
     stamp = now.astimezone(timezone.utc).strftime(AUTOSAVE_STAMP_FORMAT)
     ref = f"refs/heads/{autosave_branch(prefix, stamp)}"
@@ -169,18 +400,21 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         sha = as_is
     else:
         parent_args = [arg for parent in parents for arg in ("-p", parent)]
-        message = f"Autosave of {work_dir} at {stamp} (server stop)\n\n"
-        if others:
-            message += "Further parents keep unpushed local branch tips reachable.\n"
         sha = git(
-            ["commit-tree", tree, *parent_args, "-m", message],
-            cwd=work_dir,
-            env=_identity_env(work_dir, prefix),
+            [
+                "commit-tree",
+                tree,
+                *parent_args,
+                "-m",
+                _message(work_dir, autosave_branch(prefix, stamp), stamp, bool(others), stashes, left_out),
+            ],
+            cwd=top,
+            env=_identity_env(top, prefix),
             timeout=deadline.left(),
         ).stdout.strip()
 
     if not url:
-        return _keep_locally(work_dir, sha, stamp, f"no remote named {remote!r}")
+        return _keep_locally(top, sha, stamp, f"no remote named {remote!r}", left_out)
     error = ""
     for attempt in (1, 2):
         if deadline.left() <= 1:
@@ -188,18 +422,18 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
             break
         push = git(
             ["push", "--no-verify", "--quiet", url, f"{sha}:{ref}"],
-            cwd=work_dir,
+            cwd=top,
             check=False,
             timeout=deadline.left(),
         )
         if push.returncode == 0:
             log.info("autosave: pushed %s to %s", sha[:12], ref)
-            return Result("pushed", ref, sha)
+            return Result("pushed", ref, sha, left_out=tuple(left_out))
         error = push.stderr.strip()
         log.error("AUTOSAVE PUSH FAILED (attempt %d of 2) for %s: %s", attempt, ref, error)
         if attempt == 1:
             time.sleep(min(RETRY_PAUSE_SECONDS, deadline.left()))
-    return _keep_locally(work_dir, sha, stamp, error)
+    return _keep_locally(top, sha, stamp, error, left_out)
 
 
 def _latest_autosave(work_dir: Path, url: str, prefix: str, deadline: _Deadline) -> tuple[str, str] | None:
@@ -229,7 +463,7 @@ def _empty_tree(work_dir: Path) -> str:
     return git(["hash-object", "-t", "tree", "/dev/null"], cwd=work_dir).stdout.strip()
 
 
-def _keep_locally(work_dir: Path, sha: str, stamp: str, error: str) -> Result:
+def _keep_locally(work_dir: Path, sha: str, stamp: str, error: str, left_out: list[LeftOut]) -> Result:
     """Keep the snapshot reachable in the persistent checkout (not a branch, not the index)."""
     local_ref = f"refs/nbstack-autosave/{stamp}"
     git(["update-ref", local_ref, sha], cwd=work_dir, check=False)
@@ -242,7 +476,44 @@ def _keep_locally(work_dir: Path, sha: str, stamp: str, error: str) -> Result:
         local_ref,
         sha,
     )
-    return Result("failed", None, sha, error)
+    return Result("failed", None, sha, error, tuple(left_out))
+
+
+def tag_value(result: Result, at: datetime) -> str:
+    """The nbstack:autosave tag: `<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`."""
+    parts = [result.outcome, at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    if result.outcome == "saved" and result.ref:
+        parts.append(result.ref.removeprefix("refs/heads/"))
+    if result.left_out:
+        parts.append(f"left-out={len(result.left_out)}")
+    return " ".join(parts)
+
+
+def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
+    """Tag the person's service with the outcome (down.yml reads it); never raises, never blocks past `timeout`.
+
+    The call runs in a daemon thread: one that hangs (an endpoint that does
+    not answer, retries) is left behind, and the stop goes on.
+    """
+    value = tag_value(result, datetime.now(timezone.utc))
+    failure: list[str] = []
+
+    def publish() -> None:
+        try:
+            scaler.publish({AUTOSAVE_TAG: value})
+        except Exception as error:  # a status detail: never a reason not to stop
+            failure.append(f"{type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=publish, name="nbstack-autosave-tag", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        failure.append(f"no answer within {timeout:g} s")
+    if failure:
+        log.error("autosave: could not record %r as the service's %s tag: %s", value, AUTOSAVE_TAG, failure[0])
+        return False
+    log.info("autosave: recorded %r as the service's %s tag", value, AUTOSAVE_TAG)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--prefix")
     parser.add_argument("--timeout", type=float)
+    parser.add_argument("--max-file-mb", type=float)
     args = parser.parse_args(argv)
     setup_logging()
     settings = None if (args.work_dir and args.prefix) else Settings.from_environ()
@@ -259,8 +531,13 @@ def main(argv: list[str] | None = None) -> int:
         args.work_dir or settings.work_dir,  # type: ignore[union-attr]
         args.prefix or settings.prefix,  # type: ignore[union-attr]
         timeout=args.timeout or (settings.autosave_timeout if settings else 90.0),
+        max_file_mb=args.max_file_mb
+        if args.max_file_mb is not None
+        else (settings.autosave_max_file_mb if settings else MAX_FILE_MB),
     )
     print(result.status, result.ref or "", result.sha or "")
+    for item in result.left_out:
+        print(f"left out: {item.path}: {item.reason}")
     return 1 if result.status == "failed" else 0
 
 

@@ -15,6 +15,9 @@ PREFIX_TAG = "nbstack:prefix"
 LAST_ACTIVITY_TAG = "nbstack:last-activity"
 STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
+#: The outcome of the latest autosave, on the person's ECS service (down.yml reads it):
+#: `<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>]`.
+AUTOSAVE_TAG = "nbstack:autosave"
 
 #: Secret variables. The hooks read them, then docker-stacks' start.sh unsets
 #: them (the Dockerfile lists them in JUPYTER_ENV_VARS_TO_UNSET) so that the

@@ -36,8 +36,9 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.login import LoginFormHandler
 from jupyter_server.extension.application import ExtensionApp
 
-from .autosave import autosave
+from .autosave import RECORD_TIMEOUT_SECONDS, Result, autosave, record
 from .health import write_pid_file
+from .scaler import AwsScaler
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("nbstack.extension")
@@ -73,14 +74,29 @@ class NbstackExtension(ExtensionApp):
         self.log.info("nbstack: autosaving %s before the server stops", settings.work_dir)
         try:
             # In a thread so the (already stopping) event loop stays responsive;
-            # autosave() bounds itself by its timeout, wait_for is a backstop.
+            # autosave() and record() bound themselves, wait_for is a backstop.
             result = await asyncio.wait_for(
-                asyncio.to_thread(autosave, settings.work_dir, settings.prefix, timeout=settings.autosave_timeout),
-                timeout=settings.autosave_timeout + 5,
+                asyncio.to_thread(save_and_record, settings),
+                timeout=settings.autosave_timeout + RECORD_TIMEOUT_SECONDS + 5,
             )
             self.log.info("nbstack: autosave %s %s", result.status, result.ref or "")
         except Exception:  # never let a failed autosave keep the server from stopping
             self.log.exception("AUTOSAVE FAILED: unexpected error")
+
+
+def save_and_record(settings: Settings) -> Result:
+    """Autosave, then tag the outcome on the person's service (when the task knows its service)."""
+    result = autosave(
+        settings.work_dir,
+        settings.prefix,
+        timeout=settings.autosave_timeout,
+        max_file_mb=settings.autosave_max_file_mb,
+    )
+    if settings.cluster and settings.service:
+        record(result, AwsScaler(settings.cluster, settings.service, settings.autoscaling_group, settings.aws_region))
+    else:
+        log.info("nbstack: NBSTACK_CLUSTER or NBSTACK_SERVICE not set: the autosave's outcome is not tagged")
+    return result
 
 
 # --- Login throttling ------------------------------------------------------------

@@ -28,15 +28,22 @@ def git(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     check: bool = True,
+    input: str | None = None,  # noqa: A002 (subprocess.run's name)
 ) -> subprocess.CompletedProcess[str]:
-    """Run git with captured output; raise CalledProcessError (with stderr) when `check`."""
+    """Run git with captured output; raise CalledProcessError (with stderr) when `check`.
+
+    git reads `input` on its standard input; without it, nothing (never the terminal).
+    """
     return subprocess.run(
         ["git", *args],
         cwd=cwd,
         env=git_environ(env),
         capture_output=True,
         text=True,
+        # A file name that is not valid text survives the round trip (os.fsencode).
+        errors="surrogateescape",
         timeout=timeout,
         check=check,
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
     )

@@ -168,8 +168,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "NBSTACK_AUTOSAVE_TIMEOUT",
         "90",
-        "Seconds the autosave on SIGTERM may take (ECS stop timeout is 120).",
-        _number(0, 115, what="seconds", low_open=True),  # leaves the server time to exit before ECS's SIGKILL
+        "Seconds the autosave on SIGTERM may take (ECS stop timeout is 120; recording the outcome takes up to 10 "
+        "more).",
+        # With the outcome's tag (autosave.RECORD_TIMEOUT_SECONDS, 10 s) it leaves
+        # the server 10 s to exit before ECS's SIGKILL at 120 s.
+        _number(0, 100, what="seconds", low_open=True),
+    ),
+    Variable(
+        "NBSTACK_AUTOSAVE_MAX_FILE_MB",
+        "100",
+        "Files above this many MiB are left out of the autosave (they stay on disk; the snapshot names them): a git "
+        "host refuses a whole push for one (GitHub above 100); 0: no limit.",
+        _number(0, 102400, what="MiB"),
     ),
     Variable(
         "NBSTACK_IDLE_TIMEOUT_MINUTES",
@@ -235,6 +245,7 @@ class Settings:
     warehouse_user: str
     warehouse_role_arn: str
     autosave_timeout: float
+    autosave_max_file_mb: float
     idle_timeout_minutes: float
     max_lifetime_hours: float
     idle_poll_seconds: float

@@ -13,7 +13,9 @@ NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
 
 The policy (nbstack_runtime.policy) decides; once it says stop:
 
-1. autosave runs, as on SIGTERM (nothing unpushed is lost);
+1. autosave runs, as on SIGTERM (nothing unpushed is lost), and its outcome
+   is tagged on the service (nbstack:autosave); a failed save postpones the
+   stop to the next poll;
 2. the scaler (nbstack_runtime.scaler) takes the auto scaling group to zero;
    the task ends with its instance;
 3. once that call has succeeded, the service is tagged with when and why
@@ -47,6 +49,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import procfs
+from .autosave import RECORD_TIMEOUT_SECONDS, Result, record
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
 from .scaler import AwsScaler, Scaler
@@ -133,11 +136,13 @@ class Watcher:
 
     read: Callable[[], Activity]
     scaler: Scaler
-    autosave: Callable[[], object]
+    autosave: Callable[[], Result]
     idle_timeout_minutes: float
     max_lifetime_hours: float = 0.0
     poll_seconds: float = 60.0
     clock: Callable[[], datetime] = _utc_now
+    #: Seconds the autosave's outcome may take to reach the service's tags.
+    record_timeout: float = RECORD_TIMEOUT_SECONDS
     stopped: Decision | None = None
     _published: tuple[str, float] | None = None
 
@@ -176,15 +181,15 @@ class Watcher:
         log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
         started = time.monotonic()
         result = self.autosave()
-        status = getattr(result, "status", result)
-        log.info("idle stop: autosave %s (%.1f s)", status, time.monotonic() - started)
-        if status == "failed":
+        log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
+        record(result, self.scaler, timeout=self.record_timeout)  # logs a failure; never a reason to keep paying
+        if result.status == "failed":
             # The group's scale-in terminates the instance, and the work
             # directory with it: no stop until a save has succeeded.
             log.error(
                 "idle stop postponed: the autosave failed (%s); the work stays on this server, "
                 "and the stop is tried again at the next poll",
-                getattr(result, "detail", "") or "see the autosave log above",
+                result.detail or "see the autosave log above",
             )
             return
         stopped_at = iso(self.clock())
@@ -250,10 +255,15 @@ def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | No
         return None
     client = JupyterClient(f"http://127.0.0.1:{settings.notebook_port}{settings.base_url}", token)
 
-    def run_autosave() -> object:
+    def run_autosave() -> Result:
         from .autosave import autosave
 
-        return autosave(settings.work_dir, settings.prefix, timeout=settings.autosave_timeout)
+        return autosave(
+            settings.work_dir,
+            settings.prefix,
+            timeout=settings.autosave_timeout,
+            max_file_mb=settings.autosave_max_file_mb,
+        )
 
     log.info(
         "idle watcher on: timeout %g min, max lifetime %s, poll every %g s; scales %s/%s and %s",

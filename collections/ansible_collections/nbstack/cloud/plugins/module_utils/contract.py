@@ -29,6 +29,9 @@ IMAGE_TAG = "nbstack:image"
 LAST_ACTIVITY_TAG = "nbstack:last-activity"
 STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
+#: The outcome of the latest autosave, written by the container after every
+#: save: "<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>]".
+AUTOSAVE_TAG = "nbstack:autosave"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
 #: The last autosave's result, written by the container after each save:
