@@ -34,10 +34,6 @@ STOP_REASON_TAG = "nbstack:stop-reason"
 AUTOSAVE_TAG = "nbstack:autosave"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)
-#: The last autosave's result, written by the container after each save:
-#: "<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]".
-AUTOSAVE_TAG = "nbstack:autosave"
-AUTOSAVE_STATUSES = ("saved", "nothing", "failed")
 
 # Patterns end in \Z, never $: Python's $ also matches before a final
 # newline, so "alice\n" would pass a ^...$ check (re.match, Jinja's match test).
