@@ -188,8 +188,19 @@ def test_a_failing_push_is_retried_once_logged_and_kept_locally(
 
 
 def test_not_a_checkout_is_skipped(tmp_path: Path) -> None:
-    assert autosave(tmp_path, "bob").status == "skipped"
+    empty = tmp_path / "work"
+    empty.mkdir()
+    assert autosave(empty, "bob").status == "skipped"
     assert autosave(tmp_path / "missing", "bob").status == "skipped"
+
+
+def test_files_in_a_work_directory_that_is_not_a_checkout_are_a_failed_save(tmp_path: Path) -> None:
+    """A clone that failed, then work made there: nothing can push it, so the stop must not go ahead."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "analysis.ipynb").write_text("{}\n")
+    result = autosave(work, "bob")
+    assert (result.status, result.outcome) == ("failed", "failed")
 
 
 # --- What one odd file must not do: fail the whole save ------------------------------

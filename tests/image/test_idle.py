@@ -213,8 +213,7 @@ def test_every_tag_the_watcher_writes_is_one_ecs_accepts() -> None:
     scaler._clients["ecs"] = ecs
     scaler._clients["autoscaling"] = type("Group", (), {"set_desired_capacity": lambda self, **kw: None})()
     reason = policy.decide(activity(61), T0, 60, 0).reason
-    left_out = (autosave.LeftOut("data.bin", "over the limit"),)
-    saved = autosave.Result("pushed", f"refs/heads/autosave/{PREFIX}/20260105T090000Z", "0" * 40, left_out=left_out)
+    saved = autosave.Result("pushed", f"refs/heads/autosave/{PREFIX}/20260105T090000Z", "0" * 40)
     watcher = Watcher(read=lambda: activity(61), scaler=scaler, autosave=lambda: saved, idle_timeout_minutes=60, clock=lambda: T0)
     watcher.check_once()
     assert watcher.stopped is not None
@@ -504,7 +503,7 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def test_the_idle_stop_tags_each_outcome_of_its_autosave(capacity: Capacity, s3_env: str, checkout: Path) -> None:
-    """nothing, failed (no stop), then saved with a file left out: each on the real service's tags."""
+    """nothing, failed (no stop), saved with a file left out (no stop: it is on the disk only), then saved: each on the real service's tags."""
 
     def stop_once() -> Watcher:
         watcher = Watcher(
@@ -532,11 +531,18 @@ def test_the_idle_stop_tags_each_outcome_of_its_autosave(capacity: Capacity, s3_
     assert capacity.desired() == (1, 1), "stopped after a failed save"
 
     git("remote", "set-url", "origin", url, cwd=checkout)
-    assert stop_once().stopped is not None
+    assert stop_once().stopped is None
     found = autosave_tag(capacity)
     assert found.group(1) == "saved" and found.group(4) == " left-out=1"
     branch = found.group(3).strip()
     assert git("show", f"{branch}:b.py", cwd=url) == "b = 2\n"
+    assert capacity.desired() == (1, 1), "stopped with a file that only the instance's disk holds"
+    assert (checkout / "big.bin").stat().st_size == 20_000
+
+    (checkout / "big.bin").unlink()  # the person moved it away
+    assert stop_once().stopped is not None
+    found = autosave_tag(capacity)
+    assert found.group(1) == "saved" and found.group(4) is None
     assert capacity.desired() == (1, 0)
 
 

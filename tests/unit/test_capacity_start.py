@@ -36,11 +36,18 @@ class Module:
 class Capacity(module_under_test.Capacity):
     """The module's own ordering, with AWS's answers: the instance registers, the health check is read."""
 
-    def __init__(self, module: Module, healthy: bool) -> None:  # pylint: disable=super-init-not-called
+    def __init__(self, module: Module, healthy: bool, stale: tuple[str, ...] = ()) -> None:  # pylint: disable=super-init-not-called
         self.module, self.params = module, module.params
         self.began, self.timeline, self.waited = 0.0, [], 0.0
         self.calls: list[str] = []
         self._healthy = healthy
+        self._stale = list(stale)
+
+    def stale_warm_instances(self, group: dict[str, Any]) -> list[str]:
+        return list(self._stale)
+
+    def drop_warm_instances(self, instance_ids: list[str]) -> None:
+        self.calls.append(f"drop {' '.join(instance_ids)}")
 
     def set_group(self, count: int) -> None:
         self.calls.append(f"group {count}")
@@ -60,9 +67,9 @@ class Capacity(module_under_test.Capacity):
         return self._healthy
 
 
-def start(wait_timeout: int, healthy: bool) -> tuple[dict[str, Any], Capacity, Module]:
+def start(wait_timeout: int, healthy: bool, stale: tuple[str, ...] = ()) -> tuple[dict[str, Any], Capacity, Module]:
     module = Module(wait_timeout)
-    found = Capacity(module, healthy)
+    found = Capacity(module, healthy, stale)
     result = module_under_test.start(module, found, {"serviceArn": "arn"}, {}, STOPPED)
     return result, found, module
 
@@ -84,3 +91,27 @@ def test_a_health_wait_that_ends_unhealthy_warns() -> None:
 def test_a_health_check_that_passes_is_said_healthy() -> None:
     result, found, module = start(5, healthy=True)
     assert result["healthy"] is True and module.warnings == []
+
+
+def test_warm_pool_instances_of_an_older_launch_template_go_before_the_group_starts() -> None:
+    _, found, _ = start(0, healthy=True, stale=("i-old",))
+    assert found.calls[:2] == ["drop i-old", "group 1"]
+
+
+class Pool(module_under_test.Capacity):
+    """stale_warm_instances on DescribeWarmPool's answer."""
+
+    def __init__(self, instances: list[dict[str, Any]]) -> None:  # pylint: disable=super-init-not-called
+        self.params = {"autoscaling_group": "app-alice"}
+        answer = {"Instances": instances}
+        self.autoscaling = type("AutoScaling", (), {"describe_warm_pool": lambda self, **kw: answer})()
+
+
+def test_only_pool_instances_of_another_launch_template_version_are_stale() -> None:
+    group = {"LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "3"}}
+    pool = Pool([
+        {"InstanceId": "i-old", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "2"}},
+        {"InstanceId": "i-new", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "3"}},
+    ])
+    assert pool.stale_warm_instances(group) == ["i-old"]
+    assert pool.stale_warm_instances({"LaunchTemplate": {"Version": "$Latest"}}) == []

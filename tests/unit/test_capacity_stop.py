@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -95,7 +96,7 @@ def test_a_running_server_is_stopped_and_its_saved_work_lets_the_deletion_go_on(
 
 @pytest.mark.parametrize(
     ("tag", "reason"),
-    [("failed 2026-11-27T09:12:03Z", "its last autosave failed"), (None, "recorded no autosave result")],
+    [("failed 2026-11-27T09:12:03Z", "its last autosave did not succeed (failed"), (None, "recorded no autosave result")],
     ids=["failed", "not-recorded"],
 )
 def test_a_save_that_failed_or_said_nothing_stops_the_run_with_the_instance_kept(tag: str | None, reason: str) -> None:
@@ -113,7 +114,7 @@ def test_force_goes_ahead_with_a_warning_and_says_the_work_was_not_saved() -> No
     module = Module(force=True)
     found = Capacity(module, ["task-1"], "failed 2026-11-27T09:12:03Z")
     result = stop(found, module)
-    assert "its last autosave failed" in result["autosave_problem"]
+    assert "its last autosave did not succeed (failed" in result["autosave_problem"]
     assert len(module.warnings) == 1 and "force=true" in module.warnings[0]
     assert autosave_said(result, "alice").startswith("Its work was NOT saved")
 
@@ -122,7 +123,7 @@ def test_a_server_stopped_after_a_refusal_is_still_refused_while_its_save_stands
     # The group runs, the service is at 0 (the refused run left it so), no task: the work is on the disk.
     module = Module()
     found = Capacity(module, [], None, tag_before="failed 2026-11-27T09:12:03Z")
-    with pytest.raises(Failed, match="its last autosave failed"):
+    with pytest.raises(Failed, match=re.escape("its last autosave did not succeed (failed")):
         stop(found, module, {"service": 0, "autoscaling_group": 1})
     assert found.calls == []
 
@@ -147,6 +148,20 @@ def test_an_instance_replacement_waits_for_a_saved_stop_and_keeps_the_instance_o
     result = module_under_test.prepare(module, found, {"serviceArn": "arn", "desiredCount": 1}, {}, RUNNING)
     assert found.calls == ["clear autosave", "service 0", "stopped?", "group 0"]
     assert result["stopped"] is True
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ("saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z left-out=2", "left 2 path(s) out"),
+        ("pending 2026-11-27T09:12:03Z", "did not succeed (pending"),
+    ],
+    ids=["left-out", "unknown-status"],
+)
+def test_work_left_on_the_disk_or_an_unknown_outcome_refuses_the_deletion(tag: str, reason: str) -> None:
+    module = Module()
+    with pytest.raises(Failed, match=re.escape(reason)):
+        stop(Capacity(module, ["task-1"], tag), module)
 
 
 def test_the_record_is_read_as_the_container_writes_it() -> None:

@@ -359,6 +359,11 @@ def autosave(
 def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now: datetime, limit: int) -> Result:
     probe = git(["rev-parse", "--absolute-git-dir"], cwd=work_dir, check=False) if work_dir.is_dir() else None
     if probe is None or probe.returncode != 0:
+        if work_dir.is_dir() and any(work_dir.iterdir()):
+            # Files and no checkout (a clone that failed, then work made there): nothing
+            # can push them, and the instance's disk is all they have.
+            log.error("AUTOSAVE FAILED: %s holds files but is not a git checkout: nothing can push them", work_dir)
+            return Result("failed", detail="files in a work directory that is not a git checkout")
         log.info("%s is not a git checkout: nothing to autosave", work_dir)
         return Result("skipped", detail="not a checkout")
     git_dir = Path(probe.stdout.strip())

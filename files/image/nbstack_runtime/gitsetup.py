@@ -129,5 +129,5 @@ def _empty(work_dir: Path) -> None:
 
 def _incomplete(work_dir: Path) -> bool:
     """Whether the checkout in work_dir carries the mark of a clone that did not finish."""
-    found = git(["config", "--get", INCOMPLETE_MARK], cwd=work_dir, check=False)
+    found = git(["config", "--local", "--get", INCOMPLETE_MARK], cwd=work_dir, check=False)
     return found.stdout.strip() == "true"

@@ -192,6 +192,16 @@ class Watcher:
                 result.detail or "see the autosave log above",
             )
             return
+        if result.left_out:
+            # Left out of the snapshot (too large, unreadable, a repository of its own):
+            # on the instance's disk only, which the scale-in would take with it.
+            log.error(
+                "idle stop postponed: %d path(s) were left out of the autosave and live only on this server's disk "
+                "(the snapshot's commit message and the log above name them); push, move or delete them, and the "
+                "stop is tried again at the next poll",
+                len(result.left_out),
+            )
+            return
         stopped_at = iso(self.clock())
         try:
             self.scaler.scale_to_zero()

@@ -47,7 +47,8 @@ description:
     container autosaves within its stop timeout), then the group to 0 - so
     the update replaces no running instance.
   - C(state=started), after the stack update (or create). Sets the group to
-    1 when it is at 0, waits until a container instance with the attribute
+    1 when it is at 0 (first terminating warm pool instances of an older
+    launch template version, which CloudFormation does not replace), waits until a container instance with the attribute
     C(nbstack.prefix) equal to O(prefix) is ACTIVE in the cluster, its agent
     connected, on one of the group's in-service instances, sets the
     service to 1 when it is at 0 and removes the stop tags the sidecar left
@@ -305,8 +306,20 @@ class Capacity:
             time.sleep(min(self.params["wait_interval"], max(0.0, timeout - waited)))
 
     def running_tasks(self):
-        """The ARNs of the service's tasks that ECS wants running (read before a stop: a stop makes their desired status STOPPED)."""
-        return self.ecs.list_tasks(cluster=self.params["cluster"], serviceName=self.params["service"], desiredStatus="RUNNING", aws_retry=True)["taskArns"]
+        """The ARNs of the service's tasks whose containers have not exited yet.
+
+        Those ECS wants running, and those it is stopping (desired status
+        STOPPED, last status not yet STOPPED: a stop an earlier run began,
+        its autosave perhaps still under way).
+        """
+        arns = []
+        for desired in ("RUNNING", "STOPPED"):
+            arns += self.ecs.list_tasks(cluster=self.params["cluster"], serviceName=self.params["service"], desiredStatus=desired, aws_retry=True)["taskArns"]
+        live = []
+        for start in range(0, len(arns), 100):  # DescribeTasks takes 100 tasks at most
+            found = self.ecs.describe_tasks(cluster=self.params["cluster"], tasks=arns[start:start + 100], aws_retry=True)["tasks"]
+            live += [task["taskArn"] for task in found if task.get("lastStatus") != "STOPPED"]
+        return live
 
     def tasks_stopped(self, arns):
         """Whether every one of these tasks has stopped: its containers exited (the autosave is over).
@@ -316,8 +329,12 @@ class Capacity:
         says the container's stop, and so its autosave, is over. ECS keeps
         a stopped task describable for an hour at least; one not found has stopped.
         """
-        found = self.ecs.describe_tasks(cluster=self.params["cluster"], tasks=list(arns), aws_retry=True)["tasks"]
-        return all(task.get("lastStatus") == "STOPPED" for task in found)
+        arns = list(arns)
+        for start in range(0, len(arns), 100):  # DescribeTasks takes 100 tasks at most
+            found = self.ecs.describe_tasks(cluster=self.params["cluster"], tasks=arns[start:start + 100], aws_retry=True)["tasks"]
+            if any(task.get("lastStatus") != "STOPPED" for task in found):
+                return False
+        return True
 
     def autosave(self, service):
         """The container's last recorded autosave result (contract.autosave_record), or None."""
@@ -326,6 +343,30 @@ class Capacity:
 
     def clear_autosave(self, service):
         self.ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=[AUTOSAVE_TAG], aws_retry=True)
+
+    def stale_warm_instances(self, group):
+        """Warm pool instances launched from another launch template version than the group's.
+
+        CloudFormation replaces no warm pool instance when the launch
+        template changes (instance type, AMI): a start from the pool would
+        run the old one. The group names its version as a number (the
+        template's LatestVersionNumber).
+        """
+        wanted = str((group.get("LaunchTemplate") or {}).get("Version", ""))
+        if not wanted.isdigit():
+            return []
+        pool = self.autoscaling.describe_warm_pool(AutoScalingGroupName=self.params["autoscaling_group"], aws_retry=True)
+        return [
+            instance["InstanceId"]
+            for instance in pool.get("Instances", [])
+            if str((instance.get("LaunchTemplate") or {}).get("Version", "")) not in ("", wanted)
+        ]
+
+    def drop_warm_instances(self, instance_ids):
+        """Terminate these pool instances (the pool refills from the group's current launch template)."""
+        for instance_id in instance_ids:
+            self.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False, aws_retry=True)
+        self.note(f"{len(instance_ids)} warm pool instance(s) of an older launch template terminated")
 
     def clear_stop_tags(self, service):
         tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
@@ -346,10 +387,19 @@ def autosave_problem(stopped_a_task, record):
     stopped_a_task: whether a running task was stopped just now (its record
     was cleared first, so a record found is that stop's).
     """
-    if record is not None and record["status"] == "failed":
-        return f"its last autosave failed ({record['at'] or 'time unknown'}): the work was not pushed and is only on the instance's disk"
-    if record is None and stopped_a_task:
-        return "the stopped task recorded no autosave result (its log says what happened): the work may be only on the instance's disk"
+    if record is None:
+        if stopped_a_task:
+            return "the stopped task recorded no autosave result (its log says what happened): the work may be only on the instance's disk"
+        return ""
+    when = record["at"] or "time unknown"
+    if record["status"] not in ("saved", "nothing"):
+        return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on the instance's disk"
+    if record["left_out"]:
+        # Until the work directory outlives the instance, what the snapshot left out is on its disk only.
+        return (
+            f"its last autosave ({when}) left {record['left_out']} path(s) out (too large, unreadable, or a repository"
+            " of its own; the snapshot's commit message names them): they are only on the instance's disk"
+        )
     return ""
 
 
@@ -384,9 +434,10 @@ def stop_task(module, capacity, service, was, what):
         module.fail_json(
             msg=(
                 f"The server {params['prefix']} is stopped, but {problem}. So {what} did not happen: the"
-                " instance and the files on its disk are kept. Run up.yml to start the server again, push"
-                " the work yourself (git push in a terminal), then run this again; or add -e force=true to"
-                " go ahead and lose the unpushed work."
+                " instance and the files on its disk are kept. Run up.yml to start the server again"
+                " (with the instance type and settings it had, if this run changed them), push the work"
+                " or move it off the server (git push in a terminal, the model bucket), then run this"
+                " again; or add -e force=true to go ahead and lose it."
             ),
             **result(capacity, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
         )
@@ -432,6 +483,10 @@ def start(module, capacity, service, group, was):
     if module.check_mode:
         return result(capacity, changed=starting, started=starting, stopped=False, was=was, healthy=None)
     if was["autoscaling_group"] < 1:
+        stale = capacity.stale_warm_instances(group)
+        if stale:
+            # A cold launch of the right instance rather than a warm start of the wrong one.
+            capacity.drop_warm_instances(stale)
         capacity.set_group(1)
     if not capacity.wait(capacity.registered, params["register_timeout"]):
         module.fail_json(
