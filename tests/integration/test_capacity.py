@@ -12,7 +12,9 @@ group first wants it. Two stand-ins in this module:
   revision. The order is asserted on those samples;
 - ECS's placement, reduced to what the module waits for: while the service
   wants a task and the person's instance is registered, the instance is a
-  healthy target and the service counts one running task (the local agent,
+  healthy target and the service counts one running task, which ListTasks
+  lists; when the service stops wanting it, the task records its autosave
+  on the service (as the container does) and stops (the local agent,
   ecs_agent.LocalAgent, does the same for the demo with a real container).
   The emulator's UpdateService sets the running count to the desired count
   at once; while the stand-in runs, the count is only what it reports, as on
@@ -34,6 +36,7 @@ import pytest
 from moto.ecs.models import EC2ContainerServiceBackend as ECSBackend
 from team import APP
 
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import AUTOSAVE_TAG
 from nbstack_devkit.ecs_agent import matching_instances
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
 from nbstack_devkit.playbooks import Playbooks, ok
@@ -91,6 +94,7 @@ class Watch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._placed: str | None = None
+        self._task: str | None = None
         self._running_count = mock.patch.object(ECSBackend, "update_service", update_keeping_running_count)
 
     def __enter__(self) -> Watch:
@@ -121,13 +125,27 @@ class Watch:
     def _place(self, group: dict[str, Any], registered: bool, wanted: int) -> None:
         instances = [i["InstanceId"] for i in group.get("Instances", [])]
         target = self.out["TargetGroupArn"]
+        cluster, name = self.out["ClusterName"], self.out["ServiceName"]
         if wanted >= 1 and registered and instances and self._placed is None:
             self._placed = instances[0]
             self.elbv2.register_targets(TargetGroupArn=target, Targets=[{"Id": self._placed}])
-            self.emulator.report_running(self.out["ClusterName"], self.out["ServiceName"], 1)
+            service = self.ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+            self._task = self.ecs.start_task(
+                cluster=cluster,
+                taskDefinition=service["taskDefinition"],
+                containerInstances=matching_instances(self.ecs, cluster, ATTRIBUTE)[:1],
+                startedBy=name,
+            )["tasks"][0]["taskArn"]
+            self.emulator.report_running(cluster, name, 1)
         elif self._placed is not None and (wanted < 1 or not registered):
             self.elbv2.deregister_targets(TargetGroupArn=target, Targets=[{"Id": self._placed}])
-            self.emulator.report_running(self.out["ClusterName"], self.out["ServiceName"], 0)
+            service = self.ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.ecs.tag_resource(resourceArn=service["serviceArn"], tags=[{"key": AUTOSAVE_TAG, "value": f"nothing {stamp}"}])
+            if self._task is not None:
+                self.ecs.stop_task(cluster=cluster, task=self._task, reason="the service wants no task")
+                self._task = None
+            self.emulator.report_running(cluster, name, 0)
             self._placed = None
 
 
