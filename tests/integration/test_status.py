@@ -66,7 +66,8 @@ def test_running_row_has_url_type_since_and_cost(status: PlaybookRun, aws: Clien
     assert instance_type == "m5.xlarge" and url == f"{base}/running/"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", since)
     assert idle_for == "unknown"  # no sidecar runs on the emulator to publish it
-    assert per_hour == "$0.226"  # 0.214 + 100 GB gp3 at 0.088/GB-month
+    # 0.214 + 100 GB gp3 at 0.088/GB-month, + the warm pool's stopped instance: its 100 GB volume only.
+    assert per_hour == "$0.238"
     assert so_far.startswith("$0.0")
 
 
@@ -80,9 +81,10 @@ def test_a_group_at_zero_is_stopped_though_the_service_still_wants_its_task(stat
     assert rows(status)["stopped"][1] == "stopped"
 
 
-def test_stopped_row_costs_nothing_and_says_why(status: PlaybookRun) -> None:
+def test_stopped_row_costs_only_its_warm_pool_volume_and_says_why(status: PlaybookRun) -> None:
     cells = rows(status)["stopped"]
-    assert cells[3] == "2026-01-05 09:30" and cells[5] == "$0.000"
+    # No instance runs: only the warm pool's stopped instance bills, its 100 GB gp3 root volume.
+    assert cells[3] == "2026-01-05 09:30" and cells[5] == "$0.012"
     assert "stopped: idle for 60.0 min" in status.text
 
 
