@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.nbstack.cloud.plugins.modules.capacity import PREFIX_ATTRIBUTE, Capacity
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import PREFIX_ATTRIBUTE
+from ansible_collections.nbstack.cloud.plugins.modules.capacity import Capacity
 
 
 class Clients:

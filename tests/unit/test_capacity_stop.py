@@ -172,3 +172,40 @@ def test_the_record_is_read_as_the_container_writes_it() -> None:
     assert autosave_record("") is None and autosave_record(None) is None
     said = autosave_said({"stopped": True, "autosave": autosave_record("saved t autosave/alice/x left-out=2")}, "alice")
     assert "2 files left out" in said
+
+
+class Ecs:
+    """ListTasks and DescribeTasks as ECS answers them for one service: a RUNNING list and a STOPPED-desired list."""
+
+    def __init__(self, tasks: dict[str, tuple[str, str]]) -> None:
+        self.tasks = tasks  # arn -> (desiredStatus, lastStatus)
+        self.described: list[int] = []
+
+    def list_tasks(self, desiredStatus: str, **_: Any) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        return {"taskArns": [arn for arn, (desired, _last) in self.tasks.items() if desired == desiredStatus]}
+
+    def describe_tasks(self, tasks: list[str], **_: Any) -> dict[str, Any]:
+        self.described.append(len(tasks))
+        return {"tasks": [{"taskArn": arn, "lastStatus": self.tasks[arn][1]} for arn in tasks]}
+
+
+def reading(ecs: Ecs) -> module_under_test.Capacity:
+    found = module_under_test.Capacity.__new__(module_under_test.Capacity)
+    found.params, found.ecs = {"cluster": "app", "service": "app-alice"}, ecs
+    return found
+
+
+def test_a_task_an_earlier_run_began_to_stop_still_counts_until_its_container_exited() -> None:
+    # down.yml run again after a Ctrl-C: the task's desired status is STOPPED, its autosave still runs.
+    ecs = Ecs({"t-saving": ("STOPPED", "DEACTIVATING"), "t-done": ("STOPPED", "STOPPED"), "t-up": ("RUNNING", "RUNNING")})
+    found = reading(ecs)
+    assert sorted(found.running_tasks()) == ["t-saving", "t-up"]
+    assert found.tasks_stopped(["t-saving"]) is False
+    ecs.tasks["t-saving"] = ("STOPPED", "STOPPED")
+    assert found.tasks_stopped(["t-saving"]) is True
+
+
+def test_tasks_are_described_a_hundred_at_a_time() -> None:
+    ecs = Ecs({f"t-{n}": ("RUNNING", "RUNNING") for n in range(150)})
+    assert len(reading(ecs).running_tasks()) == 150
+    assert ecs.described == [100, 50]

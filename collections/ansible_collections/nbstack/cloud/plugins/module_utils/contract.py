@@ -25,6 +25,11 @@ KINDS = ("network", "persistent", "instance")
 #: instance metadata).
 IMAGE_TAG = "nbstack:image"
 
+#: The container instance attribute a person's instance registers with
+#: (ECS_INSTANCE_ATTRIBUTES in the launch template's user data), which the
+#: task definition's memberOf constraint matches.
+PREFIX_ATTRIBUTE = "nbstack.prefix"
+
 #: Tags the notebook's sidecar writes on the person's ECS service.
 LAST_ACTIVITY_TAG = "nbstack:last-activity"
 STOPPED_AT_TAG = "nbstack:stopped-at"

@@ -210,11 +210,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
-from ansible_collections.nbstack.cloud.plugins.module_utils.contract import AUTOSAVE_TAG, STOP_TAGS, autosave_record
-
-#: The container instance attribute the launch template's user data registers
-#: (ECS_INSTANCE_ATTRIBUTES) and the task definition's memberOf constraint matches.
-PREFIX_ATTRIBUTE = "nbstack.prefix"
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import AUTOSAVE_TAG, PREFIX_ATTRIBUTE, STOP_TAGS, autosave_record
 
 
 class Capacity:

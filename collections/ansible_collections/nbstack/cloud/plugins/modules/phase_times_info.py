@@ -121,29 +121,20 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import PREFIX_ATTRIBUTE
 from ansible_collections.nbstack.cloud.plugins.module_utils.phase_times import phase_times
 
-#: The container instance attribute with the person's prefix (the capacity module's PREFIX_ATTRIBUTE).
-PREFIX_ATTRIBUTE = "nbstack.prefix"
-
 
 @AWSRetry.jittered_backoff()
-def stack_events(cloudformation, name, since):
-    """The stack's events, newest first, down to the first one before `since` (the pages after it are not read)."""
-    found = []
-    for page in cloudformation.get_paginator("describe_stack_events").paginate(StackName=name):
-        found.extend(page["StackEvents"])
-        if any(event["Timestamp"] < since for event in page["StackEvents"]):
-            break
-    return found
+def newest_since(client, operation, key, time_key, since, **params):
+    """Items of a newest-first listing, down to the first page that reaches before `since` (later pages are not read).
 
-
-@AWSRetry.jittered_backoff()
-def scaling_activities(autoscaling, group, since):
+    The paginator is made here, so that a retry reads from the first page again.
+    """
     found = []
-    for page in autoscaling.get_paginator("describe_scaling_activities").paginate(AutoScalingGroupName=group):
-        found.extend(page["Activities"])
-        if any(activity["StartTime"] < since for activity in page["Activities"]):
+    for page in client.get_paginator(operation).paginate(**params):
+        found.extend(page[key])
+        if any(item[time_key] < since for item in page[key]):
             break
     return found
 
@@ -195,14 +186,16 @@ def read(module, since):
         cloudformation = module.client("cloudformation", retry_decorator=retry)
         for name in params["stacks"]:
             try:
-                events[name] = stack_events(cloudformation, name, since)
+                events[name] = newest_since(cloudformation, "describe_stack_events", "StackEvents", "Timestamp", since, StackName=name)
             except is_boto3_error_code("ValidationError"):
                 # The stack does not exist (a stack deleted since): no operation to time.
                 events[name] = []
     facts = {"stack_events": events, "healthy_seen": params["healthy_seen"] or None}
     if params["autoscaling_group"]:
         autoscaling = module.client("autoscaling", retry_decorator=retry)
-        facts["activities"] = scaling_activities(autoscaling, params["autoscaling_group"], since)
+        facts["activities"] = newest_since(
+            autoscaling, "describe_scaling_activities", "Activities", "StartTime", since, AutoScalingGroupName=params["autoscaling_group"]
+        )
     if params["cluster"] and params["service"] and params["prefix"]:
         ecs = module.client("ecs", retry_decorator=retry)
         instances = container_instances(ecs, params["cluster"], params["prefix"])
