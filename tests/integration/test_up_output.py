@@ -18,7 +18,7 @@ from nbstack_devkit.emulator import Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 PREFIX = "alice"
-PHASES = ["preflight", "network", "persistent", "secrets", "instance"]
+PHASES = ["preflight", "network", "persistent", "work", "secrets", "instance"]
 PHASE_LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+)$")
 DURATION = r"\d+(\.\d)? s|\d+ min \d\d s"
 #: The most lines a run that succeeds may print: title, phases, summary, recap.

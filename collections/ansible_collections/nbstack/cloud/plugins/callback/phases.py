@@ -10,8 +10,8 @@ DOCUMENTATION = """
     version_added: 0.1.0
     description:
       - Without C(-v), the output of ansible.builtin.default is reduced to what a person reads.
-        A phase is the outermost role a task comes from (for up.yml preflight, network, persistent, secrets,
-        instance); a line names each phase as it starts.
+        A phase is the outermost role a task comes from (for up.yml preflight, network, persistent, work,
+        secrets, instance); a line names each phase as it starts.
       - The messages of the playbook's own debug tasks (tasks outside any role, such as up.yml's summary) are
         printed as plain lines. A debug message from inside a role, a diff (C(--diff)), a failure, a warning and an
         unreachable host are printed exactly as ansible.builtin.default prints them, task header included.

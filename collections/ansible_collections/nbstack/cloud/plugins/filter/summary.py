@@ -59,9 +59,9 @@ def aws_phases(phase_times):
     return [line]
 
 
-def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes, phase_times=None):
+def up_summary(instance, network, persistent, instance_type, idle_timeout_minutes, phase_times=None, work=None):
     """Notebook URL, egress address, instance type, idle stop, a secrets change, each stack's action, AWS's phases."""
-    stacks = [stack for stack in (network.get("stack") or {}, persistent, instance) if stack.get("name")]
+    stacks = [stack for stack in (network.get("stack") or {}, persistent, work or {}, instance) if stack.get("name")]
     return [
         "Notebook: " + ((instance.get("outputs") or {}).get("NotebookUrl") or "not known until the stacks exist"),
         "Egress IP (allow-list it at the warehouse): " + (network.get("egress_ip") or "none found"),
