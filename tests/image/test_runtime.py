@@ -282,7 +282,7 @@ def test_the_identity_provider_the_config_names_is_the_class() -> None:
     from nbstack_runtime.identity import WatcherIdentityProvider
 
     cls = WatcherIdentityProvider
-    assert jupyter_config.IDENTITY_PROVIDER_CLASS == f"{cls.__module__}.{cls.__qualname__}"
+    assert f"{cls.__module__}.{cls.__qualname__}" == jupyter_config.IDENTITY_PROVIDER_CLASS
 
 
 #: The start steps' work in one process: root's hashing, then the notebook user's files with the idle watcher on.

@@ -4,7 +4,8 @@ The task starts as root (the task definition's `user` is 0), so docker-stacks'
 start.sh, and tini before it as PID 1, run as root: their environment holds
 the secrets ECS injected, and /proc/<pid>/environ of a root process is not
 readable by the notebook user. start.sh sources `10-nbstack-start.sh` as
-root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
+root, which runs `python3 -I -m nbstack_runtime.hooks start` (this module),
+the only Python the hook starts:
 
 1. **start** (root): read and validate every setting, check that the Jupyter
    password is set and hash it (argon2). Any problem: one log line per
@@ -21,10 +22,17 @@ root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
    leave the root process. A failed clone or warehouse set-up is logged and left out;
    a failure to write Jupyter's config or start the sidecar stops the
    container too.
+3. When the child has succeeded, **start** prints the validated work
+   directory on its standard output (the only thing it prints there: logs
+   go to stderr, and so does the child's and the sidecar's output), and
+   the hook makes it start.sh's working directory, so that Jupyter, and
+   every terminal it opens, starts in the clone.
 
-3. **work-dir** (root): print the validated work directory, which the hook
-   then makes start.sh's working directory, so that Jupyter, and every
-   terminal it opens, starts in the clone.
+Nothing here imports jupyter_server: the root step and the child only
+validate, hash and write files, and Jupyter's import is most of what a
+start costs. The clone stays before Jupyter listens: a person's first files
+must not land in a directory a clone is still filling (a clone that an
+earlier start did not finish is emptied and made again, see gitsetup).
 
 start.sh then unsets JUPYTER_ENV_VARS_TO_UNSET (the secret variables) and
 execs Jupyter as NB_USER with sudo, so nothing the notebook user runs has a
@@ -95,8 +103,8 @@ def notebook_user(environ: Mapping[str, str]) -> pwd.struct_passwd:
     return user
 
 
-def secret_payload(settings: Settings) -> dict[str, str]:
-    """What the notebook user's files need from the secrets; the Jupyter password only as its hash."""
+def check_secret_values(settings: Settings) -> None:
+    """Refuse a missing Jupyter password and a guessable API token (before anything starts)."""
     if not settings.notebook_password:
         raise StartupError(
             "NBSTACK_NOTEBOOK_PASSWORD is empty: Jupyter does not start without a password; "
@@ -109,6 +117,12 @@ def secret_payload(settings: Settings) -> dict[str, str]:
             "could be guessed; store a longer random one in the API token secret (up.yml -e rotate_api_token=true "
             "makes a new one) and start the task again"
         )
+
+
+def secret_payload(settings: Settings) -> dict[str, str]:
+    """What the notebook user's files need from the secrets; the Jupyter password only as its hash."""
+    check_secret_values(settings)
+    token = settings.api_token.value
     return {
         "git_token": settings.git_token.value,
         "warehouse_password": settings.warehouse_password.value,
@@ -118,11 +132,11 @@ def secret_payload(settings: Settings) -> dict[str, str]:
 
 
 def start(environ: Mapping[str, str]) -> int:
-    """Step 1 (root): validate, hash, then run `configure` as the notebook user."""
+    """Step 1 (root): validate, hash, run `configure` as the notebook user, then print the work directory."""
     check_root_options(environ)
     check_secrets_unset(environ)
     settings = Settings.from_environ(environ)
-    payload = secret_payload(settings)
+    check_secret_values(settings)
     child_env = without_secrets(environ)
     child_env.pop("JUPYTER_ENV_VARS_TO_UNSET", None)
     uid = gid = groups = None
@@ -137,17 +151,31 @@ def start(environ: Mapping[str, str]) -> int:
             "environment; run the task as root (user 0), which drops to the notebook user itself",
             os.geteuid(),
         )
-    done = subprocess.run(
+    # Started before the password is hashed: its interpreter starts while
+    # argon2 runs here (about as long). It reads nothing but stdin until then.
+    child = subprocess.Popen(
         [sys.executable, "-m", "nbstack_runtime.hooks", "configure"],
-        input=json.dumps(payload).encode(),
+        stdin=subprocess.PIPE,
         env=child_env,
         cwd="/",
-        check=False,
+        # The hook reads this process's standard output up to its end: the
+        # child's, and the sidecar's that outlives it, go to the log instead.
+        stdout=sys.stderr.fileno(),
         user=uid,
         group=gid,
         extra_groups=groups,
     )
-    return done.returncode
+    try:
+        payload = json.dumps(secret_payload(settings)).encode()
+    except BaseException:
+        child.kill()  # nothing reached it: it has written nothing yet
+        child.wait()
+        raise
+    child.communicate(payload)
+    if child.returncode != 0:
+        return child.returncode
+    print(settings.work_dir, flush=True)  # where the hook moves start.sh, and so Jupyter
+    return 0
 
 
 def configure(settings: Settings, payload: Mapping[str, str]) -> None:
@@ -202,15 +230,12 @@ def start_sidecar(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = sys.argv[1:] if argv is None else argv
-    if args not in (["start"], ["configure"], ["work-dir"]):
-        log.error("usage: python -m nbstack_runtime.hooks {start,configure,work-dir}")
+    if args not in (["start"], ["configure"]):
+        log.error("usage: python -m nbstack_runtime.hooks {start,configure}")
         return 2
     try:
         if args == ["start"]:
             return start(os.environ)
-        if args == ["work-dir"]:
-            print(Settings.from_environ().work_dir)
-            return 0
         payload = json.loads(sys.stdin.buffer.read() or b"{}")
         configure(Settings.from_environ(), payload)
         return 0
