@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -345,3 +346,23 @@ def test_a_jupyter_config_that_cannot_be_written_stops_the_container(
     assert "stopping without starting Jupyter" in log
     assert "Executing the command" not in log and "is running at" not in log
     assert not (home / ".nbstack" / "health.pid").exists(), "the health sidecar started for a container that did not"
+
+
+def test_jupyter_starts_while_the_repository_clones_and_listens_only_once_it_is_cloned(
+    notebook_factory: StartNotebook, container_dir: Path
+) -> None:
+    """The clone runs while Jupyter imports; a clone that takes longer holds Jupyter back before it listens."""
+    slow = container_dir / "slow-git"
+    slow.mkdir()
+    (slow / "git").write_text(f'#!/bin/sh\ncase " $* " in *" clone "*) sleep 4;; esac\nexec {shutil.which("git")} "$@"\n')
+    (slow / "git").chmod(0o755)
+    notebook = notebook_factory(PATH=f"{slow}{os.pathsep}{os.environ['PATH']}")
+    lines = notebook.log().splitlines()
+
+    def first(text: str) -> int:
+        return next(number for number, line in enumerate(lines) if text in line)
+
+    assert first("Executing the command: jupyter lab") < first("cloned http://"), "Jupyter waited for the clone to start"
+    assert first("cloned http://") < first("is running at"), "Jupyter listened before the clone had finished"
+    names = {item["name"] for item in notebook.session().get(notebook.url + "api/contents", timeout=10).json()["content"]}
+    assert {"README.md", "analysis", "lib"} <= names

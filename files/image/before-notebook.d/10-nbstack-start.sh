@@ -5,7 +5,9 @@
 # package (see its hooks module): validate every setting, hash the password,
 # write the notebook user's files as that user, start the health sidecar.
 # One Python process for all of it (each one costs an interpreter's start):
-# on success it prints the work directory and nothing else on stdout.
+# once Jupyter may start (its config written, the sidecar running) it prints
+# the work directory, and nothing else, on stdout. The clone goes on while
+# Jupyter imports; Jupyter listens only once it has ended.
 #
 # Sourced, not executed, on purpose: run-hooks.sh logs a failing executable
 # hook and carries on, and Jupyter would then start with its own defaults

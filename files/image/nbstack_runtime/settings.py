@@ -275,6 +275,11 @@ class Settings:
         return self.state_dir / "jupyter.pid"
 
     @property
+    def startup_pid_file(self) -> Path:
+        """The start step's notebook-user process while it clones; Jupyter listens only once it has ended."""
+        return self.state_dir / "startup.pid"
+
+    @property
     def health_pid_file(self) -> Path:
         return self.state_dir / "health.pid"
 
