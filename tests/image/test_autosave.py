@@ -194,6 +194,16 @@ def test_not_a_checkout_is_skipped(tmp_path: Path) -> None:
     assert autosave(tmp_path / "missing", "bob").status == "skipped"
 
 
+def test_a_clone_the_start_did_not_finish_is_not_saved(remote_and_clone: tuple[Path, Path]) -> None:
+    """Stopped half-way through its first clone: files are missing, none is anyone's work, and nothing is pushed."""
+    remote, clone = remote_and_clone
+    git("config", "--local", "nbstack.cloneIncomplete", "true", cwd=clone)
+    (clone / "a.py").unlink()  # not checked out yet
+    result = autosave(clone, "bob", now=NOW)
+    assert (result.status, result.detail) == ("skipped", "unfinished clone")
+    assert remote_refs(remote) == ["refs/heads/main"]
+
+
 def test_files_in_a_work_directory_that_is_not_a_checkout_are_a_failed_save(tmp_path: Path) -> None:
     """A clone that failed, then work made there: nothing can push it, so the stop must not go ahead."""
     work = tmp_path / "work"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -311,3 +312,57 @@ def test_sigterm_saves_the_rest_when_some_files_are_unreadable(
         path.chmod(0o755 if path.is_dir() else 0o644)
     assert _checkout_state(work) == before
     assert (work / "root-only.txt").read_text() == "r\n"
+
+
+def test_the_startup_hook_starts_python_once_and_jupyter_in_the_clone(
+    notebook_factory: StartNotebook, tmp_path: Path
+) -> None:
+    """Each Python the hook starts costs an interpreter's start before Jupyter's own: one does it all."""
+    calls = tmp_path / "python-calls"
+    recorder = tmp_path / "record-python.bash"
+    # bash reads BASH_ENV before it runs the hook: every `python3` the hook runs is recorded, then run.
+    recorder.write_text(f'python3() {{ printf "%s\\n" "$*" >> {calls}; command python3 "$@"; }}\n')
+    notebook = notebook_factory(BASH_ENV=str(recorder))
+    assert calls.read_text().splitlines() == ["-I -m nbstack_runtime.hooks start"]
+    assert Path(f"/proc/{notebook.pid}/cwd").resolve() == notebook.work_dir.resolve()
+    assert (notebook.work_dir / ".git").is_dir()
+    assert f"nbstack: Jupyter starts in {notebook.work_dir}" in notebook.log()
+
+
+def test_a_jupyter_config_that_cannot_be_written_stops_the_container(
+    notebook_factory: StartNotebook, container_dir: Path
+) -> None:
+    home = container_dir / "home-unwritable-config"
+    home.mkdir()
+    (home / ".jupyter").write_text("a file where the config directory belongs\n")  # root's: the user cannot replace it
+    notebook = notebook_factory(wait=False, HOME=str(home))
+    try:
+        code = notebook.process.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the container kept running without its Jupyter config:\n{notebook.log()[-2000:]}")
+    assert code != 0
+    log = notebook.log()
+    assert "container startup failed in step 'configure'" in log, log[-3000:]
+    assert "stopping without starting Jupyter" in log
+    assert "Executing the command" not in log and "is running at" not in log
+    assert not (home / ".nbstack" / "health.pid").exists(), "the health sidecar started for a container that did not"
+
+
+def test_jupyter_starts_while_the_repository_clones_and_listens_only_once_it_is_cloned(
+    notebook_factory: StartNotebook, container_dir: Path
+) -> None:
+    """The clone runs while Jupyter imports; a clone that takes longer holds Jupyter back before it listens."""
+    slow = container_dir / "slow-git"
+    slow.mkdir()
+    (slow / "git").write_text(f'#!/bin/sh\ncase " $* " in *" clone "*) sleep 4;; esac\nexec {shutil.which("git")} "$@"\n')
+    (slow / "git").chmod(0o755)
+    notebook = notebook_factory(PATH=f"{slow}{os.pathsep}{os.environ['PATH']}")
+    lines = notebook.log().splitlines()
+
+    def first(text: str) -> int:
+        return next(number for number, line in enumerate(lines) if text in line)
+
+    assert first("Executing the command: jupyter lab") < first("cloned http://"), "Jupyter waited for the clone to start"
+    assert first("cloned http://") < first("is running at"), "Jupyter listened before the clone had finished"
+    names = {item["name"] for item in notebook.session().get(notebook.url + "api/contents", timeout=10).json()["content"]}
+    assert {"README.md", "analysis", "lib"} <= names

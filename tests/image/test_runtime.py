@@ -276,3 +276,81 @@ def test_a_short_api_token_stops_the_container(tmp_path: Path) -> None:
     s = settings(HOME=str(tmp_path), NBSTACK_NOTEBOOK_PASSWORD="a password", NBSTACK_API_TOKEN="short")
     with pytest.raises(hooks.StartupError, match="NBSTACK_API_TOKEN has fewer than 32 characters"):
         hooks.secret_payload(s)
+
+
+def test_the_identity_provider_the_config_names_is_the_class() -> None:
+    from nbstack_runtime.identity import WatcherIdentityProvider
+
+    cls = WatcherIdentityProvider
+    assert f"{cls.__module__}.{cls.__qualname__}" == jupyter_config.IDENTITY_PROVIDER_CLASS
+
+
+#: The start steps' work in one process: root's hashing, then the notebook user's files with the idle watcher on.
+START_STEPS = """
+import json, sys
+from nbstack_runtime import hooks
+from nbstack_runtime.settings import Settings
+env = {"NBSTACK_PREFIX": "alice", "HOME": sys.argv[1], "NBSTACK_WORK_DIR": sys.argv[1] + "/work",
+       "NBSTACK_NOTEBOOK_PASSWORD": "pw", "NBSTACK_API_TOKEN": "t" * 40, "NBSTACK_CLUSTER": "c",
+       "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
+payload = hooks.secret_payload(Settings.from_environ(env))
+hooks.start_sidecar = lambda settings: None
+hooks.configure(Settings.from_environ({k: v for k, v in env.items() if "PASSWORD" not in k and "TOKEN" not in k}), payload)
+heavy = ("jupyter_server", "tornado", "jupyterlab", "boto3", "botocore")
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in heavy)))
+"""
+
+
+def test_the_start_steps_load_neither_jupyter_nor_the_aws_sdk(tmp_path: Path) -> None:
+    """Jupyter's own import is most of a start; the steps before it must not pay it a second time."""
+    done = subprocess.run(
+        [sys.executable, "-c", START_STEPS, str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    config = json.loads((tmp_path / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert config["ServerApp"]["identity_provider_class"] == jupyter_config.IDENTITY_PROVIDER_CLASS
+
+
+def test_jupyter_may_start_once_its_config_and_sidecar_are_ready_and_the_clone_comes_after(tmp_path: Path) -> None:
+    from nbstack_runtime import hooks
+
+    seen: list[str] = []
+    s = settings(HOME=str(tmp_path), NBSTACK_WORK_DIR=str(tmp_path / "work"), NBSTACK_REPO_URL="https://git.example.com/x.git")
+
+    def ready() -> None:
+        assert s.jupyter_config_file.exists() and seen == ["sidecar"]
+        seen.append("ready")
+
+    def clone(_: Settings) -> str:
+        seen.append("clone")
+        return "cloned"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gitsetup, "clone_if_missing", clone)
+        patch.setattr(hooks, "start_sidecar", lambda _: seen.append("sidecar"))
+        hooks.configure(s, {"git_token": "tok", "notebook_password_hash": jupyter_config.hash_password("pw")}, ready)
+    assert seen == ["sidecar", "ready", "clone"]
+
+
+def test_the_server_waits_for_the_start_step_before_it_listens(tmp_path: Path) -> None:
+    from nbstack_runtime import extension
+
+    s = settings(HOME=str(tmp_path))
+    assert extension.wait_for_the_start_step(s, timeout=5)  # no start step recorded: no wait
+    still_cloning = subprocess.Popen(["sleep", "1"])
+    try:
+        health.write_pid_file(s.startup_pid_file, still_cloning.pid)
+        assert extension.wait_for_the_start_step(s, timeout=30, poll=0.01)
+        assert still_cloning.poll() is not None or procfs.stat(still_cloning.pid).state in ("Z", "X")
+        still_cloning.wait()
+        hung = subprocess.Popen(["sleep", "30"])
+        health.write_pid_file(s.startup_pid_file, hung.pid)
+        started = time.monotonic()
+        assert not extension.wait_for_the_start_step(s, timeout=0.3, poll=0.01)  # bounded: the server starts
+        assert time.monotonic() - started < 10
+        hung.kill()
+        hung.wait()
+    finally:
+        still_cloning.kill()
+        still_cloning.wait()

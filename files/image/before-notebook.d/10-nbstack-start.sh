@@ -4,6 +4,10 @@
 # drops to the notebook user for Jupyter. The work is in the nbstack_runtime
 # package (see its hooks module): validate every setting, hash the password,
 # write the notebook user's files as that user, start the health sidecar.
+# One Python process for all of it (each one costs an interpreter's start):
+# once Jupyter may start (its config written, the sidecar running) it prints
+# the work directory, and nothing else, on stdout. The clone goes on while
+# Jupyter imports; Jupyter listens only once it has ended.
 #
 # Sourced, not executed, on purpose: run-hooks.sh logs a failing executable
 # hook and carries on, and Jupyter would then start with its own defaults
@@ -17,7 +21,7 @@
 # PYTHON* variables. Nothing the notebook user wrote is imported as root.
 # (-I alone is enough: the working directory stays as start.sh left it.)
 
-if ! python3 -I -m nbstack_runtime.hooks start; then
+if ! nbstack_work_dir="$(python3 -I -m nbstack_runtime.hooks start)"; then
     echo "nbstack: container startup failed (see the errors above); stopping without starting Jupyter" >&2
     exit 1
 fi
@@ -28,7 +32,7 @@ fi
 # as root after this but start.sh's own unset and sudo. A failed `cd` (the
 # directory is missing) only leaves terminals in HOME; with start.sh's
 # `set -e` on, it must not end the start.
-if nbstack_work_dir="$(python3 -I -m nbstack_runtime.hooks work-dir)" && cd -- "${nbstack_work_dir}"; then
+if [ -n "${nbstack_work_dir}" ] && cd -- "${nbstack_work_dir}"; then
     echo "nbstack: Jupyter starts in ${nbstack_work_dir}" >&2
 else
     echo "nbstack: could not enter the work directory; terminals open in ${PWD}" >&2

@@ -1,4 +1,9 @@
-"""Jupyter Server extension: writes the pid file at load, autosaves at stop, slows down password guessing.
+"""Jupyter Server extension: waits for the start step, writes the pid file, autosaves at stop, slows password guessing.
+
+At load, which is before the server binds its port, it waits while the
+start step's notebook-user process still clones into the work directory
+(see wait_for_the_start_step and nbstack_runtime.hooks): the clone runs
+while Jupyter imports, and the server listens only once it has ended.
 
 Why an extension and not a wrapper process: in the container tini runs
 `start.sh`, which execs `jupyter lab`, so the Jupyter process is tini's
@@ -37,11 +42,41 @@ from jupyter_server.auth.login import LoginFormHandler
 from jupyter_server.extension.application import ExtensionApp
 
 from .autosave import RECORD_TIMEOUT_SECONDS, Result, autosave, record
-from .health import write_pid_file
+from .health import check, write_pid_file
 from .scaler import AwsScaler
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("nbstack.extension")
+
+
+#: Longest wait for the start step's clone: gitsetup gives a clone 900 s, then empties what it left.
+START_STEP_WAIT_SECONDS = 960.0
+
+
+def wait_for_the_start_step(settings: Settings, timeout: float = START_STEP_WAIT_SECONDS, poll: float = 0.02) -> bool:
+    """Hold Jupyter back while the start step's notebook-user process still clones into the work directory.
+
+    Called while the server loads its extensions, which is before it binds
+    its port: nobody can make a file in a directory a clone is still
+    filling (an unfinished clone is emptied and made again at the next
+    start). The start step lets Jupyter start as soon as its config and the
+    sidecar are ready, so that the clone runs while Jupyter imports; this is
+    where the two meet. Usually the clone has long ended. Returns whether it
+    had; past `timeout` the server starts anyway, and says so.
+    """
+    deadline = time.monotonic() + timeout
+    said = False
+    while check(settings.startup_pid_file).healthy:
+        if not said:
+            log.info("nbstack: waiting for the start step (the repository's clone) before the server listens")
+            said = True
+        if time.monotonic() > deadline:
+            log.error("nbstack: the start step still runs after %.0f s; the server starts without waiting", timeout)
+            return False
+        time.sleep(poll)
+    if said:
+        log.info("nbstack: the start step has ended")
+    return True
 
 
 class NbstackExtension(ExtensionApp):
@@ -56,6 +91,7 @@ class NbstackExtension(ExtensionApp):
             log.error("nbstack extension disabled: %s", error)
             self._settings = None
             return
+        wait_for_the_start_step(self._settings)
         write_pid_file(self._settings.jupyter_pid_file)
         self.log.info("nbstack: pid file %s written", self._settings.jupyter_pid_file)
 

@@ -4,27 +4,42 @@ The task starts as root (the task definition's `user` is 0), so docker-stacks'
 start.sh, and tini before it as PID 1, run as root: their environment holds
 the secrets ECS injected, and /proc/<pid>/environ of a root process is not
 readable by the notebook user. start.sh sources `10-nbstack-start.sh` as
-root, which runs `python3 -m nbstack_runtime.hooks start` (this module):
+root, which runs `python3 -I -m nbstack_runtime.hooks start` (this module),
+the only Python the hook starts:
 
 1. **start** (root): read and validate every setting, check that the Jupyter
    password is set and hash it (argon2). Any problem: one log line per
    setting, exit 1; the hook then ends start.sh, so the container stops
    with Jupyter never started (fail closed).
 2. **configure** (the notebook user, NB_USER): a child started with the
-   notebook user's ids and an environment without any secret; it receives
-   the git token, the warehouse password, the password *hash* and the API
-   token's *digest* on stdin
-   (never on a command line or in an environment) and writes the user's
-   private files (0600, owned by the user), clones the repository as the
-   user, and last starts the health sidecar (the user's process, no secret
-   in its environment). The plaintext Jupyter password and API token never
-   leave the root process. A failed clone or warehouse set-up is logged and left out;
-   a failure to write Jupyter's config or start the sidecar stops the
-   container too.
-
-3. **work-dir** (root): print the validated work directory, which the hook
-   then makes start.sh's working directory, so that Jupyter, and every
+   notebook user's ids and an environment without any secret (its
+   interpreter starts while root hashes); it receives the git token, the
+   warehouse password, the password *hash* and the API token's *digest* on
+   stdin (never on a command line or in an environment). It writes
+   Jupyter's config (0600, owned by the user) and starts the health sidecar
+   (the user's process, no secret in its environment); a failure of either
+   stops the container, as an invalid setting does. The plaintext Jupyter
+   password and API token never leave the root process.
+3. Once both have succeeded, the child says so on its standard output
+   (READY; it has first recorded its pid in `startup.pid`) and goes on, as
+   the notebook user, with the integrations: git (identity, credentials,
+   the clone) and the warehouse files. A failure there is logged and left
+   out. **start** then prints the validated work directory on its standard
+   output (the only thing it prints there: logs go to stderr, and so does
+   the child's and the sidecar's output) and exits; the hook makes that
+   directory start.sh's working directory, so that Jupyter, and every
    terminal it opens, starts in the clone.
+4. So Jupyter imports (most of a start) while the repository clones, and
+   listens only once the clone has ended: the server extension, which
+   Jupyter loads before it binds its port, waits while `startup.pid` names
+   a live process (nbstack_runtime.extension.wait_for_the_start_step).
+   Nobody can make a file in a directory a clone is still filling, so a
+   clone stopped half-way (marked nbstack.cloneIncomplete, see gitsetup)
+   holds nothing of anyone's, is not autosaved, and is made again at the
+   next start.
+
+Neither process imports jupyter_server: they only validate, hash and write
+files, and Jupyter's own import is most of what a start costs.
 
 start.sh then unsets JUPYTER_ENV_VARS_TO_UNSET (the secret variables) and
 execs Jupyter as NB_USER with sudo, so nothing the notebook user runs has a
@@ -35,6 +50,7 @@ warning: then PID 1's environment keeps the secrets where the user can read it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -43,9 +59,9 @@ import pwd
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from . import gitsetup, jupyter_config, warehouse
+from . import gitsetup, health, jupyter_config, warehouse
 from .logs import setup_logging
 from .settings import SECRET_VARIABLES, Secret, Settings, SettingsError, without_secrets
 
@@ -56,6 +72,8 @@ DEFAULT_NB_USER = "jovyan"
 #: docker-stacks' root-mode options that would give the notebook user more
 #: than its own files: refused, so a task definition cannot turn them on.
 REFUSED_ROOT_OPTIONS = ("GRANT_SUDO",)
+#: What the notebook user's step writes to the start step once Jupyter may start.
+READY = b"nbstack-ready\n"
 
 
 class StartupError(RuntimeError):
@@ -95,8 +113,8 @@ def notebook_user(environ: Mapping[str, str]) -> pwd.struct_passwd:
     return user
 
 
-def secret_payload(settings: Settings) -> dict[str, str]:
-    """What the notebook user's files need from the secrets; the Jupyter password only as its hash."""
+def check_secret_values(settings: Settings) -> None:
+    """Refuse a missing Jupyter password and a guessable API token (before anything starts)."""
     if not settings.notebook_password:
         raise StartupError(
             "NBSTACK_NOTEBOOK_PASSWORD is empty: Jupyter does not start without a password; "
@@ -109,6 +127,12 @@ def secret_payload(settings: Settings) -> dict[str, str]:
             "could be guessed; store a longer random one in the API token secret (up.yml -e rotate_api_token=true "
             "makes a new one) and start the task again"
         )
+
+
+def secret_payload(settings: Settings) -> dict[str, str]:
+    """What the notebook user's files need from the secrets; the Jupyter password only as its hash."""
+    check_secret_values(settings)
+    token = settings.api_token.value
     return {
         "git_token": settings.git_token.value,
         "warehouse_password": settings.warehouse_password.value,
@@ -118,11 +142,11 @@ def secret_payload(settings: Settings) -> dict[str, str]:
 
 
 def start(environ: Mapping[str, str]) -> int:
-    """Step 1 (root): validate, hash, then run `configure` as the notebook user."""
+    """Step 1 (root): validate, hash, run `configure` as the notebook user, then print the work directory."""
     check_root_options(environ)
     check_secrets_unset(environ)
     settings = Settings.from_environ(environ)
-    payload = secret_payload(settings)
+    check_secret_values(settings)
     child_env = without_secrets(environ)
     child_env.pop("JUPYTER_ENV_VARS_TO_UNSET", None)
     uid = gid = groups = None
@@ -137,37 +161,81 @@ def start(environ: Mapping[str, str]) -> int:
             "environment; run the task as root (user 0), which drops to the notebook user itself",
             os.geteuid(),
         )
-    done = subprocess.run(
+    # Started before the password is hashed: its interpreter starts while
+    # argon2 runs here (about as long). It reads nothing but stdin until then.
+    child = subprocess.Popen(
         [sys.executable, "-m", "nbstack_runtime.hooks", "configure"],
-        input=json.dumps(payload).encode(),
+        stdin=subprocess.PIPE,
+        # Its READY line only (see tell_root_ready). The hook reads this
+        # process's standard output to its end: nothing else may hold it.
+        stdout=subprocess.PIPE,
         env=child_env,
         cwd="/",
-        check=False,
         user=uid,
         group=gid,
         extra_groups=groups,
     )
-    return done.returncode
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        payload = json.dumps(secret_payload(settings)).encode()
+    except BaseException:
+        child.kill()  # nothing reached it: it has written nothing yet
+        child.wait()
+        raise
+    with contextlib.suppress(BrokenPipeError):  # it failed before reading: its exit code says so below
+        child.stdin.write(payload)
+        child.stdin.close()
+    for line in child.stdout:
+        if line == READY:
+            # Jupyter's config is written and the sidecar runs; the child
+            # goes on cloning while Jupyter starts, which waits for it.
+            child.stdout.close()
+            print(settings.work_dir, flush=True)  # where the hook moves start.sh, and so Jupyter
+            return 0
+        sys.stderr.buffer.write(line)  # nothing else is printed there; a stray line goes to the log
+    code = child.wait()
+    log.error(
+        "the notebook user's start step ended (exit code %d) before Jupyter's config and sidecar were ready", code
+    )
+    return code or 1
 
 
-def configure(settings: Settings, payload: Mapping[str, str]) -> None:
-    """Step 2 (the notebook user): git, warehouse, Jupyter config, then the sidecar."""
+def configure(settings: Settings, payload: Mapping[str, str], ready: Callable[[], None] = lambda: None) -> None:
+    """Step 2 (the notebook user): Jupyter config and the sidecar, `ready()`, then git and warehouse."""
     settings = dataclasses.replace(
         settings,
         git_token=Secret(payload.get("git_token", "")),
         warehouse_password=Secret(payload.get("warehouse_password", "")),
     )
-    # An integration that fails (a clone the network or the token refuses,
-    # the warehouse files) is logged and left out: the server is still of use
-    # and its log says what to fix. What makes the server safe to start (its
-    # config with the password hash) and visible (the sidecar) must succeed.
+    # What makes the server safe to start (its config with the password hash)
+    # and visible (the sidecar) must succeed, and comes first: root execs
+    # Jupyter only once both have (`ready`).
+    jupyter_config.configure(settings, payload["notebook_password_hash"], payload.get("api_token_hash", ""))
+    start_sidecar(settings)
+    ready()
+    # Then, while Jupyter imports (most of its start), the integrations. One
+    # that fails (a clone the network or the token refuses, the warehouse
+    # files) is logged and left out: the server is still of use and its log
+    # says what to fix. Jupyter does not listen before this process has
+    # ended (the extension waits for it, see the module docstring).
     for name, step in (("git", _git), ("warehouse", warehouse.configure)):
         try:
             step(settings)
         except Exception as error:
             log.error("startup step %r failed, the server starts without it: %s", name, error)
-    jupyter_config.configure(settings, payload["notebook_password_hash"], payload.get("api_token_hash", ""))
-    start_sidecar(settings)
+
+
+def tell_root_ready(settings: Settings) -> None:
+    """The notebook user's step: Jupyter may be started (its config is written, the sidecar runs).
+
+    Recorded first, in the pid file the extension reads, that this process
+    goes on with the clone; then READY on the pipe to the start step, and
+    standard output moves to the log (the start step reads no further).
+    """
+    health.write_pid_file(settings.startup_pid_file)
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), READY)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 def _git(settings: Settings) -> None:
@@ -194,6 +262,7 @@ def start_sidecar(settings: Settings) -> None:
         ],
         env=without_secrets(os.environ),
         stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(),  # never the pipe to the start step: it outlives it
         cwd="/",
     )
     log.info("health sidecar started (pid %d, port %d)", process.pid, settings.health_port)
@@ -202,17 +271,18 @@ def start_sidecar(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = sys.argv[1:] if argv is None else argv
-    if args not in (["start"], ["configure"], ["work-dir"]):
-        log.error("usage: python -m nbstack_runtime.hooks {start,configure,work-dir}")
+    if args not in (["start"], ["configure"]):
+        log.error("usage: python -m nbstack_runtime.hooks {start,configure}")
         return 2
     try:
         if args == ["start"]:
             return start(os.environ)
-        if args == ["work-dir"]:
-            print(Settings.from_environ().work_dir)
-            return 0
         payload = json.loads(sys.stdin.buffer.read() or b"{}")
-        configure(Settings.from_environ(), payload)
+        settings = Settings.from_environ()
+        try:
+            configure(settings, payload, ready=lambda: tell_root_ready(settings))
+        finally:
+            settings.startup_pid_file.unlink(missing_ok=True)
         return 0
     except SettingsError as error:
         for problem in error.problems:  # one line each: CloudWatch shows a line per event

@@ -31,21 +31,33 @@ from pathlib import Path
 from typing import Any
 
 from .privatefiles import write_private
-from .settings import Settings
-from .watcher import why_off
+from .settings import Settings, why_idle_watcher_off
 
 log = logging.getLogger("nbstack.jupyter")
 
 EXTENSION_NAME = "nbstack_runtime"
 #: JupyterLab plugins the page config disables (see the module docstring).
 DISABLED_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
+#: The identity provider the config names when the idle watcher or the API token
+#: is on: nbstack_runtime.identity.WatcherIdentityProvider, by name, because
+#: importing that module loads jupyter_server (over a second of start-up time in
+#: a process that only writes a file). A test checks the name against the class.
+IDENTITY_PROVIDER_CLASS = "nbstack_runtime.identity.WatcherIdentityProvider"
 
 
 def hash_password(password: str) -> str:
-    """Argon2 hash in the format jupyter_server's password login checks."""
-    from jupyter_server.auth import passwd  # imported late: heavy, and only this hook needs it
+    """Argon2 hash in the format jupyter_server's password login checks ("argon2:" + the encoded hash).
 
-    return str(passwd(password, algorithm="argon2"))
+    Made with argon2-cffi directly, as jupyter_server's `passwd` makes it:
+    importing jupyter_server.auth would cost the root start step a large
+    part of Jupyter's own import time, for one function call.
+    """
+    import argon2  # imported late: only the root start step hashes
+
+    # jupyter_server's own parameters (jupyter_server.auth.security.passwd);
+    # its login reads them back from the hash.
+    hasher = argon2.PasswordHasher(memory_cost=10240, time_cost=10, parallelism=8)
+    return "argon2:" + hasher.hash(password)
 
 
 #: The shortest API token the server accepts (up.yml makes 48 letters and digits).
@@ -57,13 +69,6 @@ API_TOKEN_HASH_PREFIX = "sha256:"
 def hash_api_token(token: str) -> str:
     """The API token's digest, as the identity provider compares it."""
     return API_TOKEN_HASH_PREFIX + hashlib.sha256(token.encode()).hexdigest()
-
-
-def identity_provider_class() -> str:
-    """The dotted name of the identity provider that also accepts the API token and the watcher's token."""
-    from .identity import WatcherIdentityProvider  # imported late, like passwd: it loads jupyter_server
-
-    return f"{WatcherIdentityProvider.__module__}.{WatcherIdentityProvider.__qualname__}"
 
 
 def server_config(
@@ -152,11 +157,11 @@ def configure(settings: Settings, hashed_password: str | None = None, api_token_
         api_token_hash = hash_api_token(settings.api_token.value) if settings.api_token else ""
     if api_token_hash and not api_token_hash.startswith(API_TOKEN_HASH_PREFIX):
         raise ValueError("the API token digest is not a SHA-256 digest")
-    watcher_on = why_off(settings) is None
+    watcher_on = why_idle_watcher_off(settings) is None
     if watcher_on:
         # The idle watcher reads Jupyter's REST API with its own token.
         write_watcher_token(settings)
-    identity_provider = identity_provider_class() if watcher_on or api_token_hash else None
+    identity_provider = IDENTITY_PROVIDER_CLASS if watcher_on or api_token_hash else None
     config = merge(
         _read_json(settings.jupyter_config_file),
         server_config(settings, hashed_password, identity_provider, api_token_hash),
@@ -164,7 +169,7 @@ def configure(settings: Settings, hashed_password: str | None = None, api_token_
     if identity_provider is None:
         # Neither token is on now: drop what an earlier start of this HOME named.
         config["ServerApp"].pop("identity_provider_class", None)
-        config.pop(identity_provider_class().rsplit(".", 1)[-1], None)
+        config.pop(IDENTITY_PROVIDER_CLASS.rsplit(".", 1)[-1], None)
     write_private(settings.jupyter_config_file, json.dumps(config, indent=2) + "\n")
     lab_file = page_config_file(settings)
     write_private(lab_file, json.dumps(merge(_read_json(lab_file), page_config()), indent=2) + "\n")

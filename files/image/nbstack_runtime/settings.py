@@ -289,6 +289,11 @@ class Settings:
         return self.state_dir / "jupyter.pid"
 
     @property
+    def startup_pid_file(self) -> Path:
+        """The start step's notebook-user process while it clones; Jupyter listens only once it has ended."""
+        return self.state_dir / "startup.pid"
+
+    @property
     def health_pid_file(self) -> Path:
         return self.state_dir / "health.pid"
 
@@ -328,3 +333,25 @@ def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     listed = {name for name in environ.get("JUPYTER_ENV_VARS_TO_UNSET", "").split(",") if name}
     drop = listed | set(SECRET_VARIABLES)
     return {key: value for key, value in environ.items() if key not in drop}
+
+
+def why_idle_watcher_off(settings: Settings) -> str | None:
+    """None when the settings ask for an idle stop the watcher can carry out; else why not.
+
+    Here rather than in the watcher module: the start step's Jupyter config
+    asks too, without importing the watcher and what it imports.
+    """
+    if settings.idle_timeout_minutes <= 0 and settings.max_lifetime_hours <= 0:
+        return "NBSTACK_IDLE_TIMEOUT_MINUTES is 0 and there is no max lifetime"
+    missing = [
+        name
+        for name, value in (
+            ("NBSTACK_CLUSTER", settings.cluster),
+            ("NBSTACK_SERVICE", settings.service),
+            ("NBSTACK_AUTOSCALING_GROUP", settings.autoscaling_group),
+        )
+        if not value
+    ]
+    if missing:
+        return f"{', '.join(missing)} not set, so there is nothing it could scale to zero"
+    return None

@@ -56,7 +56,7 @@ from .autosave import RECORD_TIMEOUT_SECONDS, Result, record
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
 from .scaler import AwsScaler, Scaler
-from .settings import Settings
+from .settings import Settings, why_idle_watcher_off
 
 log = logging.getLogger("nbstack.idle")
 
@@ -247,27 +247,9 @@ class Watcher:
 # --- Wiring from the settings ----------------------------------------------------
 
 
-def why_off(settings: Settings) -> str | None:
-    """None when the settings ask for an idle stop it can carry out; else why not."""
-    if settings.idle_timeout_minutes <= 0 and settings.max_lifetime_hours <= 0:
-        return "NBSTACK_IDLE_TIMEOUT_MINUTES is 0 and there is no max lifetime"
-    missing = [
-        name
-        for name, value in (
-            ("NBSTACK_CLUSTER", settings.cluster),
-            ("NBSTACK_SERVICE", settings.service),
-            ("NBSTACK_AUTOSCALING_GROUP", settings.autoscaling_group),
-        )
-        if not value
-    ]
-    if missing:
-        return f"{', '.join(missing)} not set, so there is nothing it could scale to zero"
-    return None
-
-
 def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | None]) -> Watcher | None:
     """The watcher the settings ask for, or None (with a log line saying why)."""
-    reason = why_off(settings)
+    reason = why_idle_watcher_off(settings)
     if reason:
         log.info("idle watcher off: %s", reason)
         return None
