@@ -105,6 +105,7 @@ def path(name: str, found: Settings, figures: dict[str, Any]) -> list[tuple[str,
     warm = restart and found.pool_state in WARM_STATES
     steps: list[tuple[str, float]] = [("up.yml until the scale-up", step["tool_to_scale_up"])]
     if not restart:
+        steps.append(("work volume created (file system, mount targets)", step["work_volume_create"]))
         steps.append(("stack create until the group launches", step["stack_create_until_group"]))
     if warm and found.pool_state == "Running":
         steps.append(("warm pool instance (running) into service", 0.0))
