@@ -27,9 +27,10 @@ def fresh(emulator: Emulator) -> None:
 
 def test_check_mode_on_an_empty_account_creates_nothing(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
     run = ok(playbooks.up("alice", "--check", "--diff"))
-    assert "nbtest-network would be created, nbtest-persistent would be created, nbtest-alice would be created" in (
-        run.text
-    )
+    assert (
+        "nbtest-network would be created, nbtest-persistent would be created, nbtest-alice-work would be created,"
+        " nbtest-alice would be created"
+    ) in run.text
     assert "Notebook: not known until the stacks exist" in run.text
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert aws.secretsmanager.list_secrets()["SecretList"] == []
@@ -93,6 +94,21 @@ def test_a_stack_left_in_rollback_complete_is_recreated(fresh: None, playbooks: 
         if not r["IsDefault"]
     ]
     assert paths == [["/alice", "/alice/*"]]
+
+
+def test_a_protected_work_stack_whose_creation_failed_is_recreated(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
+    """A work stack is created with termination protection, which stays on after its creation failed."""
+    ok(playbooks.up("zoe"))
+    ok(playbooks.down("zoe"))
+    backend = cloudformation_backends[ACCOUNT_ID][REGION]
+    stack = next(s for s in backend.stacks.values() if s.name == f"{APP}-zoe-work" and s.status != "DELETE_COMPLETE")
+    stack.status = "ROLLBACK_COMPLETE"
+    assert stacks(aws)[f"{APP}-zoe-work"]["EnableTerminationProtection"] is True
+    run = ok(playbooks.up("zoe"))
+    assert "The nbtest-zoe-work stack is ROLLBACK_COMPLETE" in run.text
+    recreated = stacks(aws)[f"{APP}-zoe-work"]
+    assert recreated["StackStatus"] == "CREATE_COMPLETE" and recreated["StackId"] != stack.stack_id
+    assert recreated["EnableTerminationProtection"] is True
 
 
 # Shared stacks: protected, never re-created, a failed rollback continued.

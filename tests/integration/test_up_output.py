@@ -70,8 +70,10 @@ def test_up_prints_the_phases_in_order_then_a_short_summary(runs: dict[str, Play
 def test_the_summary_says_where_what_and_what_changed(runs: dict[str, PlaybookRun]) -> None:
     first = "\n".join(summary(runs["first"]))
     again = "\n".join(summary(runs["again"]))
-    assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX} created" in first
-    assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX} unchanged" in again
+    assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX}-work created, {APP}-{PREFIX} created" in first
+    assert (
+        f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX}-work unchanged, {APP}-{PREFIX} unchanged"
+    ) in again
     for text in (first, again):
         assert re.search(rf"^Notebook: http://\S+/{PREFIX}/$", text, re.MULTILINE)
         assert re.search(r"^Egress IP \(allow-list it at the warehouse\): \d+\.\d+\.\d+\.\d+$", text, re.MULTILINE)

@@ -87,6 +87,12 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
     # emulator meters every file system at 0) and their price.
     assert f"- {PREFIX} absent - - - 0 B $0.000 " in status.text, status.text[-3000:]
 
+    # The server's stack, and the record of its last autosave, are gone: a
+    # purge now could not tell whether everything was pushed.
+    refused = playbooks.down(PREFIX, "-e", "purge_work=true")
+    assert refused.returncode != 0 and "nothing says everything was pushed" in refused.text
+    assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
+
     ok(playbooks.up(PREFIX))
     assert mounted_volume(aws)["fileSystemId"] == file_system
 
