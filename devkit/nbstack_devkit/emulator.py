@@ -47,6 +47,13 @@ stay as they are for AWS. The list, one entry per property:
 - `Export` of an output after a stack update: the emulator keeps the value
   the export had at create, so a stack created later imports a stale value
   (the model bucket a persistent stack was given on a later run).
+- `AWS::ECS::TaskDefinition` `Volumes[].EFSVolumeConfiguration` (create,
+  and the demo's update): the emulator camel-cases the template's keys
+  letter by letter (`eFSVolumeConfiguration`, `filesystemId`, `iAM`), names
+  the ECS API does not have, so DescribeTaskDefinition returns the volume
+  without its file system. It is stored under the API's names
+  (`efsVolumeConfiguration`, `fileSystemId`, `authorizationConfig.iam`), as
+  ECS returns it; the local ECS agent mounts the work volume from it.
 
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
@@ -297,6 +304,52 @@ def fill_template_gaps() -> None:
     ResourceMap._delete_resource = delete_unless_retained  # type: ignore[method-assign]
     FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
     _fill_repository_gaps()
+    _fill_task_definition_gaps()
+
+
+#: CloudFormation's names in a task definition volume that pascal_to_camelcase does not turn into the ECS API's.
+_VOLUME_KEYS = {
+    "eFSVolumeConfiguration": "efsVolumeConfiguration",
+    "filesystemId": "fileSystemId",
+    "iAM": "iam",
+    "fSxWindowsFileServerVolumeConfiguration": "fsxWindowsFileServerVolumeConfiguration",
+}
+
+
+def task_definition_volumes(template_volumes: Any) -> list[dict[str, Any]]:
+    """A task definition template's `Volumes` under the ECS API's names, as ECS returns them.
+
+    An EFS volume without `rootDirectory` gets "/", as the emulator's own
+    RegisterTaskDefinition does.
+    """
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {_VOLUME_KEYS.get(key, key): rename(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [rename(item) for item in value]
+        return value
+
+    volumes = rename(remap_nested_keys(template_volumes or [], pascal_to_camelcase))
+    for volume in volumes:
+        if "efsVolumeConfiguration" in volume:
+            volume["efsVolumeConfiguration"].setdefault("rootDirectory", "/")
+    return list(volumes)
+
+
+def _fill_task_definition_gaps() -> None:
+    """A task definition made from a template keeps its EFS volumes under the API's names (the module's list)."""
+    from moto.ecs.models import TaskDefinition
+
+    create = TaskDefinition.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_with_volumes(cls: type[TaskDefinition], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        task_definition = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        task_definition.volumes = task_definition_volumes((cloudformation_json.get("Properties") or {}).get("Volumes"))
+        return task_definition
+
+    TaskDefinition.create_from_cloudformation_json = classmethod(create_with_volumes)  # type: ignore[method-assign,assignment]
 
 
 def _fill_repository_gaps() -> None:
@@ -430,7 +483,7 @@ def follow_task_definition_updates() -> Callable[[], None]:
         original, template = original_resource, cloudformation_json
         properties = template["Properties"]
         containers = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
-        volumes = remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase)
+        volumes = task_definition_volumes(properties.get("Volumes"))
         if (
             properties.get("Family", original.family) == original.family
             and [{**defaults, **container} for container in containers] == original.container_definitions
