@@ -64,6 +64,13 @@ def main(region: str) -> None:
             )
             for volume_type in VOLUME_TYPES
         },
+        # EFS storage classes of the work volumes (Regional, per GB-month).
+        "efs_standard_gb_month": on_demand_usd(
+            pricing, "AmazonEFS", {"regionCode": region, "usagetype": f"{usage_prefix(region)}TimedStorage-ByteHrs"}
+        ),
+        "efs_ia_gb_month": on_demand_usd(
+            pricing, "AmazonEFS", {"regionCode": region, "usagetype": f"{usage_prefix(region)}IATimedStorage-ByteHrs"}
+        ),
         "load_balancer_hourly": on_demand_usd(
             pricing, "AWSELB", {"regionCode": region, "productFamily": "Load Balancer-Application", "usagetype": f"{usage_prefix(region)}LoadBalancerUsage"}
         ),

@@ -48,8 +48,8 @@ def outputs(stack: dict[str, Any]) -> dict[str, str]:
     return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
 
-def test_creates_the_three_stacks(stacks: dict[str, dict[str, Any]]) -> None:
-    assert set(stacks) == {f"{APP}-network", f"{APP}-persistent", f"{APP}-{PREFIX}"}
+def test_creates_the_shared_and_the_persons_stacks(stacks: dict[str, dict[str, Any]]) -> None:
+    assert set(stacks) == {f"{APP}-network", f"{APP}-persistent", f"{APP}-{PREFIX}", f"{APP}-{PREFIX}-work"}
     assert {stack["StackStatus"] for stack in stacks.values()} == {"CREATE_COMPLETE"}
     instance_tags = {tag["Key"]: tag["Value"] for tag in stacks[f"{APP}-{PREFIX}"]["Tags"]}
     assert instance_tags == {"nbstack:app": APP, "nbstack:kind": "instance", "nbstack:prefix": PREFIX}

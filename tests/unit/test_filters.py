@@ -128,6 +128,8 @@ def test_ingress_rules_fit_the_quota_per_family() -> None:
          ["nb-persistent would name a shared persistent stack"]),
         ({"prefix": "network", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, ["nb-network would name a shared network stack"]),
         ({"prefix": "x-persistent", "notebook_app_name": "nb", "aws_region": "eu-west-1"}, ["would name a shared persistent stack"]),
+        ({"prefix": "alice-work", "notebook_app_name": "nb", "aws_region": "eu-west-1"},
+         ["nb-alice-work would name a person's work stack"]),
         ({"prefix": 5, "notebook_app_name": None, "aws_region": "eu-west-1"}, ['prefix 5', 'notebook_app_name null']),
     ],
 )

@@ -98,7 +98,7 @@ def test_deleted_stacks_are_read_from_the_summaries_alone() -> None:
         ],
     )
     found = status_info.read(Module(cloudformation), "team", details=False)
-    assert found["instances"] == [{"prefix": "dave", "stack": None}]  # no details: no deleted stacks read
+    assert found["instances"] == [{"prefix": "dave", "stack": None, "work": None}]  # no details: no deleted stacks read
 
     cloudformation.calls.clear()
     facts = status_info.deleted_instances(cloudformation, "team", ["team-persistent", "team-x-persistent"])
@@ -119,6 +119,41 @@ def test_status_makes_no_call_per_deleted_stack() -> None:
     facts = status_info.read(Details(cloudformation), "team", details=True)
     assert len([i for i in facts["instances"] if i.get("deleted")]) == 50
     assert [call for call, _ in cloudformation.calls] == ["describe_stacks", "list_stacks"]
+
+
+def test_a_person_with_only_a_work_volume_is_listed_with_its_stored_bytes() -> None:
+    work = live("team-erin-work", **{"nbstack:app": "team", "nbstack:kind": "work", "nbstack:prefix": "erin"})
+    work["Outputs"] = [{"OutputKey": "FileSystemId", "OutputValue": "fs-0e1"}]
+    other_app = live("other-gina-work", **{"nbstack:app": "other", "nbstack:kind": "work", "nbstack:prefix": "gina"})
+    cloudformation = CloudFormation(live=[work, other_app], deleted=[])
+
+    class Efs:
+        def get_paginator(self, operation: str) -> Any:
+            assert operation == "describe_file_systems"
+
+            class Paginator:
+                def paginate(self) -> Pages:
+                    size = {"Value": 3 * 1024**3, "ValueInIA": 1024**3, "ValueInStandard": 2 * 1024**3}
+                    return Pages({"FileSystems": [{"FileSystemId": "fs-0e1", "SizeInBytes": size}]})
+
+            return Paginator()
+
+    class Details(Module):
+        def client(self, service: str, **_: Any) -> Any:
+            return {"cloudformation": self.cloudformation, "efs": Efs()}.get(service)
+
+    listed = status_info.read(Module(cloudformation), "team", details=False)["instances"]
+    assert [(entry["prefix"], entry["stack"], entry["work"]["name"]) for entry in listed if entry["work"]] == [
+        ("erin", None, "team-erin-work")
+    ]
+    facts = status_info.read(Details(cloudformation), "team", details=True)
+    (erin,) = [entry for entry in facts["instances"] if entry["prefix"] == "erin"]
+    assert (erin["work"]["bytes"], erin["work"]["bytes_ia"], erin["work"]["bytes_standard"]) == (
+        3 * 1024**3,
+        1024**3,
+        2 * 1024**3,
+    )
+    assert "gina" not in [entry["prefix"] for entry in facts["instances"]]
 
 
 def test_the_instance_template_has_the_description_status_looks_for() -> None:

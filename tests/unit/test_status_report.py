@@ -200,3 +200,27 @@ def test_the_instance_stack_reports_its_warm_pool_size() -> None:
     template, _matches = decode(str(ROOT / "files" / "cloudformation" / "instance.yml"))
     (pool,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::WarmPool"]
     assert int(template["Outputs"]["WarmPoolSize"]["Value"]) == pool["MinSize"] == pool["MaxGroupPreparedCapacity"]
+
+
+def test_a_work_volume_shows_its_bytes_and_costs_its_storage_classes_with_or_without_a_server() -> None:
+    """EFS bills GB-months of each storage class; the volume stays billed after down.yml."""
+    prices = {**PRICES, "efs_standard_gb_month": 0.30, "efs_ia_gb_month": 0.02}
+    work = {"name": "nb-zed-work", "bytes": 3 * 1024**3, "bytes_standard": 2 * 1024**3, "bytes_ia": 1024**3}
+    storage = (2 * 0.30 + 1 * 0.02) / 730
+    only_files = row(facts({"prefix": "zed", "stack": None, "work": work}), prices)
+    assert (only_files["state"], only_files["work"]) == ("absent", "3.0 GiB")
+    assert only_files["hourly"] == pytest.approx(storage)
+    assert only_files["per_hour"] != "-"
+    running = entry("alice")
+    running["work"] = work
+    assert row(facts(running), prices)["hourly"] == pytest.approx(0.21 + storage)
+    # No EFS prices in the file: the cost is unknown, not zero.
+    assert row(facts({"prefix": "zed", "stack": None, "work": work}), PRICES)["hourly"] is None
+    # Nobody's volume: nothing to show or price.
+    assert row(facts(entry("bob")), prices)["work"] == "-"
+
+
+def test_the_shipped_price_files_price_the_work_volumes() -> None:
+    for path in (ROOT / "files" / "prices").glob("*.yml"):
+        prices = yaml.safe_load(path.read_text())
+        assert prices["efs_standard_gb_month"] > prices["efs_ia_gb_month"] > 0, path

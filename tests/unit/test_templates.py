@@ -30,7 +30,7 @@ def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
 
 
-@pytest.mark.parametrize("name", ["network", "persistent", "instance"])
+@pytest.mark.parametrize("name", ["network", "persistent", "instance", "work"])
 def test_every_parameter_is_described_and_constrained(name: str) -> None:
     template = load(name)
     constraints = {"AllowedPattern", "AllowedValues", "MinValue", "MaxValue", "MinLength", "MaxLength"}
@@ -317,6 +317,7 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     assert granted == sorted([
         "autoscaling:SetDesiredCapacity",
         "ecs:DescribeServices", "ecs:TagResource",
+        "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
         "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
         "s3:ListBucket", "s3:ListBucketVersions", "s3:PutObject",
     ])
@@ -450,7 +451,7 @@ def test_the_container_starts_as_root_so_its_init_keeps_the_secrets_from_the_not
 
 
 def test_no_template_has_a_secret_parameter() -> None:
-    for name in ("network", "persistent", "instance"):
+    for name in ("network", "persistent", "instance", "work"):
         for key in load(name)["Parameters"]:
             assert not any(word in key.lower() for word in ("password", "token")) or key.endswith("SecretArn"), key
 
@@ -476,6 +477,10 @@ def imported_exports(template: dict[str, Any]) -> set[str]:
         if isinstance(node, dict):
             if set(node) == {"Fn::ImportValue"}:
                 name = node["Fn::ImportValue"]
+                # The person's own work stack exports only its file system's
+                # and access point's IDs and ARNs, which no setting changes.
+                if set(name) == {"Fn::Sub"} and name["Fn::Sub"].startswith("${WorkStackName}-"):
+                    return
                 assert set(name) == {"Fn::Sub"} and name["Fn::Sub"].startswith("${PersistentStackName}-"), name
                 found.add(name["Fn::Sub"].removeprefix("${PersistentStackName}-"))
                 return
@@ -743,3 +748,75 @@ def test_an_image_outside_ecr_is_pulled_without_a_registry_login(tmp_path: Path)
     assert code == 0
     commands = [c for c in calls if not c.startswith("curl")]
     assert commands == [f"docker pull --quiet {image}", "docker logout quay.io", COMPLETE]
+
+
+# ------------------------------------------------------------ the work volume
+# The emulator creates the file system, mount targets and access point but
+# evaluates none of EFS's authorization: the policies are asserted here.
+
+
+def test_the_work_volume_is_encrypted_tiered_and_mountable_only_over_tls_through_an_access_point() -> None:
+    work = load("work")
+    fs = work["Resources"]["FileSystem"]
+    assert fs["UpdateReplacePolicy"] == "Retain"
+    props = fs["Properties"]
+    assert props["Encrypted"] is True
+    assert {"TransitionToIA": "AFTER_30_DAYS"} in props["LifecyclePolicies"]
+    assert {"TransitionToPrimaryStorageClass": "AFTER_1_ACCESS"} in props["LifecyclePolicies"]
+    policy = {statement["Sid"]: statement for statement in props["FileSystemPolicy"]["Statement"]}
+    # Only denials: EFS's default policy (anyone reaching a mount target
+    # mounts without IAM) ends, and no principal is named, so a role made
+    # again is not locked out; the task role's own policy grants the mount.
+    assert all(statement["Effect"] == "Deny" for statement in policy.values())
+    assert "Allow" not in json.dumps(props["FileSystemPolicy"])
+    assert policy["TlsOnly"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert policy["TlsOnly"]["Action"] == "*"
+    assert policy["AccessPointOnly"]["Condition"] == {"Null": {"elasticfilesystem:AccessPointArn": "true"}}
+    assert set(policy["AccessPointOnly"]["Action"]) == {
+        "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"
+    }
+    point = work["Resources"]["AccessPoint"]["Properties"]
+    # docker-stacks' jovyan: every operation through the access point is that user's, root's included.
+    assert point["PosixUser"] == {"Uid": "1000", "Gid": "100"}
+    assert point["RootDirectory"]["CreationInfo"] == {"OwnerUid": "1000", "OwnerGid": "100", "Permissions": "0750"}
+    targets = [r for r in work["Resources"].values() if r["Type"] == "AWS::EFS::MountTarget"]
+    assert len(targets) == 3
+    assert all(
+        t["Properties"]["SecurityGroups"] == [{"Fn::ImportValue": {"Fn::Sub": "${PersistentStackName}-WorkVolumeSecurityGroupId"}}]
+        for t in targets
+    )
+
+
+def test_only_the_notebook_instances_reach_the_mount_targets_and_only_on_nfs() -> None:
+    group = load("persistent")["Resources"]["WorkVolumeSecurityGroup"]["Properties"]
+    assert group["SecurityGroupIngress"] == [
+        {"Description": "NFS from the notebook instances", "IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049,
+         "SourceSecurityGroupId": {"Fn::GetAtt": ["InstanceSecurityGroup", "GroupId"]}}
+    ]
+    assert [rule["CidrIp"] for rule in group["SecurityGroupEgress"]] == ["127.0.0.1/32"]
+
+
+def test_the_task_mounts_its_owners_volume_with_tls_and_its_own_role_and_may_mount_nothing_else() -> None:
+    instance = load("instance")
+    task = instance["Resources"]["TaskDefinition"]["Properties"]
+    (volume,) = task["Volumes"]
+    assert "Host" not in volume
+    efs = volume["EFSVolumeConfiguration"]
+    assert efs["FilesystemId"] == {"Fn::ImportValue": {"Fn::Sub": "${WorkStackName}-FileSystemId"}}
+    assert efs["TransitEncryption"] == "ENABLED"
+    assert efs["AuthorizationConfig"] == {
+        "AccessPointId": {"Fn::ImportValue": {"Fn::Sub": "${WorkStackName}-AccessPointId"}},
+        "IAM": "ENABLED",
+    }
+    # The access point pins the directory: no root directory of the task's own.
+    assert efs.get("RootDirectory", "/") == "/"
+    mount = statements(instance["Resources"]["TaskRole"])["MountOwnWorkVolume"]
+    assert sorted(actions(mount)) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    assert mount["Resource"] == {"Fn::ImportValue": {"Fn::Sub": "${WorkStackName}-FileSystemArn"}}
+    assert mount["Condition"] == {
+        "StringEquals": {"elasticfilesystem:AccessPointArn": {"Fn::ImportValue": {"Fn::Sub": "${WorkStackName}-AccessPointArn"}}}
+    }
+    # The work stack exports what the instance stack imports, under the names it imports.
+    outputs = load("work")["Outputs"]
+    for key in ("FileSystemId", "FileSystemArn", "AccessPointId", "AccessPointArn"):
+        assert outputs[key]["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-" + key}

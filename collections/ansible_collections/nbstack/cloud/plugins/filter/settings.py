@@ -151,8 +151,9 @@ def name_problems(names):
         )
     elif contract.reserved_prefix(prefix):
         kind = contract.reserved_prefix(prefix)
+        named = "a person's work stack" if kind == "work" else f"a shared {kind} stack"
         problems.append(
-            f"prefix {_quoted(prefix)} is not usable: {app}-{prefix} would name a shared {kind} stack"
+            f"prefix {_quoted(prefix)} is not usable: {app}-{prefix} would name {named}"
             f" (a prefix cannot be {' or '.join(contract.RESERVED_PREFIXES)}, or end in"
             f" {' or '.join('-' + kind for kind in contract.RESERVED_PREFIXES)}). Pass another with -e prefix=NAME"
         )

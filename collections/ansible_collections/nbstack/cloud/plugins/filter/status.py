@@ -39,6 +39,7 @@ COLUMNS = (
     ("instance_type", "TYPE"),
     ("since", "SINCE (UTC)"),
     ("idle_for", "IDLE FOR"),
+    ("work", "WORK"),
     ("per_hour", "$/HOUR"),
     ("so_far", "$ SINCE START"),
     ("url", "URL"),
@@ -128,6 +129,30 @@ def _hourly(entry: dict[str, Any], prices: dict[str, Any]) -> float | None:
     return float(rate) + volume + pool * volume
 
 
+GIB = 1024**3
+
+
+def _bytes(value: int) -> str:
+    """Stored bytes for a person: 0 B, 512 KiB, 3.2 GiB."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _work_hourly(entry: dict[str, Any], prices: dict[str, Any]) -> float | None:
+    """The work volume's storage per hour (EFS bills GB-months of each storage class); None when unpriced."""
+    work = entry.get("work") or {}
+    if "bytes" not in work:
+        return 0.0
+    standard, ia = prices.get("efs_standard_gb_month"), prices.get("efs_ia_gb_month")
+    if standard is None or ia is None:
+        return None
+    return (work.get("bytes_standard", 0) * float(standard) + work.get("bytes_ia", 0) * float(ia)) / GIB / HOURS_PER_MONTH
+
+
 def _since(entry: dict[str, Any], state: str) -> datetime | None:
     stack = entry.get("stack") or {}
     service = entry.get("service") or {}
@@ -185,6 +210,9 @@ def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now
         stack = entry.get("stack") or {}
         since = _since(entry, state)
         hourly = _hourly(entry, prices) if stack else 0.0
+        work_hourly = _work_hourly(entry, prices)
+        hourly = None if hourly is None or work_hourly is None else hourly + work_hourly
+        work = entry.get("work") or {}
         running_hours = (moment - since).total_seconds() / 3600 if since and state == "running" else 0.0
         last = _time(((entry.get("service") or {}).get("tags") or {}).get(LAST_ACTIVITY_TAG))
         if state != "running":
@@ -203,8 +231,9 @@ def status_rows(facts: dict[str, Any], prices: dict[str, Any] | None = None, now
                 "instance_type": stack.get("parameters", {}).get("InstanceType", "-") if stack else "-",
                 "since": since.strftime("%Y-%m-%d %H:%M") if since else "-",
                 "idle_for": idle_for,
+                "work": _bytes(work["bytes"]) if "bytes" in work else ("kept" if work else "-"),
                 "hourly": hourly,
-                "per_hour": _money(hourly) if stack else "-",
+                "per_hour": _money(hourly) if stack or work else "-",
                 "so_far_value": None if hourly is None else hourly * running_hours,
                 "so_far": (_money(None if hourly is None else hourly * running_hours)) if stack else "-",
             }
@@ -251,7 +280,8 @@ def status_table(rows: list[dict[str, Any]], facts: dict[str, Any] | None = None
     if prices.get("region"):
         lines.append(
             f"Prices: on-demand, {prices['region']}, read {prices.get('read_on', '?')}; instance and root "
-            "volume per person, and the root volume of each stopped instance in a warm pool; data transfer"
+            "volume per person, the root volume of each stopped instance in a warm pool, and each work"
+            " volume's stored GB (EFS Standard and Infrequent Access); data transfer, EFS reads and writes"
             " and LCU/NAT processing not included (files/prices/README.md)."
         )
     else:

@@ -19,7 +19,12 @@ APP_TAG = "nbstack:app"
 PREFIX_TAG = "nbstack:prefix"
 #: What a stack is: one of KINDS.
 KIND_TAG = "nbstack:kind"
-KINDS = ("network", "persistent", "instance")
+#: A person has an instance stack (<app>-<prefix>: the server, removed by
+#: down.yml) and a work stack (<app>-<prefix>-work: their files, kept until
+#: down.yml -e purge_work=true).
+KINDS = ("network", "persistent", "instance", "work")
+#: The kinds that belong to one person (named and tagged with the prefix).
+PERSONAL_KINDS = ("instance", "work")
 #: A person's instances carry the notebook image their warm-up pulls (the
 #: instance stack's group propagates it; the user data reads it from the
 #: instance metadata).
@@ -52,8 +57,9 @@ APP_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}\Z"
 
 #: Prefixes that are no person's: <app>-<prefix> would name a shared stack of
 #: this app (persistent, network), or, ending in -persistent or -network, a
-#: shared stack of another app whose name is <app>-<start of the prefix>.
-#: down.yml deletes the stack named <app>-<prefix>.
+#: shared stack of another app whose name is <app>-<start of the prefix>;
+#: ending in -work, it would name the work stack of the person whose prefix
+#: is its start. down.yml deletes the stack named <app>-<prefix>.
 RESERVED_PREFIXES = tuple(kind for kind in KINDS if kind != "instance")
 
 #: Branches the container pushes unsaved work to: autosave/<prefix>/<UTC stamp>.
@@ -75,16 +81,20 @@ SECRETS = (
 
 
 def stack_name(app, kind, prefix=""):
-    """<app>-network, <app>-persistent, or a person's <app>-<prefix>."""
+    """<app>-network, <app>-persistent, or a person's <app>-<prefix> and <app>-<prefix>-work."""
     if kind not in KINDS:
         raise ValueError(f"unknown stack kind {kind!r}; one of {', '.join(KINDS)}")
-    return f"{app}-{prefix}" if kind == "instance" else f"{app}-{kind}"
+    if kind == "instance":
+        return f"{app}-{prefix}"
+    if kind == "work":
+        return f"{app}-{prefix}-work"
+    return f"{app}-{kind}"
 
 
 def stack_tags(app, kind, prefix=""):
     """The tags a stack of this kind carries (CloudFormation copies them to its resources)."""
     tags = {APP_TAG: app, KIND_TAG: kind}
-    if kind == "instance":
+    if kind in PERSONAL_KINDS:
         tags[PREFIX_TAG] = prefix
     return tags
 

@@ -22,6 +22,9 @@ description:
     each the ECS service (desired and running tasks, the idle watcher's tags)
     and the auto scaling group (desired capacity, instances with launch
     times).
+  - Also reads each person's work stack (their EFS work volume, kept after
+    C(down.yml)) and, with I(details), the file system's stored bytes; a
+    person with only a work volume is listed too.
   - Also reads the persistent and network stacks, for the standing cost.
   - With I(details=false), only lists the stacks that exist (no deleted
     stacks, no service or group), which is what C(down.yml) needs to know
@@ -71,8 +74,9 @@ now:
 instances:
   description: >-
     One entry per prefix, sorted by prefix: C(prefix), C(stack) (null when
-    absent), and with I(details) C(service), C(group) and for a deleted
-    stack C(deleted).
+    absent), C(work) (the work stack, null when there is none; with
+    I(details) its C(bytes), C(bytes_ia) and C(bytes_standard)), and with
+    I(details) C(service), C(group) and for a deleted stack C(deleted).
   type: list
   elements: dict
   returned: success
@@ -222,23 +226,49 @@ def group_facts(autoscaling, ec2, name):
     return {"desired": int(group.get("DesiredCapacity", 0)), "instances": instances}
 
 
+@AWSRetry.jittered_backoff()
+def file_system_sizes(efs):
+    """{file system id: SizeInBytes} of every EFS file system in the region (one call per page)."""
+    pages = efs.get_paginator("describe_file_systems").paginate().build_full_result()["FileSystems"]
+    return {fs["FileSystemId"]: fs.get("SizeInBytes", {}) for fs in pages}
+
+
+def work_facts(stack, sizes):
+    """A work stack's facts, with its file system's metered size when sizes were read."""
+    facts = dict(stack)
+    if sizes is not None:
+        size = sizes.get(stack["outputs"].get("FileSystemId", ""), {})
+        facts["bytes"] = int(size.get("Value", 0))
+        facts["bytes_ia"] = int(size.get("ValueInIA", 0))
+        facts["bytes_standard"] = int(size.get("ValueInStandard", size.get("Value", 0)))
+    return facts
+
+
 def read(module, app, details):
     retry = AWSRetry.jittered_backoff()
     cloudformation = module.client("cloudformation", retry_decorator=retry)
     stacks = [stack_facts(s) for s in all_stacks(cloudformation)]
     by_kind = {}
     instances = {}
+    works = {}
     for stack in stacks:
         kind = stack_kind(stack["name"], stack["tags"], app)
         if kind == "instance":
             instances[stack["tags"][PREFIX_TAG]] = {"prefix": stack["tags"][PREFIX_TAG], "stack": stack}
+        elif kind == "work" and stack["tags"].get(PREFIX_TAG):
+            works[stack["tags"][PREFIX_TAG]] = stack
         elif kind:
             by_kind[kind] = stack
+    for prefix in works:
+        instances.setdefault(prefix, {"prefix": prefix, "stack": None})
     if details:
         for prefix, deleted in deleted_instances(cloudformation, app, [stack["name"] for stack in stacks]).items():
             instances.setdefault(prefix, {"prefix": prefix, "stack": None, "deleted": deleted})
     for prefix in module.params["prefixes"]:
         instances.setdefault(prefix, {"prefix": prefix, "stack": None})
+    sizes = file_system_sizes(module.client("efs", retry_decorator=retry)) if details and works else None
+    for prefix, entry in instances.items():
+        entry["work"] = work_facts(works[prefix], sizes) if prefix in works else None
     if details:
         ecs = module.client("ecs", retry_decorator=retry)
         autoscaling = module.client("autoscaling", retry_decorator=retry)
