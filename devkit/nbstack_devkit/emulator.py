@@ -54,6 +54,9 @@ stay as they are for AWS. The list, one entry per property:
   without its file system. It is stored under the API's names
   (`efsVolumeConfiguration`, `fileSystemId`, `authorizationConfig.iam`), as
   ECS returns it; the local ECS agent mounts the work volume from it.
+- `Ref` of an `AWS::EFS::AccessPoint`: the emulator's access point has no
+  physical id, so `!Ref` (and `${AccessPoint}` in a `!Sub`) gives the
+  object's Python repr; as on AWS, it is the access point id (`fsap-…`).
 
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
@@ -339,8 +342,12 @@ def task_definition_volumes(template_volumes: Any) -> list[dict[str, Any]]:
 
 
 def _fill_task_definition_gaps() -> None:
-    """A task definition made from a template keeps its EFS volumes under the API's names (the module's list)."""
+    """A task definition made from a template keeps its EFS volumes under the API's names; an access point's Ref is its id."""
     from moto.ecs.models import TaskDefinition
+    from moto.efs.models import AccessPoint
+
+    if "physical_resource_id" not in AccessPoint.__dict__:
+        AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)  # type: ignore[attr-defined]
 
     create = TaskDefinition.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 

@@ -124,3 +124,8 @@ def test_a_task_definitions_efs_volume_is_described_as_ecs_describes_it(emulator
         },
         {"name": "disk", "host": {"sourcePath": "/var/lib/x"}},
     ]
+    # Ref of the file system and of the access point: their ids, as EFS knows them.
+    efs = emulator.client("efs")
+    (access_point,) = efs.describe_access_points(AccessPointId=outputs["AccessPointId"])["AccessPoints"]
+    assert outputs["AccessPointId"].startswith("fsap-") and access_point["FileSystemId"] == outputs["FileSystemId"]
+    assert efs.describe_file_systems(FileSystemId=outputs["FileSystemId"])["FileSystems"]
