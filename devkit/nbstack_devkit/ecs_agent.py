@@ -260,7 +260,12 @@ def efs_directory(name: str, config: Mapping[str, Any], efs: Any, state_dir: Pat
     if not root.is_absolute() or ".." in root.parts:
         raise TaskDefinitionError(f"{where}: access point {access_point_id} has root directory {str(root)!r}, not an absolute path")
     directory = efs_root(state_dir, file_system_id).joinpath(*root.parts[1:])
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        # EFS makes a missing root directory on the first mount, with the access point's CreationInfo mode.
+        directory.mkdir(parents=True)
+        permissions = ((access_point.get("RootDirectory") or {}).get("CreationInfo") or {}).get("Permissions")
+        if permissions:
+            directory.chmod(int(str(permissions), 8))
     return LocalVolume(name, directory, file_system_id, access_point_id)
 
 

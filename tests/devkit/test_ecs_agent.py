@@ -90,6 +90,7 @@ def test_an_efs_volume_is_a_folder_of_its_file_system_at_the_access_points_root(
 
     folder = tmp_path / "efs" / fs / "home"
     assert folder.is_dir()
+    assert folder.stat().st_mode & 0o777 == 0o750  # the access point's CreationInfo
     assert plan.mounts == {WORK: folder}
     assert plan.environ["NBSTACK_WORK_DIR"] == str(folder)
     assert plan.environ["OTHER"] == "/opt/x"
