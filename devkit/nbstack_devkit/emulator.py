@@ -44,19 +44,14 @@ stay as they are for AWS. The list, one entry per property:
 - `AWS::ECR::Repository` `EmptyOnDelete`: deleting the persistent stack
   deletes the repository with its images (image.yml has pushed some before
   the first up.yml); the emulator refuses a repository that holds images.
+- `AWS::ECS::TaskDefinition` `Volumes[].EFSVolumeConfiguration`: the model
+  camel-cases each key, so the API answered `eFSVolumeConfiguration`,
+  `filesystemId` and `iAM`; it answers ECS's own names.
+- `AWS::EFS::AccessPoint` `Ref` and `GetAtt`: the model has no physical ID,
+  so `!Ref AccessPoint` gave the object's repr; it gives the access point ID.
 - `Export` of an output after a stack update: the emulator keeps the value
   the export had at create, so a stack created later imports a stale value
   (the model bucket a persistent stack was given on a later run).
-- `AWS::ECS::TaskDefinition` `Volumes[].EFSVolumeConfiguration` (create,
-  and the demo's update): the emulator camel-cases the template's keys
-  letter by letter (`eFSVolumeConfiguration`, `filesystemId`, `iAM`), names
-  the ECS API does not have, so DescribeTaskDefinition returns the volume
-  without its file system. It is stored under the API's names
-  (`efsVolumeConfiguration`, `fileSystemId`, `authorizationConfig.iam`), as
-  ECS returns it; the local ECS agent mounts the work volume from it.
-- `Ref` of an `AWS::EFS::AccessPoint`: the emulator's access point has no
-  physical id, so `!Ref` (and `${AccessPoint}` in a `!Sub`) gives the
-  object's Python repr; as on AWS, it is the access point id (`fsap-…`).
 
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
@@ -294,6 +289,8 @@ def fill_template_gaps() -> None:
 
     _follow_target_group_updates()
     _follow_export_updates()
+    _fill_access_point_gaps()
+    _fill_task_definition_volume_gaps()
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
 
@@ -307,56 +304,6 @@ def fill_template_gaps() -> None:
     ResourceMap._delete_resource = delete_unless_retained  # type: ignore[method-assign]
     FakeBucket._nbstack_gaps_filled = True  # type: ignore[attr-defined]
     _fill_repository_gaps()
-    _fill_task_definition_gaps()
-
-
-#: CloudFormation's names in a task definition volume that pascal_to_camelcase does not turn into the ECS API's.
-_VOLUME_KEYS = {
-    "eFSVolumeConfiguration": "efsVolumeConfiguration",
-    "filesystemId": "fileSystemId",
-    "iAM": "iam",
-    "fSxWindowsFileServerVolumeConfiguration": "fsxWindowsFileServerVolumeConfiguration",
-}
-
-
-def task_definition_volumes(template_volumes: Any) -> list[dict[str, Any]]:
-    """A task definition template's `Volumes` under the ECS API's names, as ECS returns them.
-
-    An EFS volume without `rootDirectory` gets "/", as the emulator's own
-    RegisterTaskDefinition does.
-    """
-    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
-
-    def rename(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_VOLUME_KEYS.get(key, key): rename(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [rename(item) for item in value]
-        return value
-
-    volumes = rename(remap_nested_keys(template_volumes or [], pascal_to_camelcase))
-    for volume in volumes:
-        if "efsVolumeConfiguration" in volume:
-            volume["efsVolumeConfiguration"].setdefault("rootDirectory", "/")
-    return list(volumes)
-
-
-def _fill_task_definition_gaps() -> None:
-    """A task definition made from a template keeps its EFS volumes under the API's names; an access point's Ref is its id."""
-    from moto.ecs.models import TaskDefinition
-    from moto.efs.models import AccessPoint
-
-    if "physical_resource_id" not in AccessPoint.__dict__:
-        AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)  # type: ignore[attr-defined]
-
-    create = TaskDefinition.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
-
-    def create_with_volumes(cls: type[TaskDefinition], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
-        task_definition = create(cls, resource_name, cloudformation_json, *args, **kwargs)
-        task_definition.volumes = task_definition_volumes((cloudformation_json.get("Properties") or {}).get("Volumes"))
-        return task_definition
-
-    TaskDefinition.create_from_cloudformation_json = classmethod(create_with_volumes)  # type: ignore[method-assign,assignment]
 
 
 def _fill_repository_gaps() -> None:
@@ -375,6 +322,62 @@ def _fill_repository_gaps() -> None:
 
     Repository.create_from_cloudformation_json = classmethod(create_noting_empty_on_delete)  # type: ignore[method-assign,assignment]
     Repository.delete = delete  # type: ignore[method-assign]
+
+
+def ecs_volumes(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """A template's task definition `Volumes` as ECS's API spells them (`efsVolumeConfiguration.fileSystemId`...).
+
+    The emulator camel-cases the template's keys one by one, which gives
+    `eFSVolumeConfiguration`, `filesystemId` and `iAM`.
+    """
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+
+    volumes = remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase)
+    for volume in volumes:
+        efs = volume.pop("eFSVolumeConfiguration", None)
+        if efs is None:
+            continue
+        if "filesystemId" in efs:
+            efs["fileSystemId"] = efs.pop("filesystemId")
+        efs.setdefault("rootDirectory", "/")
+        authorization = efs.get("authorizationConfig") or {}
+        if "iAM" in authorization:
+            authorization["iam"] = authorization.pop("iAM")
+        volume["efsVolumeConfiguration"] = efs
+    return volumes
+
+
+def _fill_task_definition_volume_gaps() -> None:
+    """A task definition made from a template has its EFS volume under ECS's API names (see ecs_volumes)."""
+    from moto.ecs.models import TaskDefinition
+
+    create = TaskDefinition.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_with_api_volumes(
+        cls: type[TaskDefinition], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> TaskDefinition:
+        task_definition = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        task_definition.volumes = ecs_volumes(cloudformation_json.get("Properties") or {})
+        return task_definition
+
+    TaskDefinition.create_from_cloudformation_json = classmethod(create_with_api_volumes)  # type: ignore[method-assign,assignment]
+
+
+def _fill_access_point_gaps() -> None:
+    """`Ref` of an `AWS::EFS::AccessPoint` is its ID, and `GetAtt` gives `AccessPointId` and `Arn`, as on AWS."""
+    from moto.efs.models import AccessPoint
+
+    def get_cfn_attribute(self: AccessPoint, attribute_name: str) -> str:
+        if attribute_name == "AccessPointId":
+            return self.access_point_id
+        if attribute_name == "Arn":
+            return self.access_point_arn
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        raise UnformattedGetAttTemplateException()
+
+    AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)  # type: ignore[attr-defined]
+    AccessPoint.get_cfn_attribute = get_cfn_attribute  # type: ignore[attr-defined]
 
 
 def _follow_target_group_updates() -> None:
@@ -490,7 +493,7 @@ def follow_task_definition_updates() -> Callable[[], None]:
         original, template = original_resource, cloudformation_json
         properties = template["Properties"]
         containers = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
-        volumes = task_definition_volumes(properties.get("Volumes"))
+        volumes = ecs_volumes(properties)
         if (
             properties.get("Family", original.family) == original.family
             and [{**defaults, **container} for container in containers] == original.container_definitions

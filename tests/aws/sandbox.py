@@ -497,12 +497,14 @@ class Team:
 
     # ------------------------------------------------------- teardown
     def teardown(self) -> list[str]:
-        """down.yml for each person, down.yml -e persistent=absent, then the sweep; what each step left, as lines."""
+        """down.yml (work volume purged) for each person, down.yml -e persistent=absent, then the sweep; what each step left, as lines."""
         notes = []
-        people = set(self.prefixes) | {s["StackName"].removeprefix(self.app + "-") for s in self.live_stacks()}
+        people = set(self.prefixes) | {
+            s["StackName"].removeprefix(self.app + "-").removesuffix("-work") for s in self.live_stacks()
+        }
         people -= {"network", "persistent"}
         for prefix in sorted(people):
-            run = self.down(prefix)
+            run = self.down(prefix, "-e", "purge_work=true", "-e", "force=true")
             if run.returncode != 0:
                 notes.append(f"down.yml -e prefix={prefix} failed (exit {run.returncode}); the sweep removes what it left")
         if self.live_stacks():
@@ -574,8 +576,10 @@ def sweep(aws: Account, app: str) -> list[str]:
 
 
 def _stack_order(app: str, name: str) -> int:
-    """People's stacks first, then persistent, then network (each imports from the next)."""
-    return {f"{app}-persistent": 1, f"{app}-network": 2}.get(name, 0)
+    """People's server stacks first, then their work stacks, then persistent, then network (each imports from the next)."""
+    if name.endswith("-work"):
+        return 1
+    return {f"{app}-persistent": 2, f"{app}-network": 3}.get(name, 0)
 
 
 def _sweep_stacks(aws: Account, app: str) -> list[str]:

@@ -177,6 +177,39 @@ def test_a_model_saved_and_loaded_from_a_notebook_is_a_version_in_the_bucket(tea
     assert team.aws.s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
 
 
+# ------------------------------------------------------------------ work volume
+def test_files_in_the_work_directory_outlive_down_and_up_on_the_efs_volume(team: Team, pushed_image: str) -> None:
+    """The task mounts the person's EFS access point (TLS, the task role's IAM authorization) and finds it again.
+
+    What the emulator cannot show: ECS mounting an EFS volume with IAM
+    authorization through the access point, as the notebook user, and the
+    same files after the instance and the task are gone. Also measured: how
+    long the work stack's creation took (the mount targets).
+    """
+    import requests
+
+    serving(team, "alice", "-e", NEVER_IDLE)
+    work = team.stack(f"{team.app}-alice-work")
+    assert work is not None and work["StackStatus"].endswith("_COMPLETE")
+    nonce = secrets.token_hex(8)
+    url = team.notebook_url("alice").rstrip("/")
+    headers = {"Authorization": f"token {team.api_token('alice')}"}
+    body = {"type": "file", "format": "text", "content": f"kept {nonce}\n"}
+    put = requests.put(f"{url}/api/contents/aws-suite-kept.txt", json=body, headers=headers, timeout=60)
+    assert put.status_code in (200, 201), put.text
+
+    assert team.down("alice").returncode == 0
+    assert team.stack(f"{team.app}-alice-work") is not None
+    serving(team, "alice", "-e", NEVER_IDLE)
+
+    got = requests.get(f"{url}/api/contents/aws-suite-kept.txt", params={"content": "1"}, headers=headers, timeout=60)
+    assert got.status_code == 200 and got.json()["content"] == f"kept {nonce}\n", got.text
+    file_system = team.outputs(f"{team.app}-alice-work")["FileSystemId"]
+    (described,) = team.aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
+    assert described["Encrypted"] is True
+    requests.delete(f"{url}/api/contents/aws-suite-kept.txt", headers=headers, timeout=60)
+
+
 # ------------------------------------------------------------------- placement
 def test_two_prefixes_started_together_each_land_on_their_own_instance_and_one_idle_stop_leaves_the_other(team: Team, pushed_image: str) -> None:
     if team.stack(f"{team.app}-persistent") is None or team.stack(f"{team.app}-network") is None:
@@ -262,8 +295,8 @@ def test_persistent_absent_then_up_keeps_the_same_model_bucket_and_its_objects(t
 
     for summary in team.live_stacks():
         prefix = summary["StackName"].removeprefix(team.app + "-")
-        if prefix not in ("network", "persistent"):
-            assert team.down(prefix).returncode == 0
+        if prefix not in ("network", "persistent") and not prefix.endswith("-work"):
+            assert team.down(prefix, "-e", "purge_work=true").returncode == 0
     gone = team.run("down.yml", "-e", "persistent=absent", prefix="alice")
 
     assert gone.returncode == 0, gone.tail(60)

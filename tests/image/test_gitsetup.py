@@ -74,3 +74,37 @@ def test_a_clone_killed_half_way_is_made_again_at_the_next_start(configured: Set
     (work / "mine.txt").write_text("work\n")
     assert gitsetup.clone_if_missing(configured) == "kept"
     assert (work / "mine.txt").read_text() == "work\n"
+
+
+def push_autosave(configured: Settings, branch: str, content: str) -> None:
+    """An autosave branch on the host, as an earlier server of someone pushed it."""
+    elsewhere = configured.work_dir.parent / f"elsewhere-{branch.replace('/', '-')}"
+    user_git(["clone", "--quiet", configured.repo_url, str(elsewhere)])
+    (elsewhere / "unsaved.py").write_text(content)
+    git("add", "unsaved.py", cwd=elsewhere)
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "snapshot", cwd=elsewhere)
+    user_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], cwd=elsewhere)
+
+
+def test_a_fresh_volume_offers_the_newest_autosave_branch_in_one_command(
+    configured: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    push_autosave(configured, "autosave/alice/20261126T170000Z", "older\n")
+    push_autosave(configured, "autosave/alice/20261127T090000Z", "newest\n")
+    push_autosave(configured, "autosave/alicia/20261128T090000Z", "someone else's\n")
+    work = configured.work_dir
+
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+
+    note = (work / gitsetup.RESTORE_NOTE).read_text()
+    command = "git checkout -b restored origin/autosave/alice/20261127T090000Z"
+    assert command in note and "alicia" not in note
+    assert command in caplog.text
+    assert git("status", "--porcelain", cwd=work) == ""  # the note is git-ignored
+    subprocess.run(command.split(), cwd=work, check=True, capture_output=True, env=git_environ())
+    assert (work / "unsaved.py").read_text() == "newest\n"
+
+
+def test_a_fresh_volume_without_autosave_branches_gets_no_note(configured: Settings) -> None:
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+    assert not (configured.work_dir / gitsetup.RESTORE_NOTE).exists()

@@ -248,6 +248,31 @@ def test_a_failed_autosave_postpones_the_stop_until_a_save_succeeds() -> None:
     assert calls.count("autosave") == 2 and calls[-2] == "scale" and watcher.stopped is not None
 
 
+@pytest.mark.parametrize(
+    "outcome",
+    [autosave.Result("failed", detail="push refused"), autosave.Result("pushed", left_out=(autosave.LeftOut("data/big.parquet", "over 100 MiB"),))],
+    ids=["failed", "left-out"],
+)
+def test_on_a_work_volume_an_unpushed_save_does_not_hold_up_the_stop(
+    outcome: autosave.Result, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scale-in takes the instance, not the volume: the files stay, the tag says what was not pushed."""
+    calls: list[str] = []
+
+    def save() -> autosave.Result:
+        calls.append("autosave")
+        return outcome
+
+    watcher = Watcher(
+        read=lambda: activity(90), scaler=FakeScaler(calls), autosave=save, idle_timeout_minutes=60, clock=lambda: T0,
+        work_kept=True,
+    )
+    watcher.check_once()
+    assert calls[-3:] == ["publish nbstack:autosave", "scale", "publish nbstack:stop-reason,nbstack:stopped-at"]
+    assert watcher.stopped is not None
+    assert "the files stay on the work volume" in caplog.text
+
+
 def test_an_unreadable_server_is_never_a_reason_to_stop() -> None:
     def refused() -> policy.Activity:
         raise ConnectionRefusedError("not listening yet")

@@ -54,6 +54,7 @@ def test_one_row_per_prefix_with_its_state(status: PlaybookRun) -> None:
     assert table["running"][1] == "running"
     assert table["stopped"][1] == "stopped"
     assert table["gone"][1] == "absent"  # deleted with down.yml
+    assert table["gone"][5] == "0 B"  # its work volume stays
     assert table["never"][1] == "absent"  # your own prefix, never brought up
     assert status.changed == 0
 
@@ -62,8 +63,9 @@ def test_running_row_has_url_type_since_and_cost(status: PlaybookRun, aws: Clien
     persistent = aws.cloudformation.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]
     base = {o["OutputKey"]: o["OutputValue"] for o in persistent["Outputs"]}["NotebookUrlBase"]
     cells = rows(status)["running"]
-    prefix, state, instance_type, since, idle_for, per_hour, so_far, url = cells[:8]
+    prefix, state, instance_type, since, idle_for, work, per_hour, so_far, url = cells[:9]
     assert instance_type == "m5.xlarge" and url == f"{base}/running/"
+    assert work == "0 B"  # the emulator meters every file system at 0 bytes
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", since)
     assert idle_for == "unknown"  # no sidecar runs on the emulator to publish it
     # 0.214 + 100 GB gp3 at 0.088/GB-month, + the warm pool's stopped instance: its 100 GB volume only.
@@ -84,7 +86,7 @@ def test_a_group_at_zero_is_stopped_though_the_service_still_wants_its_task(stat
 def test_stopped_row_costs_only_its_warm_pool_volume_and_says_why(status: PlaybookRun) -> None:
     cells = rows(status)["stopped"]
     # No instance runs: only the warm pool's stopped instance bills, its 100 GB gp3 root volume.
-    assert cells[3] == "2026-01-05 09:30" and cells[5] == "$0.012"
+    assert cells[3] == "2026-01-05 09:30" and cells[6] == "$0.012"
     assert "stopped: idle for 60.0 min" in status.text
 
 

@@ -26,7 +26,7 @@ class Module:
 
     check_mode = False
 
-    def __init__(self, force: bool = False, replace_instance: bool = False) -> None:
+    def __init__(self, force: bool = False, replace_instance: bool = False, work_kept: bool = False) -> None:
         self.params = {
             "prefix": "alice",
             "cluster": "app",
@@ -36,6 +36,7 @@ class Module:
             "wait_interval": 0,
             "force": force,
             "replace_instance": replace_instance,
+            "work_kept": work_kept,
         }
         self.warnings: list[str] = []
 
@@ -209,3 +210,35 @@ def test_tasks_are_described_a_hundred_at_a_time() -> None:
     ecs = Ecs({f"t-{n}": ("RUNNING", "RUNNING") for n in range(150)})
     assert len(reading(ecs).running_tasks()) == 150
     assert ecs.described == [100, 50]
+
+
+@pytest.mark.parametrize(
+    "tag", ["failed 2026-11-27T09:12:03Z", SAVED + " left-out=2", None], ids=["failed", "left-out", "not-recorded"]
+)
+def test_on_the_work_volume_an_unpushed_save_is_reported_and_the_deletion_goes_on(tag: str | None) -> None:
+    """The stack's deletion takes the instance, not the work volume: nothing the save missed is lost."""
+    module = Module(work_kept=True)
+    found = Capacity(module, ["task-1"], tag)
+    result = stop(found, module)
+    assert result["stopped"] is True
+    assert result["autosave_problem"].endswith("only on the work volume")
+    assert len(module.warnings) == 1 and "force=true" not in module.warnings[0]
+    said = autosave_said({**result, "work_kept": True}, "alice")
+    assert said.startswith("Its work was not all pushed") and "stays for the next up.yml" in said
+
+
+def test_a_purge_refuses_the_failed_save_an_idle_stop_left_and_force_goes_ahead() -> None:
+    """Idle-stopped on the work volume after a failed save: purging the volume would lose that work."""
+    stale = "failed 2026-11-27T09:12:03Z"
+    module = Module()  # work_kept false: the volume is purged next
+    found = Capacity(module, [], None, tag_before=stale)
+    with pytest.raises(Failed, match=re.escape("its last autosave did not succeed (failed")) as failed:
+        stop(found, module, {"service": 1, "autoscaling_group": 0})
+    assert "only on the work volume" in str(failed.value) and found.calls == []
+    forced = Module(force=True)
+    result = stop(Capacity(forced, [], None, tag_before=stale), forced, {"service": 1, "autoscaling_group": 0})
+    assert result["autosave_problem"] and "force=true" in forced.warnings[0]
+    # Without a purge the same stopped server's record is only reported.
+    kept = Module(work_kept=True)
+    result = stop(Capacity(kept, [], None, tag_before=stale), kept, {"service": 1, "autoscaling_group": 0})
+    assert result["autosave_problem"] == "" and kept.warnings == []

@@ -10,17 +10,24 @@ A first clone killed half-way (the container stopped during it) leaves a
 checkout that is missing objects or files. The clone marks the repository
 with `nbstack.cloneIncomplete` before it fetches and clears the mark once it
 has finished; the next start finds the mark and clones again.
+
+A fresh clone is a fresh work volume (a new person, or after a purge): when
+the person has autosave branches, the newest is named in the log and in
+RESTORE-AUTOSAVE.md at the top of the clone (git ignores it), with the one
+command that restores it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from .contract import AUTOSAVE_BRANCH_PATTERN, AUTOSAVE_BRANCH_PREFIX
 from .gitcmd import git
 from .privatefiles import write_private
 from .settings import Settings
@@ -32,6 +39,8 @@ log = logging.getLogger("nbstack.git")
 DEFAULT_TOKEN_USER = "x-access-token"
 #: Set in a clone's .git/config from before its fetch until it has finished.
 INCOMPLETE_MARK = "nbstack.cloneIncomplete"
+#: The note a fresh clone gets when the person has an autosave branch to restore.
+RESTORE_NOTE = "RESTORE-AUTOSAVE.md"
 
 
 def credential_line(repo_url: str, token: str) -> str:
@@ -115,7 +124,47 @@ def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
     except subprocess.CalledProcessError as error:
         raise RuntimeError(f"git clone of {settings.repo_url} failed: {error.stderr.strip()}") from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)
+    offer_newest_autosave(work_dir, settings.prefix)
     return "cloned"
+
+
+def newest_autosave(work_dir: Path, prefix: str) -> str | None:
+    """The person's newest autosave branch among those a fresh clone fetched (origin/autosave/<prefix>/...)."""
+    found = git(
+        ["for-each-ref", "--format=%(refname:lstrip=3)", f"refs/remotes/origin/{AUTOSAVE_BRANCH_PREFIX}{prefix}/"],
+        cwd=work_dir,
+        check=False,
+    )
+    branches = [name for name in found.stdout.split() if re.match(AUTOSAVE_BRANCH_PATTERN, name)]
+    # autosave/<prefix>/<UTC stamp>: the stamps sort by time.
+    return max(branches, default=None)
+
+
+def offer_newest_autosave(work_dir: Path, prefix: str) -> str | None:
+    """Name the newest autosave branch of a fresh clone in the log and in RESTORE_NOTE; never fails the start."""
+    try:
+        branch = newest_autosave(work_dir, prefix)
+        if branch is None:
+            return None
+        command = f"git checkout -b restored origin/{branch}"
+        (work_dir / RESTORE_NOTE).write_text(
+            "# Your earlier work\n\n"
+            "This server started on a fresh work volume (your first start, or after a purge).\n"
+            f"Your newest autosave branch is `{branch}`: what your last server had not pushed,\n"
+            "committed as it was (its commit message lists what was left out, and how to\n"
+            "bring back stashes).\n\n"
+            f"To continue from it, run in a terminal here:\n\n    {command}\n\n"
+            "git ignores this file; delete it when you no longer need it.\n"
+        )
+        exclude = work_dir / ".git" / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a") as handle:
+            handle.write(f"/{RESTORE_NOTE}\n")
+        log.warning("fresh work volume: your newest autosave branch is %s; restore it with: %s", branch, command)
+        return branch
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("could not look for autosave branches to restore: %s", error)
+        return None
 
 
 def _empty(work_dir: Path) -> None:

@@ -90,6 +90,12 @@ def _port(raw: str) -> int:
     return int(raw)
 
 
+def _boolean(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ValueError(f"must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def _number(low: float, high: float, *, what: str = "a number", low_open: bool = False) -> Callable[[str], float]:
     """A parser of numbers in [low, high] (in (low, high] when `low_open`)."""
     interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
@@ -182,6 +188,13 @@ VARIABLES: tuple[Variable, ...] = (
         _number(0, 102400, what="MiB"),
     ),
     Variable(
+        "NBSTACK_WORK_KEPT",
+        "false",
+        "true when the work directory outlives the task (the person's work volume): then what an autosave could "
+        "not push stays there, and does not hold up an idle stop.",
+        _boolean,
+    ),
+    Variable(
         "NBSTACK_IDLE_TIMEOUT_MINUTES",
         "60",
         "Idle stop: minutes without activity and without a busy kernel before the sidecar autosaves and scales "
@@ -246,6 +259,7 @@ class Settings:
     warehouse_role_arn: str
     autosave_timeout: float
     autosave_max_file_mb: float
+    work_kept: bool
     idle_timeout_minutes: float
     max_lifetime_hours: float
     idle_poll_seconds: float

@@ -14,8 +14,11 @@ NBSTACK_IDLE_POLL_SECONDS it asks the Jupyter server over its REST API, with
 The policy (nbstack_runtime.policy) decides; once it says stop:
 
 1. autosave runs, as on SIGTERM (nothing unpushed is lost), and its outcome
-   is tagged on the service (nbstack:autosave); a failed save postpones the
-   stop to the next poll;
+   is tagged on the service (nbstack:autosave). When the work directory is on
+   the instance's disk, a failed save, or paths left out of it, postpone the
+   stop to the next poll; on the person's work volume (NBSTACK_WORK_KEPT),
+   which outlives the instance, the files stay there and the stop goes on
+   (the tag says what was not pushed);
 2. the scaler (nbstack_runtime.scaler) takes the auto scaling group to zero;
    the task ends with its instance;
 3. once that call has succeeded, the service is tagged with when and why
@@ -143,6 +146,8 @@ class Watcher:
     clock: Callable[[], datetime] = _utc_now
     #: Seconds the autosave's outcome may take to reach the service's tags.
     record_timeout: float = RECORD_TIMEOUT_SECONDS
+    #: The work directory outlives the instance (the person's work volume).
+    work_kept: bool = False
     stopped: Decision | None = None
     _published: tuple[str, float] | None = None
 
@@ -183,7 +188,15 @@ class Watcher:
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
         record(result, self.scaler, timeout=self.record_timeout)  # logs a failure; never a reason to keep paying
-        if result.status == "failed":
+        if self.work_kept and (result.status == "failed" or result.left_out):
+            # The scale-in takes the instance, not the work volume.
+            unpushed = (
+                f"failed ({result.detail or 'see the autosave log above'})"
+                if result.status == "failed"
+                else f"left {len(result.left_out)} path(s) out"
+            )
+            log.warning("idle stop goes on although the autosave %s: the files stay on the work volume", unpushed)
+        elif result.status == "failed":
             # The group's scale-in terminates the instance, and the work
             # directory with it: no stop until a save has succeeded.
             log.error(
@@ -192,7 +205,7 @@ class Watcher:
                 result.detail or "see the autosave log above",
             )
             return
-        if result.left_out:
+        elif result.left_out:
             # Left out of the snapshot (too large, unreadable, a repository of its own):
             # on the instance's disk only, which the scale-in would take with it.
             log.error(
@@ -291,6 +304,7 @@ def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | No
         idle_timeout_minutes=settings.idle_timeout_minutes,
         max_lifetime_hours=settings.max_lifetime_hours,
         poll_seconds=settings.idle_poll_seconds,
+        work_kept=settings.work_kept,
     )
 
 

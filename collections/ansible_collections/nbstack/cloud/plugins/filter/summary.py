@@ -88,6 +88,8 @@ def autosave_said(instance, prefix):
     """What became of the work of a server down.yml took down, from the capacity module's autosave record."""
     record = instance.get("autosave") or {}
     problem = instance.get("autosave_problem")
+    if problem and instance.get("work_kept"):
+        return f"Its work was not all pushed: {problem}, which stays for the next up.yml."
     if problem:
         return f"Its work was NOT saved: {problem}; -e force=true went ahead anyway."
     if instance.get("stopped"):

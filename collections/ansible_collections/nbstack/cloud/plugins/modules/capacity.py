@@ -24,8 +24,10 @@ Whenever a running task is stopped here, the autosave's result is read from
 the tag the container writes on its service (contract.AUTOSAVE_TAG, cleared
 first so only this stop's result counts). A save that failed, or a stopped
 task that recorded none, stops the run before anything that would lose the
-instance's disk (the stack's deletion, an instance replacement) unless
-O(force): the server stays stopped, its instance and its files stay.
+work directory (the stack's deletion, an instance replacement, a purge of the
+work volume) unless O(force): the server stays stopped, its instance and its
+files stay. With O(work_kept) (the work directory is the person's work
+volume, which outlives all of these) it is reported and the run goes on.
 
 Placement never fails for want of an instance, so ECS's placement back-off
 (30 s to minutes) never starts.
@@ -68,7 +70,10 @@ description:
     service (tag C(nbstack:autosave)) is checked. When the save failed, or
     a stopped task recorded none, the module fails (the service stays at 0,
     the group and the instance with the work on its disk stay) unless
-    O(force), which only warns.
+    O(force), which only warns, or O(work_kept), which reports it.
+  - C(state=stopped) without O(work_kept) (the work volume is about to be
+    purged) also checks the record a server stopped earlier (the idle stop)
+    left.
   - In check mode nothing changes and nothing is awaited; C(changed) says
     whether something would.
 author:
@@ -112,6 +117,15 @@ options:
     description: >-
       Go on (with a warning) when the autosave of the stopped server failed
       or was not recorded (C(state=prepared) and C(state=stopped)).
+    type: bool
+    default: false
+  work_kept:
+    description: >-
+      The work directory is the person's work volume and outlives what comes
+      next (the instance's replacement, the stack's deletion): an autosave that
+      did not push everything is reported in C(autosave_problem) and the run
+      goes on. False when the work is on the instance's disk, or when the
+      volume is about to be purged.
     type: bool
     default: false
   register_timeout:
@@ -377,26 +391,31 @@ def result(capacity, **values):
     return dict(values, timeline=capacity.timeline, waited=round(capacity.waited, 1))
 
 
-def autosave_problem(stopped_a_task, record):
-    """Why the work on the instance may be unsaved, from the last autosave record; "" when it is saved.
+def autosave_problem(stopped_a_task, record, where="the instance's disk"):
+    """Why the work may be unsaved, from the last autosave record; "" when it is saved.
 
     stopped_a_task: whether a running task was stopped just now (its record
-    was cleared first, so a record found is that stop's).
+    was cleared first, so a record found is that stop's). where: where the
+    unpushed work is now.
     """
     if record is None:
         if stopped_a_task:
-            return "the stopped task recorded no autosave result (its log says what happened): the work may be only on the instance's disk"
+            return f"the stopped task recorded no autosave result (its log says what happened): the work may be only on {where}"
         return ""
     when = record["at"] or "time unknown"
     if record["status"] not in ("saved", "nothing"):
-        return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on the instance's disk"
+        return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on {where}"
     if record["left_out"]:
-        # Until the work directory outlives the instance, what the snapshot left out is on its disk only.
         return (
             f"its last autosave ({when}) left {record['left_out']} path(s) out (too large, unreadable, or a repository"
-            " of its own; the snapshot's commit message names them): they are only on the instance's disk"
+            f" of its own; the snapshot's commit message names them): they are only on {where}"
         )
     return ""
+
+
+def where_work_is(params):
+    """Where a person's unpushed work lives, for the messages."""
+    return "the work volume" if params["work_kept"] else "the instance's disk"
 
 
 def stop_task(module, capacity, service, was, what):
@@ -425,7 +444,10 @@ def stop_task(module, capacity, service, was, what):
     if running:
         capacity.note("task stopped")
     record = capacity.autosave(service)
-    problem = autosave_problem(running, record)
+    problem = autosave_problem(running, record, where_work_is(params))
+    if problem and params["work_kept"]:
+        module.warn(f"The server {params['prefix']} is stopped, but {problem}, which {what} keeps.")
+        return running, record, problem
     if problem and not params["force"]:
         module.fail_json(
             msg=(
@@ -462,9 +484,23 @@ def prepare(module, capacity, service, group, was):
 def stop(module, capacity, service, group, was):
     """Before the stack's deletion: a running server stopped, its autosave checked."""
     if was["autoscaling_group"] < 1:
-        # Stopped by the idle stop, which scales to 0 only after a save succeeded;
-        # the instance and its disk are gone already.
-        return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=capacity.autosave(service))
+        # Stopped already (the idle stop); the instance is gone. Its last
+        # save matters only when the work volume goes next (a purge): on the
+        # volume the idle stop goes ahead whatever the save pushed.
+        record = capacity.autosave(service)
+        problem = "" if module.params["work_kept"] else autosave_problem(False, record, "the work volume")
+        if problem and not module.params["force"]:
+            module.fail_json(
+                msg=(
+                    f"The server {module.params['prefix']} is stopped, but {problem}. So the deletion of its stack did"
+                    " not happen. Run up.yml to start the server again, push the work or move it off the volume, then"
+                    " run this again; or add -e force=true to go ahead and lose it."
+                ),
+                **result(capacity, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
+            )
+        if problem:
+            module.warn(f"Going ahead with -e force=true although {problem}.")
+        return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
     if module.check_mode:
         return result(capacity, changed=was["service"] >= 1, stopped=was["service"] >= 1, started=False, was=was, healthy=None)
     running, record, problem = stop_task(module, capacity, service, was, "the deletion of its stack")
@@ -526,6 +562,7 @@ def main():
             "target_group_arn": {"type": "str"},
             "replace_instance": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
+            "work_kept": {"type": "bool", "default": False},
             "stop_timeout": {"type": "int", "default": 300},
             "register_timeout": {"type": "int", "default": 900},
             "wait_timeout": {"type": "int", "default": 600},
