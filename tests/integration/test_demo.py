@@ -215,9 +215,11 @@ def git(work_dir: Path, *args: str) -> str:
         cwd=work_dir, env={"PATH": "/usr/bin:/bin", "HOME": str(work_dir)}, capture_output=True, text=True,
     )
     if os.geteuid() == 0:
-        # Run as root here (the notebook user cannot reach pytest's 0700 directories): hand back what git made.
-        for path in [work_dir / ".git", *(work_dir / ".git").rglob("*")]:
-            os.lchown(path, owner.st_uid, owner.st_gid)
+        # Run as root here (the notebook user cannot reach pytest's 0700 directories): hand back what git
+        # made or rewrote (objects, refs, the index, a file a stash put back).
+        for path in [work_dir, *work_dir.rglob("*")]:
+            if path.lstat().st_uid != owner.st_uid:
+                os.lchown(path, owner.st_uid, owner.st_gid)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 
