@@ -29,17 +29,23 @@ Start, in order:
    demo token, and the line `. <state>/env.sh`.
 
 While it runs, the local agent follows the service every 2 s (`watch`): an
-idle stop (the group at 0) or `down.yml` stops the task (SIGTERM: autosave)
-and keeps the work directory; `up.yml` after it starts a task again; a new
-task definition revision (`up.yml` with a changed setting) replaces the
-running task. `--idle-minutes N` (`make demo IDLE=N`) sets the idle timeout.
+idle stop (the group at 0) or `down.yml` stops the task (SIGTERM: autosave);
+`up.yml` after it starts a task again; a new task definition revision
+(`up.yml` with a changed setting) replaces the running task. The work
+directory is a local folder standing in for the person's EFS file system
+(`<state>/efs/<file system id>/...`, printed as `Work dir`): it survives
+the idle stop, `up.yml` and `down.yml` as the file system does on AWS, and
+goes when `down.yml -e purge_work=true` deletes the file system (a work
+volume that is a host path goes with the instance, as its disk does).
+`--idle-minutes N` (`make demo IDLE=N`) sets the idle timeout.
 
 Stop (Ctrl-C, SIGTERM, or `make demo-stop`): `down.yml`; the local
 agent sees the service gone and SIGTERMs the task as ECS would (the server
 pushes unsaved work to an `autosave/demo/<time>` branch); then the warehouse,
 the git server and the emulator stop. Everything lives in one state directory
-(NBSTACK_DEMO_DIR, default $TMPDIR/nbstack-demo), wiped at the next start, so
-the git server's repository can be inspected after a stop.
+(NBSTACK_DEMO_DIR, default $TMPDIR/nbstack-demo), wiped at the next start
+(a new demo is a new account), so the git server's repository and the work
+folder can be inspected after a stop.
 
 Tests use the same thing through `Rehearsal` (a context manager) with free
 ports; `make demo` prefers the ports in the settings (8888, 8889, 8418) and
@@ -71,7 +77,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .ecs_agent import LocalAgent, LocalTask
+from .ecs_agent import LocalAgent, LocalTask, LocalVolume
 from .emulator import REAL_ACCOUNT_VARIABLES, Emulator, follow_task_definition_updates, quiet
 from .gitserver import GitHttpServer
 from .paths import BIN, DEMO_DIR, ROOT
@@ -237,6 +243,21 @@ class Rehearsal:
         return next(iter(self.task.plan.mounts.values()))
 
     @property
+    def work_volume(self) -> LocalVolume:
+        """The volume behind the work directory: the person's EFS file system, or a host path on the instance's disk."""
+        assert self.task is not None
+        return next(iter(self.task.plan.volumes.values()))
+
+    def work_volume_note(self) -> str:
+        """What the work directory stands for, and what keeps it: said beside the `Work dir` line."""
+        volume = self.work_volume
+        if volume.outlives_the_instance:
+            return (f"the task's /home/jovyan/work: EFS file system {volume.file_system_id}, access point "
+                    f"{volume.access_point_id}; kept through an idle stop, up.yml and down.yml, deleted by "
+                    "down.yml -e purge_work=true")
+        return "the task's /home/jovyan/work, a host path on the instance's disk: deleted by an idle stop or down.yml"
+
+    @property
     def bare_repo(self) -> Path:
         return self.state_dir / "git" / self.repo_name
 
@@ -380,8 +401,12 @@ class Rehearsal:
         if done in ("started", "replaced"):
             self._wait_until_serving()
         self.agent.report()
+        purged = [
+            f"work file system {file_system} is gone (down.yml -e purge_work=true): its folder {folder} deleted"
+            for file_system, folder in self.agent.discarded_file_systems
+        ]
         if done is None:
-            return None
+            return "\n".join(purged) or None
         assert self.task is not None and before is not None
         revision = self.task.plan.task_definition_arn.rsplit("/", 1)[-1]
         if done == "stopped":
@@ -389,9 +414,14 @@ class Rehearsal:
                 why = "the auto scaling group is at 0 (idle stop)"
             else:
                 why = "the service wants no task (down.yml)"
-            return (f"{why}: stopped task {before.task_id} (SIGTERM: unsaved work pushed to an autosave branch); "
-                    f"the instance went with it, and its disk ({self.work_dir}), as on AWS. "
-                    "Start it again: ansible-playbook up.yml (a fresh clone; the work is on the autosave branch)")
+            if self.work_volume.outlives_the_instance:
+                disk = (f"the instance went with it, as on AWS; the work volume stays ({self.work_dir}, "
+                        f"EFS file system {self.work_volume.file_system_id}). "
+                        "Start it again: ansible-playbook up.yml (the same files, as you left them)")
+            else:
+                disk = (f"the instance went with it, and its disk ({self.work_dir}), as on AWS. "
+                        "Start it again: ansible-playbook up.yml (a fresh clone; the work is on the autosave branch)")
+            return "\n".join([f"{why}: stopped task {before.task_id} (SIGTERM: unsaved work pushed to an autosave branch); {disk}", *purged])
         if done == "replaced":
             return (f"new task definition {revision}: replaced task {before.task_id} with task {self.task.task_id} "
                     "as an ECS deployment does (SIGTERM and autosave first); "
@@ -544,7 +574,7 @@ def start_command(state_dir: Path, idle_minutes: int | None = None, free_ports: 
             f"    URL:       {demo.url}\n"
             f"    Password:  {demo.password}\n"
             f"    Clone:     git clone {demo.clone_url}\n"
-            f"    Work dir:  {demo.work_dir}   (the task's /home/jovyan/work volume)\n"
+            f"    Work dir:  {demo.work_dir}   ({demo.work_volume_note()})\n"
             f"    Server log: {demo.task.log_path}\n"
             f"    Idle stop: after {idle} minute{'' if idle == 1 else 's'} without use (make demo IDLE=N)\n"
             "  In another terminal, from this checkout, point ansible-playbook at the demo:\n"
@@ -560,8 +590,8 @@ def start_command(state_dir: Path, idle_minutes: int | None = None, free_ports: 
         while True:
             time.sleep(2)
             assert demo.agent is not None
-            line = demo.watch()
-            if line:
+            said = demo.watch()
+            for line in said.splitlines() if said else []:
                 print(f"[demo] {line}", flush=True)
             task = demo.task
             if task is not None and not task.running() and not demo.agent.stopped_by_agent:
@@ -580,7 +610,8 @@ def start_command(state_dir: Path, idle_minutes: int | None = None, free_ports: 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.stop()
         pid_file.unlink(missing_ok=True)
-        print(f"[demo] stopped. State kept until the next demo: {state_dir}", flush=True)
+        kept = f" (the work folder: {demo.work_dir})" if demo.task is not None else ""
+        print(f"[demo] stopped. State kept until the next demo: {state_dir}{kept}", flush=True)
     return code
 
 

@@ -24,13 +24,17 @@ them. This module plays the ECS agent's part for that one task:
    on `docker stop`), waits up to the container's `stopTimeout`, then
    SIGKILLs what is left, as ECS does;
 5. when the instance is gone with its task (the idle stop sets the group
-   to 0, `down.yml` deletes the stack), its disk goes too: the volumes'
-   directories are deleted, as the instance's root volume is on AWS (only
-   the autosave branch keeps the work); when the service wants a task again
-   (`up.yml`), it starts one on fresh volumes; when the service's task definition
-   changes (`up.yml` with a changed setting registers a new revision), it
-   replaces the running task: SIGTERM first (the autosave), then a task of
-   the new revision, as an ECS deployment does (`reconcile`);
+   to 0, `down.yml` deletes the stack), its disk goes too: the host path
+   volumes' directories are deleted, as the instance's root volume is on
+   AWS. An EFS volume (nbstack's work volume) is not on the instance: its
+   folder stays through the idle stop, `down.yml` and a replaced task, and
+   the next task mounts the same files, as the person's file system keeps
+   them on AWS; the folder goes only once its file system no longer exists
+   (`down.yml -e purge_work=true` deletes the person's work stack). When the
+   service wants a task again (`up.yml`), it starts one; when the service's
+   task definition changes (`up.yml` with a changed setting registers a new
+   revision), it replaces the running task: SIGTERM first (the autosave),
+   then a task of the new revision, as an ECS deployment does (`reconcile`);
 6. while its task serves, it registers the group's instance with the
    container's port in the service's target group and reports one running
    task, as ECS does for a service behind a load balancer; it deregisters
@@ -40,9 +44,18 @@ Every value comes from the task definition. What this machine cannot
 reproduce is made explicit, in one place each:
 
 - **volumes**: there is no mount namespace, so `/home/jovyan/work` cannot be
-  made to exist. Each task definition volume gets a local directory
-  (`<state>/volumes/<volume name>`, standing in for its `host.sourcePath`),
-  and every environment value that is a mount point's `containerPath`, or a
+  made to exist. Each task definition volume gets a local directory,
+  created when missing and owned by the notebook user (as root): a host
+  path volume `<state>/volumes/<volume name>` (standing in for its
+  `host.sourcePath` on the instance's disk); an EFS volume
+  `<state>/efs/<fileSystemId>/<the access point's root directory>`
+  (standing in for the person's file system; `<state>/efs/<fileSystemId>`
+  is the whole file system). An EFS volume is refused, with the reason, as
+  ECS would fail the task: an access point that does not exist or belongs
+  to another file system, transit encryption or IAM authorization not
+  ENABLED, a rootDirectory other than "/" with an access point. The access
+  point's POSIX user (jovyan, 1000:100) is played by the notebook user.
+  Every environment value that is a mount point's `containerPath`, or a
   path below it, is rewritten to that directory. That is how
   NBSTACK_WORK_DIR ends up local; nothing else is changed.
 - **ports**: there is no network namespace either, so the container binds the
@@ -103,10 +116,10 @@ import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .container import start_container, stop_process_group
+from .container import notebook_user, start_container, stop_process_group
 from .paths import BIN
 from .waits import wait_until
 
@@ -177,14 +190,130 @@ def resolve_secret(secretsmanager: Any, value_from: str) -> str:
     return value
 
 
-def volume_directories(task_definition: Mapping[str, Any], state_dir: Path) -> dict[str, Path]:
-    """A local directory for each volume of the task definition (standing in for host.sourcePath)."""
+@dataclass(frozen=True)
+class LocalVolume:
+    """The local directory standing in for one task definition volume."""
+
+    name: str
+    path: Path
+    #: The EFS file system the directory is a folder of; None for a host path on the instance's disk.
+    file_system_id: str | None = None
+    access_point_id: str | None = None
+
+    @property
+    def outlives_the_instance(self) -> bool:
+        """An EFS volume is the person's file system: kept when the instance goes, as on AWS."""
+        return self.file_system_id is not None
+
+
+def efs_root(state_dir: Path, file_system_id: str) -> Path:
+    """The local folder standing in for a whole EFS file system."""
+    return state_dir / "efs" / file_system_id
+
+
+def efs_directory(name: str, config: Mapping[str, Any], efs: Any, state_dir: Path) -> LocalVolume:
+    """The folder standing in for an EFS volume mounted through an access point, or a refusal saying why ECS would fail.
+
+    ECS requires transit encryption with an access point or with IAM
+    authorization, and a `rootDirectory` of "/" (or none) with an access
+    point, whose own root directory is the one mounted. nbstack's template
+    mounts the work volume with all three (its file system policy refuses
+    any other client); the demo runs only that.
+    """
+    file_system_id = str(config.get("fileSystemId") or "")
+    authorization = config.get("authorizationConfig") or {}
+    access_point_id = str(authorization.get("accessPointId") or "")
+    where = f"volume {name!r} (efsVolumeConfiguration of file system {file_system_id or '?'})"
+    if not file_system_id:
+        raise TaskDefinitionError(f"{where}: no fileSystemId")
+    if config.get("transitEncryption") != "ENABLED":
+        raise TaskDefinitionError(
+            f"{where}: transitEncryption is {config.get('transitEncryption', 'DISABLED (unset)')}; ECS mounts an access "
+            "point or an IAM-authorized volume only with transitEncryption ENABLED, and the work file system's policy "
+            "refuses clients without TLS"
+        )
+    if authorization.get("iam") != "ENABLED":
+        raise TaskDefinitionError(
+            f"{where}: authorizationConfig.iam is {authorization.get('iam', 'DISABLED (unset)')}; the work volume is "
+            "mounted with the task role's IAM authorization (set iam: ENABLED), which the work file system's policy requires"
+        )
+    if not access_point_id:
+        raise TaskDefinitionError(f"{where}: no authorizationConfig.accessPointId; the work volume is mounted through the person's access point")
+    if str(config.get("rootDirectory") or "/") != "/":
+        raise TaskDefinitionError(
+            f"{where}: rootDirectory is {config['rootDirectory']!r}; with an access point ECS requires \"/\" (or none): "
+            "the access point's own root directory is mounted"
+        )
+    try:
+        found = efs.describe_access_points(AccessPointId=access_point_id)["AccessPoints"]
+    except efs.exceptions.AccessPointNotFound:
+        found = []
+    if not found:
+        raise TaskDefinitionError(f"{where}: access point {access_point_id} does not exist; ECS would fail the task when it mounts the volume")
+    access_point = found[0]
+    if access_point.get("FileSystemId") != file_system_id:
+        raise TaskDefinitionError(
+            f"{where}: access point {access_point_id} belongs to file system {access_point.get('FileSystemId')}, "
+            f"not {file_system_id}; ECS would fail the task when it mounts the volume"
+        )
+    root = PurePosixPath((access_point.get("RootDirectory") or {}).get("Path") or "/")
+    if not root.is_absolute() or ".." in root.parts:
+        raise TaskDefinitionError(f"{where}: access point {access_point_id} has root directory {str(root)!r}, not an absolute path")
+    directory = efs_root(state_dir, file_system_id).joinpath(*root.parts[1:])
+    if not directory.exists():
+        # EFS makes a missing root directory on the first mount, with the access point's CreationInfo mode.
+        directory.mkdir(parents=True)
+        permissions = ((access_point.get("RootDirectory") or {}).get("CreationInfo") or {}).get("Permissions")
+        if permissions:
+            directory.chmod(int(str(permissions), 8))
+    return LocalVolume(name, directory, file_system_id, access_point_id)
+
+
+def volume_directories(task_definition: Mapping[str, Any], state_dir: Path, efs: Any = None) -> dict[str, LocalVolume]:
+    """A local directory for each volume of the task definition, created when missing.
+
+    A host path (or Docker) volume: `<state>/volumes/<volume name>`, on the
+    instance's disk, deleted with the instance (`LocalAgent.discard_instance_storage`).
+    An EFS volume: `<state>/efs/<fileSystemId>/<access point root path>`
+    (`efs`, a boto3 EFS client, reads the access point), kept until the
+    file system itself is gone (`discard_deleted_file_systems`).
+    """
     directories = {}
     for volume in task_definition.get("volumes", []):
+        if "efsVolumeConfiguration" in volume:
+            if efs is None:
+                raise TaskDefinitionError(f"volume {volume['name']!r} is an EFS volume: an EFS client is needed to read its access point")
+            directories[volume["name"]] = efs_directory(volume["name"], volume["efsVolumeConfiguration"], efs, state_dir)
+            continue
         directory = state_dir / "volumes" / volume["name"]
         directory.mkdir(parents=True, exist_ok=True)
-        directories[volume["name"]] = directory
+        directories[volume["name"]] = LocalVolume(volume["name"], directory)
     return directories
+
+
+def discard_deleted_file_systems(efs: Any, state_dir: Path, in_use: frozenset[Path] | set[Path] = frozenset()) -> list[tuple[str, Path]]:
+    """Delete the folder of each EFS file system the emulator no longer has (`down.yml -e purge_work=true`).
+
+    What went: (file system id, folder). A folder a running task mounts is
+    left alone; other answers than FileSystemNotFound (the emulator busy,
+    IAM) leave the folder too, for the next look.
+    """
+    root = state_dir / "efs"
+    if not root.is_dir():
+        return []
+    gone = []
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or any(path == folder or folder in path.parents for path in in_use):
+            continue
+        try:
+            efs.describe_file_systems(FileSystemId=folder.name)
+        except efs.exceptions.FileSystemNotFound:
+            shutil.rmtree(folder)
+            gone.append((folder.name, folder))
+            log.info("file system %s is gone: its folder %s deleted", folder.name, folder)
+        except Exception as error:  # noqa: BLE001 - looked at again next time
+            log.debug("file system %s: %s", folder.name, error)
+    return gone
 
 
 def remap_mounted_paths(environ: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
@@ -226,6 +355,8 @@ class TaskPlan:
     mounts: dict[str, Path]
     ports: list[int]
     stop_timeout: int
+    #: The volume behind each mount point, by container path.
+    volumes: dict[str, LocalVolume] = field(default_factory=dict)
 
 
 def plan_task(
@@ -233,15 +364,20 @@ def plan_task(
     secretsmanager: Any,
     state_dir: Path,
     container_name: str | None = None,
+    efs: Any = None,
 ) -> TaskPlan:
-    """The container's environment exactly as ECS builds it, plus the documented local stand-ins."""
+    """The container's environment exactly as ECS builds it, plus the documented local stand-ins.
+
+    `efs` (a boto3 EFS client) is needed when the task definition has an EFS volume.
+    """
     container = container_definition(task_definition, container_name)
-    volumes = volume_directories(task_definition, state_dir)
-    mounts = {}
+    volumes = volume_directories(task_definition, state_dir, efs)
+    mounted: dict[str, LocalVolume] = {}
     for mount in container.get("mountPoints", []):
         if mount["sourceVolume"] not in volumes:
             raise TaskDefinitionError(f"mount point uses unknown volume {mount['sourceVolume']!r}")
-        mounts[mount["containerPath"]] = volumes[mount["sourceVolume"]]
+        mounted[mount["containerPath"]] = volumes[mount["sourceVolume"]]
+    mounts = {path: volume.path for path, volume in mounted.items()}
 
     task_env = {item["name"]: item["value"] for item in container.get("environment", [])}
     secrets = {item["name"]: resolve_secret(secretsmanager, item["valueFrom"]) for item in container.get("secrets", [])}
@@ -258,6 +394,7 @@ def plan_task(
         mounts=mounts,
         ports=check_ports(container),
         stop_timeout=int(container.get("stopTimeout") or ECS_DEFAULT_STOP_TIMEOUT),
+        volumes=mounted,
     )
 
 
@@ -320,6 +457,13 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
             link.symlink_to(local, target_is_directory=True)
     env = image_environ(home, os.environ if outer is None else outer)
     env.update(plan.environ)
+    user = notebook_user(env)
+    if user is not None:
+        # The volumes are the notebook user's, as the host's directory (made for it) and
+        # the access point (every operation as its POSIX user) make them on AWS.
+        for local in plan.mounts.values():
+            if local.stat().st_uid != user.pw_uid:
+                os.chown(local, user.pw_uid, user.pw_gid)
     # The image's WORKDIR is HOME; terminals open there.
     process = start_container(env, task_dir / "container.log", cwd=home)
     (task_dir / "pid").write_text(f"{process.pid}\n")
@@ -336,6 +480,7 @@ class LocalAgent:
         self.cloudformation = emulator.client("cloudformation")
         self.autoscaling = emulator.client("autoscaling")
         self.elbv2 = emulator.client("elbv2")
+        self.efs = emulator.client("efs")
         self.stack_name = stack_name
         self.outputs = stack_outputs(self.cloudformation, stack_name)
         self.state_dir = state_dir
@@ -346,6 +491,8 @@ class LocalAgent:
         self.registered: tuple[str, str, int] | None = None
         #: The emulator's record of the running task (StartTask), until its container has exited.
         self.ecs_task_arn: str | None = None
+        #: The EFS folders the last look deleted, their file system gone: (file system id, folder).
+        self.discarded_file_systems: list[tuple[str, Path]] = []
         self._outer: Mapping[str, str] | None = None
 
     @property
@@ -389,9 +536,14 @@ class LocalAgent:
         return not self.stack_exists() or bool(self.group) and self.group_capacity() < 1
 
     def discard_instance_storage(self) -> None:
-        """Delete the volumes' directories, as a terminated instance's root volume goes (DeleteOnTermination)."""
-        shutil.rmtree(self.state_dir / "volumes", ignore_errors=True)
-        log.info("instance gone: its volumes (%s) deleted, as its root volume is on AWS", self.state_dir / "volumes")
+        """Delete the host path volumes' directories, as a terminated instance's root volume goes (DeleteOnTermination).
+
+        EFS volumes are not on the instance: their folders stay (see
+        `discard_deleted_file_systems`).
+        """
+        if (self.state_dir / "volumes").exists():
+            shutil.rmtree(self.state_dir / "volumes", ignore_errors=True)
+            log.info("instance gone: its host volumes (%s) deleted, as its root volume is on AWS", self.state_dir / "volumes")
 
     def group_capacity(self) -> int:
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
@@ -412,7 +564,7 @@ class LocalAgent:
             raise RuntimeError(f"service {self.service} in {self.cluster} wants no task")
         if outer is not None:
             self._outer = outer
-        plan = plan_task(task_definition, self.secretsmanager, self.state_dir)
+        plan = plan_task(task_definition, self.secretsmanager, self.state_dir, efs=self.efs)
         self.task = start_task(plan, self.state_dir, self._outer)
         self.stopped_by_agent = False
         self._record_started(task_definition)
@@ -463,7 +615,12 @@ class LocalAgent:
         - it wants a task and the agent had stopped its last one: "started".
 
         A task that exited by itself is left as it is (the caller reports it).
+        Each look also deletes the folder of an EFS file system that no
+        longer exists (`discarded_file_systems` says which), unless the
+        running task mounts it.
         """
+        in_use = {path for path in self.task.plan.mounts.values()} if self.task is not None and self.task.running() else set()
+        self.discarded_file_systems = discard_deleted_file_systems(self.efs, self.state_dir, in_use)
         wanted = self.wanted_task_definition()
         task = self.task
         if task is not None and task.running():

@@ -65,3 +65,67 @@ def test_a_bucket_an_update_drops_from_the_template_is_kept_when_retained(emulat
     assert cloudformation.describe_stacks(StackName="kept")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert names["ModelBucket"] in buckets and names["Other"] not in buckets
+
+
+def test_a_task_definitions_efs_volume_is_described_as_ecs_describes_it(emulator: Emulator) -> None:
+    """The template's EFSVolumeConfiguration (FilesystemId, IAM) under the API's names, as ECS returns it."""
+    template = {
+        "Resources": {
+            "FileSystem": {"Type": "AWS::EFS::FileSystem", "Properties": {"Encrypted": True}},
+            "AccessPoint": {
+                "Type": "AWS::EFS::AccessPoint",
+                "Properties": {
+                    "FileSystemId": {"Ref": "FileSystem"},
+                    "PosixUser": {"Uid": "1000", "Gid": "100"},
+                    "RootDirectory": {"Path": "/home"},
+                },
+            },
+            "TaskDefinition": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": "notebook",
+                    "Volumes": [
+                        {
+                            "Name": "work",
+                            "EFSVolumeConfiguration": {
+                                "FilesystemId": {"Ref": "FileSystem"},
+                                "TransitEncryption": "ENABLED",
+                                "AuthorizationConfig": {"AccessPointId": {"Ref": "AccessPoint"}, "IAM": "ENABLED"},
+                            },
+                        },
+                        {"Name": "disk", "Host": {"SourcePath": "/var/lib/x"}},
+                    ],
+                    "ContainerDefinitions": [
+                        {"Name": "notebook", "Image": "notebook:latest", "MemoryReservation": 512,
+                         "MountPoints": [{"SourceVolume": "work", "ContainerPath": "/home/jovyan/work"}]},
+                    ],
+                },
+            },
+        },
+        "Outputs": {
+            "TaskDefinitionArn": {"Value": {"Ref": "TaskDefinition"}},
+            "FileSystemId": {"Value": {"Ref": "FileSystem"}},
+            "AccessPointId": {"Value": {"Ref": "AccessPoint"}},
+        },
+    }
+    cloudformation = emulator.client("cloudformation")
+    cloudformation.create_stack(StackName="work", TemplateBody=json.dumps(template))
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cloudformation.describe_stacks(StackName="work")["Stacks"][0]["Outputs"]}
+    described = emulator.client("ecs").describe_task_definition(taskDefinition=outputs["TaskDefinitionArn"])["taskDefinition"]
+    assert described["volumes"] == [
+        {
+            "name": "work",
+            "efsVolumeConfiguration": {
+                "fileSystemId": outputs["FileSystemId"],
+                "rootDirectory": "/",
+                "transitEncryption": "ENABLED",
+                "authorizationConfig": {"accessPointId": outputs["AccessPointId"], "iam": "ENABLED"},
+            },
+        },
+        {"name": "disk", "host": {"sourcePath": "/var/lib/x"}},
+    ]
+    # Ref of the file system and of the access point: their ids, as EFS knows them.
+    efs = emulator.client("efs")
+    (access_point,) = efs.describe_access_points(AccessPointId=outputs["AccessPointId"])["AccessPoints"]
+    assert outputs["AccessPointId"].startswith("fsap-") and access_point["FileSystemId"] == outputs["FileSystemId"]
+    assert efs.describe_file_systems(FileSystemId=outputs["FileSystemId"])["FileSystems"]

@@ -3,14 +3,17 @@
 The demo runs as `make demo` runs it (`python -m nbstack_devkit.demo`, in a
 process of its own); the playbooks run in a shell that only sourced the env
 file (`. <state>/env.sh`), from the checkout, as the README writes them:
-status.yml, up.yml (a no-op), the sidecar's idle stop, up.yml restarting the
-server with the work still there, up.yml with a changed setting replacing the
-task (autosave first), down.yml, then `make demo-stop`.
+status.yml, up.yml (a no-op), work left on the work volume (a git-ignored
+data file, an unsaved notebook edit, a stash), up.yml with a one-minute idle
+timeout, the sidecar's own idle stop, up.yml restarting the server with the
+work as it was left, up.yml with a changed setting replacing the task
+(autosave first), down.yml, then `make demo-stop`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -29,9 +32,7 @@ from typing import Any
 import boto3
 import pytest
 
-from nbstack_devkit.emulator import REGION
 from nbstack_devkit.paths import ROOT
-from nbstack_runtime.scaler import AwsScaler
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,8 @@ PREFIX = "demo"
 BARE_ENV = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 #: A changed setting (a settings group is given whole).
 IDLE_30 = '{"notebook_idle": {"timeout_minutes": 30, "max_lifetime_hours": 0}}'
+#: The shortest idle timeout: the sidecar stops the server after a minute without use (and up to a minute more).
+IDLE_1 = '{"notebook_idle": {"timeout_minutes": 1, "max_lifetime_hours": 0}}'
 
 
 @dataclass
@@ -169,18 +172,116 @@ def container_env(env_file: Path) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container["environment"]}
 
 
-def contents(started: Started, path: str) -> int | None:
-    """The server's answer to GET api/contents/<path> with the person's API token (None: nothing listens)."""
+def api(started: Started, path: str, model: dict[str, Any] | None = None) -> tuple[int | None, Any]:
+    """The server's answer to GET (or, with a model, PUT) api/<path> with the person's API token: (status, JSON body).
+
+    (None, None) while nothing listens.
+    """
     with aws(started.env_file, "secretsmanager") as secretsmanager:
         token = secretsmanager.get_secret_value(SecretId=f"{APP}/{PREFIX}/api-token")["SecretString"]
-    request = urllib.request.Request(f"{started.url}api/contents/{path}", headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"{started.url}api/{path}",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        data=None if model is None else json.dumps(model).encode(),
+        method="GET" if model is None else "PUT",
+    )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, None
     except (urllib.error.URLError, OSError):
-        return None
+        return None, None
+
+
+def contents(started: Started, path: str) -> int | None:
+    """The server's answer to GET api/contents/<path> with the person's API token (None: nothing listens)."""
+    return api(started, f"contents/{path}")[0]
+
+
+def revision(started: Started) -> int:
+    """The revision of the task definition the person's stack names."""
+    with aws(started.env_file, "cloudformation") as cloudformation:
+        stack = cloudformation.describe_stacks(StackName=f"{APP}-{PREFIX}")["Stacks"][0]
+    arn = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["TaskDefinitionArn"]
+    return int(arn.rsplit(":", 1)[1])
+
+
+def git(work_dir: Path, *args: str) -> str:
+    """git in the work directory, as the notebook user works there (what it makes stays the notebook user's)."""
+    owner = work_dir.stat()
+    run = subprocess.run(
+        ["git", "-c", f"safe.directory={work_dir}", "-c", "user.name=Demo", "-c", "user.email=demo@example.com", *args],
+        cwd=work_dir, env={"PATH": "/usr/bin:/bin", "HOME": str(work_dir)}, capture_output=True, text=True,
+    )
+    if os.geteuid() == 0:
+        # Run as root here (the notebook user cannot reach pytest's 0700 directories): hand back what git
+        # made or rewrote (objects, refs, the index, a file a stash put back).
+        for path in [work_dir, *work_dir.rglob("*")]:
+            if path.lstat().st_uid != owner.st_uid:
+                os.lchown(path, owner.st_uid, owner.st_gid)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@dataclass
+class Work:
+    """What a person leaves on the work volume, outside any commit: read back from the disk as it is now."""
+
+    data: str
+    notebook: str
+    notebook_status: str
+    stash: str
+    stash_list: str
+
+    @classmethod
+    def read(cls, work_dir: Path) -> Work:
+        return cls(
+            data=(work_dir / DATA).read_text(),
+            notebook=(work_dir / NOTEBOOK).read_text(),
+            notebook_status=git(work_dir, "status", "--porcelain", "--", NOTEBOOK),
+            stash=git(work_dir, "rev-parse", "refs/stash"),
+            stash_list=git(work_dir, "stash", "list"),
+        )
+
+
+#: A data set, git-ignored (the demo repository ignores data/), kept only by the work volume.
+DATA = "data/big.csv"
+#: A notebook of the demo repository, edited and saved through the server, not committed.
+NOTEBOOK = "analysis/primes.ipynb"
+
+
+def leave_work(started: Started) -> Work:
+    """A git-ignored data file and an unsaved notebook edit, both saved through the server's API, and a stash."""
+    mark = secrets.token_hex(4)
+    assert api(started, "contents/data", {"type": "directory"})[0] in (200, 201)
+    rows = "".join(f"{i},{mark},{i * i}\n" for i in range(200_000))  # about 4 MB
+    assert api(started, f"contents/{DATA}", {"type": "file", "format": "text", "content": "n,mark,square\n" + rows})[0] in (200, 201)
+    status, notebook = api(started, f"contents/{NOTEBOOK}?content=1")
+    assert status == 200, status
+    notebook["content"]["cells"].append({"cell_type": "markdown", "metadata": {}, "source": f"A note not committed, mark {mark}"})
+    assert api(started, f"contents/{NOTEBOOK}", {"type": "notebook", "content": notebook["content"]})[0] == 200
+    # A stash, as a person puts a change aside in a terminal.
+    with (started.work_dir / "README.md").open("a") as readme:
+        readme.write(f"\nPut aside, mark {mark}\n")
+    git(started.work_dir, "stash", "push", "--message", f"aside {mark}", "--", "README.md")
+    assert git(started.work_dir, "check-ignore", DATA).strip() == DATA  # outside git: only the volume keeps it
+    work = Work.read(started.work_dir)
+    assert mark in work.notebook and work.notebook_status.startswith(" M"), work.notebook_status
+    assert f"aside {mark}" in work.stash_list
+    return work
+
+
+def keep_busy(started: Started, until: threading.Event) -> threading.Thread:
+    """A person using the server every few seconds (API requests are activity), until `until` is set."""
+
+    def use() -> None:
+        while not until.wait(5):
+            contents(started, "README.md")
+
+    thread = threading.Thread(target=use, daemon=True)
+    thread.start()
+    return thread
 
 
 def branch_files(demo: RunningDemo, ref: str) -> list[str]:
@@ -215,37 +316,58 @@ def test_status_and_a_no_op_up_through_the_env_file(started: Started) -> None:
     assert changed(up) == 0, up[-4000:]
 
 
-def test_an_idle_stop_stops_the_server_and_up_starts_it_with_the_work_on_its_autosave_branch(
-    demo: RunningDemo, started: Started, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def work(started: Started) -> Work:
+    return leave_work(started)
+
+
+def test_the_work_volume_outlives_an_idle_stop_and_up_yml_finds_the_work_as_it_was_left(
+    demo: RunningDemo, started: Started, work: Work
 ) -> None:
-    name = f"notes-{secrets.token_hex(4)}.txt"
-    (started.work_dir / name).write_text("kept across the idle stop\n")
-    assert contents(started, name) == 200
     before = autosave_branches(demo)
 
-    # What the sidecar does once idle, with the names its task definition gives it.
-    for key, value in sourced(started.env_file).items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    env = container_env(started.env_file)
-    AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION).scale_to_zero()
-    demo.wait_for(r"auto scaling group is at 0 \(idle stop\): stopped task", timeout=120)
-    assert contents(started, name) is None  # nothing serves
+    # A one-minute idle timeout (a changed setting): the task is replaced, on the same volume.
+    first = revision(started)
+    ok(playbook(started, "up.yml", "-e", IDLE_1))
+    assert container_env(started.env_file)["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "1"
+    demo.wait_for(rf"new task definition {APP}-{PREFIX}:{first + 1}: replaced task", timeout=180)
+    assert Work.read(started.work_dir) == work
+
+    # Nobody uses the server: the sidecar's own idle stop (autosave, then the group to 0).
+    line = demo.wait_for(r"auto scaling group is at 0 \(idle stop\): stopped task", timeout=300)
+    assert "the work volume stays" in line.string, line.string
+    assert contents(started, "README.md") is None  # nothing serves
     assert demo.process.poll() is None  # the demo itself goes on
     status = ok(playbook(started, "status.yml"))
     assert re.search(rf"^\s*- {PREFIX}\s+stopped\s", status, re.MULTILINE), status[-3000:]
+    assert Work.read(started.work_dir) == work
 
-    up = ok(playbook(started, "up.yml"))
+    up = ok(playbook(started, "up.yml", "-e", IDLE_1))
     # The service to 0 before the stack update (the group is at 0), then group, instance, service.
     assert changed(up) == 2, up[-4000:]
     assert "health check has not passed" not in " ".join(up.split()), up[-4000:]
     demo.wait_for(r"the service wants its task again: started task", timeout=60)
-    # As on AWS until the work outlives the instance: a fresh clone, the work on the stop's autosave branch.
-    assert contents(started, "README.md") == 200
-    assert contents(started, name) == 404
+    # The same files, as the person left them: through the server and on the volume.
+    assert Work.read(started.work_dir) == work
+    status_code, served = api(started, f"contents/{DATA}?content=1&format=text&type=file")
+    assert status_code == 200 and served["content"] == work.data
+    # The autosave is the second copy: the unsaved notebook edit is on a branch, the git-ignored data is not.
     pushed = autosave_branches(demo) - before
-    assert pushed, "the idle stop pushed no autosave branch"
-    assert name in branch_files(demo, sorted(pushed)[-1])
+    assert pushed, "neither the replacement nor the idle stop pushed an autosave branch"
+    assert any(NOTEBOOK in branch_files(demo, ref) for ref in pushed)
+    assert not any(DATA in branch_files(demo, ref) for ref in pushed)
+
+    # Back to the settings' idle timeout while the person works on, so the server stays up for what follows.
+    busy = threading.Event()
+    user = keep_busy(started, busy)
+    try:
+        ok(playbook(started, "up.yml"))
+        demo.wait_for(rf"new task definition {APP}-{PREFIX}:{first + 2}: replaced task", timeout=180)
+    finally:
+        busy.set()
+        user.join(timeout=30)
+    assert container_env(started.env_file)["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "60"
+    assert Work.read(started.work_dir) == work
 
 
 def test_a_changed_setting_replaces_the_running_task_after_an_autosave(demo: RunningDemo, started: Started) -> None:
@@ -253,11 +375,12 @@ def test_a_changed_setting_replaces_the_running_task_after_an_autosave(demo: Run
     (started.work_dir / name).write_text("pushed by the SIGTERM autosave\n")
     before = autosave_branches(demo)
 
+    first = revision(started)
     up = ok(playbook(started, "up.yml", "-e", IDLE_30))
     assert changed(up) >= 1, up[-4000:]
     assert container_env(started.env_file)["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "30"
     line = demo.wait_for(r"new task definition (\S+): replaced task (\S+) with task (\S+)", timeout=180)
-    assert line.group(1) == f"{APP}-{PREFIX}:2"
+    assert line.group(1) == f"{APP}-{PREFIX}:{first + 1}"
     new_task = line.group(3)
     log = (demo.state_dir / "tasks" / new_task / "container.log").read_text()
     assert "timeout 30 min" in log
@@ -265,6 +388,17 @@ def test_a_changed_setting_replaces_the_running_task_after_an_autosave(demo: Run
     pushed = autosave_branches(demo) - before
     assert pushed, "the replaced task pushed no autosave branch"
     assert name in branch_files(demo, sorted(pushed)[-1])
+
+
+def test_down_then_up_finds_the_work_as_it_was_left(demo: RunningDemo, started: Started, work: Work) -> None:
+    ok(playbook(started, "down.yml"))
+    line = demo.wait_for(r"the service wants no task \(down\.yml\): stopped task", timeout=120)
+    assert "the work volume stays" in line.string, line.string
+    assert Work.read(started.work_dir) == work
+    ok(playbook(started, "up.yml"))
+    demo.wait_for(r"the service wants its task again: started task", timeout=120)
+    assert contents(started, "README.md") == 200
+    assert Work.read(started.work_dir) == work
 
 
 def test_down_stops_the_task_and_demo_stop_ends_the_demo(demo: RunningDemo, started: Started) -> None:
