@@ -9,7 +9,7 @@ the model saved to and loaded from the bucket), take the README's picture,
 person's API token (the README's "Scripts and editors" route), edit and save
 a file, go through an idle stop (the sidecar's own scaler code), find the
 edits on the git server's autosave branch and `up.yml` bringing the server
-back on a fresh clone (the instance's disk goes with it, as on AWS today),
+back with the edit still there (the work volume outlives the instance),
 then stop the rehearsal. The tests run in file order and build on each
 other's page state; each asserts on what is visible, on the server or on the
 git server.
@@ -253,7 +253,7 @@ def _kernel_ids(demo: Rehearsal, token: str) -> set[str]:
     return {kernel["id"] for kernel in kernels.json()}
 
 
-def test_an_idle_stop_then_up_yml_brings_the_server_back_and_the_edit_is_on_its_autosave_branch(  # type: ignore[no-untyped-def]
+def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit_still_there(  # type: ignore[no-untyped-def]
     demo: Rehearsal, page, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert demo.emulator is not None and demo.playbooks is not None and demo.task is not None
@@ -316,8 +316,8 @@ def test_an_idle_stop_then_up_yml_brings_the_server_back_and_the_edit_is_on_its_
         follower.join(timeout=60)
     assert not failed, failed
 
-    # The instance and its disk went with the stop, as on AWS today: the
-    # server is back on a fresh clone, and the edits are on the stop's autosave branch.
+    # The instance went with the stop, the work volume did not: the edits
+    # are where they were, and on the stop's autosave branch too.
     (branch,) = _git(demo.bare_repo, "for-each-ref", "--format=%(refname)", "refs/heads/autosave/").split()
     assert branch.startswith("refs/heads/autosave/demo/")
     on_server = _git(demo.bare_repo, "show", f"{branch}:{NOTEBOOK}")
@@ -325,22 +325,22 @@ def test_an_idle_stop_then_up_yml_brings_the_server_back_and_the_edit_is_on_its_
     assert _git(demo.bare_repo, "show", f"{branch}:{EDITED}") == file_before
     assert ".ipynb_checkpoints" not in _git(demo.bare_repo, "ls-tree", "-r", "--name-only", branch)
 
-    # Back in the browser: the same address, a login if the session is gone, the shipped file.
+    # Back in the browser: the same address, a login if the session is gone, the edited file.
     page.goto(demo.url + f"lab/tree/{EDITED}?reset")
     if "/login" in page.url:
         page.fill("#password_input", PASSWORD)
         page.click("#login_submit")
         page.wait_for_url(f"**/{PREFIX}/lab/**")
-    shipped = (DEMO_DIR / "repo" / EDITED).read_text()
-    page.locator(".jp-FileEditor:visible .cm-content").get_by_text(shipped.splitlines()[0]).first.wait_for()
-    assert (demo.work_dir / EDITED).read_text() == shipped
+    page.locator(".jp-FileEditor:visible .cm-content").get_by_text(edit).first.wait_for()
+    assert (demo.work_dir / EDITED).read_text() == file_before
+    assert (demo.work_dir / NOTEBOOK).read_text() == notebook_before
 
 
 def test_stopping_after_the_restart_pushes_nothing_new(demo: Rehearsal) -> None:
     report = demo.stop()
     assert report.down_ok
     assert report.task_exit == 0
-    # The fresh clone holds nothing unsaved: the idle stop's branch is the only one.
+    # Nothing changed since the idle stop saved the edits: its branch is the only one.
     assert len(report.autosave_branches) == 1, report
     (branch,) = report.autosave_branches
     assert branch.startswith("refs/heads/autosave/demo/")

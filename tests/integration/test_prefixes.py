@@ -125,7 +125,8 @@ def test_down_when_nothing_is_up_says_so(team: dict, playbooks: Playbooks) -> No
     assert run.changed == 0
 
 
-def test_everyone_down_leaves_the_shared_stacks_up(team: dict, playbooks: Playbooks, aws: Clients) -> None:
+def test_everyone_down_leaves_the_shared_stacks_and_the_work_volumes_up(team: dict, playbooks: Playbooks, aws: Clients) -> None:
     ok(playbooks.down("bob"))
     ok(playbooks.down("carol"))
-    assert stack_names(aws) == {f"{APP}-persistent", f"{APP}-network"}
+    volumes = {f"{APP}-{person}-work" for person in ("alice", "bob", "carol")}
+    assert stack_names(aws) == {f"{APP}-persistent", f"{APP}-network", *volumes}
