@@ -98,15 +98,14 @@ def test_a_stack_left_in_rollback_complete_is_recreated(fresh: None, playbooks: 
 
 def test_a_protected_work_stack_whose_creation_failed_is_recreated(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
     """A work stack is created with termination protection, which stays on after its creation failed."""
-    ok(playbooks.up("zoe"))
-    ok(playbooks.down("zoe"))
+    ok(playbooks.down("alice"))
     backend = cloudformation_backends[ACCOUNT_ID][REGION]
-    stack = next(s for s in backend.stacks.values() if s.name == f"{APP}-zoe-work" and s.status != "DELETE_COMPLETE")
+    stack = next(s for s in backend.stacks.values() if s.name == f"{APP}-alice-work" and s.status != "DELETE_COMPLETE")
     stack.status = "ROLLBACK_COMPLETE"
-    assert stacks(aws)[f"{APP}-zoe-work"]["EnableTerminationProtection"] is True
-    run = ok(playbooks.up("zoe"))
-    assert "The nbtest-zoe-work stack is ROLLBACK_COMPLETE" in run.text
-    recreated = stacks(aws)[f"{APP}-zoe-work"]
+    assert stacks(aws)[f"{APP}-alice-work"]["EnableTerminationProtection"] is True
+    run = ok(playbooks.up("alice"))
+    assert "The nbtest-alice-work stack is ROLLBACK_COMPLETE" in run.text
+    recreated = stacks(aws)[f"{APP}-alice-work"]
     assert recreated["StackStatus"] == "CREATE_COMPLETE" and recreated["StackId"] != stack.stack_id
     assert recreated["EnableTerminationProtection"] is True
 
@@ -135,6 +134,7 @@ def test_shared_stacks_are_protected_and_every_stack_has_a_create_timeout(
     assert {name: (s["EnableTerminationProtection"], s.get("TimeoutInMinutes")) for name, s in found.items()} == {
         f"{APP}-network": (True, 20),
         f"{APP}-persistent": (True, 45),
+        f"{APP}-alice-work": (True, 15),
         f"{APP}-alice": (False, 30),
     }
 
@@ -221,7 +221,7 @@ def test_an_instance_stack_whose_delete_failed_says_what_to_do(
 def test_removing_the_shared_stacks_turns_their_protection_off_first(
     fresh: None, playbooks: Playbooks, aws: Clients
 ) -> None:
-    run = playbooks.down("alice", "-e", "persistent=absent")
+    run = playbooks.down("alice", "-e", "persistent=absent", "-e", "purge_work=true")
     for shared in (f"{APP}-persistent", f"{APP}-network"):
         assert f"The {shared} stack has termination protection; it is turned off so that the stack can be deleted" in (
             run.text

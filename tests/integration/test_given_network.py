@@ -57,7 +57,7 @@ def up(given: dict[str, object], playbooks: Playbooks) -> PlaybookRun:
 
 def test_uses_the_given_network_without_a_network_stack(up: PlaybookRun, given: dict, aws: Clients) -> None:
     names = {s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]}
-    assert names == {f"{APP}-persistent", f"{APP}-alice"}
+    assert names == {f"{APP}-persistent", f"{APP}-alice-work", f"{APP}-alice"}
     persistent = {
         p["ParameterKey"]: p["ParameterValue"]
         for p in aws.cloudformation.describe_stacks(StackName=f"{APP}-persistent")["Stacks"][0]["Parameters"]
@@ -97,7 +97,7 @@ def test_persistent_absent_removes_everything_but_the_given_vpc(
         f"{APP}/alice/github-token", f"{APP}/bob/github-token"
     }
 
-    run = ok(playbooks.down("alice", "-e", "persistent=absent"))
+    run = ok(playbooks.down("alice", "-e", "persistent=absent", "-e", "purge_work=true"))
     assert "persistent and network stacks and the secrets are removed" in run.text
     assert aws.cloudformation.describe_stacks()["Stacks"] == []
     assert [s["Name"] for s in aws.secretsmanager.list_secrets()["SecretList"]] == [f"{APP}x/carol/github-token"]
