@@ -65,6 +65,13 @@ class Notebook:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def exit_code(self, timeout: float = 60) -> int | None:
+        """The container's exit code once it has stopped by itself, or None when it still runs after `timeout` s."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def in_terminal(
         self, http: requests.Session, command: str, done: Callable[[str], bool], timeout: float = 60
     ) -> str:

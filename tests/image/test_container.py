@@ -336,10 +336,8 @@ def test_a_jupyter_config_that_cannot_be_written_stops_the_container(
     home.mkdir()
     (home / ".jupyter").write_text("a file where the config directory belongs\n")  # root's: the user cannot replace it
     notebook = notebook_factory(wait=False, HOME=str(home))
-    try:
-        code = notebook.process.wait(60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the container kept running without its Jupyter config:\n{notebook.log()[-2000:]}")
+    code = notebook.exit_code(60)
+    assert code is not None, f"the container kept running without its Jupyter config:\n{notebook.log()[-2000:]}"
     assert code != 0
     log = notebook.log()
     assert "container startup failed in step 'configure'" in log, log[-3000:]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -191,10 +190,8 @@ def test_an_invalid_setting_stops_the_container_before_jupyter_listens(
     notebook_factory: StartNotebook, setting: str, value: str
 ) -> None:
     notebook = notebook_factory(wait=False, **{setting: value})
-    try:
-        code = notebook.process.wait(60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the container kept running with {setting}={value!r}:\n{notebook.log()[-2000:]}")
+    code = notebook.exit_code(60)
+    assert code is not None, f"the container kept running with {setting}={value!r}:\n{notebook.log()[-2000:]}"
     assert code != 0
     log = notebook.log()
     assert any(setting in line and "ERROR" in line for line in log.splitlines()), log

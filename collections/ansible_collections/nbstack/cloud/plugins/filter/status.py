@@ -134,10 +134,12 @@ GIB = 1024**3
 
 def _bytes(value: int) -> str:
     """Stored bytes for a person: 0 B, 512 KiB, 3.2 GiB."""
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if value < 1024:
+        return f"{value} B"
+    size = value / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
 
