@@ -10,8 +10,9 @@ DOCUMENTATION = """
     version_added: 0.1.0
     description:
       - Without C(-v), the output of ansible.builtin.default is reduced to what a person reads.
-        A phase is the outermost role a task comes from (for up.yml preflight, network, persistent, work,
-        secrets, instance); a line names each phase as it starts.
+        A phase is the outermost role a task comes from (for up.yml last_run, preflight, network, persistent,
+        work, secrets, instance); a line names each phase the first time it starts. Only the first play's name
+        is printed, since a playbook of several plays is one command.
       - The messages of the playbook's own debug tasks (tasks outside any role, such as up.yml's summary) are
         printed as plain lines. A debug message from inside a role, a diff (C(--diff)), a failure, a warning and an
         unreachable host are printed exactly as ansible.builtin.default prints them, task header included.
@@ -65,7 +66,7 @@ class Phases:
         self._started = None
 
     def enter(self, phase):
-        """Note that a task of `phase` (None: outside any role) starts; True when a phase starts with it."""
+        """Note that a task of `phase` (None: outside any role) starts; True when a phase starts for the first time with it."""
         now = self._clock()
         if self._started is None:
             self._started = now
@@ -76,10 +77,12 @@ class Phases:
         self._since = now
         if phase is None:
             return False
-        if phase not in self.durations:
-            self.order.append(phase)
-            self.durations[phase] = 0.0
-            self.changed[phase] = 0
+        if phase in self.durations:
+            # Back in a phase already named (up.yml records its run in last_run's after the summary).
+            return False
+        self.order.append(phase)
+        self.durations[phase] = 0.0
+        self.changed[phase] = 0
         return True
 
     def count_change(self):
@@ -126,6 +129,10 @@ class CallbackModule(DefaultCallback):
         if not self._brief:
             return super().v2_playbook_on_play_start(play)
         self._play = play
+        # A playbook of several plays (up.yml's short way, its whole way, its summary) is one command to a person.
+        if getattr(self, "_play_named", False):
+            return
+        self._play_named = True
         self._display.display(play.get_name().strip() + (" (check mode: nothing is changed)" if play.check_mode else ""))
 
     def v2_playbook_on_task_start(self, task, is_conditional):

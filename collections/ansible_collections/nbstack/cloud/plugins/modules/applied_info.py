@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whether up.yml has nothing to apply: its inputs and AWS are as its last whole run left them.
+
+The short way through up.yml. The whole way reads each stack, the secrets,
+the instance type, the listener and the AMI in a dozen module processes and
+compares them with what the settings make. A run that went the whole way
+records (module applied_record) a digest of its inputs and a fingerprint of
+the AWS state it left; this module makes the reads that state needs, in one
+process, and says whether anything differs. It never decides what to apply:
+when anything differs, or cannot be read, up.yml goes the whole way.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: applied_info
+short_description: Say whether up.yml's last whole run left AWS as this run would
+version_added: 0.1.0
+description:
+  - Reads the record the last whole C(up.yml) run for O(prefix) wrote from this checkout
+    (M(nbstack.cloud.applied_record)) and compares it with this run's inputs and with AWS now.
+  - The run has nothing to apply (RV(current)) when the inputs digest is the same (settings, code, image
+    tag), every recorded stack has the same ID, status, last change, parameters, tags and outputs, each
+    vault value equals the current value of its secret and each secret's current version is the one
+    recorded, and a stopped server's stack already has the newest ECS-optimized AMI and its image is in
+    ECR (the whole way would otherwise update the stack, or fail, on the restart).
+  - Nothing is changed. A read that fails makes RV(current) false with the reason, never a failure:
+    the whole way then reads again and says what is wrong.
+author:
+  - nbstack (!UNKNOWN)
+options:
+  record_dir:
+    description: Folder of the records (one file per endpoint, account, region, app and prefix).
+    type: path
+    required: true
+  app_name:
+    description: The app name (notebook_app_name).
+    type: str
+    required: true
+  prefix:
+    description: Whose server.
+    type: str
+    required: true
+  inputs:
+    description: Digest of this run's inputs (lookup nbstack.cloud.inputs_digest).
+    type: str
+    required: true
+  secrets:
+    description: The value each secret that comes from the vault is to have, by its name in Secrets Manager.
+    type: dict
+    required: true
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Compare with what the last run applied
+  nbstack.cloud.applied_info:
+    record_dir: "{{ playbook_dir | dirname }}/.cache/applied"
+    app_name: notebook-server
+    prefix: alice
+    inputs: "{{ last_run__inputs }}"
+    secrets: {"notebook-server/alice/notebook-password": "{{ notebook_password }}"}
+  no_log: true
+"""
+
+RETURN = r"""
+current:
+  description: Whether this run has nothing to apply.
+  type: bool
+  returned: always
+reason:
+  description: Why not, in a few words ("" when current).
+  type: str
+  returned: always
+  sample: the stack notebook-server-persistent changed since (by another run or the console)
+phases:
+  description: The results of the network, persistent, work and instance phases the last whole run reported, when current.
+  type: dict
+  returned: always
+running:
+  description: Whether the server's auto scaling group asks for an instance (the server is not stopped), when current.
+  type: bool
+  returned: always
+serving:
+  description: Whether the running server's service asks for its task and runs it, when current.
+  type: bool
+  returned: always
+healthy:
+  description: Whether it also has a healthy target (what the capacity module waits for), when current.
+  type: bool
+  returned: always
+ami_waiting:
+  description: A newer ECS-optimized AMI that the running server takes at its next stop, or "".
+  type: str
+  returned: always
+"""
+
+import re
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.nbstack.cloud.plugins.module_utils import applied
+
+#: An image in ECR: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>.
+ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+):(?P<tag>[^:@/]+)$")
+
+
+class Different(Exception):
+    """Something differs from the record: the run goes the whole way."""
+
+
+class Comparison:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.client = applied.Clients(module)
+
+    def record(self):
+        cloudformation = self.client("cloudformation")
+        account = self.client("sts").get_caller_identity(aws_retry=True)["Account"]
+        path = applied.record_path(self.params["record_dir"], cloudformation.meta.endpoint_url, account,
+                                   cloudformation.meta.region_name, self.params["app_name"], self.params["prefix"])
+        record = applied.read(path) if path else None
+        if record is None:
+            raise Different("no record of a whole run for this prefix from this checkout")
+        if record.get("inputs") != self.params["inputs"]:
+            raise Different("the settings, the vault's files, the code or the image tag changed since the last whole run")
+        return cloudformation, record
+
+    def stacks(self, cloudformation, record):
+        found = {}
+        for name, fingerprint in record["stacks"].items():
+            stack = applied.describe_stack(cloudformation, name)
+            if stack is None:
+                raise Different(f"the stack {name} is gone")
+            if applied.stack_fingerprint(stack) != fingerprint:
+                raise Different(f"the stack {name} changed since (another run, or the console)")
+            found[name] = stack
+        return found
+
+    def secrets(self, record):
+        """The vault's values are the current ones, and no secret has a version the stack was not applied with."""
+        secretsmanager = self.client("secretsmanager")
+        given = self.params["secrets"]
+        if not set(given) <= set(record["secrets"]):
+            raise Different("the secrets are not the recorded ones")
+        for name, version in record["secrets"].items():
+            if name in given:
+                # GetSecretValue answers with the AWSCURRENT value and its version.
+                stored = secretsmanager.get_secret_value(SecretId=name, aws_retry=True)
+                if stored.get("SecretString") != given[name]:
+                    raise Different(f"the vault's value of {name.rsplit('/', 1)[-1]} is not the one in Secrets Manager")
+                current = stored.get("VersionId")
+            else:
+                current = applied.current_version(secretsmanager, name)
+            if current != version:
+                raise Different(f"the secret {name} has a new value in Secrets Manager")
+
+    def server(self, record, instance_stack):
+        """Whether the server runs, a newer AMI it waits for, whether its task runs, whether it is healthy.
+
+        Different when a restart would update the stack (a newer AMI), or find its image gone.
+        """
+        instance = record["results"]["instance"]
+        group_name = instance["outputs"]["AutoScalingGroupName"]
+        groups = self.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group_name], aws_retry=True)
+        if not groups["AutoScalingGroups"]:
+            raise Different(f"the auto scaling group {group_name} is gone")
+        running = int(groups["AutoScalingGroups"][0]["DesiredCapacity"]) > 0
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in instance_stack.get("Parameters", [])}
+        newest = self.client("ssm").get_parameters(Names=[record["ami_parameter"]], aws_retry=True)["Parameters"]
+        newest = newest[0]["Value"] if newest else parameters.get("EcsAmiId", "")
+        waiting = newest if newest != parameters.get("EcsAmiId", "") else ""
+        if not running and waiting:
+            raise Different(f"a newer ECS-optimized AMI ({newest}) is due at this restart")
+        image = ECR_IMAGE.match(parameters.get("ContainerImage", ""))
+        if not running and image:
+            ecr = self.client("ecr")
+            try:
+                ecr.describe_images(repositoryName=image["repository"], imageIds=[{"imageTag": image["tag"]}], aws_retry=True)
+            except ecr.exceptions.ImageNotFoundException:
+                raise Different(f"the image {parameters['ContainerImage']} is no longer in ECR") from None
+        serving, healthy = self.serving(instance["outputs"]) if running else (False, False)
+        return running, waiting, serving, healthy
+
+    def serving(self, outputs):
+        """Whether the service asks for its task and runs it, and whether a target is healthy (what the capacity module waits for)."""
+        services = self.client("ecs").describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]],
+                                                        aws_retry=True)["services"]
+        serving = any(service.get("status") != "INACTIVE" and int(service.get("desiredCount", 0)) >= 1
+                      and int(service.get("runningCount", 0)) >= 1 for service in services)
+        if not serving:
+            return False, False
+        targets = self.client("elbv2").describe_target_health(TargetGroupArn=outputs["TargetGroupArn"], aws_retry=True)
+        return True, any(t.get("TargetHealth", {}).get("State") == "healthy" for t in targets["TargetHealthDescriptions"])
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec={
+            "record_dir": {"type": "path", "required": True},
+            "app_name": {"type": "str", "required": True},
+            "prefix": {"type": "str", "required": True},
+            "inputs": {"type": "str", "required": True},
+            "secrets": {"type": "dict", "required": True, "no_log": True},
+        },
+        supports_check_mode=True,
+    )
+    comparison = Comparison(module)
+    try:
+        cloudformation, record = comparison.record()
+        stacks = comparison.stacks(cloudformation, record)
+        comparison.secrets(record)
+        running, waiting, serving, healthy = comparison.server(record, stacks[record["results"]["instance"]["name"]])
+    except Different as difference:
+        module.exit_json(changed=False, current=False, reason=str(difference), phases={}, running=False, serving=False,
+                         healthy=False, ami_waiting="")
+    except (ClientError, BotoCoreError, KeyError, TypeError) as error:
+        module.exit_json(changed=False, current=False, reason=f"the last run could not be compared ({error})",
+                         phases={}, running=False, serving=False, healthy=False,
+                         ami_waiting="")
+    module.exit_json(changed=False, current=True, reason="", phases=record["results"], running=running,
+                     serving=serving, healthy=healthy, ami_waiting=waiting)
+
+
+if __name__ == "__main__":
+    main()
