@@ -26,7 +26,7 @@ description:
     vault value equals the current value of its secret and each secret's current version is the one
     recorded, and a stopped server's stack already has the newest ECS-optimized AMI and its image is in
     ECR (the whole way would otherwise update the stack, or fail, on the restart).
-  - Nothing is changed. A read that fails makes RV(current) false with the reason, never a failure:
+  - Nothing is changed. A read that fails makes RV(current) false with the reason, never a failure;
     the whole way then reads again and says what is wrong.
 author:
   - nbstack (!UNKNOWN)

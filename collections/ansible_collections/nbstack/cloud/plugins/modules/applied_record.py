@@ -14,7 +14,7 @@ description:
     last change, parameters, tags, outputs), the current version of each secret, the AMI parameter the
     instance follows and the phases' results. M(nbstack.cloud.applied_info) compares the next run with it.
   - Reads only what it records; it holds no secret value. The file is replaced whole. A read or a write
-    that fails is a warning: the run went well, and the next one goes the whole way.
+    that fails is a warning, since the run went well; the next one goes the whole way.
   - The record is a cache of reads on this machine, not a change to AWS, so the task reports no change.
     In check mode nothing is written.
 author:
