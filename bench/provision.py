@@ -1,6 +1,6 @@
-"""Provisioning timings: the playbooks next to plain AWS CLI calls, on the emulator.
+"""Provisioning timings: up.yml's short way next to plain boto3 reads, and the playbooks next to AWS CLI calls.
 
-    .venv/bin/python bench/provision.py          (or: make bench)
+    .venv/bin/python bench/provision.py [--repeats N] [--no-cli]      (or: make bench)
 
 Starts the local AWS emulator (moto server, nbstack_devkit.emulator), makes a
 throw-away vault as the integration tests do (nbstack_devkit.vault), and
@@ -9,8 +9,21 @@ run:
 
 0. the first `up.yml` from an empty account (network + persistent + instance
    stacks), for context;
-then, REPEATS times, interleaved so that drift of the machine or of the
-emulator's growing state hits both sides alike:
+
+A. up.yml's daily path, REPEATS times, each side in turn:
+   - a no-op `up.yml` (the short way: the run checks that it took it), against
+     a fresh Python process that makes the same reads with plain boto3 (the
+     calls the short_way module makes: caller identity, the four stacks, the secrets,
+     the group, the AMI parameter, the service, the target health);
+   - a restart after an idle stop (the group set to 0, as the sidecar does),
+     timed from the start of `ansible-playbook up.yml` to the moment the
+     group's desired capacity reads 1 (polled every 20 ms), against the same
+     plain reads plus the SetDesiredCapacity call in a fresh process;
+   the medians and the ratios playbook/plain are printed. The issue's bound:
+   at most 2.5 s and at most 4x the plain reads.
+
+B. (unless --no-cli) REPEATS times, interleaved so that drift of the machine
+   or of the emulator's growing state hits both sides alike:
 1. playbook side, for a new prefix while the persistent stack is up:
    (a) `ansible-playbook up.yml -e prefix=NEW`,
    (b) the same again (a no-op: changed=0 is checked),
@@ -41,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +112,39 @@ def template_parameters() -> dict[str, dict[str, object]]:
     return dict(yaml.load(TEMPLATE.read_text(), Loader=Loader)["Parameters"])
 
 
+#: The reads of up.yml's short way (module short_way) in plain boto3, then optionally the scale-up call:
+#: run in a fresh interpreter, as ansible-playbook's module is, so both sides pay for starting Python and boto3.
+PLAIN_READS = """
+import sys, time
+began = time.perf_counter()
+import boto3
+app, prefix, scale_up = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+session = boto3.session.Session()
+cfn = session.client("cloudformation")
+session.client("sts").get_caller_identity()
+stacks = {name: cfn.describe_stacks(StackName=name)["Stacks"][0]
+          for name in (f"{app}-network", f"{app}-persistent", f"{app}-{prefix}-work", f"{app}-{prefix}")}
+secrets = session.client("secretsmanager")
+for name in ("github-token", "notebook-password", "warehouse-password"):
+    secrets.get_secret_value(SecretId=f"{app}/{prefix}/{name}")
+secrets.describe_secret(SecretId=f"{app}/{prefix}/api-token")
+out = {o["OutputKey"]: o["OutputValue"] for o in stacks[f"{app}-{prefix}"]["Outputs"]}
+autoscaling = session.client("autoscaling")
+autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[out["AutoScalingGroupName"]])
+session.client("ssm").get_parameters(Names=["/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"])
+if scale_up:
+    # A stopped server: its image must still be in ECR, then the group to 1.
+    image = {p["ParameterKey"]: p["ParameterValue"] for p in stacks[f"{app}-{prefix}"]["Parameters"]}["ContainerImage"]
+    repository, tag = image.split("/", 1)[1].rsplit(":", 1)
+    session.client("ecr").describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    autoscaling.set_desired_capacity(AutoScalingGroupName=out["AutoScalingGroupName"], DesiredCapacity=1)
+else:
+    session.client("ecs").describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])
+    session.client("elbv2").describe_target_health(TargetGroupArn=out["TargetGroupArn"])
+print(time.perf_counter() - began)
+"""
+
+
 class Bench:
     def __init__(self, playbooks: Playbooks, work: Path) -> None:
         self.playbooks, self.work = playbooks, work
@@ -110,6 +157,7 @@ class Bench:
         self.last_changed_tasks: list[str] = []
         self.cfn = playbooks.emulator.client("cloudformation")
         self.elbv2 = playbooks.emulator.client("elbv2")
+        self.autoscaling = playbooks.emulator.client("autoscaling")
         self.endpoint_args: list[str] = []
 
     # --- playbooks -----------------------------------------------------------
@@ -131,6 +179,67 @@ class Bench:
         self.last_profile = [(name.strip(), float(sec)) for name, sec in
                              re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", run.output, re.MULTILINE)]
         return seconds, run.changed
+
+    # --- up.yml's daily path against plain boto3 reads --------------------------
+
+    def quiet_up(self, prefix: str) -> tuple[float, str]:
+        """Seconds of one up.yml as a person runs it (the phases output, no profiling), and what it printed."""
+        start = time.perf_counter()
+        run = self.playbooks.run("up.yml", "-e", f"prefix={prefix}", *self.people.args(prefix), with_vault=False, timeout=600)
+        seconds = time.perf_counter() - start
+        if run.returncode != 0:
+            raise SystemExit(f"up.yml failed ({run.returncode}):\n{run.output[-4000:]}")
+        return seconds, run.output
+
+    def plain_reads(self, prefix: str, scale_up: bool) -> float:
+        """Seconds of the short way's reads (and the scale-up call) in plain boto3, in a fresh interpreter."""
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", PLAIN_READS, self.app, prefix, "yes" if scale_up else "no"],
+                       env=self.env, check=True, capture_output=True, timeout=120)
+        return time.perf_counter() - start
+
+    def group(self, prefix: str) -> str:
+        stack = self.cfn.describe_stacks(StackName=f"{self.app}-{prefix}")["Stacks"][0]
+        return next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "AutoScalingGroupName")
+
+    def idle_stop(self, prefix: str) -> None:
+        """What the sidecar's idle stop leaves: the group at 0, the instance gone from the cluster."""
+        self.autoscaling.set_desired_capacity(AutoScalingGroupName=self.group(prefix), DesiredCapacity=0)
+        deadline = time.monotonic() + 60
+        while self.desired(prefix) != 0 or self.autoscaling.describe_auto_scaling_groups(
+                AutoScalingGroupNames=[self.group(prefix)])["AutoScalingGroups"][0]["Instances"]:
+            if time.monotonic() > deadline:
+                raise SystemExit("the idle stop's instance did not go within 60 s")
+            time.sleep(0.2)
+
+    def desired(self, prefix: str) -> int:
+        groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group(prefix)])
+        return int(groups["AutoScalingGroups"][0]["DesiredCapacity"])
+
+    def restart_to_scale_up(self, prefix: str) -> tuple[float, str]:
+        """Seconds from starting up.yml after an idle stop to the group's desired capacity reading 1, and its output."""
+        group, seen = self.group(prefix), []
+        done = threading.Event()
+        start = time.perf_counter()
+
+        def watch() -> None:
+            client = self.playbooks.emulator.client("autoscaling")
+            while not done.is_set() and not seen:
+                answer = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+                if int(answer["DesiredCapacity"]) >= 1:
+                    seen.append(time.perf_counter() - start)
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            _, output = self.quiet_up(prefix)
+        finally:
+            done.set()
+            watcher.join(timeout=10)
+        if not seen:
+            raise SystemExit(f"up.yml ended without the group at 1:\n{output[-3000:]}")
+        return seen[0], output
 
     # --- AWS CLI -------------------------------------------------------------
 
@@ -236,9 +345,11 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"rounds per measurement (default {REPEATS})")
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--no-cli", action="store_true", help="only up.yml's daily path against plain boto3 (part A)")
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     total = time.perf_counter()
-    version = ensure_awscli()
+    version = "AWS CLI not used" if arguments.no_cli else ensure_awscli()
     quiet()
     emulator = Emulator().start()
     try:
@@ -248,9 +359,16 @@ def main() -> int:
             app = bench.app
             print(f"{version}; ansible-playbook from {BIN}; emulator {emulator.url}; {repeats} repeats", flush=True)
 
+            # The README's order on a new account: image.yml once for the team (the image up.yml's preflight looks for).
+            pushed = bench.playbooks.image("-e", f"prefix={BASE_PREFIX}")
+            if pushed.returncode != 0:
+                raise SystemExit(f"image.yml failed ({pushed.returncode}):\n{pushed.output[-4000:]}")
             first, changed = bench.playbook("up.yml", BASE_PREFIX)
             print(f"first up.yml from an empty account (network + persistent + instance): {first:.2f} s, changed={changed}",
                   flush=True)
+            daily(bench, repeats)
+            if arguments.no_cli:
+                return 0
             print(f"AWS CLI honors AWS_ENDPOINT_URL: {bench.check_endpoint_env(f'{app}-persistent')}", flush=True)
 
             single = []
@@ -307,6 +425,45 @@ def main() -> int:
         emulator.stop()
     print(f"\ntotal {time.perf_counter() - total:.0f} s")
     return 0
+
+
+def short_way(output: str) -> bool:
+    """Whether up.yml took the short way: its phases line names last_run and no preflight."""
+    line = next((line for line in output.splitlines() if line.startswith("Phases: ")), "")
+    return line.startswith("Phases: last_run") and "preflight" not in line
+
+
+def daily(bench: Bench, repeats: int) -> None:
+    """Part A: the no-op and the restart to the scale-up call, each against its plain boto3 reads."""
+    rows: dict[str, dict[str, list[float]]] = {op: {"playbook": [], "plain": []} for op in ("no-op", "restart to scale-up")}
+    bench.quiet_up(BASE_PREFIX)  # a warm-up: the first up.yml recorded its whole run, so this is a short way
+    for round_ in range(repeats):
+        noop, output = bench.quiet_up(BASE_PREFIX)
+        if not short_way(output):
+            raise SystemExit(f"the no-op up.yml went the whole way:\n{output[-3000:]}")
+        plain = bench.plain_reads(BASE_PREFIX, scale_up=False)
+        rows["no-op"]["playbook"].append(noop)
+        rows["no-op"]["plain"].append(plain)
+        bench.idle_stop(BASE_PREFIX)
+        restart, output = bench.restart_to_scale_up(BASE_PREFIX)
+        if not short_way(output):
+            raise SystemExit(f"the restart went the whole way:\n{output[-3000:]}")
+        bench.idle_stop(BASE_PREFIX)
+        plain_restart = bench.plain_reads(BASE_PREFIX, scale_up=True)
+        bench.quiet_up(BASE_PREFIX)  # back up (its instance registered), for the next round's no-op
+        rows["restart to scale-up"]["playbook"].append(restart)
+        rows["restart to scale-up"]["plain"].append(plain_restart)
+        print(f"round {round_ + 1}: no-op up.yml {noop:.2f} s, plain reads {plain:.2f} s;"
+              f"  restart to scale-up {restart:.2f} s, plain reads + scale-up {plain_restart:.2f} s", flush=True)
+    print()
+    print(f"{'up.yml':<22} {'playbook median s':>18} {'plain boto3 s':>14} {'ratio':>7}   bound: 2.5 s and 4x")
+    for op, values in rows.items():
+        playbook, plain = statistics.median(values["playbook"]), statistics.median(values["plain"])
+        verdict = "met" if playbook <= 2.5 and playbook / plain <= 4 else "NOT met"
+        print(f"{op:<22} {playbook:>18.2f} {plain:>14.2f} {playbook / plain:>6.1f}x   {verdict}")
+    print("playbook: ansible-playbook up.yml from its start (the no-op to its end; the restart to the group's"
+          " desired capacity reading 1); plain: a fresh Python process with boto3 making the same calls.")
+    print()
 
 
 def interpretation(medians: dict[str, tuple[float, float]], first: float, one_call: float, updates: list[str],

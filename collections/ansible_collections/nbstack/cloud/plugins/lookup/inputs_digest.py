@@ -12,7 +12,7 @@ description:
     file under the paths given as terms (folders recursively, without Python byte-code caches), with
     each file's path relative to its term.
   - Two runs with the same digest give the playbooks the same settings and the same code, so
-    M(nbstack.cloud.applied_info) may take the last whole run's result as this run's while AWS is unchanged.
+    M(nbstack.cloud.short_way) may take the last whole run's result as this run's while AWS is unchanged.
   - Never pass a secret value in O(settings) (the digest is stored in a file); secrets are compared with
     Secrets Manager instead.
 options:

@@ -3,7 +3,7 @@
 
 up.yml writes it (module applied_record) after every run that went the
 whole way, into a folder of the checkout that ran it; the next up.yml
-(module applied_info) takes the short way only while the record matches
+(module short_way) takes the short way only while the record matches
 both its own inputs (settings, code, image tag) and AWS now. The record
 holds no secret: stack IDs, times and digests, secret version IDs, and the
 results the summary prints.

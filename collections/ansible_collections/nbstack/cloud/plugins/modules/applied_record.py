@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Record what a whole up.yml run applied, for the next run's short way (module applied_info)."""
+"""Record what a whole up.yml run applied, for the next run's short way (module short_way)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Writes, into O(record_dir), the digest of the run's inputs, a fingerprint of each stack (ID, status,
     last change, parameters, tags, outputs), the current version of each secret, the AMI parameter the
-    instance follows and the phases' results. M(nbstack.cloud.applied_info) compares the next run with it.
+    instance follows and the phases' results. M(nbstack.cloud.short_way) compares the next run with it.
   - Reads only what it records; it holds no secret value. The file is replaced whole. A read or a write
     that fails is a warning, since the run went well; the next one goes the whole way.
   - The record is a cache of reads on this machine, not a change to AWS, so the task reports no change.

@@ -1,22 +1,25 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Whether up.yml has nothing to apply: its inputs and AWS are as its last whole run left them.
+"""up.yml's short way: when its inputs and AWS are as its last whole run left them, only start the server.
 
-The short way through up.yml. The whole way reads each stack, the secrets,
-the instance type, the listener and the AMI in a dozen module processes and
-compares them with what the settings make. A run that went the whole way
-records (module applied_record) a digest of its inputs and a fingerprint of
-the AWS state it left; this module makes the reads that state needs, in one
-process, and says whether anything differs. It never decides what to apply:
-when anything differs, or cannot be read, up.yml goes the whole way.
+The whole way reads each stack, the secrets, the instance type, the listener
+and the AMI in a dozen module processes and compares them with what the
+settings make. A run that went the whole way records (module
+applied_record) a digest of its inputs and a fingerprint of the AWS state it
+left; this module makes the reads that state needs, in one process, and
+says whether anything differs. It never decides what to apply: when
+anything differs, or cannot be read, up.yml goes the whole way. When nothing
+differs, the server is started (a stopped one) with the capacity module's
+own code, in this same process: a second module process would cost more
+than every read here.
 """
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: applied_info
-short_description: Say whether up.yml's last whole run left AWS as this run would
+module: short_way
+short_description: Take up.yml's short way when the last whole run left AWS as this run would
 version_added: 0.1.0
 description:
   - Reads the record the last whole C(up.yml) run for O(prefix) wrote from this checkout
@@ -26,8 +29,11 @@ description:
     vault value equals the current value of its secret and each secret's current version is the one
     recorded, and a stopped server's stack already has the newest ECS-optimized AMI and its image is in
     ECR (the whole way would otherwise update the stack, or fail, on the restart).
-  - Nothing is changed. A read that fails makes RV(current) false with the reason, never a failure;
-    the whole way then reads again and says what is wrong.
+  - Then it starts the server as M(nbstack.cloud.capacity) does with C(state=started) (the same code) - the
+    group to 1, the person's container instance ACTIVE, the service to 1, the first healthy check - unless
+    its task runs already and its target is healthy (or O(wait_timeout) is 0).
+  - A read that fails makes RV(current) false with the reason, never a failure; the whole way then reads
+    again and says what is wrong. Nothing is changed unless RV(current). In check mode nothing is started.
 author:
   - nbstack (!UNKNOWN)
 options:
@@ -51,6 +57,18 @@ options:
     description: The value each secret that comes from the vault is to have, by its name in Secrets Manager.
     type: dict
     required: true
+  register_timeout:
+    description: As M(nbstack.cloud.capacity)'s.
+    type: int
+    default: 900
+  wait_timeout:
+    description: As M(nbstack.cloud.capacity)'s; 0 does not wait for the health check.
+    type: int
+    default: 600
+  wait_interval:
+    description: As M(nbstack.cloud.capacity)'s.
+    type: int
+    default: 2
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -58,14 +76,13 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Compare with what the last run applied
-  nbstack.cloud.applied_info:
+- name: Compare with what the last whole run applied, and start the server when that is all to do
+  nbstack.cloud.short_way:
     record_dir: "{{ playbook_dir | dirname }}/.cache/applied"
     app_name: notebook-server
     prefix: alice
     inputs: "{{ last_run__inputs }}"
     secrets: {"notebook-server/alice/notebook-password": "{{ notebook_password }}"}
-  no_log: true
 """
 
 RETURN = r"""
@@ -91,8 +108,19 @@ serving:
   type: bool
   returned: always
 healthy:
-  description: Whether it also has a healthy target (what the capacity module waits for), when current.
+  description: >-
+    Whether it also has a healthy target (what the capacity module waits for), when current: after the start,
+    if it had to start (null when not waited for).
   type: bool
+  returned: always
+started:
+  description: Whether the group or the service had to be started.
+  type: bool
+  returned: always
+timeline:
+  description: What the start did, as M(nbstack.cloud.capacity) returns it (empty when nothing was started).
+  type: list
+  elements: dict
   returned: always
 ami_waiting:
   description: A newer ECS-optimized AMI that the running server takes at its next stop, or "".
@@ -110,6 +138,13 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.nbstack.cloud.plugins.module_utils import applied
+from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import (
+    REGISTER_TIMEOUT,
+    START_TIMEOUT,
+    WAIT_INTERVAL,
+    Capacity,
+)
+from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import start as capacity_start
 
 #: An image in ECR: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>.
 ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+):(?P<tag>[^:@/]+)$")
@@ -205,6 +240,26 @@ class Comparison:
         return True, any(t.get("TargetHealth", {}).get("State") == "healthy" for t in targets["TargetHealthDescriptions"])
 
 
+def start(module, comparison, outputs):
+    """The capacity module's start (module_utils.capacity), on the recorded outputs: its result."""
+    params = dict(
+        module.params,
+        cluster=outputs["ClusterName"],
+        service=outputs["ServiceName"],
+        autoscaling_group=outputs["AutoScalingGroupName"],
+        target_group_arn=outputs["TargetGroupArn"],
+    )
+    server = Capacity(module, params, client=comparison.client)
+    try:
+        service, group = server.service(), server.group()
+        if service is None or group is None:
+            raise Different(f"the ECS service {params['service']} or the auto scaling group {params['autoscaling_group']} is gone")
+        was = {"service": int(service["desiredCount"]), "autoscaling_group": int(group["DesiredCapacity"])}
+        return capacity_start(module, server, service, group, was)
+    except (ClientError, BotoCoreError) as error:
+        module.fail_json_aws(error, msg="Could not start the notebook server", timeline=server.timeline)
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec={
@@ -213,24 +268,32 @@ def main():
             "prefix": {"type": "str", "required": True},
             "inputs": {"type": "str", "required": True},
             "secrets": {"type": "dict", "required": True, "no_log": True},
+            "register_timeout": {"type": "int", "default": REGISTER_TIMEOUT},
+            "wait_timeout": {"type": "int", "default": START_TIMEOUT},
+            "wait_interval": {"type": "int", "default": WAIT_INTERVAL},
         },
         supports_check_mode=True,
     )
     comparison = Comparison(module)
+    not_current = {"changed": False, "current": False, "phases": {}, "running": False, "serving": False,
+                   "healthy": False, "started": False, "ami_waiting": "", "timeline": []}
     try:
         cloudformation, record = comparison.record()
         stacks = comparison.stacks(cloudformation, record)
         comparison.secrets(record)
-        running, waiting, serving, healthy = comparison.server(record, stacks[record["results"]["instance"]["name"]])
+        instance = record["results"]["instance"]
+        running, waiting, serving, healthy = comparison.server(record, stacks[instance["name"]])
+        started = {"changed": False, "started": False, "healthy": True if healthy else None, "timeline": []}
+        # What the start would wait for is there already: the task runs, and a target is healthy (or no wait is asked).
+        if not (serving and (healthy or module.params["wait_timeout"] == 0)):
+            started = start(module, comparison, instance["outputs"])
     except Different as difference:
-        module.exit_json(changed=False, current=False, reason=str(difference), phases={}, running=False, serving=False,
-                         healthy=False, ami_waiting="")
+        module.exit_json(reason=str(difference), **not_current)
     except (ClientError, BotoCoreError, KeyError, TypeError) as error:
-        module.exit_json(changed=False, current=False, reason=f"the last run could not be compared ({error})",
-                         phases={}, running=False, serving=False, healthy=False,
-                         ami_waiting="")
-    module.exit_json(changed=False, current=True, reason="", phases=record["results"], running=running,
-                     serving=serving, healthy=healthy, ami_waiting=waiting)
+        module.exit_json(reason=f"the last run could not be compared ({error})", **not_current)
+    module.exit_json(changed=started["changed"], current=True, reason="", phases=record["results"], running=running,
+                     serving=serving, healthy=started["healthy"], started=started["started"], ami_waiting=waiting,
+                     timeline=started["timeline"])
 
 
 if __name__ == "__main__":
