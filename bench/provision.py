@@ -218,7 +218,8 @@ class Bench:
 
     def restart_to_scale_up(self, prefix: str) -> tuple[float, str]:
         """Seconds from starting up.yml after an idle stop to the group's desired capacity reading 1, and its output."""
-        group, seen = self.group(prefix), []
+        group = self.group(prefix)
+        seen: list[float] = []
         done = threading.Event()
         start = time.perf_counter()
 

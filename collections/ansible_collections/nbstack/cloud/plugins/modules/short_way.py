@@ -283,7 +283,7 @@ def main():
         comparison.secrets(record)
         instance = record["results"]["instance"]
         running, waiting, serving, healthy = comparison.server(record, stacks[instance["name"]])
-        started = {"changed": False, "started": False, "healthy": True if healthy else None, "timeline": []}
+        started: dict = {"changed": False, "started": False, "healthy": True if healthy else None, "timeline": []}
         # What the start would wait for is there already: the task runs, and a target is healthy (or no wait is asked).
         if not (serving and (healthy or module.params["wait_timeout"] == 0)):
             started = start(module, comparison, instance["outputs"])
