@@ -105,7 +105,15 @@ def test_nothing_to_apply_takes_the_short_way_and_changes_nothing(first: Playboo
     assert run.changed == 0
     assert f"Stacks: {APP}-network unchanged, {APP}-persistent unchanged, {APP}-{PREFIX}-work unchanged, {APP}-{PREFIX} unchanged" in run.text
     assert "Notebook: http" in run.text
+    assert "Nothing changed since this checkout's last whole run" in run.text
     assert changes(aws) == before
+
+
+def test_recheck_goes_the_whole_way_and_the_next_run_the_short_one(first: PlaybookRun, playbooks: Playbooks) -> None:
+    run = ok(playbooks.up(PREFIX, "-e", "recheck=true"))
+    assert not short(run)
+    assert "Nothing changed since" not in run.text
+    assert short(ok(playbooks.up(PREFIX)))
 
 
 def test_a_restart_after_an_idle_stop_takes_the_short_way_and_starts_the_instance_then_the_task(
@@ -138,9 +146,10 @@ def test_a_changed_setting_goes_the_whole_way_and_so_does_its_undoing(first: Pla
 
 
 def test_bad_input_is_refused_as_on_the_whole_way(first: PlaybookRun, playbooks: Playbooks) -> None:
-    run = playbooks.up(PREFIX, "-e", "force=maybe")
+    run = playbooks.up(PREFIX, "-e", "force=maybe", "-e", "recheck=maybe")
     assert run.returncode != 0
     assert "force: it must be true or false" in run.output
+    assert "recheck: it must be true or false" in run.output
 
 
 def test_a_secret_changed_in_secrets_manager_goes_the_whole_way_and_gets_the_vaults_value_back(

@@ -70,7 +70,18 @@ def up_summary(instance, network, persistent, instance_type, idle_timeout_minute
         *_secrets_rotated(instance),
         *_ami_waiting(instance),
         "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
+        *_short_way(instance),
         *aws_phases(phase_times),
+    ]
+
+
+def _short_way(instance):
+    """Said when up.yml took its short way: what it checked, and how to have everything checked."""
+    if not instance.get("short_way"):
+        return []
+    return [
+        "Nothing changed since this checkout's last whole run (settings, code, vault values, stacks, secrets, AMI):"
+        " only the server was checked (-e recheck=true checks and compares everything)"
     ]
 
 

@@ -11,6 +11,7 @@ results the summary prints.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -86,6 +87,17 @@ def stack_fingerprint(stack):
     }
 
 
+def same_time(seen, stack):
+    """Whether the stack's last change (DescribeStacks) is the one a run saw (seen: its ISO 8601 text)."""
+    changed = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+    if not seen or not hasattr(changed, "isoformat"):
+        return False
+    try:
+        return datetime.datetime.fromisoformat(str(seen).replace("Z", "+00:00")) == changed
+    except ValueError:
+        return False
+
+
 def describe_stack(cloudformation, name):
     """The stack as DescribeStacks gives it, or None when there is none of that name."""
     try:
@@ -97,10 +109,13 @@ def describe_stack(cloudformation, name):
 
 
 def current_version(secretsmanager, name):
-    """The version ID of the secret's AWSCURRENT value (no value is read), or None when there is no such secret."""
+    """The version ID of the secret's AWSCURRENT value (no value is read), or None when there is no such secret (or it is being deleted)."""
     try:
         described = secretsmanager.describe_secret(SecretId=name, aws_retry=True)
     except secretsmanager.exceptions.ResourceNotFoundException:
+        return None
+    if described.get("DeletedDate"):
+        # Scheduled for deletion: the whole way restores it.
         return None
     return next((version for version, stages in described.get("VersionIdsToStages", {}).items() if "AWSCURRENT" in stages), None)
 

@@ -13,6 +13,9 @@ description:
   - Writes, into O(record_dir), the digest of the run's inputs, a fingerprint of each stack (ID, status,
     last change, parameters, tags, outputs), the current version of each secret, the AMI parameter the
     instance follows and the phases' results. M(nbstack.cloud.short_way) compares the next run with it.
+  - Records only what this run saw. A stack whose last change is not the one the run saw (a teammate's
+    update while this run waited for the server, say), or a secret whose current version is not the one
+    the run applied, is not recorded, and the next run goes the whole way.
   - Reads only what it records; it holds no secret value. The file is replaced whole. A read or a write
     that fails is a warning, since the run went well; the next one goes the whole way.
   - The record is a cache of reads on this machine, not a change to AWS, so the task reports no change.
@@ -42,16 +45,19 @@ options:
     elements: str
     required: true
   secrets:
-    description: Names of the person's secrets in Secrets Manager.
-    type: list
-    elements: str
+    description: >-
+      The version ID of each of the person's secrets the run applied (the secrets role's versions), by its
+      name in Secrets Manager.
+    type: dict
     required: true
   ami_parameter:
     description: The public SSM parameter that names the instance's ECS-optimized AMI.
     type: str
     required: true
   results:
-    description: The network, persistent, work and instance results, as the summary takes them.
+    description: >-
+      The network, persistent, work and instance results, as the summary takes them; each stack's
+      C(changed_time) (the stack role's) is the change this run saw.
     type: dict
     required: true
 extends_documentation_fragment:
@@ -68,7 +74,7 @@ EXAMPLES = r"""
     prefix: alice
     inputs: "{{ last_run__inputs }}"
     stacks: [notebook-server-network, notebook-server-persistent, notebook-server-alice-work, notebook-server-alice]
-    secrets: [notebook-server/alice/github-token, notebook-server/alice/api-token]
+    secrets: {notebook-server/alice/github-token: 0123abcd-..., notebook-server/alice/api-token: 4567cdef-...}
     ami_parameter: /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id
     results: {network: {}, persistent: {}, work: {}, instance: {}}
 """
@@ -101,7 +107,7 @@ def main():
             "prefix": {"type": "str", "required": True},
             "inputs": {"type": "str", "required": True},
             "stacks": {"type": "list", "elements": "str", "required": True},
-            "secrets": {"type": "list", "elements": "str", "required": True},
+            "secrets": {"type": "dict", "required": True},
             "ami_parameter": {"type": "str", "required": True},
             "results": {"type": "dict", "required": True},
         },
@@ -123,10 +129,14 @@ def main():
         module.exit_json(changed=False, path="")
     path = applied.record_path(params["record_dir"], cloudformation.meta.endpoint_url, account,
                                cloudformation.meta.region_name, params["app_name"], params["prefix"])
-    missing = sorted(name for name, stack in stacks.items() if stack is None) + sorted(name for name, v in versions.items() if v is None)
-    if path is None or missing:
-        # Nothing to compare a next run with: it goes the whole way.
-        module.exit_json(changed=False, path="", skipped_because=f"not recordable: {', '.join(missing) or 'the names'}")
+    seen = {result.get("name"): result.get("changed_time") for result in
+            (params["results"]["network"].get("stack") or {}, *(params["results"][kind] for kind in ("persistent", "work", "instance")))}
+    since = sorted(name for name, stack in stacks.items() if stack is None or not applied.same_time(seen.get(name), stack))
+    since += sorted(name for name, version in versions.items() if version is None or version != params["secrets"][name])
+    if path is None or since:
+        # Something changed after this run saw it (or is gone): the next run goes the whole way.
+        module.exit_json(changed=False, path="", not_recorded=f"changed since this run saw it: {', '.join(since) or 'none'}"
+                         if path else "the app name, prefix or region is not a plain name")
     try:
         applied.write(path, {
             "inputs": params["inputs"],

@@ -147,7 +147,9 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import (
 from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import start as capacity_start
 
 #: An image in ECR: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>.
-ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+):(?P<tag>[^:@/]+)$")
+ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+):(?P<tag>[^:@/]+)$"
+)
 
 
 class Different(Exception):
@@ -165,6 +167,7 @@ class Comparison:
         account = self.client("sts").get_caller_identity(aws_retry=True)["Account"]
         path = applied.record_path(self.params["record_dir"], cloudformation.meta.endpoint_url, account,
                                    cloudformation.meta.region_name, self.params["app_name"], self.params["prefix"])
+        self.account = account
         record = applied.read(path) if path else None
         if record is None:
             raise Different("no record of a whole run for this prefix from this checkout")
@@ -193,7 +196,8 @@ class Comparison:
             if name in given:
                 # GetSecretValue answers with the AWSCURRENT value and its version.
                 stored = secretsmanager.get_secret_value(SecretId=name, aws_retry=True)
-                if stored.get("SecretString") != given[name]:
+                # A vault value YAML reads as a number reaches here as one; Secrets Manager holds its text.
+                if given[name] is None or stored.get("SecretString") != str(given[name]):
                     raise Different(f"the vault's value of {name.rsplit('/', 1)[-1]} is not the one in Secrets Manager")
                 current = stored.get("VersionId")
             else:
@@ -202,31 +206,41 @@ class Comparison:
                 raise Different(f"the secret {name} has a new value in Secrets Manager")
 
     def server(self, record, instance_stack):
-        """Whether the server runs, a newer AMI it waits for, whether its task runs, whether it is healthy.
+        """What the server is now, and a newer AMI it waits for.
 
-        Different when a restart would update the stack (a newer AMI), or find its image gone.
+        Different when a restart would update the stack (a newer AMI), when
+        the AMI parameter is gone, or when the image the service runs is gone
+        from the team's ECR repository (the whole way's preflight refuses
+        then, and says to run image.yml).
         """
-        instance = record["results"]["instance"]
-        group_name = instance["outputs"]["AutoScalingGroupName"]
+        outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in instance_stack.get("Outputs", [])}
+        group_name = outputs["AutoScalingGroupName"]
         groups = self.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group_name], aws_retry=True)
         if not groups["AutoScalingGroups"]:
             raise Different(f"the auto scaling group {group_name} is gone")
         running = int(groups["AutoScalingGroups"][0]["DesiredCapacity"]) > 0
         parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in instance_stack.get("Parameters", [])}
         newest = self.client("ssm").get_parameters(Names=[record["ami_parameter"]], aws_retry=True)["Parameters"]
-        newest = newest[0]["Value"] if newest else parameters.get("EcsAmiId", "")
-        waiting = newest if newest != parameters.get("EcsAmiId", "") else ""
+        if not newest:
+            raise Different(f"the AMI parameter {record['ami_parameter']} is gone")
+        waiting = newest[0]["Value"] if newest[0]["Value"] != parameters.get("EcsAmiId", "") else ""
         if not running and waiting:
-            raise Different(f"a newer ECS-optimized AMI ({newest}) is due at this restart")
-        image = ECR_IMAGE.match(parameters.get("ContainerImage", ""))
-        if not running and image:
-            ecr = self.client("ecr")
-            try:
-                ecr.describe_images(repositoryName=image["repository"], imageIds=[{"imageTag": image["tag"]}], aws_retry=True)
-            except ecr.exceptions.ImageNotFoundException:
-                raise Different(f"the image {parameters['ContainerImage']} is no longer in ECR") from None
-        serving, healthy = self.serving(instance["outputs"]) if running else (False, False)
-        return running, waiting, serving, healthy
+            raise Different(f"a newer ECS-optimized AMI ({waiting}) is due at this restart")
+        self.image_there(parameters.get("ContainerImage", ""))
+        serving, healthy = self.serving(outputs) if running else (False, False)
+        return {"outputs": outputs, "running": running, "ami_waiting": waiting, "serving": serving, "healthy": healthy}
+
+    def image_there(self, image):
+        """Different when the image is gone from this account's ECR in this region (another registry is not looked at, as in preflight)."""
+        found = ECR_IMAGE.match(image)
+        ecr = self.client("ecr")
+        if not found or found["account"] != self.account or found["region"] != ecr.meta.region_name:
+            return
+        try:
+            ecr.describe_images(registryId=found["account"], repositoryName=found["repository"],
+                                imageIds=[{"imageTag": found["tag"]}], aws_retry=True)
+        except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException):
+            raise Different(f"the image {image} is no longer in ECR (image.yml pushes it)") from None
 
     def serving(self, outputs):
         """Whether the service asks for its task and runs it, and whether a target is healthy (what the capacity module waits for)."""
@@ -241,7 +255,13 @@ class Comparison:
 
 
 def start(module, comparison, outputs):
-    """The capacity module's start (module_utils.capacity), on the recorded outputs: its result."""
+    """The capacity module's start (module_utils.capacity) on the instance stack's outputs: its result.
+
+    As on the whole way, where the capacity module prepares the update
+    first: a server the idle stop left with its group at 0 and its service
+    at 1 gets its service set to 0 before the group starts, so that no task
+    is asked for before its instance exists.
+    """
     params = dict(
         module.params,
         cluster=outputs["ClusterName"],
@@ -255,7 +275,11 @@ def start(module, comparison, outputs):
         if service is None or group is None:
             raise Different(f"the ECS service {params['service']} or the auto scaling group {params['autoscaling_group']} is gone")
         was = {"service": int(service["desiredCount"]), "autoscaling_group": int(group["DesiredCapacity"])}
-        return capacity_start(module, server, service, group, was)
+        if was["autoscaling_group"] < 1 and was["service"] >= 1 and not module.check_mode:
+            server.set_service(0)
+            service = dict(service, desiredCount=0)
+        done = capacity_start(module, server, service, group, dict(was, service=0) if was["autoscaling_group"] < 1 else was)
+        return dict(done, was=was)
     except (ClientError, BotoCoreError) as error:
         module.fail_json_aws(error, msg="Could not start the notebook server", timeline=server.timeline)
 
@@ -282,18 +306,19 @@ def main():
         stacks = comparison.stacks(cloudformation, record)
         comparison.secrets(record)
         instance = record["results"]["instance"]
-        running, waiting, serving, healthy = comparison.server(record, stacks[instance["name"]])
-        started: dict = {"changed": False, "started": False, "healthy": True if healthy else None, "timeline": []}
+        # What is started is what the stack just read says, never the record.
+        server = comparison.server(record, stacks[instance["name"]])
+        started: dict = {"changed": False, "started": False, "healthy": True if server["healthy"] else None, "timeline": []}
         # What the start would wait for is there already: the task runs, and a target is healthy (or no wait is asked).
-        if not (serving and (healthy or module.params["wait_timeout"] == 0)):
-            started = start(module, comparison, instance["outputs"])
+        if not (server["serving"] and (server["healthy"] or module.params["wait_timeout"] == 0)):
+            started = start(module, comparison, server["outputs"])
     except Different as difference:
         module.exit_json(reason=str(difference), **not_current)
     except (ClientError, BotoCoreError, KeyError, TypeError) as error:
         module.exit_json(reason=f"the last run could not be compared ({error})", **not_current)
-    module.exit_json(changed=started["changed"], current=True, reason="", phases=record["results"], running=running,
-                     serving=serving, healthy=started["healthy"], started=started["started"], ami_waiting=waiting,
-                     timeline=started["timeline"])
+    module.exit_json(changed=started["changed"], current=True, reason="", phases=record["results"], running=server["running"],
+                     serving=server["serving"], healthy=started["healthy"], started=started["started"],
+                     ami_waiting=server["ami_waiting"], timeline=started["timeline"])
 
 
 if __name__ == "__main__":
