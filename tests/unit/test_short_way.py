@@ -144,3 +144,17 @@ def test_another_value_or_version_goes_the_whole_way_without_saying_the_value(st
     with pytest.raises(short_way.Different, match=said) as raised:
         comparison(stored, {"app/alice/notebook-password": "hunter2-long"}).secrets(RECORD)
     assert "hunter2-long" not in str(raised.value) and "other-value" not in str(raised.value)
+
+
+def test_every_extra_var_counts_a_file_by_its_bytes_and_a_vault_key_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.nbstack.cloud.plugins.lookup import inputs_digest
+
+    settings = tmp_path / "settings.yml"
+    settings.write_text("a: 1\n")
+    given = ("up__image_tag=c-123", f"@{settings}", "vault_notebook_password=hunter2-long")
+    monkeypatch.setattr(inputs_digest.context, "CLIARGS", {"extra_vars": given})
+    found = inputs_digest.extra_vars()
+    assert found[0] == "up__image_tag=c-123"
+    assert len(found) == 2 and "hunter2-long" not in json.dumps(found)
+    settings.write_text("a: 2\n")
+    assert inputs_digest.extra_vars() != found

@@ -11,6 +11,9 @@ description:
   - Hashes (sha256) the settings given in O(settings), as JSON with sorted keys, and the contents of every
     file under the paths given as terms (folders recursively, without Python byte-code caches), with
     each file's path relative to its term.
+  - Also hashed - every C(-e) of the command line (a C(-e @FILE) by the file's bytes; one that names a
+    C(vault_) key is left out), so that a variable given there is an input whatever its name; and the
+    versions of ansible-core, amazon.aws and community.aws, whose modules the playbooks run.
   - Two runs with the same digest give the playbooks the same settings and the same code, so
     M(nbstack.cloud.short_way) may take the last whole run's result as this run's while AWS is unchanged.
   - Never pass a secret value in O(settings) (the digest is stored in a file); secrets are compared with
@@ -44,8 +47,10 @@ import hashlib
 import json
 import os
 
+from ansible import context
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible.release import __version__ as ansible_version
 
 
 def files_under(path):
@@ -59,8 +64,31 @@ def files_under(path):
     return found
 
 
-def digest(paths, settings):
-    hashed = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+def extra_vars():
+    """What the command line gave with -e, a file by its bytes, without what names a vault_ key."""
+    given = []
+    for extra in context.CLIARGS.get("extra_vars") or ():
+        if extra.startswith("@"):
+            try:
+                with open(os.path.expanduser(extra[1:]), "rb") as handle:
+                    given.append(hashlib.sha256(handle.read()).hexdigest())
+            except OSError:
+                given.append(extra)
+        elif "vault_" not in extra:
+            given.append(extra)
+    return given
+
+
+def versions():
+    """The versions of the code outside this project that the playbooks run."""
+    from ansible_collections.amazon.aws.plugins.module_utils.common import AMAZON_AWS_COLLECTION_VERSION
+    from ansible_collections.community.aws.plugins.module_utils.common import COMMUNITY_AWS_COLLECTION_VERSION
+
+    return [ansible_version, AMAZON_AWS_COLLECTION_VERSION, COMMUNITY_AWS_COLLECTION_VERSION]
+
+
+def digest(paths, settings, given=(), running=()):
+    hashed = hashlib.sha256(json.dumps([settings, list(given), list(running)], sort_keys=True, default=str).encode())
     for path in paths:
         if not os.path.exists(path):
             raise AnsibleLookupError(f"inputs_digest: {path} does not exist")
@@ -76,4 +104,4 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        return [digest(terms, self.get_option("settings"))]
+        return [digest(terms, self.get_option("settings"), extra_vars(), versions())]
