@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from team import APP
-from test_capacity import AMI_PARAMETER, publish_newer_ami
+from test_capacity import AMI_PARAMETER, PREFIX, Watch, publish_newer_ami
 
 from nbstack_devkit.ecs_agent import matching_instances
 from nbstack_devkit.emulator import Clients, Emulator
@@ -25,7 +25,7 @@ from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 from nbstack_devkit.vault import Vault
 from nbstack_devkit.waits import wait_until
 
-PREFIX = "sam"
+# test_capacity's person: its sampler (Watch) follows that prefix's instance.
 STACKS = [f"{APP}-network", f"{APP}-persistent", f"{APP}-{PREFIX}-work", f"{APP}-{PREFIX}"]
 RECORDS = ROOT / ".cache" / "applied"
 
@@ -117,13 +117,20 @@ def test_recheck_goes_the_whole_way_and_the_next_run_the_short_one(first: Playbo
 
 
 def test_a_restart_after_an_idle_stop_takes_the_short_way_and_starts_the_instance_then_the_task(
-    first: PlaybookRun, playbooks: Playbooks, aws: Clients
+    first: PlaybookRun, playbooks: Playbooks, aws: Clients, emulator: Emulator
 ) -> None:
     idle_stop(aws)
     before = changes(aws)
-    run = ok(playbooks.up(PREFIX))
+    with Watch(emulator, outputs(aws)) as watch:
+        run = ok(playbooks.up(PREFIX))
     assert short(run), run.output[-3000:]
     assert phases(run) == ["last_run"]
+    assert "Started again after an idle stop" in run.text
+    # The order of the whole way: the idle stop left the service at 1, and no task is asked for
+    # while the group has started and the instance has not registered yet.
+    waiting = [s for s in watch.samples if s.group >= 1 and not s.instance]
+    assert waiting, watch.samples[:20]
+    assert {s.service for s in waiting} == {0}, [s for s in waiting if s.service][:5]
     out = outputs(aws)
     group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[out["AutoScalingGroupName"]])
     assert group["AutoScalingGroups"][0]["DesiredCapacity"] == 1
