@@ -99,7 +99,7 @@ def test_the_phase_timings_count_the_changes(runs: dict[str, PlaybookRun]) -> No
     # created the team's two); the second changed nothing.
     assert all(timings["first"][name] > 0 for name in ("secrets", "instance"))
     # Why: no record from this checkout (or, on a reused port, one of an emulator's earlier account).
-    assert re.search(r"^Checking everything: .+", runs["first"].text, re.MULTILINE)
+    assert re.search(r"^Checking everything: .+", runs["first"].output, re.MULTILINE)
     assert timings["first"]["network"] == timings["first"]["persistent"] == 0
     assert sum(timings["first"].values()) == runs["first"].changed
     assert set(timings["again"].values()) == {0} and runs["again"].changed == 0

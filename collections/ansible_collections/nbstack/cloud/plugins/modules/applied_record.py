@@ -44,7 +44,7 @@ options:
     type: list
     elements: str
     required: true
-  secrets:
+  secret_versions:
     description: >-
       The version ID of each of the person's secrets the run applied (the secrets role's versions), by its
       name in Secrets Manager.
@@ -74,7 +74,7 @@ EXAMPLES = r"""
     prefix: alice
     inputs: "{{ last_run__inputs }}"
     stacks: [notebook-server-network, notebook-server-persistent, notebook-server-alice-work, notebook-server-alice]
-    secrets: {notebook-server/alice/github-token: 0123abcd-..., notebook-server/alice/api-token: 4567cdef-...}
+    secret_versions: {notebook-server/alice/github-token: 0123abcd-..., notebook-server/alice/api-token: 4567cdef-...}
     ami_parameter: /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id
     results: {network: {}, persistent: {}, work: {}, instance: {}}
 """
@@ -107,7 +107,7 @@ def main():
             "prefix": {"type": "str", "required": True},
             "inputs": {"type": "str", "required": True},
             "stacks": {"type": "list", "elements": "str", "required": True},
-            "secrets": {"type": "dict", "required": True},
+            "secret_versions": {"type": "dict", "required": True, "no_log": False},
             "ami_parameter": {"type": "str", "required": True},
             "results": {"type": "dict", "required": True},
         },
@@ -122,7 +122,7 @@ def main():
     try:
         account = module.client("sts", retry_decorator=retry).get_caller_identity(aws_retry=True)["Account"]
         stacks = {name: applied.describe_stack(cloudformation, name) for name in params["stacks"]}
-        versions = {name: applied.current_version(secretsmanager, name) for name in params["secrets"]}
+        versions = {name: applied.current_version(secretsmanager, name) for name in params["secret_versions"]}
     except (ClientError, BotoCoreError) as error:
         # The run itself went well; only the next one is slower.
         module.warn(f"Could not read the stacks and secrets to record this run, so the next up.yml goes the whole way: {error}")
@@ -132,7 +132,7 @@ def main():
     seen = {result.get("name"): result.get("changed_time") for result in
             (params["results"]["network"].get("stack") or {}, *(params["results"][kind] for kind in ("persistent", "work", "instance")))}
     since = sorted(name for name, stack in stacks.items() if stack is None or not applied.same_time(seen.get(name), stack))
-    since += sorted(name for name, version in versions.items() if version is None or version != params["secrets"][name])
+    since += sorted(name for name, version in versions.items() if version is None or version != params["secret_versions"][name])
     if path is None or since:
         # Something changed after this run saw it (or is gone): the next run goes the whole way.
         module.exit_json(changed=False, path="", not_recorded=f"changed since this run saw it: {', '.join(since) or 'none'}"

@@ -347,6 +347,7 @@ def stop(module, capacity, service, group, was):
     changed = running or was["service"] >= 1
     return result(capacity, changed=changed, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
 
+
 def main():
     module = AnsibleAWSModule(
         argument_spec={
