@@ -28,6 +28,11 @@ options:
     description: The settings, by name.
     type: dict
     required: true
+  unhashed:
+    description: Names whose C(-e NAME=VALUE) is left out of the digest (a flag that changes how a run goes, not what it applies).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -64,10 +69,12 @@ def files_under(path):
     return found
 
 
-def extra_vars():
-    """What the command line gave with -e, a file by its bytes, without what names a vault_ key."""
+def extra_vars(unhashed=()):
+    """What the command line gave with -e, a file by its bytes, without what names a vault_ key or an unhashed name."""
     given = []
     for extra in context.CLIARGS.get("extra_vars") or ():
+        if extra.partition("=")[0].strip() in unhashed:
+            continue
         if extra.startswith("@"):
             try:
                 with open(os.path.expanduser(extra[1:]), "rb") as handle:
@@ -104,4 +111,4 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        return [digest(terms, self.get_option("settings"), extra_vars(), versions())]
+        return [digest(terms, self.get_option("settings"), extra_vars(self.get_option("unhashed")), versions())]
