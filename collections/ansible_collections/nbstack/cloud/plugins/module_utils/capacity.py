@@ -194,6 +194,20 @@ def result(capacity, **values):
     return dict(values, timeline=capacity.timeline, waited=round(capacity.waited, 1))
 
 
+def park_service(module, capacity, was):
+    """A server the idle stop left with its group at 0 and its service at 1: the service to 0; whether it had to.
+
+    Before a stack update (so that one with a new task definition completes
+    at once) and before a start (so that no task is asked for before its
+    instance exists). Nothing is changed in check mode.
+    """
+    if was["autoscaling_group"] >= 1 or was["service"] < 1:
+        return False
+    if not module.check_mode:
+        capacity.set_service(0)
+    return True
+
+
 def start(module, capacity, service, group, was):
     """After the stack update: group, container instance ACTIVE, service, health; in that order."""
     params = capacity.params

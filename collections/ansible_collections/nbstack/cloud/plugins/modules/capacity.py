@@ -226,6 +226,7 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import (
     START_TIMEOUT,
     WAIT_INTERVAL,
     Capacity,
+    park_service,
     result,
     start,
 )
@@ -308,12 +309,11 @@ def prepare(module, capacity, service, group, was):
     """Before the stack update: a stopped server's service to 0; a running one stopped if its instance goes."""
     params = module.params
     stopping = was["autoscaling_group"] >= 1 and params["replace_instance"]
-    changes = stopping or (was["service"] >= 1 and was["autoscaling_group"] < 1)
-    if module.check_mode or not changes:
-        return result(capacity, changed=changes, stopped=stopping, started=False, was=was, healthy=None)
     if not stopping:
-        capacity.set_service(0)
-        return result(capacity, changed=True, stopped=False, started=False, was=was, healthy=None)
+        parked = park_service(module, capacity, was)
+        return result(capacity, changed=parked, stopped=False, started=False, was=was, healthy=None)
+    if module.check_mode:
+        return result(capacity, changed=True, stopped=True, started=False, was=was, healthy=None)
     # The task's container autosaves on SIGTERM within its stop timeout; the
     # instance goes only once the task has stopped and its work is saved.
     record, problem = stop_task(module, capacity, service, was, "the replacement of its instance")[1:]

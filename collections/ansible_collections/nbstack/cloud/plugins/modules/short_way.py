@@ -143,6 +143,7 @@ from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import (
     START_TIMEOUT,
     WAIT_INTERVAL,
     Capacity,
+    park_service,
 )
 from ansible_collections.nbstack.cloud.plugins.module_utils.capacity import start as capacity_start
 
@@ -275,11 +276,10 @@ def start(module, comparison, outputs):
         if service is None or group is None:
             raise Different(f"the ECS service {params['service']} or the auto scaling group {params['autoscaling_group']} is gone")
         was = {"service": int(service["desiredCount"]), "autoscaling_group": int(group["DesiredCapacity"])}
-        if was["autoscaling_group"] < 1 and was["service"] >= 1 and not module.check_mode:
-            server.set_service(0)
-            service = dict(service, desiredCount=0)
-        done = capacity_start(module, server, service, group, dict(was, service=0) if was["autoscaling_group"] < 1 else was)
-        return dict(done, was=was)
+        parked = park_service(module, server, was)
+        done = capacity_start(module, server, dict(service, desiredCount=0) if parked else service, group,
+                              dict(was, service=0) if parked else was)
+        return dict(done, changed=done["changed"] or parked, was=was)
     except (ClientError, BotoCoreError) as error:
         module.fail_json_aws(error, msg="Could not start the notebook server", timeline=server.timeline)
 
