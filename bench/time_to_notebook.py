@@ -103,9 +103,12 @@ def path(name: str, found: Settings, figures: dict[str, Any]) -> list[tuple[str,
     kind = "gpu" if name.endswith("_gpu") else "cpu"
     restart = name.startswith("restart")
     warm = restart and found.pool_state in WARM_STATES
-    steps: list[tuple[str, float]] = [("up.yml until the scale-up", step["tool_to_scale_up"])]
-    if not restart:
+    if restart:
+        steps: list[tuple[str, float]] = [("up.yml's short way until the scale-up", step["tool_short_way"])]
+    else:
+        steps = [("up.yml's checks until the first stack create", step["tool_whole_way"])]
         steps.append(("work volume created (file system, mount targets)", step["work_volume_create"]))
+        steps.append(("secrets written", step["secrets_between_stacks"]))
         steps.append(("stack create until the group launches", step["stack_create_until_group"]))
     if warm and found.pool_state == "Running":
         steps.append(("warm pool instance (running) into service", 0.0))
@@ -159,7 +162,7 @@ def report(template: dict[str, Any], figures: dict[str, Any]) -> list[str]:
     for name in PATHS:
         lines.append(TITLES[name])
         for what, seconds in paths[name]:
-            lines.append(f"  {what:<48} {seconds:6.0f} s")
+            lines.append(f"  {what:<48} {seconds:6.{0 if seconds.is_integer() else 1}f} s")
         lines.append(f"  {'total':<48} {total(paths[name]):6.0f} s  = {total(paths[name]) / 60:.1f} min")
         lines.append("")
     lines.append(f"{'':<36} {'model':>7} {'today':>7} {'target':>7}")

@@ -49,7 +49,7 @@ def resource(template: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
 def test_every_step_figure_names_its_source(figures: dict[str, Any]) -> None:
     for key, step in figures["steps"].items():
         assert float(step["seconds"]) >= 0 and step["what"], key
-        assert step["source"].startswith(("https://", "bench/", "collections/")), key
+        assert step["source"].startswith(("https://", "bench/", "collections/", "playbooks/")), key
 
 
 def test_the_model_reads_the_templates_settings(template: dict[str, Any]) -> None:
@@ -79,8 +79,11 @@ def test_without_the_warm_pool_a_restart_is_a_cold_start(template: dict[str, Any
     assert after["restart_gpu"] > before["restart_gpu"]
     # A new person never had a pool to draw from.
     assert after["new_person_cpu"] == before["new_person_cpu"]
-    # A new person's path and a restart's differ then only by the stacks' creation (the work volume's, the instance's).
-    assert after["new_person_cpu"] - after["restart_cpu"] == step["work_volume_create"] + step["stack_create_until_group"]
+    # A new person's path and a restart's differ then only by up.yml's way (the whole way's checks, the
+    # secrets written, against the short way's comparison) and the stacks' creation (the work volume's, the instance's).
+    tool = step["tool_whole_way"] + step["secrets_between_stacks"] - step["tool_short_way"]
+    stacks = step["work_volume_create"] + step["stack_create_until_group"]
+    assert after["new_person_cpu"] - after["restart_cpu"] == tool + stacks
 
 
 def test_a_restart_pulls_again_unless_the_agent_prefers_the_cache(template: dict[str, Any], figures: dict[str, Any]) -> None:
