@@ -52,6 +52,10 @@ stay as they are for AWS. The list, one entry per property:
 - `Export` of an output after a stack update: the emulator keeps the value
   the export had at create, so a stack created later imports a stale value
   (the model bucket a persistent stack was given on a later run).
+- `LastUpdatedTime` of a stack: the emulator never recorded one, so a stack
+  changed by an update looked as it was at its create. An update (UpdateStack,
+  or an executed UPDATE change set) now sets it, as AWS does; up.yml's short
+  way compares it with its record.
 
 CloudFormation calls the emulator lacks (termination protection, continuing
 a failed rollback) are added by `emulator_api.fill_api_gaps`, called from
@@ -289,6 +293,7 @@ def fill_template_gaps() -> None:
 
     _follow_target_group_updates()
     _follow_export_updates()
+    _record_update_times()
     _fill_access_point_gaps()
     _fill_task_definition_volume_gaps()
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
@@ -427,6 +432,31 @@ def _follow_export_updates() -> None:
         return stack
 
     CloudFormationBackend.update_stack = update_stack_and_exports  # type: ignore[method-assign]
+
+
+def _record_update_times() -> None:
+    """An update's time as the stack's LastUpdatedTime (the module's list): moto's serializer reads `last_updated_time`."""
+    from moto.cloudformation.models import CloudFormationBackend, Stack
+    from moto.core.utils import utcnow
+
+    update = Stack.update
+    execute_change_set = CloudFormationBackend.execute_change_set
+
+    def update_noting_time(self: Stack, *args: Any, **kwargs: Any) -> None:
+        update(self, *args, **kwargs)
+        self.last_updated_time = utcnow()
+
+    def execute_noting_time(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+        execute_change_set(self, change_set_name, stack_name)
+        # Found as the emulator finds it: by ARN, else by name.
+        change_set = self.change_sets.get(change_set_name) or next(
+            cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name
+        )
+        if change_set.change_set_type == "UPDATE":
+            self.stacks[change_set.stack_id].last_updated_time = utcnow()
+
+    Stack.update = update_noting_time  # type: ignore[method-assign]
+    CloudFormationBackend.execute_change_set = execute_noting_time  # type: ignore[method-assign]
 
 
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:

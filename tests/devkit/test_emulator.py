@@ -129,3 +129,21 @@ def test_a_task_definitions_efs_volume_is_described_as_ecs_describes_it(emulator
     (access_point,) = efs.describe_access_points(AccessPointId=outputs["AccessPointId"])["AccessPoints"]
     assert outputs["AccessPointId"].startswith("fsap-") and access_point["FileSystemId"] == outputs["FileSystemId"]
     assert efs.describe_file_systems(FileSystemId=outputs["FileSystemId"])["FileSystems"]
+
+
+def test_a_stacks_update_sets_its_last_updated_time_as_aws_does(emulator: Emulator) -> None:
+    cloudformation = emulator.client("cloudformation")
+
+    def last_updated() -> object:
+        return cloudformation.describe_stacks(StackName="updated")["Stacks"][0].get("LastUpdatedTime")
+
+    cloudformation.create_stack(StackName="updated", TemplateBody=bucket_template("Enabled"))
+    assert last_updated() is None  # AWS gives none to a stack never updated
+    cloudformation.update_stack(StackName="updated", TemplateBody=bucket_template("Enabled", team="b"))
+    by_update = last_updated()
+    assert by_update is not None
+    cloudformation.create_change_set(
+        StackName="updated", ChangeSetName="next", TemplateBody=bucket_template("Enabled", team="c"), ChangeSetType="UPDATE"
+    )
+    cloudformation.execute_change_set(StackName="updated", ChangeSetName="next")
+    assert last_updated() > by_update  # type: ignore[operator]

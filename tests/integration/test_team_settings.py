@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from moto.cloudformation.models import cloudformation_backends
+from moto.core.utils import utcnow
 from team import APP
 
 from nbstack_devkit.emulator import ACCOUNT_ID, REGION, Clients, Emulator
@@ -72,11 +73,12 @@ def test_another_template_is_a_difference_too(first: PlaybookRun, playbooks: Pla
         if s.name == f"{APP}-persistent" and s.status != "DELETE_COMPLETE"
     )
     stack.template = str(stack.template).rstrip() + "\n# another checkout's edit\n"
+    stack.last_updated_time = utcnow()  # as that checkout's update left it (the emulator's updates set it too)
     before = shared_state(aws)
-    # On AWS that checkout's update would show in the stack's LastUpdatedTime, and this run would go the
-    # whole way; the emulator records no LastUpdatedTime and this edit is no update, so it is asked to.
-    run = playbooks.up("alice", "-e", "recheck=true")
+    # The stack changed since this checkout's last whole run: up.yml's short way sees it and goes the whole way.
+    run = playbooks.up("alice")
     assert run.returncode != 0
+    assert f"Checking everything: the stack {APP}-persistent changed since" in run.text
     assert "files/cloudformation/persistent.yml: the shared stacks hold a template with sha256" in run.text
     assert "in the persistent stack, this checkout has one with sha256" in run.text
     assert "(1 line changed)" in run.text
