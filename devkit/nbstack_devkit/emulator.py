@@ -444,7 +444,7 @@ def _record_update_times() -> None:
 
     def update_noting_time(self: Stack, *args: Any, **kwargs: Any) -> None:
         update(self, *args, **kwargs)
-        self.last_updated_time = utcnow()
+        self.last_updated_time = utcnow()  # type: ignore[attr-defined]
 
     def execute_noting_time(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
         execute_change_set(self, change_set_name, stack_name)
@@ -453,7 +453,7 @@ def _record_update_times() -> None:
             cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name
         )
         if change_set.change_set_type == "UPDATE":
-            self.stacks[change_set.stack_id].last_updated_time = utcnow()
+            self.stacks[change_set.stack_id].last_updated_time = utcnow()  # type: ignore[attr-defined]
 
     Stack.update = update_noting_time  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = execute_noting_time  # type: ignore[method-assign]
