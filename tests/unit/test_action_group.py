@@ -4,17 +4,23 @@ Each play's `module_defaults: group/nbstack.cloud.aws` gives the region to
 the group's modules only. The group names the amazon.aws and community.aws
 modules one by one (meta/runtime.yml says why), so a task with a module
 missing from it would run without the play's region: these tests find every
-such task in the playbooks, roles and molecule scenarios.
+such task in the playbooks, roles and molecule scenarios, reading each
+task as Ansible does (a module key, `action:` or `local_action:`, a short
+name or a redirect).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible.errors import AnsibleParserError
+from ansible.parsing.mod_args import ModuleArgsParser
+from ansible.plugins.loader import init_plugin_loader, module_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections" / "ansible_collections" / "nbstack" / "cloud"
@@ -26,30 +32,45 @@ def group() -> set[str]:
     return {member for member in runtime["action_groups"]["aws"] if isinstance(member, str)}
 
 
-def keys(node: Any) -> Iterator[str]:
-    """Every mapping key in a YAML document, at any depth (tasks sit in blocks, handlers and plays)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield str(key)
-            yield from keys(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from keys(item)
+#: Where a play or a block holds its tasks.
+TASK_LISTS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
+
+
+def tasks(items: Any) -> Iterator[dict[str, Any]]:
+    """Every task in a playbook's plays, or in a role's task list, blocks opened."""
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if "hosts" in item or "block" in item:
+            for key in TASK_LISTS:
+                yield from tasks(item.get(key))
+        elif not any(key.endswith("import_playbook") for key in item):
+            yield item
 
 
 def ansible_files() -> Iterator[Path]:
     yield from ROOT.glob("*.yml")
     for folder in ("playbooks", "roles", "molecule"):
-        yield from (ROOT / folder).rglob("*.yml")
+        yield from (path for path in (ROOT / folder).rglob("*.y*ml") if "meta" not in path.parts)
 
 
+@functools.cache
 def used_aws_modules() -> dict[str, list[str]]:
+    """Each AWS module a task names, as Ansible reads the task (a module key, action: or local_action:, any name form)."""
+    init_plugin_loader([str(ROOT / "collections")])
     used: dict[str, list[str]] = {}
     for path in ansible_files():
         for document in yaml.safe_load_all(path.read_text()):
-            for key in keys(document):
-                if AWS_MODULE.match(key):
-                    used.setdefault(key, []).append(str(path.relative_to(ROOT)))
+            for task in tasks(document):
+                try:
+                    action = ModuleArgsParser(task).parse()[0]
+                except AnsibleParserError:
+                    continue  # not a task (a vars file, a role's defaults)
+                assert "{{" not in action, f"{path}: a task's module is a template ({action}); name it"
+                found = module_loader.find_plugin_with_context(action)
+                name = found.resolved_fqcn if found.resolved else action
+                if AWS_MODULE.match(name):
+                    used.setdefault(name, []).append(str(path.relative_to(ROOT)))
     return used
 
 
@@ -60,9 +81,8 @@ def test_the_group_names_every_aws_module_a_task_uses() -> None:
     assert not missing, f"add these to action_groups.aws in {COLLECTION / 'meta' / 'runtime.yml'}: {missing}"
 
 
-def test_the_group_names_each_aws_module_of_this_collection() -> None:
-    modules = {path.stem for path in (COLLECTION / "plugins" / "modules").glob("*.py")
-               if "AnsibleAWSModule" in path.read_text()}
+def test_the_group_names_each_module_of_this_collection() -> None:
+    modules = {path.stem for path in (COLLECTION / "plugins" / "modules").glob("*.py")}
     assert modules and modules <= group(), sorted(modules - group())
 
 
