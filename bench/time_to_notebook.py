@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/time_to_notebook.py          (or: make bench)
 
-Nothing is started: the model adds up published step figures
-(bench/time_to_notebook.yml, each with its source) along the path that the
+Nothing is started: the model adds up step figures, published or
+measured here (bench/time_to_notebook.yml, each with its source) along the path that the
 templates' own settings choose, read from files/cloudformation/instance.yml:
 
 - the target group's health check interval and healthy threshold (the wait
@@ -106,9 +106,9 @@ def path(name: str, found: Settings, figures: dict[str, Any]) -> list[tuple[str,
     if restart:
         steps: list[tuple[str, float]] = [("up.yml's short way until the scale-up", step["tool_short_way"])]
     else:
-        steps = [("up.yml's checks until the first stack create", step["tool_whole_way"])]
+        steps = [("up.yml until the work stack's create", step["tool_whole_way"])]
         steps.append(("work volume created (file system, mount targets)", step["work_volume_create"]))
-        steps.append(("secrets written", step["secrets_between_stacks"]))
+        steps.append(("secrets, instance checks until its stack create", step["tool_before_instance_stack"]))
         steps.append(("stack create until the group launches", step["stack_create_until_group"]))
     if warm and found.pool_state == "Running":
         steps.append(("warm pool instance (running) into service", 0.0))
@@ -135,6 +135,7 @@ def path(name: str, found: Settings, figures: dict[str, Any]) -> list[tuple[str,
         )
     )
     steps.append(("capacity module's polling", step["poll_delay"]))
+    steps.append(("up.yml's summary until the URL is printed", step["tool_summary"]))
     return steps
 
 
@@ -151,7 +152,7 @@ def model(template: dict[str, Any], figures: dict[str, Any]) -> dict[str, list[t
 def report(template: dict[str, Any], figures: dict[str, Any]) -> list[str]:
     found = settings(template)
     lines = [
-        "Time to notebook, modelled (published step figures: bench/time_to_notebook.yml;"
+        "Time to notebook, modelled (step figures, published or measured here: bench/time_to_notebook.yml;"
         " settings: files/cloudformation/instance.yml)",
         f"  health check every {found.health_interval:g} s, healthy after {found.healthy_threshold};"
         f" warm pool: {found.pool_state or 'none'}; pulled while warming: {'yes' if found.pulls_while_warming else 'no'};"
@@ -177,6 +178,11 @@ def report(template: dict[str, Any], figures: dict[str, Any]) -> list[str]:
         )
     estimates = sorted(key for key, value in figures["steps"].items() if value.get("basis") == "estimate")
     lines.append("")
+    lines.append(
+        "A restart as modelled takes up.yml's short way (nothing changed since this checkout's last whole run)."
+        " After a change (settings, code, image tag, another checkout's update), or with a newer ECS-optimized"
+        " AMI due, it goes the whole way: every check and a stack update come first."
+    )
     lines.append("Estimates (no published figure; make test-aws records the real phases): " + ", ".join(estimates))
     return lines
 
