@@ -12,15 +12,15 @@ name or a redirect).
 from __future__ import annotations
 
 import functools
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
-from ansible.errors import AnsibleParserError
-from ansible.parsing.mod_args import ModuleArgsParser
-from ansible.plugins.loader import init_plugin_loader, module_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections" / "ansible_collections" / "nbstack" / "cloud"
@@ -54,9 +54,16 @@ def ansible_files() -> Iterator[Path]:
         yield from (path for path in (ROOT / folder).rglob("*.y*ml") if "meta" not in path.parts)
 
 
-@functools.cache
-def used_aws_modules() -> dict[str, list[str]]:
-    """Each AWS module a task names, as Ansible reads the task (a module key, action: or local_action:, any name form)."""
+def scan() -> dict[str, list[str]]:
+    """Each AWS module a task names, as Ansible reads the task (a module key, action: or local_action:, any name form).
+
+    Run in a process of its own (used_aws_modules): Ansible's collection loader is configured once per
+    process, and another test may have configured it first, without this checkout's collections.
+    """
+    from ansible.errors import AnsibleParserError
+    from ansible.parsing.mod_args import ModuleArgsParser
+    from ansible.plugins.loader import init_plugin_loader, module_loader
+
     init_plugin_loader([str(ROOT / "collections")])
     used: dict[str, list[str]] = {}
     for path in ansible_files():
@@ -68,10 +75,17 @@ def used_aws_modules() -> dict[str, list[str]]:
                     continue  # not a task (a vars file, a role's defaults)
                 assert "{{" not in action, f"{path}: a task's module is a template ({action}); name it"
                 found = module_loader.find_plugin_with_context(action)
-                name = found.resolved_fqcn if found.resolved else action
-                if AWS_MODULE.match(name):
-                    used.setdefault(name, []).append(str(path.relative_to(ROOT)))
+                assert found.resolved, f"{path}: the module {action} is not found: {found.exit_reason}"
+                if AWS_MODULE.match(found.resolved_fqcn):
+                    used.setdefault(found.resolved_fqcn, []).append(str(path.relative_to(ROOT)))
     return used
+
+
+@functools.cache
+def used_aws_modules() -> dict[str, list[str]]:
+    done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_the_group_names_every_aws_module_a_task_uses() -> None:
@@ -90,3 +104,7 @@ def test_the_group_names_no_module_that_is_not_used() -> None:
     """A module left in the group after its last task went is looked up in every play for nothing."""
     named = {member for member in group() if AWS_MODULE.match(member)}
     assert named <= set(used_aws_modules()), sorted(named - set(used_aws_modules()))
+
+
+if __name__ == "__main__":
+    print(json.dumps(scan()))
