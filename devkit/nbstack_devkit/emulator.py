@@ -436,27 +436,24 @@ def _follow_export_updates() -> None:
 
 def _record_update_times() -> None:
     """An update's time as the stack's LastUpdatedTime (the module's list): moto's serializer reads `last_updated_time`."""
-    from moto.cloudformation.models import CloudFormationBackend, Stack
+    from moto.cloudformation.models import ChangeSet, Stack
     from moto.core.utils import utcnow
 
     update = Stack.update
-    execute_change_set = CloudFormationBackend.execute_change_set
+    apply = ChangeSet.apply
 
     def update_noting_time(self: Stack, *args: Any, **kwargs: Any) -> None:
         update(self, *args, **kwargs)
         self.last_updated_time = utcnow()  # type: ignore[attr-defined]
 
-    def execute_noting_time(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
-        execute_change_set(self, change_set_name, stack_name)
-        # Found as the emulator finds it: by ARN, else by name.
-        change_set = self.change_sets.get(change_set_name) or next(
-            cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name
-        )
-        if change_set.change_set_type == "UPDATE":
-            self.stacks[change_set.stack_id].last_updated_time = utcnow()  # type: ignore[attr-defined]
+    # An executed change set applies itself to its stack (CREATE or UPDATE); only an update is one.
+    def apply_noting_time(self: ChangeSet) -> None:
+        apply(self)
+        if self.change_set_type == "UPDATE":
+            self.stack.last_updated_time = utcnow()  # type: ignore[attr-defined]
 
     Stack.update = update_noting_time  # type: ignore[method-assign]
-    CloudFormationBackend.execute_change_set = execute_noting_time  # type: ignore[method-assign]
+    ChangeSet.apply = apply_noting_time  # type: ignore[method-assign]
 
 
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: Any) -> None:

@@ -60,7 +60,6 @@ def scan() -> dict[str, list[str]]:
     Run in a process of its own (used_aws_modules): Ansible's collection loader is configured once per
     process, and another test may have configured it first, without this checkout's collections.
     """
-    from ansible.errors import AnsibleParserError
     from ansible.parsing.mod_args import ModuleArgsParser
     from ansible.plugins.loader import init_plugin_loader, module_loader
 
@@ -69,10 +68,7 @@ def scan() -> dict[str, list[str]]:
     for path in ansible_files():
         for document in yaml.safe_load_all(path.read_text()):
             for task in tasks(document):
-                try:
-                    action = ModuleArgsParser(task).parse()[0]
-                except AnsibleParserError:
-                    continue  # not a task (a vars file, a role's defaults)
+                action = ModuleArgsParser(task).parse()[0]
                 assert "{{" not in action, f"{path}: a task's module is a template ({action}); name it"
                 found = module_loader.find_plugin_with_context(action)
                 assert found.resolved, f"{path}: the module {action} is not found: {found.exit_reason}"
