@@ -13,7 +13,7 @@ run:
 A. up.yml's daily path, REPEATS times, each side in turn:
    - a no-op `up.yml` (the short way: the run checks that it took it), against
      a fresh Python process that makes the same reads with plain boto3 (the
-     calls the short_way module makes: caller identity, the four stacks, the secrets,
+     calls up.yml's short_way task makes: caller identity, the four stacks, the secrets,
      the group, the AMI parameter, the service, the target health);
    - a restart after an idle stop (the group set to 0, as the sidecar does),
      timed from the start of `ansible-playbook up.yml` to the moment the
@@ -112,8 +112,8 @@ def template_parameters() -> dict[str, dict[str, object]]:
     return dict(yaml.load(TEMPLATE.read_text(), Loader=Loader)["Parameters"])
 
 
-#: The reads of up.yml's short way (module short_way) in plain boto3, then optionally the scale-up call:
-#: run in a fresh interpreter, as ansible-playbook's module is, so both sides pay for starting Python and boto3.
+#: The reads of up.yml's short way (nbstack.cloud.short_way) in plain boto3, then optionally the scale-up call:
+#: run in a fresh interpreter, as ansible-playbook is, so both sides pay for starting Python and boto3.
 PLAIN_READS = """
 import sys, time
 began = time.perf_counter()

@@ -2,7 +2,7 @@
 
 A whole run records what it applied (role last_run, module applied_record)
 in the checkout's .cache/applied; the next run compares that record, and its
-own inputs, with AWS in one module process (short_way), which then starts the server. The short way's
+own inputs, with AWS in the controller's own process (action plugin short_way), which then starts the server. The short way's
 output names the phases last_run (and instance, when it starts the server),
 never preflight. Each way out of it below changes one thing a person or a
 teammate could: a setting, a secret in Secrets Manager, a shared stack, the
@@ -114,6 +114,40 @@ def test_recheck_goes_the_whole_way_and_the_next_run_the_short_one(first: Playbo
     assert not short(run)
     assert "Nothing changed since" not in run.text
     assert short(ok(playbooks.up(PREFIX)))
+
+
+def test_the_short_way_runs_in_the_controller_and_shows_no_secret_at_any_verbosity(first: PlaybookRun, playbooks: Playbooks,
+                                                                                     vault: Vault) -> None:
+    run = ok(playbooks.up(PREFIX, "-vvvv"))
+    assert short(run), run.output[-3000:]
+    assert "config file = " in run.output  # verbose
+    # At -vvv and more, every module's process shows as a local EXEC: a no-op starts none.
+    assert "<localhost> EXEC" not in run.output
+    for name, value in vault.values.items():
+        assert value not in run.output, name
+
+
+def test_with_botocore_logs_the_short_way_runs_as_a_module(first: PlaybookRun, playbooks: Playbooks, vault: Vault) -> None:
+    # amazon.aws's setting for the list of calls a module made (resource_actions): AnsibleAWSModule keeps it.
+    run = ok(playbooks.run("up.yml", "-e", f"prefix={PREFIX}", "-vvv", env={"ANSIBLE_DEBUG_BOTOCORE_LOGS": "1"}))
+    assert short(run), run.output[-3000:]
+    assert "AnsiballZ_short_way" in run.output
+    for name, value in vault.values.items():
+        assert value not in run.output, name
+
+
+def test_a_check_run_after_an_idle_stop_takes_the_short_way_and_starts_nothing(first: PlaybookRun, playbooks: Playbooks,
+                                                                               aws: Clients) -> None:
+    idle_stop(aws)
+    before = changes(aws)
+    run = ok(playbooks.up(PREFIX, "--check"))
+    assert short(run), run.output[-3000:]
+    out = outputs(aws)
+    group = aws.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[out["AutoScalingGroupName"]])
+    assert group["AutoScalingGroups"][0]["DesiredCapacity"] == 0
+    service = aws.ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"][0]
+    assert service["desiredCount"] == 1  # as the idle stop left it: not parked either
+    assert changes(aws) == before
 
 
 def test_a_restart_after_an_idle_stop_takes_the_short_way_and_starts_the_instance_then_the_task(

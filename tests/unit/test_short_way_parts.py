@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.nbstack.cloud.plugins.lookup.inputs_digest import digest
-from ansible_collections.nbstack.cloud.plugins.module_utils import applied
-from ansible_collections.nbstack.cloud.plugins.modules import short_way
+from ansible_collections.nbstack.cloud.plugins.module_utils import applied, short_way
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 
 up.yml writes it (module applied_record) after every run that went the
 whole way, into a folder of the checkout that ran it; the next up.yml
-(module short_way) takes the short way only while the record matches
+(nbstack.cloud.short_way) takes the short way only while the record matches
 both its own inputs (settings, code, image tag) and AWS now. The record
 holds no secret: stack IDs, times and digests, secret version IDs, and the
 results the summary prints.
@@ -41,7 +41,7 @@ class Clients:
     AnsibleAWSModule.client() starts a new boto3 session for every client,
     and each session loads botocore's endpoint and service data again (about
     70 ms a client on a small machine). The short way talks to seven
-    services in the one module process that is most of its time, so it
+    services in the one task that is most of its time, so it
     builds them from one session, with amazon.aws's own reading of the
     connection settings (region, endpoint, profile, keys, aws_config).
     """

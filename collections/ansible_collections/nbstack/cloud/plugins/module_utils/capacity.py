@@ -2,7 +2,7 @@
 """Capacity before placement: the person's group, container instance and service, and the start in order.
 
 Shared by the capacity module (start, stop, the preparation of an update)
-and up.yml's short way (module short_way), which starts a stopped server
+and up.yml's short way (nbstack.cloud.short_way), which starts a stopped server
 with this same code when nothing else is to apply.
 """
 
@@ -226,9 +226,11 @@ def start(module, capacity, service, group, was):
                 f"No container instance with {PREFIX_ATTRIBUTE} = {params['prefix']} became ACTIVE in the"
                 f" cluster {params['cluster']} within {params['register_timeout']} s, so no task was asked for."
                 f" Look at the activity of the auto scaling group {params['autoscaling_group']} (capacity in"
-                " the zones, the vCPU quota) and at the instance's system log, then run up.yml again."
+                " the zones, the vCPU quota) and at the instance's system log, then run up.yml again. The group"
+                " stays at 1: an instance it started is billed until up.yml brings the server up or down.yml"
+                " stops it."
             ),
-            **result(capacity, started=starting, stopped=False, was=was, healthy=None),
+            **result(capacity, changed=was["autoscaling_group"] < 1, started=starting, stopped=False, was=was, healthy=None),
         )
     capacity.note("container instance ACTIVE")
     if was["service"] < 1:
