@@ -12,7 +12,9 @@ public AMI while the server is stopped, the record itself.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from urllib.request import getproxies_environment
 
 import pytest
 from team import APP
@@ -121,8 +123,10 @@ def test_the_short_way_runs_in_the_controller_and_shows_no_secret_at_any_verbosi
     run = ok(playbooks.up(PREFIX, "-vvvv"))
     assert short(run), run.output[-3000:]
     assert "config file = " in run.output  # verbose
-    # At -vvv and more, every module's process shows as a local EXEC: a no-op starts none.
-    assert "<localhost> EXEC" not in run.output
+    # At -vvv and more, every module's process shows as a local EXEC: a no-op starts none
+    # (on macOS without a proxy variable, the short way is a module process: see its action plugin).
+    if sys.platform != "darwin" or getproxies_environment():
+        assert "<localhost> EXEC" not in run.output
     for name, value in vault.values.items():
         assert value not in run.output, name
 

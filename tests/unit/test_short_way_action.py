@@ -20,7 +20,7 @@ ARGS = {"record_dir": "/records", "app_name": "app", "prefix": "alice", "inputs"
 
 
 def action(args: dict[str, Any], check_mode: bool = False) -> ActionModule:
-    task = MagicMock(args=args, check_mode=check_mode, async_val=0, diff=False)
+    task = MagicMock(args=args, check_mode=check_mode, async_val=0, diff=False, environment=None, delegate_to=None)
     return ActionModule(task, MagicMock(), MagicMock(), MagicMock(), MagicMock(), MagicMock())
 
 
@@ -82,25 +82,41 @@ def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("platform", "proxy", "debug_logs", "here"),
+    ("platform", "proxy", "keywords", "debug_logs", "here"),
     [
-        ("linux", None, False, True),
-        ("linux", None, True, False),  # AnsibleAWSModule collects the calls made (resource_actions)
-        ("darwin", None, False, False),  # macOS's proxy lookup is not safe in a forked process
-        ("darwin", "http://proxy.example:3128", False, True),  # urllib reads the variable, never asks the system
+        ("linux", None, {}, False, True),
+        ("linux", None, {"environment": [{}]}, False, True),  # what a task without environment: has
+        ("linux", None, {}, True, False),  # AnsibleAWSModule collects the calls made (resource_actions)
+        ("darwin", None, {}, False, False),  # macOS's proxy lookup is not safe in a forked process
+        ("darwin", "http://proxy.example:3128", {}, False, True),  # urllib reads the variable, never asks the system
+        # What only a module process honours.
+        ("linux", None, {"environment": [{"AWS_PROFILE": "team"}]}, False, False),
+        ("linux", None, {"delegate_to": "bastion"}, False, False),
+        ("linux", None, {"async_val": 600}, False, False),
     ],
 )
-def test_where_the_work_runs(monkeypatch: pytest.MonkeyPatch, platform: str, proxy: str | None, debug_logs: bool,
-                             here: bool) -> None:
+def test_where_the_work_runs(monkeypatch: pytest.MonkeyPatch, platform: str, proxy: str | None, keywords: dict[str, Any],
+                             debug_logs: bool, here: bool) -> None:
     no_proxy_variables(monkeypatch)
     if proxy:
         monkeypatch.setenv("https_proxy", proxy)
-    monkeypatch.setattr(plugin.sys, "platform", platform)
+    monkeypatch.setattr(plugin, "PLATFORM", platform)
     monkeypatch.setattr(short_way, "run", lambda module: {"ran": "here"})
-    task = action(dict(ARGS, debug_botocore_endpoint_logs=debug_logs))
+    args = dict(ARGS, debug_botocore_endpoint_logs=debug_logs)
+    task = action(args)
+    for keyword, value in keywords.items():
+        setattr(task._task, keyword, value)
     modules: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(task, "_execute_module", lambda module_name, module_args, task_vars: modules.append(
-        (module_name, module_args)) or {"ran": "as a module"})
-    result = task.run(task_vars={})
-    assert result["ran"] == ("here" if here else "as a module")
-    assert modules == ([] if here else [("nbstack.cloud.short_way", dict(ARGS, debug_botocore_endpoint_logs=debug_logs))])
+
+    def execute_module(module_name: str, module_args: dict[str, Any], task_vars: dict[str, Any], wrap_async: bool) -> dict[str, Any]:
+        modules.append((module_name, dict(module_args)))
+        module_args["_ansible_check_mode"] = False  # as ActionBase._update_module_args does
+        return {"ran": "as a module"}
+
+    monkeypatch.setattr(task, "_execute_module", execute_module)
+    monkeypatch.setattr(task, "_remove_tmp_path", lambda path: None)
+    assert task.run(task_vars={})["ran"] == ("here" if here else "as a module")
+    assert modules == ([] if here else [("nbstack.cloud.short_way", args)])
+    # Ansible's own keys went into a copy: a retry (until:) validates the task's arguments again.
+    assert task._task.args == args
+    assert task.run(task_vars={})["ran"] == ("here" if here else "as a module")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ansible_collections.nbstack.cloud.plugins.lookup.inputs_digest import digest
 from ansible_collections.nbstack.cloud.plugins.module_utils import applied, short_way
@@ -157,3 +158,58 @@ def test_every_extra_var_counts_a_file_by_its_bytes_and_a_vault_key_not_at_all(t
     assert len(found) == 2 and "hunter2-long" not in json.dumps(found)
     settings.write_text("a: 2\n")
     assert inputs_digest.extra_vars(["recheck"]) != found
+
+
+class RefusedService:
+    """AWS where the group starts and its instance registers, but UpdateService is refused."""
+
+    def __init__(self) -> None:
+        self.desired = 0
+
+    def __call__(self, service: str) -> RefusedService:
+        return self
+
+    def describe_services(self, **_: Any) -> dict[str, Any]:
+        return {"services": [{"status": "ACTIVE", "desiredCount": 0, "runningCount": 0, "serviceArn": "arn:service"}]}
+
+    def describe_auto_scaling_groups(self, **_: Any) -> dict[str, Any]:
+        instances = [{"InstanceId": "i-1", "LifecycleState": "InService"}] if self.desired else []
+        return {"AutoScalingGroups": [{"DesiredCapacity": self.desired, "Instances": instances}]}
+
+    def set_desired_capacity(self, DesiredCapacity: int, **_: Any) -> None:
+        self.desired = DesiredCapacity
+
+    def list_container_instances(self, **_: Any) -> dict[str, Any]:
+        return {"containerInstanceArns": ["arn:ci"]}
+
+    def describe_container_instances(self, **_: Any) -> dict[str, Any]:
+        return {"containerInstances": [{"status": "ACTIVE", "agentConnected": True, "ec2InstanceId": "i-1",
+                                        "attributes": [{"name": "nbstack.prefix", "value": "alice"}]}]}
+
+    def update_service(self, **_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "UpdateService")
+
+
+class Failed(Exception):
+    pass
+
+
+class StartingModule:
+    check_mode = False
+    params = {"prefix": "alice", "register_timeout": 5, "wait_timeout": 5, "wait_interval": 0}
+
+    def fail_json_aws(self, error: Exception, msg: str, **result: Any) -> None:
+        raise Failed(dict(result, msg=f"{msg}: {error}"))
+
+
+def test_a_start_that_fails_after_the_group_started_says_so_and_that_it_changed_something() -> None:
+    aws = RefusedService()
+    outputs = {"ClusterName": "app", "ServiceName": "app-alice", "AutoScalingGroupName": "app-alice", "TargetGroupArn": "arn:tg"}
+    with pytest.raises(Failed) as failed:
+        short_way.start(StartingModule(), SimpleNamespace(client=aws), outputs)
+    result = failed.value.args[0]
+    assert aws.desired == 1
+    assert result["changed"] is True
+    assert "the auto scaling group stays at 1" in result["msg"] and "down.yml stops it" in result["msg"]
+    assert "AccessDenied" in result["msg"]
+    assert [step["step"] for step in result["timeline"]] == ["group to 1", "container instance ACTIVE"]

@@ -17,11 +17,12 @@ environment fallbacks (AWS_REGION, AWS_PROFILE...), as AnsibleAWSModule
 validates them; the connection is amazon.aws's reading of those options
 (module_utils.botocore); check mode is honoured; a no_log option's value
 (the secrets, a secret key) is masked in whatever is returned or warned,
-as AnsibleModule masks it. Unlike a module, the work does not see a task's
-`environment:` keyword (up.yml sets none).
+as AnsibleModule masks it.
 
 It runs the module (modules/short_way.py, the same work) as a process of
 its own instead:
+- when the task has an `environment:` (AWS_PROFILE, a proxy...),
+  `delegate_to` or `async`, which only a module process honours;
 - with debug_botocore_endpoint_logs, whose list of the calls made
   (resource_actions) AnsibleAWSModule collects;
 - on macOS, unless a proxy variable is set: a new boto3 client looks up the
@@ -44,7 +45,12 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3, gather_sdk_versions
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import (
+    HAS_BOTO3,
+    check_sdk_version_supported,
+    gather_sdk_versions,
+)
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleBotocoreError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 
 from ansible_collections.nbstack.cloud.plugins.module_utils import short_way
@@ -52,6 +58,8 @@ from ansible_collections.nbstack.cloud.plugins.module_utils import short_way
 display = Display()
 
 NAME = "nbstack.cloud.short_way"
+#: Where the controller runs (a name the tests can change without changing sys.platform for everyone).
+PLATFORM = sys.platform
 
 
 class Finished(Exception):
@@ -86,16 +94,17 @@ class ControllerModule:
         self.fail_json(**failure)
 
 
-def in_process(params):
+def in_process(task, params):
     """Whether the work runs here rather than as the module's own process (see above)."""
-    if params.get("debug_botocore_endpoint_logs"):
+    # A task's environment is a list of mappings, [{}] when none is given.
+    if any(task.environment or ()) or task.delegate_to or task.async_val or params.get("debug_botocore_endpoint_logs"):
         return False
-    return sys.platform != "darwin" or bool(getproxies_environment())
+    return PLATFORM != "darwin" or bool(getproxies_environment())
 
 
 class ActionModule(ActionBase):
     _supports_check_mode = True
-    _supports_async = False
+    _supports_async = True  # as the module process
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -104,17 +113,26 @@ class ActionModule(ActionBase):
         if validated.error_messages:
             said = [("unsupported parameters: " if isinstance(error, UnsupportedError) else "") + error.msg for error in validated.errors]
             raise AnsibleActionFail(remove_values(f"{NAME}: " + "; ".join(said), hidden))
+        if not in_process(self._task, validated.validated_parameters):
+            # As ansible.builtin.normal runs a module. A copy: Ansible adds its own keys to the arguments it is given.
+            wrap_async = self._task.async_val and not self._connection.has_native_async
+            result.update(self._execute_module(module_name=NAME, module_args=dict(self._task.args), task_vars=task_vars,
+                                               wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            return result
         # What AnsibleModule would warn of (an option given twice, by name and alias; a deprecated alias).
         for warning in validated._warnings:
             display.warning(f"{NAME}: both option {warning['option']} and its alias {warning['alias']} are set")
         for deprecation in validated._deprecations:
             display.warning(f"{NAME}: {deprecation['msg']}")
-        if not in_process(validated.validated_parameters):
-            result.update(self._execute_module(module_name=NAME, module_args=self._task.args, task_vars=task_vars))
-            return result
         if not HAS_BOTO3:
             raise AnsibleActionFail(f"{NAME} needs boto3 and botocore in the controller's Python"
                                     " (pip install -r requirements.txt)")
+        try:
+            check_sdk_version_supported(warn=display.warning)
+        except AnsibleBotocoreError as error:
+            raise AnsibleActionFail(f"{NAME}: {error}") from None
         module = ControllerModule(validated.validated_parameters, bool(self._task.check_mode), hidden)
         try:
             done = short_way.run(module)

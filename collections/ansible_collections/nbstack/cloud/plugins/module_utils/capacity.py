@@ -43,6 +43,9 @@ class Capacity:
         self.began = time.monotonic()
         self.timeline = []
         self.waited = 0.0
+        #: Whether this run changed anything, and whether it asked the group for an instance.
+        self.changed = False
+        self.group_raised = False
 
     def note(self, step):
         self.timeline.append({"step": step, "at": round(time.monotonic() - self.began, 1)})
@@ -59,10 +62,13 @@ class Capacity:
 
     def set_group(self, count):
         self.autoscaling.set_desired_capacity(AutoScalingGroupName=self.params["autoscaling_group"], DesiredCapacity=count, aws_retry=True)
+        self.changed = True
+        self.group_raised = count >= 1
         self.note(f"group to {count}")
 
     def set_service(self, count):
         self.ecs.update_service(cluster=self.params["cluster"], service=self.params["service"], desiredCount=count, aws_retry=True)
+        self.changed = True
         self.note(f"service to {count}")
 
     def registered(self):
@@ -111,7 +117,7 @@ class Capacity:
             try:
                 held = condition()
             except (ClientError, BotoCoreError) as error:
-                self.module.fail_json_aws(error, msg="Could not read the notebook server's state")
+                self.fail(error, "Could not read the notebook server's state")
             waited = time.monotonic() - began
             if held or waited >= timeout:
                 self.waited += waited
@@ -179,7 +185,15 @@ class Capacity:
         """Terminate these pool instances (the pool refills from the group's current launch template)."""
         for instance_id in instance_ids:
             self.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance_id, ShouldDecrementDesiredCapacity=False, aws_retry=True)
+            self.changed = True
         self.note(f"{len(instance_ids)} warm pool instance(s) of an older launch template terminated")
+
+    def fail(self, error, msg):
+        """Fail with an AWS error, with what this run did first: a group it raised stays up, and is billed."""
+        if self.group_raised:
+            msg += (" (the auto scaling group stays at 1: an instance it started is billed until up.yml brings the"
+                    " server up or down.yml stops it)")
+        self.module.fail_json_aws(error, msg=msg, changed=self.changed, timeline=self.timeline)
 
     def clear_stop_tags(self, service):
         tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
@@ -230,7 +244,7 @@ def start(module, capacity, service, group, was):
                 " stays at 1: an instance it started is billed until up.yml brings the server up or down.yml"
                 " stops it."
             ),
-            **result(capacity, changed=was["autoscaling_group"] < 1, started=starting, stopped=False, was=was, healthy=None),
+            **result(capacity, changed=capacity.changed, started=starting, stopped=False, was=was, healthy=None),
         )
     capacity.note("container instance ACTIVE")
     if was["service"] < 1:

@@ -93,6 +93,9 @@ class Comparison:
         then, and says to run image.yml).
         """
         outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in instance_stack.get("Outputs", [])}
+        missing = sorted({"AutoScalingGroupName", "ClusterName", "ServiceName", "TargetGroupArn"} - set(outputs))
+        if missing:
+            raise Different(f"the stack {instance_stack.get('StackName', '')} has no output {', '.join(missing)}")
         group_name = outputs["AutoScalingGroupName"]
         groups = self.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group_name], aws_retry=True)
         if not groups["AutoScalingGroups"]:
@@ -159,7 +162,7 @@ def start(module, comparison, outputs):
                               dict(was, service=0) if parked else was)
         return dict(done, changed=done["changed"] or parked, was=was)
     except (ClientError, BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Could not start the notebook server", timeline=server.timeline)
+        server.fail(error, "Could not start the notebook server")
 
 
 #: The module's own options (the AWS connection options come with them, as amazon.aws's modules have).
@@ -176,25 +179,35 @@ ARGUMENT_SPEC = {
 
 
 def run(module):
-    """Compare, and start when nothing differs: the task's result (a failure to start calls module.fail_json)."""
-    comparison = Comparison(module)
+    """Compare, and start when nothing differs: the task's result (a failure to start calls module.fail_json).
+
+    A read that fails, or a record or stack not as expected, makes the
+    result not current (the whole way then reads again and says what is
+    wrong). Once the start has begun, an error is the start's own failure,
+    which says what the start did first.
+    """
     not_current = {"changed": False, "current": False, "phases": {}, "running": False, "serving": False,
                    "healthy": False, "started": False, "ami_waiting": "", "timeline": []}
     try:
+        comparison = Comparison(module)
         cloudformation, record = comparison.record()
         stacks = comparison.stacks(cloudformation, record)
         comparison.secrets(record)
         instance = record["results"]["instance"]
         # What is started is what the stack just read says, never the record.
         server = comparison.server(record, stacks[instance["name"]])
-        started: dict = {"changed": False, "started": False, "healthy": True if server["healthy"] else None, "timeline": []}
-        # What the start would wait for is there already: the task runs, and a target is healthy (or no wait is asked).
-        if not (server["serving"] and (server["healthy"] or module.params["wait_timeout"] == 0)):
-            started = start(module, comparison, server["outputs"])
+        phases = dict(record["results"])
     except Different as difference:
         return dict(not_current, reason=str(difference))
     except (ClientError, BotoCoreError, KeyError, TypeError) as error:
         return dict(not_current, reason=f"the last run could not be compared ({error})")
-    return dict(changed=started["changed"], current=True, reason="", phases=record["results"], running=server["running"],
+    started: dict = {"changed": False, "started": False, "healthy": True if server["healthy"] else None, "timeline": []}
+    # What the start would wait for is there already: the task runs, and a target is healthy (or no wait is asked).
+    if not (server["serving"] and (server["healthy"] or module.params["wait_timeout"] == 0)):
+        try:
+            started = start(module, comparison, server["outputs"])
+        except Different as difference:
+            return dict(not_current, reason=str(difference))
+    return dict(changed=started["changed"], current=True, reason="", phases=phases, running=server["running"],
                 serving=server["serving"], healthy=started["healthy"], started=started["started"],
                 ami_waiting=server["ami_waiting"], timeline=started["timeline"])

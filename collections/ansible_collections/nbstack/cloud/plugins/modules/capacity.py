@@ -391,11 +391,7 @@ def main():
     try:
         module.exit_json(**act(module, capacity, service, group, was))
     except (ClientError, BotoCoreError) as error:
-        module.fail_json_aws(
-            error,
-            msg="Could not start the notebook server" if params["state"] == "started" else "Could not stop the notebook server",
-            timeline=capacity.timeline,
-        )
+        capacity.fail(error, "Could not start the notebook server" if params["state"] == "started" else "Could not stop the notebook server")
 
 
 if __name__ == "__main__":
