@@ -201,6 +201,9 @@ class StartingModule:
     def fail_json_aws(self, error: Exception, msg: str, **result: Any) -> None:
         raise Failed(dict(result, msg=f"{msg}: {error}"))
 
+    def fail_json(self, **result: Any) -> None:
+        raise Failed(result)
+
 
 def test_a_start_that_fails_after_the_group_started_says_so_and_that_it_changed_something() -> None:
     aws = RefusedService()
@@ -213,3 +216,20 @@ def test_a_start_that_fails_after_the_group_started_says_so_and_that_it_changed_
     assert "the auto scaling group stays at 1" in result["msg"] and "down.yml stops it" in result["msg"]
     assert "AccessDenied" in result["msg"]
     assert [step["step"] for step in result["timeline"]] == ["group to 1", "container instance ACTIVE"]
+
+
+class NeverRegisters(RefusedService):
+    def list_container_instances(self, **_: Any) -> dict[str, Any]:
+        return {"containerInstanceArns": []}
+
+
+def test_a_start_whose_instance_never_registers_says_the_group_it_raised_stays_up() -> None:
+    aws = NeverRegisters()
+    outputs = {"ClusterName": "app", "ServiceName": "app-alice", "AutoScalingGroupName": "app-alice", "TargetGroupArn": "arn:tg"}
+    module = StartingModule()
+    module.params = dict(module.params, register_timeout=0)
+    with pytest.raises(Failed) as failed:
+        short_way.start(module, SimpleNamespace(client=aws), outputs)
+    result = failed.value.args[0]
+    assert aws.desired == 1 and result["changed"] is True
+    assert "became ACTIVE" in result["msg"] and "the auto scaling group stays at 1" in result["msg"]

@@ -188,12 +188,16 @@ class Capacity:
             self.changed = True
         self.note(f"{len(instance_ids)} warm pool instance(s) of an older launch template terminated")
 
+    def left_up(self):
+        """What a failure says when this run raised the group: it stays up, and is billed ("" otherwise)."""
+        if not self.group_raised:
+            return ""
+        return (" (the auto scaling group stays at 1: an instance it started is billed until up.yml brings the"
+                " server up or down.yml stops it)")
+
     def fail(self, error, msg):
-        """Fail with an AWS error, with what this run did first: a group it raised stays up, and is billed."""
-        if self.group_raised:
-            msg += (" (the auto scaling group stays at 1: an instance it started is billed until up.yml brings the"
-                    " server up or down.yml stops it)")
-        self.module.fail_json_aws(error, msg=msg, changed=self.changed, timeline=self.timeline)
+        """Fail with an AWS error, with what this run did first."""
+        self.module.fail_json_aws(error, msg=msg + self.left_up(), changed=self.changed, timeline=self.timeline)
 
     def clear_stop_tags(self, service):
         tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
@@ -240,9 +244,8 @@ def start(module, capacity, service, group, was):
                 f"No container instance with {PREFIX_ATTRIBUTE} = {params['prefix']} became ACTIVE in the"
                 f" cluster {params['cluster']} within {params['register_timeout']} s, so no task was asked for."
                 f" Look at the activity of the auto scaling group {params['autoscaling_group']} (capacity in"
-                " the zones, the vCPU quota) and at the instance's system log, then run up.yml again. The group"
-                " stays at 1: an instance it started is billed until up.yml brings the server up or down.yml"
-                " stops it."
+                " the zones, the vCPU quota) and at the instance's system log, then run up.yml again"
+                f"{capacity.left_up()}."
             ),
             **result(capacity, changed=capacity.changed, started=starting, stopped=False, was=was, healthy=None),
         )
