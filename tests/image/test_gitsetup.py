@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,38 @@ def test_a_clone_killed_half_way_is_made_again_at_the_next_start(configured: Set
     (work / "mine.txt").write_text("work\n")
     assert gitsetup.clone_if_missing(configured) == "kept"
     assert (work / "mine.txt").read_text() == "work\n"
+
+
+@pytest.fixture
+def silent_host() -> Iterator[str]:
+    """A git host that takes the connection and never answers (a huge repository, seen from the clone)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.listen()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/team/notebooks.git"
+
+
+def test_a_clone_ends_before_ecs_would_replace_the_task_and_says_which_setting_to_raise(
+    tmp_path: Path, silent_host: str
+) -> None:
+    # With no grace period, ECS replaces a task once the load balancer has seen ten failed checks (50 s).
+    settings = Settings.from_environ(
+        {
+            "NBSTACK_PREFIX": "alice",
+            "HOME": str(tmp_path / "home"),
+            "NBSTACK_WORK_DIR": str(tmp_path / "work"),
+            "NBSTACK_REPO_URL": silent_host,
+            "NBSTACK_HEALTH_CHECK_GRACE_SECONDS": "0",
+        }
+    )
+    began = time.monotonic()
+    with pytest.raises(RuntimeError) as raised:
+        gitsetup.clone_if_missing(settings)
+    took = time.monotonic() - began
+
+    assert 20 <= took < 50, took
+    assert "within 20 s" in str(raised.value)
+    assert "notebook_health_check_grace_period" in str(raised.value)
+    assert list(settings.work_dir.iterdir()) == []
 
 
 def push_autosave(configured: Settings, branch: str, content: str) -> None:

@@ -21,7 +21,7 @@ from cfnlint.decode import decode
 
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import subnet_plan
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import parameter_value, refusal
-from nbstack_runtime.settings import VARIABLES
+from nbstack_runtime.settings import UNHEALTHY_AFTER_SECONDS, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PREFIX = "alice"
@@ -132,6 +132,7 @@ SETTINGS_TO_VARIABLES = [
     ("notebook_idle", "timeout_minutes", "NBSTACK_IDLE_TIMEOUT_MINUTES"),
     ("notebook_idle", "max_lifetime_hours", "NBSTACK_MAX_LIFETIME_HOURS"),
     ("notebook_git", "autosave_max_file_mb", "NBSTACK_AUTOSAVE_MAX_FILE_MB"),
+    ("notebook_health_check_grace_period", "", "NBSTACK_HEALTH_CHECK_GRACE_SECONDS"),
 ]
 
 
@@ -151,3 +152,23 @@ def test_the_work_directory_is_where_the_task_mounts_the_work_volume() -> None:
     environment = {entry["Name"]: entry["Value"] for entry in container["Environment"]}
     (declared,) = [v for v in VARIABLES if v.name == "NBSTACK_WORK_DIR"]
     assert environment["NBSTACK_WORK_DIR"] == mount["ContainerPath"] == declared.default
+
+
+def test_the_clone_ends_before_ecs_would_replace_a_task_not_listening_yet() -> None:
+    """The task gets the service's grace period, and the container knows how long the checks take to fail."""
+    decoded, _ = decode(str(ROOT / "files" / "cloudformation" / "instance.yml"))
+    kinds = {r["Type"]: r["Properties"] for r in decoded["Resources"].values()}
+    (container,) = kinds["AWS::ECS::TaskDefinition"]["ContainerDefinitions"]
+    environment = {entry["Name"]: entry["Value"] for entry in container["Environment"]}
+    assert environment["NBSTACK_HEALTH_CHECK_GRACE_SECONDS"] == {"Ref": "HealthCheckGracePeriod"}
+    assert kinds["AWS::ECS::Service"]["HealthCheckGracePeriodSeconds"] == {"Ref": "HealthCheckGracePeriod"}
+    checks = kinds["AWS::ElasticLoadBalancingV2::TargetGroup"]
+    assert UNHEALTHY_AFTER_SECONDS == checks["HealthCheckIntervalSeconds"] * checks["UnhealthyThresholdCount"]
+
+    def clone_timeout(grace: str) -> float:
+        return Settings.from_environ({"NBSTACK_PREFIX": "alice", "NBSTACK_HEALTH_CHECK_GRACE_SECONDS": grace}).clone_timeout
+
+    assert clone_timeout(str(setting("notebook_health_check_grace_period", ""))) == 270
+    assert clone_timeout("1800") == 1770
+    # No grace: the load balancer's ten failed checks are all the time there is.
+    assert clone_timeout("0") == 20

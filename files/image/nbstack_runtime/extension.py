@@ -49,11 +49,12 @@ from .settings import Settings, SettingsError
 log = logging.getLogger("nbstack.extension")
 
 
-#: Longest wait for the start step's clone: gitsetup gives a clone 900 s, then empties what it left.
-START_STEP_WAIT_SECONDS = 960.0
+#: How much longer than the clone's own limit (Settings.clone_timeout) Jupyter waits for the start step:
+#: gitsetup empties what a timed-out clone left before the step ends.
+START_STEP_MARGIN_SECONDS = 60.0
 
 
-def wait_for_the_start_step(settings: Settings, timeout: float = START_STEP_WAIT_SECONDS, poll: float = 0.02) -> bool:
+def wait_for_the_start_step(settings: Settings, timeout: float | None = None, poll: float = 0.02) -> bool:
     """Hold Jupyter back while the start step's notebook-user process still clones into the work directory.
 
     Called while the server loads its extensions, which is before it binds
@@ -64,6 +65,8 @@ def wait_for_the_start_step(settings: Settings, timeout: float = START_STEP_WAIT
     where the two meet. Usually the clone has long ended. Returns whether it
     had; past `timeout` the server starts anyway, and says so.
     """
+    if timeout is None:
+        timeout = settings.clone_timeout + START_STEP_MARGIN_SECONDS
     deadline = time.monotonic() + timeout
     said = False
     while check(settings.startup_pid_file).healthy:

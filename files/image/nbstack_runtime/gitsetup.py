@@ -83,10 +83,12 @@ def configure(settings: Settings) -> None:
         log.warning("NBSTACK_GIT_TOKEN is empty: cloning and pushing work only for a public repository")
 
 
-def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
+def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str:
     """Clone into the work directory on first start; leave an existing checkout alone.
 
-    Returns what happened: "cloned", "kept" or "skipped". Refuses to clone
+    Returns what happened: "cloned", "kept" or "skipped". The clone gets
+    `timeout` seconds (default: settings.clone_timeout, what the health
+    check grace period allows before ECS would replace the task). Refuses to clone
     into a non-empty directory that is not a checkout, because that directory
     is a persistent volume and its files may be someone's work. A clone that
     an earlier start left unfinished (see the module docstring) is removed
@@ -94,6 +96,7 @@ def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
     starts only in an empty directory.
     """
     work_dir: Path = settings.work_dir
+    timeout = settings.clone_timeout if timeout is None else timeout
     if not settings.repo_url:
         log.info("NBSTACK_REPO_URL is empty: no repository to clone")
         return "skipped"
@@ -120,7 +123,12 @@ def clone_if_missing(settings: Settings, *, timeout: float = 900) -> str:
     except subprocess.TimeoutExpired as error:
         # git was killed half-way and cleaned nothing up; nobody has worked in the clone yet.
         _empty(work_dir)
-        raise RuntimeError(f"git clone of {settings.repo_url} did not finish within {timeout:.0f} s") from error
+        raise RuntimeError(
+            f"git clone of {settings.repo_url} did not finish within {timeout:.0f} s, all that the health check "
+            f"grace period ({settings.health_check_grace_seconds:.0f} s) leaves before ECS would replace this task "
+            "that is not listening yet; the server starts without the clone and the next start tries again. "
+            "Raise notebook_health_check_grace_period and run up.yml, or clone by hand in a terminal here"
+        ) from error
     except subprocess.CalledProcessError as error:
         raise RuntimeError(f"git clone of {settings.repo_url} failed: {error.stderr.strip()}") from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)

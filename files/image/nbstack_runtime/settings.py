@@ -26,6 +26,12 @@ from .contract import PREFIX_PATTERN, SECRET_VARIABLES
 __all__ = ["SECRET_VARIABLES", "VARIABLES", "Secret", "Settings", "SettingsError", "Variable", "without_secrets"]
 
 _PREFIX = re.compile(PREFIX_PATTERN)
+
+#: The target group's health checks: every 5 s, unhealthy after 10 failures in a row
+#: (files/cloudformation/instance.yml, TargetGroup).
+UNHEALTHY_AFTER_SECONDS = 50.0
+#: Of the time a task has before ECS replaces it, what the clone leaves for Jupyter to listen and pass a check.
+CLONE_RESERVE_SECONDS = 30.0
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -208,6 +214,14 @@ VARIABLES: tuple[Variable, ...] = (
         _number(0, 24 * 366),
     ),
     Variable("NBSTACK_IDLE_POLL_SECONDS", "60", "How often the idle watcher looks at the server.", _number(1, 3600)),
+    Variable(
+        "NBSTACK_HEALTH_CHECK_GRACE_SECONDS",
+        "300",
+        "The service's health check grace period (notebook_health_check_grace_period): the first clone gets "
+        "what the load balancer allows before ECS replaces a task that is not listening yet, less 30 s for "
+        "Jupyter's start.",
+        _number(0, 7200, what="seconds"),
+    ),
     Variable("NBSTACK_CLUSTER", "", "ECS cluster of the person's service (whose tags the idle watcher writes)."),
     Variable(
         "NBSTACK_SERVICE",
@@ -263,6 +277,7 @@ class Settings:
     idle_timeout_minutes: float
     max_lifetime_hours: float
     idle_poll_seconds: float
+    health_check_grace_seconds: float
     cluster: str
     service: str
     autoscaling_group: str
@@ -287,6 +302,20 @@ class Settings:
     @property
     def jupyter_pid_file(self) -> Path:
         return self.state_dir / "jupyter.pid"
+
+    @property
+    def clone_timeout(self) -> float:
+        """Seconds the first clone may take before the start step gives up on it and Jupyter starts without it.
+
+        Until Jupyter listens the health check fails. ECS replaces a task
+        whose target the load balancer marks unhealthy once the grace period
+        is over, and the load balancer does so after UNHEALTHY_AFTER_SECONDS
+        of failed checks: a clone longer than the later of the two is killed
+        with its task, and every next task starts the same clone again. Left
+        out: CLONE_RESERVE_SECONDS for Jupyter to listen and pass a check.
+        """
+        allowed = max(self.health_check_grace_seconds, UNHEALTHY_AFTER_SECONDS)
+        return allowed - CLONE_RESERVE_SECONDS
 
     @property
     def startup_pid_file(self) -> Path:
