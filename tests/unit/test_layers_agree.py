@@ -163,7 +163,7 @@ def test_the_clone_ends_before_ecs_would_replace_a_task_not_listening_yet() -> N
     assert environment["NBSTACK_HEALTH_CHECK_GRACE_SECONDS"] == {"Ref": "HealthCheckGracePeriod"}
     assert kinds["AWS::ECS::Service"]["HealthCheckGracePeriodSeconds"] == {"Ref": "HealthCheckGracePeriod"}
     checks = kinds["AWS::ElasticLoadBalancingV2::TargetGroup"]
-    assert UNHEALTHY_AFTER_SECONDS == checks["HealthCheckIntervalSeconds"] * checks["UnhealthyThresholdCount"]
+    assert checks["HealthCheckIntervalSeconds"] * checks["UnhealthyThresholdCount"] == UNHEALTHY_AFTER_SECONDS
 
     def clone_timeout(grace: str) -> float:
         return Settings.from_environ({"NBSTACK_PREFIX": "alice", "NBSTACK_HEALTH_CHECK_GRACE_SECONDS": grace}).clone_timeout
