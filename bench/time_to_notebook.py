@@ -12,7 +12,9 @@ templates' own settings choose, read from files/cloudformation/instance.yml:
   starts a stopped instance instead of launching and booting a new one);
 - whether a warming instance pulls the notebook image, and the ECS agent's
   ECS_IMAGE_PULL_BEHAVIOR (a restart then starts the cached image instead of
-  pulling it).
+  pulling it);
+- whether a cold launch starts the pull at boot (it then runs while the
+  agent registers and the task is placed, and the agent's pull joins it).
 
 It prints four paths step by step with their totals (a new person and a
 restart after an idle stop, CPU and GPU) next to the issue's figures for
@@ -56,6 +58,7 @@ class Settings:
     healthy_threshold: int
     pool_state: str | None  # None: no warm pool
     pulls_while_warming: bool
+    pulls_from_cold_boot: bool
     pull_behaviour: str
 
 
@@ -86,13 +89,17 @@ def settings(template: dict[str, Any]) -> Settings:
     user_data = _user_data(template)
     config = user_data.split("cat >> /etc/ecs/ecs.config <<'EOF'\n", 1)[-1].split("\nEOF\n", 1)[0]
     behaviour = re.search(r"^ECS_IMAGE_PULL_BEHAVIOR=(\S+)$", config, re.MULTILINE)
-    warm_up = user_data.split('if [[ "$state" == Warmed:* ]]; then\n', 1)
+    warm_up = user_data.split("cat > /usr/local/sbin/nbstack-warm-up <<'EOF'\n", 1)[-1].split("\nEOF\n", 1)[0]
+    branches = warm_up.split('if [[ "$state" == Warmed:* ]]; then\n', 1)[-1].split("\nfi\n", 1)[0]
+    warming, _, into_service = branches.partition("\nelse\n")
+    pulls = "docker pull" in warm_up
     return Settings(
         # AWS's defaults when a property is left out (HTTP target group).
         health_interval=float(group.get("HealthCheckIntervalSeconds", 30)),
         healthy_threshold=int(group.get("HealthyThresholdCount", 5)),
         pool_state=str(pools[0].get("PoolState", "Stopped")) if pools else None,
-        pulls_while_warming=len(warm_up) == 2 and "docker pull" in warm_up[1].split("\nfi\n", 1)[0],
+        pulls_while_warming=pulls and "pull_image" in warming,
+        pulls_from_cold_boot=pulls and "nbstack-warm-up pull" in into_service,
         pull_behaviour=behaviour.group(1) if behaviour else "default",
     )
 
@@ -123,6 +130,14 @@ def path(name: str, found: Settings, figures: dict[str, Any]) -> list[tuple[str,
     cached = warm and found.pulls_while_warming and found.pull_behaviour in CACHED_BEHAVIOURS
     if cached:
         steps.append((f"image already on the instance ({found.pull_behaviour})", 0.0))
+    elif found.pulls_from_cold_boot and not warm:
+        head_start = step["agent_registration"] + step["service_and_placement"]
+        steps.append(
+            (
+                f"image pull ({kind.upper()} image), less {head_start:g} s from boot",
+                max(0.0, step[f"image_pull_{kind}"] - head_start),
+            )
+        )
     else:
         steps.append((f"image pull ({kind.upper()} image)", step[f"image_pull_{kind}"]))
     steps.append(("container start", step["container_start"]))
@@ -156,6 +171,7 @@ def report(template: dict[str, Any], figures: dict[str, Any]) -> list[str]:
         " settings: files/cloudformation/instance.yml)",
         f"  health check every {found.health_interval:g} s, healthy after {found.healthy_threshold};"
         f" warm pool: {found.pool_state or 'none'}; pulled while warming: {'yes' if found.pulls_while_warming else 'no'};"
+        f" pulled from a cold boot: {'yes' if found.pulls_from_cold_boot else 'no'};"
         f" ECS_IMAGE_PULL_BEHAVIOR={found.pull_behaviour}",
         "",
     ]

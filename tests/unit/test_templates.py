@@ -680,13 +680,16 @@ def test_a_warming_instance_never_signals_the_stack_create() -> None:
     assert user_data.count("systemctl start --no-block nbstack-signal-registered.service") == 1  # only the gated start
 
 
-def run_warm_up(tmp_path: Path, state: str, image: str) -> tuple[int, list[str]]:
-    """Runs the user data's warm-up script in bash with curl, docker, aws and dnf recording their calls.
+def run_warm_up(
+    tmp_path: Path, state: str, image: str, *args: str, cached: bool = False
+) -> tuple[int, list[str]]:
+    """Runs the user data's warm-up script in bash with curl, docker, aws, dnf and systemd-run recording their calls.
 
-    curl answers as the instance metadata would for the given target lifecycle state and image tag.
+    curl answers as the instance metadata would for the given target lifecycle state and image tag;
+    `docker image inspect` finds the image when `cached`.
     """
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     log = tmp_path / "calls"
     stubs = {
         "curl": f"""for arg; do case "$arg" in http*) url="$arg" ;; esac; done; echo "curl $url" >> {log}
@@ -697,9 +700,11 @@ case "$url" in
   */instance-id) echo -n i-0123456789abcdef0 ;;
   *) exit 22 ;;
 esac""",
-        "docker": f'echo "docker $*" >> {log}; [ "$1" != login ] || cat > /dev/null',
+        "docker": f"""echo "docker $*" >> {log}; [ "$1" != login ] || cat > /dev/null
+[ "$1 $2" != "image inspect" ] || {'exit 0' if cached else 'exit 1'}""",
         "aws": f'echo "aws $*" >> {log}; [ "$2" != get-login-password ] || echo password',
         "dnf": f'echo "dnf $*" >> {log}',
+        "systemd-run": f'echo "systemd-run $*" >> {log}',
     }
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
@@ -708,7 +713,7 @@ esac""",
     text = launch_script("/usr/local/sbin/nbstack-warm-up")
     text = text.replace("${!", "${").replace("${AWS::Region}", "eu-west-1").replace("${AppName}-${Prefix}", "nbs-alice")
     script.write_text(text)
-    done = subprocess.run(["bash", str(script)], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(["bash", str(script), *args], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
     return done.returncode, log.read_text().splitlines() if log.exists() else []
 
 
@@ -722,24 +727,57 @@ COMPLETE = (
 def test_a_warming_instance_pulls_the_image_then_lets_the_pool_stop_it(tmp_path: Path) -> None:
     code, calls = run_warm_up(tmp_path, "Warmed:Stopped", ECR_IMAGE)
     assert code == 0
-    commands = [c for c in calls if not c.startswith("curl")]
-    # The login's two ends run in one pipe, in either order.
-    assert sorted(commands[:2]) == [
-        "aws ecr get-login-password --region eu-west-1",
-        "docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    ]
-    assert commands[2:] == [
-        f"docker pull --quiet {ECR_IMAGE}",
-        "docker logout 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-        COMPLETE,
+    assert in_pipe_order([c for c in calls if not c.startswith("curl")]) == PULL + [COMPLETE]
+
+
+def pull_commands(image: str, login: bool) -> list[str]:
+    """What pulling `image` onto an instance that lacks it runs, with the registry login for ECR."""
+    registry = image.split("/", 1)[0]
+    return [
+        f"docker image inspect {image}",
+        # The login's two ends run in one pipe: sorted, as the test sorts what it saw.
+        *(sorted([
+            "aws ecr get-login-password --region eu-west-1",
+            f"docker login --username AWS --password-stdin {registry}",
+        ]) if login else []),
+        f"docker pull --quiet {image}",
+        f"docker logout {registry}",
     ]
 
 
-def test_an_instance_going_into_service_pulls_nothing_and_goes_on_at_once(tmp_path: Path) -> None:
+PULL = pull_commands(ECR_IMAGE, login=True)
+
+
+def in_pipe_order(commands: list[str]) -> list[str]:
+    """The commands with the login pipe's two ends sorted (they run side by side)."""
+    ends = [c for c in commands if c.startswith(("aws ecr get-login-password", "docker login"))]
+    if len(ends) == 2:
+        first = commands.index(ends[0])
+        commands = commands[:first] + sorted(ends) + [c for c in commands[first:] if c not in ends]
+    return commands
+
+
+def test_an_instance_going_into_service_starts_the_pull_in_a_unit_of_its_own_and_goes_on_at_once(
+    tmp_path: Path,
+) -> None:
+    # A cold launch: the pull runs while the agent registers and the task is placed, and outlives this unit.
     code, calls = run_warm_up(tmp_path, "InService", ECR_IMAGE)
     assert code == 0
-    assert [c for c in calls if not c.startswith("curl")] == [COMPLETE]
+    assert [c for c in calls if not c.startswith("curl")] == [
+        "systemd-run --no-block --unit nbstack-pull-image /usr/local/sbin/nbstack-warm-up pull",
+        COMPLETE,
+    ]
     assert not any("tags/instance" in c for c in calls)
+
+
+def test_the_pull_unit_pulls_a_missing_image_and_nothing_more(tmp_path: Path) -> None:
+    code, calls = run_warm_up(tmp_path, "InService", ECR_IMAGE, "pull")
+    assert code == 0
+    assert in_pipe_order([c for c in calls if not c.startswith("curl")]) == PULL
+    # A start from the pool: the image is on the disk already.
+    code, calls = run_warm_up(tmp_path / "again", "InService", ECR_IMAGE, "pull", cached=True)
+    assert code == 0
+    assert [c for c in calls if not c.startswith("curl")] == [f"docker image inspect {ECR_IMAGE}"]
 
 
 def test_an_image_outside_ecr_is_pulled_without_a_registry_login(tmp_path: Path) -> None:
@@ -747,7 +785,7 @@ def test_an_image_outside_ecr_is_pulled_without_a_registry_login(tmp_path: Path)
     code, calls = run_warm_up(tmp_path, "Warmed:Stopped", image)
     assert code == 0
     commands = [c for c in calls if not c.startswith("curl")]
-    assert commands == [f"docker pull --quiet {image}", "docker logout quay.io", COMPLETE]
+    assert commands == pull_commands(image, login=False) + [COMPLETE]
 
 
 # ------------------------------------------------------------ the work volume

@@ -55,7 +55,7 @@ def test_every_step_figure_names_its_source(figures: dict[str, Any]) -> None:
 def test_the_model_reads_the_templates_settings(template: dict[str, Any]) -> None:
     found = bench.settings(template)
     assert (found.health_interval, found.healthy_threshold) == (5, 2)
-    assert found.pool_state == "Stopped" and found.pulls_while_warming
+    assert found.pool_state == "Stopped" and found.pulls_while_warming and found.pulls_from_cold_boot
     assert found.pull_behaviour == "prefer-cached"
 
 
@@ -73,7 +73,9 @@ def test_without_the_warm_pool_a_restart_is_a_cold_start(template: dict[str, Any
     del changed["Resources"][resource(changed, "AWS::AutoScaling::WarmPool")[0]]
     after = totals(changed, figures)
     step = {key: value["seconds"] for key, value in figures["steps"].items()}
-    cold_cpu = step["ec2_launch"] + step["os_boot_cpu"] + step["image_pull_cpu"]
+    # A cold launch starts its pull at boot: the agent's registration and the placement overlap it.
+    head_start = step["agent_registration"] + step["service_and_placement"]
+    cold_cpu = step["ec2_launch"] + step["os_boot_cpu"] + step["image_pull_cpu"] - head_start
     warm_cpu = step["warm_start_from_stopped"] + step["boot_from_stopped_cpu"]
     assert after["restart_cpu"] - before["restart_cpu"] == pytest.approx(cold_cpu - warm_cpu)
     assert after["restart_gpu"] > before["restart_gpu"]
@@ -96,6 +98,24 @@ def test_a_restart_pulls_again_unless_the_agent_prefers_the_cache(template: dict
     after = totals(changed, figures)
     assert after["restart_cpu"] - before["restart_cpu"] == pytest.approx(figures["steps"]["image_pull_cpu"]["seconds"])
     assert after["restart_gpu"] - before["restart_gpu"] == pytest.approx(figures["steps"]["image_pull_gpu"]["seconds"])
+
+
+def test_a_cold_launch_that_pulls_only_when_the_task_is_placed_waits_longer(
+    template: dict[str, Any], figures: dict[str, Any]
+) -> None:
+    before = totals(template, figures)
+    changed = copy.deepcopy(template)
+    user_data = resource(changed, "AWS::EC2::LaunchTemplate")[1]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    start = "systemd-run --no-block --unit nbstack-pull-image /usr/local/sbin/nbstack-warm-up pull\n"
+    assert start in user_data["Fn::Sub"][0]
+    user_data["Fn::Sub"][0] = user_data["Fn::Sub"][0].replace(start, "true\n")
+    after = totals(changed, figures)
+    step = {key: value["seconds"] for key, value in figures["steps"].items()}
+    head_start = step["agent_registration"] + step["service_and_placement"]
+    assert after["new_person_cpu"] - before["new_person_cpu"] == pytest.approx(head_start)
+    assert after["new_person_gpu"] - before["new_person_gpu"] == pytest.approx(head_start)
+    # A restart from the warm pool finds the image on its disk either way.
+    assert after["restart_cpu"] == before["restart_cpu"]
 
 
 def test_the_report_shows_todays_figures_and_the_targets(template: dict[str, Any], figures: dict[str, Any]) -> None:
