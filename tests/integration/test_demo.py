@@ -4,7 +4,8 @@ The demo runs as `make demo` runs it (`python -m nbstack_devkit.demo`, in a
 process of its own); the playbooks run in a shell that only sourced the env
 file (`. <state>/env.sh`), from the checkout, as the README writes them:
 status.yml, up.yml (a no-op), work left on the work volume (a git-ignored
-data file, an unsaved notebook edit, a stash), up.yml with a one-minute idle
+data file, an unsaved notebook edit, a stash, a package installed into a
+virtual environment in the work directory), up.yml with a one-minute idle
 timeout, the sidecar's own idle stop, up.yml restarting the server with the
 work as it was left, up.yml with a changed setting replacing the task
 (autosave first), down.yml, then `make demo-stop`.
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,14 +216,52 @@ def git(work_dir: Path, *args: str) -> str:
         ["git", "-c", f"safe.directory={work_dir}", "-c", "user.name=Demo", "-c", "user.email=demo@example.com", *args],
         cwd=work_dir, env={"PATH": "/usr/bin:/bin", "HOME": str(work_dir)}, capture_output=True, text=True,
     )
+    hand_back(work_dir, owner)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def hand_back(work_dir: Path, owner: os.stat_result) -> None:
+    """Run as root here (the notebook user cannot reach pytest's 0700 directories): give the notebook user
+    back what a command made or rewrote (git's objects, refs, the index, a file a stash put back; a package)."""
     if os.geteuid() == 0:
-        # Run as root here (the notebook user cannot reach pytest's 0700 directories): hand back what git
-        # made or rewrote (objects, refs, the index, a file a stash put back).
         for path in [work_dir, *work_dir.rglob("*")]:
             if path.lstat().st_uid != owner.st_uid:
                 os.lchown(path, owner.st_uid, owner.st_gid)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
+
+
+#: A package installed into the work volume, as the README says to keep one: a virtual environment in ~/work.
+VENV = ".venv"
+PACKAGE = "nbstack_demo_helpers"
+
+
+def install_package(work_dir: Path, mark: str, scratch: Path) -> None:
+    """`python -m venv ~/work/.venv`, then pip installs a package (a wheel made here: no index) into it."""
+    owner = work_dir.stat()
+    wheel = scratch / f"{PACKAGE}-1.0-py3-none-any.whl"
+    info = f"{PACKAGE}-1.0.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"{PACKAGE}/__init__.py", f"MARK = {mark!r}\n")
+        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 1.0\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work_dir / VENV)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(work_dir / VENV / "bin" / "python"), "install", "--quiet",
+         "--no-index", "--no-deps", "--disable-pip-version-check", str(wheel)],
+        check=True, capture_output=True,
+    )
+    hand_back(work_dir, owner)
+
+
+def installed_package(work_dir: Path) -> str:
+    """What the work volume's environment says of the package: its version and the mark it was installed with."""
+    done = subprocess.run(
+        [str(work_dir / VENV / "bin" / "python"), "-c",
+         f"import importlib.metadata, {PACKAGE}; print(importlib.metadata.version({PACKAGE!r}), {PACKAGE}.MARK)"],
+        capture_output=True, text=True, cwd="/",
+    )
+    return done.stdout.strip() or done.stderr.strip()[-500:]
 
 
 @dataclass
@@ -233,6 +273,7 @@ class Work:
     notebook_status: str
     stash: str
     stash_list: str
+    package: str
 
     @classmethod
     def read(cls, work_dir: Path) -> Work:
@@ -242,6 +283,7 @@ class Work:
             notebook_status=git(work_dir, "status", "--porcelain", "--", NOTEBOOK),
             stash=git(work_dir, "rev-parse", "refs/stash"),
             stash_list=git(work_dir, "stash", "list"),
+            package=installed_package(work_dir),
         )
 
 
@@ -251,8 +293,9 @@ DATA = "data/big.csv"
 NOTEBOOK = "analysis/primes.ipynb"
 
 
-def leave_work(started: Started) -> Work:
-    """A git-ignored data file and an unsaved notebook edit, both saved through the server's API, and a stash."""
+def leave_work(started: Started, scratch: Path) -> Work:
+    """A git-ignored data file and an unsaved notebook edit, both saved through the server's API, a stash,
+    and a package installed into a virtual environment in the work directory."""
     mark = secrets.token_hex(4)
     assert api(started, "contents/data", {"type": "directory"})[0] in (200, 201)
     rows = "".join(f"{i},{mark},{i * i}\n" for i in range(200_000))  # about 4 MB
@@ -266,9 +309,12 @@ def leave_work(started: Started) -> Work:
         readme.write(f"\nPut aside, mark {mark}\n")
     git(started.work_dir, "stash", "push", "--message", f"aside {mark}", "--", "README.md")
     assert git(started.work_dir, "check-ignore", DATA).strip() == DATA  # outside git: only the volume keeps it
+    install_package(started.work_dir, mark, scratch)
+    assert git(started.work_dir, "check-ignore", VENV).strip() == VENV
     work = Work.read(started.work_dir)
     assert mark in work.notebook and work.notebook_status.startswith(" M"), work.notebook_status
     assert f"aside {mark}" in work.stash_list
+    assert work.package == f"1.0 {mark}", work.package
     return work
 
 
@@ -317,8 +363,8 @@ def test_status_and_a_no_op_up_through_the_env_file(started: Started) -> None:
 
 
 @pytest.fixture(scope="module")
-def work(started: Started) -> Work:
-    return leave_work(started)
+def work(started: Started, tmp_path_factory: pytest.TempPathFactory) -> Work:
+    return leave_work(started, tmp_path_factory.mktemp("wheel"))
 
 
 def test_the_work_volume_outlives_an_idle_stop_and_up_yml_finds_the_work_as_it_was_left(
@@ -358,6 +404,7 @@ def test_the_work_volume_outlives_an_idle_stop_and_up_yml_finds_the_work_as_it_w
     assert pushed, "neither the replacement nor the idle stop pushed an autosave branch"
     assert any(NOTEBOOK in branch_files(demo, ref) for ref in pushed)
     assert not any(DATA in branch_files(demo, ref) for ref in pushed)
+    assert not any(name.startswith(VENV + "/") for ref in pushed for name in branch_files(demo, ref))
 
     # Back to the settings' idle timeout while the person works on, so the server stays up for what follows.
     busy = threading.Event()
