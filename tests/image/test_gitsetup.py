@@ -79,6 +79,27 @@ def test_a_clone_killed_half_way_is_made_again_at_the_next_start(configured: Set
     assert (work / "mine.txt").read_text() == "work\n"
 
 
+def test_a_clone_that_cannot_be_marked_finished_is_emptied_before_anyone_works_in_it(
+    configured: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Marked unfinished, the checkout would be emptied at the next start, with what the person made in it since.
+    real_git = gitsetup.git
+
+    def git_failing_to_unset(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if args[:2] == ["config", "--unset"]:
+            raise subprocess.CalledProcessError(4, ["git", *args], "", "error: could not lock config file")
+        return real_git(args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitsetup, "git", git_failing_to_unset)
+    with pytest.raises(RuntimeError, match="could not be marked finished"):
+        gitsetup.clone_if_missing(configured)
+    assert list(configured.work_dir.iterdir()) == []
+    # The next start clones again, and this time finishes.
+    monkeypatch.setattr(gitsetup, "git", real_git)
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+    assert "nbstack" not in (configured.work_dir / ".git" / "config").read_text()
+
+
 @pytest.fixture
 def silent_host() -> Iterator[str]:
     """A git host that takes the connection and never answers (a huge repository, seen from the clone)."""

@@ -119,7 +119,6 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
             ["clone", "--quiet", "--origin", "origin", "--config", mark, "--", settings.repo_url, str(work_dir)],
             timeout=timeout,
         )
-        git(["config", "--unset", INCOMPLETE_MARK], cwd=work_dir)
     except subprocess.TimeoutExpired as error:
         # git was killed half-way and cleaned nothing up; nobody has worked in the clone yet.
         _empty(work_dir)
@@ -131,6 +130,13 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
         ) from error
     except subprocess.CalledProcessError as error:
         raise RuntimeError(f"git clone of {settings.repo_url} failed: {error.stderr.strip()}") from error
+    try:
+        git(["config", "--unset", INCOMPLETE_MARK], cwd=work_dir)
+    except subprocess.SubprocessError as error:
+        # A clone still marked would be emptied at the next start, with whatever the person made in it
+        # meanwhile (Jupyter starts without the clone): emptied now, before anyone has worked in it.
+        _empty(work_dir)
+        raise RuntimeError(f"the clone of {settings.repo_url} finished but could not be marked finished: {error}") from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)
     offer_newest_autosave(work_dir, settings.prefix)
     return "cloned"
