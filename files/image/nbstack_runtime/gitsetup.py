@@ -136,7 +136,9 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
         # A clone still marked would be emptied at the next start, with whatever the person made in it
         # meanwhile (Jupyter starts without the clone): emptied now, before anyone has worked in it.
         _empty(work_dir)
-        raise RuntimeError(f"the clone of {settings.repo_url} finished but could not be marked finished: {error}") from error
+        raise RuntimeError(
+            f"the clone of {settings.repo_url} finished but could not be marked finished: {error}"
+        ) from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)
     offer_newest_autosave(work_dir, settings.prefix)
     return "cloned"
