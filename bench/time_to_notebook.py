@@ -81,6 +81,13 @@ def _user_data(template: dict[str, Any]) -> str:
     raise ValueError("the instance template has no launch template")
 
 
+def _between(text: str, start: str, end: str) -> str:
+    """The text after `start` up to `end`; a template that lacks `start` fails loudly, not as a default."""
+    if start not in text:
+        raise ValueError(f"the instance template's user data no longer has {start!r}: the model cannot read it")
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
 def settings(template: dict[str, Any]) -> Settings:
     """The template's settings that choose the steps of each path."""
     resources = template["Resources"].values()
@@ -89,8 +96,8 @@ def settings(template: dict[str, Any]) -> Settings:
     user_data = _user_data(template)
     config = user_data.split("cat >> /etc/ecs/ecs.config <<'EOF'\n", 1)[-1].split("\nEOF\n", 1)[0]
     behaviour = re.search(r"^ECS_IMAGE_PULL_BEHAVIOR=(\S+)$", config, re.MULTILINE)
-    warm_up = user_data.split("cat > /usr/local/sbin/nbstack-warm-up <<'EOF'\n", 1)[-1].split("\nEOF\n", 1)[0]
-    branches = warm_up.split('if [[ "$state" == Warmed:* ]]; then\n', 1)[-1].split("\nfi\n", 1)[0]
+    warm_up = _between(user_data, "cat > /usr/local/sbin/nbstack-warm-up <<'EOF'\n", "\nEOF\n")
+    branches = _between(warm_up, 'if [[ "$state" == Warmed:* ]]; then\n', "\nfi\n")
     warming, _, into_service = branches.partition("\nelse\n")
     pulls = "docker pull" in warm_up
     return Settings(

@@ -681,7 +681,7 @@ def test_a_warming_instance_never_signals_the_stack_create() -> None:
 
 
 def run_warm_up(
-    tmp_path: Path, state: str, image: str, *args: str, cached: bool = False
+    tmp_path: Path, state: str, image: str, *args: str, cached: bool = False, pull_fails: bool = False
 ) -> tuple[int, list[str]]:
     """Runs the user data's warm-up script in bash with curl, docker, aws, dnf and systemd-run recording their calls.
 
@@ -701,7 +701,8 @@ case "$url" in
   *) exit 22 ;;
 esac""",
         "docker": f"""echo "docker $*" >> {log}; [ "$1" != login ] || cat > /dev/null
-[ "$1 $2" != "image inspect" ] || {'exit 0' if cached else 'exit 1'}""",
+[ "$1 $2" != "image inspect" ] || {'exit 0' if cached else 'exit 1'}
+[ "$1" != pull ] || {'exit 1' if pull_fails else 'exit 0'}""",
         "aws": f'echo "aws $*" >> {log}; [ "$2" != get-login-password ] || echo password',
         "dnf": f'echo "dnf $*" >> {log}',
         "systemd-run": f'echo "systemd-run $*" >> {log}',
@@ -778,6 +779,12 @@ def test_the_pull_unit_pulls_a_missing_image_and_nothing_more(tmp_path: Path) ->
     code, calls = run_warm_up(tmp_path / "again", "InService", ECR_IMAGE, "pull", cached=True)
     assert code == 0
     assert [c for c in calls if not c.startswith("curl")] == [f"docker image inspect {ECR_IMAGE}"]
+
+
+def test_a_failed_pull_logs_out_and_fails_its_unit(tmp_path: Path) -> None:
+    code, calls = run_warm_up(tmp_path, "InService", ECR_IMAGE, "pull", pull_fails=True)
+    assert code != 0
+    assert in_pipe_order([c for c in calls if not c.startswith("curl")]) == PULL
 
 
 def test_an_image_outside_ecr_is_pulled_without_a_registry_login(tmp_path: Path) -> None:

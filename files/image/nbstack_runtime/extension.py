@@ -49,9 +49,10 @@ from .settings import Settings, SettingsError
 log = logging.getLogger("nbstack.extension")
 
 
-#: How much longer than the clone's own limit (Settings.clone_timeout) Jupyter waits for the start step:
-#: gitsetup empties what a timed-out clone left before the step ends.
-START_STEP_MARGIN_SECONDS = 60.0
+#: How much longer than the clone's own limit (Settings.clone_timeout) Jupyter waits for the start step
+#: (gitsetup sets a timed-out clone aside, then the warehouse files): within the limit's reserve, so
+#: Jupyter still listens and passes its checks before ECS would replace the task.
+START_STEP_MARGIN_SECONDS = 10.0
 
 
 def wait_for_the_start_step(settings: Settings, timeout: float | None = None, poll: float = 0.02) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,3 +48,34 @@ def git(
         input=input,
         stdin=subprocess.DEVNULL if input is None else None,
     )
+
+
+def git_in_own_group(
+    args: Sequence[str], *, timeout: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """git in a process group of its own, the whole group killed past `timeout` (then TimeoutExpired).
+
+    subprocess.run kills only git itself on a timeout: a clone's remote
+    helper (git-remote-https) and index-pack go on writing into the
+    repository. Killing the group leaves nothing running there.
+    """
+    with subprocess.Popen(
+        ["git", *args],
+        cwd=cwd,
+        env=git_environ(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="surrogateescape",
+        process_group=0,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, process.args, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

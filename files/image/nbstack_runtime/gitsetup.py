@@ -9,7 +9,9 @@ this module starts.
 A first clone killed half-way (the container stopped during it) leaves a
 checkout that is missing objects or files. The clone marks the repository
 with `nbstack.cloneIncomplete` before it fetches and clears the mark once it
-has finished; the next start finds the mark and clones again.
+has finished; the next start finds the mark and clones again. A clone that
+runs out of time (Settings.clone_timeout) is set aside instead, and Jupyter
+starts on what it fetched: see clone_if_missing.
 
 A fresh clone is a fresh work volume (a new person, or after a purge): when
 the person has autosave branches, the newest is named in the log and in
@@ -28,7 +30,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .contract import AUTOSAVE_BRANCH_PATTERN, AUTOSAVE_BRANCH_PREFIX
-from .gitcmd import git
+from .gitcmd import git, git_in_own_group
 from .privatefiles import write_private
 from .settings import Settings
 
@@ -41,6 +43,9 @@ DEFAULT_TOKEN_USER = "x-access-token"
 INCOMPLETE_MARK = "nbstack.cloneIncomplete"
 #: The note a fresh clone gets when the person has an autosave branch to restore.
 RESTORE_NOTE = "RESTORE-AUTOSAVE.md"
+#: Where a clone that ran out of time leaves its git directory, and the note that says what to do.
+UNFINISHED_GIT_DIR = ".git-unfinished-clone"
+UNFINISHED_NOTE = "CLONE-DID-NOT-FINISH.md"
 
 
 def credential_line(repo_url: str, token: str) -> str:
@@ -86,14 +91,20 @@ def configure(settings: Settings) -> None:
 def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str:
     """Clone into the work directory on first start; leave an existing checkout alone.
 
-    Returns what happened: "cloned", "kept" or "skipped". The clone gets
-    `timeout` seconds (default: settings.clone_timeout, what the health
-    check grace period allows before ECS would replace the task). Refuses to clone
+    Returns what happened: "cloned", "kept" or "skipped". Refuses to clone
     into a non-empty directory that is not a checkout, because that directory
     is a persistent volume and its files may be someone's work. A clone that
     an earlier start left unfinished (see the module docstring) is removed
     and made again: everything in it came from the repository, since a clone
-    starts only in an empty directory.
+    starts only in an empty directory, and Jupyter did not start on it.
+
+    The clone gets `timeout` seconds (default: settings.clone_timeout, what
+    the health check grace period allows before ECS would replace a task
+    that does not listen yet). Past it, git's process group is killed, and
+    what it fetched stays, its git directory renamed UNFINISHED_GIT_DIR (so
+    that no later start takes it for a clone to empty: Jupyter starts on it),
+    with UNFINISHED_NOTE saying what to do. Nothing is deleted: removing a
+    large checkout from the volume could itself outlast the grace period.
     """
     work_dir: Path = settings.work_dir
     timeout = settings.clone_timeout if timeout is None else timeout
@@ -107,6 +118,11 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
         log.warning("%s holds a clone an earlier start did not finish: cloning again", work_dir)
         _empty(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if (work_dir / UNFINISHED_GIT_DIR).exists():
+        raise RuntimeError(
+            f"{work_dir} holds what an earlier start's clone fetched before it ran out of time: not cloning over "
+            f"it; {UNFINISHED_NOTE} there says what to do"
+        )
     if any(work_dir.iterdir()):
         raise RuntimeError(
             f"{work_dir} is not empty and holds no .git: refusing to clone over files there; "
@@ -115,19 +131,22 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
     try:
         # --config takes effect right after the repository is initialised, before the fetch.
         mark = f"{INCOMPLETE_MARK}=true"
-        git(
+        git_in_own_group(
             ["clone", "--quiet", "--origin", "origin", "--config", mark, "--", settings.repo_url, str(work_dir)],
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as error:
-        # git was killed half-way and cleaned nothing up; nobody has worked in the clone yet.
-        _empty(work_dir)
-        raise RuntimeError(
+        problem = (
             f"git clone of {settings.repo_url} did not finish within {timeout:.0f} s, all that the health check "
             f"grace period ({settings.health_check_grace_seconds:.0f} s) leaves before ECS would replace this task "
-            "that is not listening yet; the server starts without the clone and the next start tries again. "
-            "Raise notebook_health_check_grace_period and run up.yml, or clone by hand in a terminal here"
-        ) from error
+            "while it does not listen yet"
+        )
+        if _set_aside(work_dir, settings.repo_url, problem):
+            raise RuntimeError(
+                f"{problem}; the server starts on what it fetched, which no later start clones over or deletes "
+                f"({UNFINISHED_NOTE} in the work directory says what to do)"
+            ) from error
+        raise RuntimeError(f"{problem}; nothing was fetched, and the next start clones again") from error
     except subprocess.CalledProcessError as error:
         raise RuntimeError(f"git clone of {settings.repo_url} failed: {error.stderr.strip()}") from error
     try:
@@ -181,6 +200,26 @@ def offer_newest_autosave(work_dir: Path, prefix: str) -> str | None:
     except (OSError, subprocess.SubprocessError) as error:
         log.warning("could not look for autosave branches to restore: %s", error)
         return None
+
+
+def _set_aside(work_dir: Path, repo_url: str, problem: str) -> bool:
+    """After a clone that ran out of time: its git directory renamed, a note written; False when nothing is there."""
+    if not any(work_dir.iterdir()):
+        return False
+    if (work_dir / ".git").exists():
+        (work_dir / ".git").rename(work_dir / UNFINISHED_GIT_DIR)
+    (work_dir / UNFINISHED_NOTE).write_text(
+        "# The repository's clone did not finish\n\n"
+        f"This server's first start cloned {repo_url} into this directory, and {problem}.\n"
+        f"What it fetched is here as it was; its git directory is {UNFINISHED_GIT_DIR}. Nothing here is\n"
+        "deleted, and no start clones over it.\n\n"
+        "To get the repository, either\n\n"
+        "- clone it by hand, in a terminal here (it may take as long as it needs):\n\n"
+        f"      find ~/work -mindepth 1 -delete && git clone {repo_url} ~/work\n\n"
+        "- or raise notebook_health_check_grace_period in the team's settings, empty this directory\n"
+        "  (`find ~/work -mindepth 1 -delete`), and run up.yml: the server's next start clones again.\n"
+    )
+    return True
 
 
 def _empty(work_dir: Path) -> None:
