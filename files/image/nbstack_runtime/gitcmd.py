@@ -68,7 +68,7 @@ def git_in_own_group(
         stderr=subprocess.PIPE,
         text=True,
         errors="surrogateescape",
-        process_group=0,
+        start_new_session=True,  # a process group of its own (process_group= needs Python 3.11)
     ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
