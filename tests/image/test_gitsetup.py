@@ -132,6 +132,7 @@ def test_a_clone_ends_before_ecs_would_replace_the_task_and_says_which_setting_t
 
     assert 3 <= took < 10, took
     assert "within 3 s" in str(raised.value) and "grace period (0 s)" in str(raised.value)
+    assert "raise notebook_health_check_grace_period" in str(raised.value)
     # git had made its repository, marked unfinished, before it waited for the host: set aside, not deleted.
     work = settings.work_dir
     assert not (work / ".git").exists()

@@ -143,8 +143,9 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
         )
         if _set_aside(work_dir, settings.repo_url, problem):
             raise RuntimeError(
-                f"{problem}; the server starts on what it fetched, which no later start clones over or deletes "
-                f"({UNFINISHED_NOTE} in the work directory says what to do)"
+                f"{problem}; the server starts on what it fetched, which no later start clones over or deletes: "
+                "raise notebook_health_check_grace_period, or clone by hand "
+                f"({UNFINISHED_NOTE} in the work directory says how)"
             ) from error
         raise RuntimeError(f"{problem}; nothing was fetched, and the next start clones again") from error
     except subprocess.CalledProcessError as error:

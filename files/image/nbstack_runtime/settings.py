@@ -305,7 +305,7 @@ class Settings:
 
     @property
     def clone_timeout(self) -> float:
-        """Seconds the first clone may take before the start step gives up on it and Jupyter starts without it.
+        """Seconds the first clone may take before the start step stops it and Jupyter starts on what it fetched.
 
         Until Jupyter listens the health check fails. ECS replaces a task
         whose target the load balancer marks unhealthy once the grace period
