@@ -43,7 +43,7 @@ lint: $(STAMP) sanity checkov
 	$(BIN)/yamllint --strict .
 	$(BIN)/cfn-lint files/cloudformation/*.yml
 	$(BIN)/hadolint files/image/Dockerfile
-	shellcheck .ci/run files/image/before-notebook.d/*
+	shellcheck .ci/run files/image/before-notebook.d/* devkit/nbstack_devkit/start.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	cd files/image && $(CURDIR)/$(BIN)/ruff format --check && $(CURDIR)/$(BIN)/mypy

@@ -10,11 +10,12 @@ turn so that a busy machine slows each kind alike:
    first /api/status answer its API token authenticates (as the bare
    servers' is their token's; up.yml always sets an API token), and then,
    apart, a first password login; started exactly as the tests start
-   it (nbstack_devkit.start: hooks, unset secrets, exec jupyter lab), each
-   round into a fresh HOME and work directory (so each one clones); split,
-   from the container's log, into the devkit's stand-in for tini and
-   start.sh (launch to the hook being sourced; start.sh itself is a shell
-   script), the image's hook (to `exec jupyter lab`: validate, hash,
+   it (nbstack_devkit.container: tini, then the devkit's bash stand-in for
+   start.sh: hooks, unset secrets, exec jupyter lab), each round into a
+   fresh HOME and work directory (so each one clones); split, from the
+   container's log, into the devkit's launch (to the hook being sourced: a
+   mount namespace when the paths are closed to the notebook user, tini,
+   the stand-in), the image's hook (to `exec jupyter lab`: validate, hash,
    config, sidecar) and Jupyter (which imports while the repository clones,
    and listens once it is cloned);
 2. bare `jupyter server` (and bare `jupyter lab`, what the image runs) on the

@@ -4,8 +4,8 @@ The image's PID 1 is `tini -g -- start.sh`, started as root (the task
 definition's user 0): start.sh runs the hooks as root, unsets the secrets
 and drops to the notebook user for Jupyter, so tini keeps the task's whole
 environment where the notebook user cannot read it. Here the same init runs
-the start imitation (`tini -s -g -- python -m nbstack_devkit.start`; -s
-makes tini reap orphans as PID 1 does) in a new session, which stands for
+the devkit's stand-in for start.sh (`tini -s -g -- bash start.sh ...`, see
+start.py; -s makes tini reap orphans as PID 1 does) in a new session, which stands for
 the container: `docker stop` is SIGTERM to tini, which passes it to the
 start's process group (the server and the health sidecar); whatever is left
 after the stop timeout is SIGKILLed, the whole session at once.
@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .paths import ROOT
-from .start import DEFAULT_NOTEBOOK_USER
+from .start import DEFAULT_NOTEBOOK_USER, environment, start_command
 
 log = logging.getLogger("nbstack.container")
 
@@ -130,7 +130,8 @@ def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = N
     Its output goes to `log_path`, as a container's goes to its log driver.
     The returned process is the init (tini); `server_pid` finds the server.
     """
-    command = [sys.executable, "-m", "nbstack_devkit.start"]
+    env = environment(env)
+    command = start_command(env)
     tini = shutil.which("tini")
     if tini:
         command = [tini, "-s", "-g", "--", *command]
@@ -159,7 +160,7 @@ def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = N
 
 
 def server_pid(process: subprocess.Popen[bytes]) -> int | None:
-    """The start's (then the server's) pid: tini's child, or the process itself without tini.
+    """The start's (then the server's) pid: tini's first child, or the process itself without tini.
 
     None while the container's process has not become tini yet.
     """
@@ -171,7 +172,18 @@ def server_pid(process: subprocess.Popen[bytes]) -> int | None:
         return None
     if Path(init.decode()).name != "tini":
         return None
-    return next((pid for pid, parent, _ in _processes() if parent == process.pid), None)
+    return first_child(process.pid)
+
+
+def first_child(parent: int) -> int | None:
+    """The child of `parent` started first, or None.
+
+    tini (-s) also adopts what the start step leaves running (the health
+    sidecar), so the start is the one started first: pids wrap (at 32768 on
+    many machines), and a later child can have the lower pid.
+    """
+    children = [(started, pid) for pid, ppid, _, started in _processes() if ppid == parent]
+    return min(children)[1] if children else None
 
 
 def signal_container(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -180,7 +192,7 @@ def signal_container(process: subprocess.Popen[bytes], sig: int) -> None:
     SIGKILL cannot be passed on: like the end of a container, it kills every process of the session.
     """
     if sig == signal.SIGKILL:
-        for pid in [pid for pid, _, session in _processes() if session == process.pid]:
+        for pid in [pid for pid, _, session, _ in _processes() if session == process.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     else:
@@ -203,8 +215,8 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
     return process.wait(10)
 
 
-def _processes() -> list[tuple[int, int, int]]:
-    """(pid, parent pid, session id) of every process."""
+def _processes() -> list[tuple[int, int, int, int]]:
+    """(pid, parent pid, session id, start time in clock ticks since boot) of every process."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -213,7 +225,7 @@ def _processes() -> list[tuple[int, int, int]]:
             except OSError:
                 continue
             fields = text[text.rindex(")") + 2 :].split()
-            found.append((int(entry.name), int(fields[1]), int(fields[3])))
+            found.append((int(entry.name), int(fields[1]), int(fields[3]), int(fields[19])))
     return found
 
 

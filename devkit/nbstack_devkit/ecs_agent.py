@@ -10,8 +10,8 @@ them. This module plays the ECS agent's part for that one task:
    definition's `environment`, plus every `secrets[]` entry resolved from
    Secrets Manager by the ARN in `valueFrom` (what the task execution role
    would do);
-3. it starts the container's init and startup (`tini -s -g -- python -m
-   nbstack_devkit.start`: the image's before-notebook.d hook, the secrets
+3. it starts the container's init and startup (`tini -s -g -- bash
+   start.sh` with the image's before-notebook.d hook, see start.py: the secrets
    unset, `exec jupyter lab`) in a session of its own, like a container
    (see container.py). As root, as the task definition's `user` 0 starts
    the image: the hook runs as root and Jupyter as the notebook user

@@ -10,9 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_devkit import start
+from nbstack_devkit import container, start
 from nbstack_devkit.paths import HOOKS_DIR
 from nbstack_runtime.settings import SECRET_VARIABLES
+
+
+def run_start(hooks: Path, command: list[str], env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """`python -m nbstack_devkit.start --hooks-dir HOOKS -- COMMAND` with `env`, as the devkit runs the start."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def environ_of(output: str) -> dict[str, str]:
+    """What `env -0` printed."""
+    return dict(item.split("=", 1) for item in output.split("\0") if "=" in item)
 
 
 def test_start_mimics_start_sh(tmp_path: Path) -> None:
@@ -24,11 +41,17 @@ def test_start_mimics_start_sh(tmp_path: Path) -> None:
     (hooks / "40-not-executable").write_text("#!/bin/bash\ntouch /should-not-run\n")
     for name in ("20-fails", "30-records"):
         (hooks / name).chmod(0o755)
-    env = start.prepare(hooks, {"PATH": os.environ["PATH"], "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A"})
+    done = run_start(
+        hooks, ["env", "-0"], {"PATH": os.environ["PATH"], "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A"}
+    )
+    assert done.returncode == 0, done.stderr
     assert (tmp_path / "seen").read_text() == "yes a\n"  # hooks see secrets; later hooks see sourced exports
+    env = environ_of(done.stdout)
     assert env["FROM_SOURCED"] == "yes"
     assert "SECRET_A" not in env and "JUPYTER_ENV_VARS_TO_UNSET" not in env
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert f"{hooks}/20-fails has failed, continuing execution" in done.stderr
+    assert f"Ignoring non-executable: {hooks}/40-not-executable" in done.stderr
     cmd = start.server_command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"})
     assert cmd[:3] == ["jupyter", "lab", "--ServerApp.x=a b"]
     assert start.server_command({}, ["bash"]) == ["bash"]
@@ -41,19 +64,10 @@ def test_a_sourced_hook_that_exits_ends_the_start_as_in_start_sh(tmp_path: Path)
     (hooks / "20-exits.sh").write_text("export LATER=no\nexit 3\n")  # ends start.sh
     (hooks / "30-never").write_text(f"#!/bin/bash\ntouch {tmp_path}/ran\n")
     (hooks / "30-never").chmod(0o755)
-    with pytest.raises(start.HookExit) as stop:
-        start.prepare(hooks, {"PATH": os.environ["PATH"]})
-    assert stop.value.code == 3
-    assert not (tmp_path / "ran").exists()
-
-    done = subprocess.run(
-        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "true"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 3 and "20-exits.sh ended the start" in done.stderr
-    assert not (tmp_path / "ran").exists()
+    done = run_start(hooks, ["touch", str(tmp_path / "command-ran")], {"PATH": os.environ["PATH"]})
+    assert done.returncode == 3 and "20-exits.sh ended the start with exit code 3" in done.stderr
+    assert "10-returns.sh has failed, continuing execution" in done.stderr
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "command-ran").exists()
 
 
 def test_the_command_runs_where_a_sourced_hook_left_the_working_directory(tmp_path: Path) -> None:
@@ -63,14 +77,7 @@ def test_the_command_runs_where_a_sourced_hook_left_the_working_directory(tmp_pa
     (hooks / "10-enters.sh").write_text("cd /usr/share\n")
     (hooks / "20-runs").write_text(f"#!/bin/bash\npwd > {tmp_path}/hook-pwd\n")
     (hooks / "20-runs").chmod(0o755)
-    done = subprocess.run(
-        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "pwd"],
-        cwd="/",
-        env={**os.environ, "PWD": "/somewhere/stale"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_start(hooks, ["pwd"], {**os.environ, "PWD": "/somewhere/stale"}, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "/usr/share\n"
     assert (tmp_path / "hook-pwd").read_text() == "/usr/share\n"  # later hooks run there too, as in start.sh
@@ -82,12 +89,10 @@ def test_as_root_the_server_command_runs_as_the_notebook_user(tmp_path: Path) ->
     hooks.mkdir()
     (hooks / "10-whoami").write_text(f"#!/bin/bash\nid -u > {tmp_path}/hook-uid\n")
     (hooks / "10-whoami").chmod(0o755)
-    done = subprocess.run(
-        [sys.executable, "-m", "nbstack_devkit.start", "--hooks-dir", str(hooks), "--", "sh", "-c", "id -u; id -G; env"],
-        env={**os.environ, "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A", "NB_USER": "nobody"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_start(
+        hooks,
+        ["sh", "-c", "id -u; id -G; env"],
+        {**os.environ, "SECRET_A": "a", "JUPYTER_ENV_VARS_TO_UNSET": "SECRET_A", "NB_USER": "nobody"},
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "hook-uid").read_text() == "0\n"  # hooks run as root, as start.sh runs them
@@ -98,8 +103,10 @@ def test_as_root_the_server_command_runs_as_the_notebook_user(tmp_path: Path) ->
     assert "USER=nobody" in environ
 
 
-def test_start_defaults_unset_the_image_secrets() -> None:
-    assert start.unset_listed({**start.DEFAULT_JUPYTER_ENV, **{name: "x" for name in SECRET_VARIABLES}}) == {}
+def test_start_defaults_unset_the_image_secrets(tmp_path: Path) -> None:
+    done = run_start(tmp_path, ["env", "-0"], {"PATH": os.environ["PATH"], **{name: "x" for name in SECRET_VARIABLES}})
+    assert done.returncode == 0, done.stderr
+    assert not set(SECRET_VARIABLES) & set(environ_of(done.stdout))
 
 
 def test_env_file(tmp_path: Path) -> None:
@@ -128,7 +135,7 @@ def user_site(python: str, home: Path) -> Path:
 
 
 @pytest.mark.parametrize("plant", ["module in the working directory", "pth in the user site-packages"])
-def test_the_root_start_step_imports_nothing_from_the_notebook_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str) -> None:
+def test_the_root_start_step_imports_nothing_from_the_notebook_user(tmp_path: Path, plant: str) -> None:
     # The image's start step runs as root with the notebook user's working
     # directory and HOME, both of which that user writes.
     home = tmp_path / "home"
@@ -150,10 +157,21 @@ def test_the_root_start_step_imports_nothing_from_the_notebook_user(tmp_path: Pa
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         (bin_dir / "python3").symlink_to(python)
-    monkeypatch.chdir(home)
     environ = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
     # No settings: the real start step refuses them and the hook ends the start.
-    with pytest.raises(start.HookExit) as stop:
-        start.run_hooks(HOOKS_DIR, environ)
-    assert stop.value.code == 1
+    # start.sh itself, so that the hook's `python3` is the one on this PATH.
+    done = subprocess.run(
+        ["bash", str(start.START_SH), str(HOOKS_DIR), "true"], env=environ, cwd=home, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "10-nbstack-start.sh ended the start with exit code 1" in done.stderr
     assert not marker.exists(), f"the root start step ran the notebook user's {plant}"
+
+
+def test_the_server_is_the_init_s_first_child_even_when_pids_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tini adopts the sidecar the start step leaves; after a pid wrap it can hold a lower pid than the server."""
+    init, server, sidecar = 30990, 31000, 120  # the sidecar started later, after the pids wrapped
+    processes = [(sidecar, init, init, 9000), (server, init, init, 8000), (7, 1, 1, 10)]  # (pid, parent, session, start)
+    monkeypatch.setattr(container, "_processes", lambda: processes)
+    assert container.first_child(init) == server
+    assert container.first_child(server) is None

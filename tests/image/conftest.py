@@ -52,7 +52,7 @@ def container_dir() -> Iterator[Path]:
     """Where the containers' HOMEs and work directories live: a directory the notebook user can enter.
 
     Run as root, pytest's tmp_path is in root's private (0700) directory, and
-    the devkit runs Jupyter as an unprivileged user (start.py).
+    the devkit runs Jupyter as an unprivileged user (start.sh).
     """
     path = Path(tempfile.mkdtemp(prefix="nbstack-container-"))
     path.chmod(0o755)
