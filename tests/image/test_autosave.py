@@ -204,6 +204,16 @@ def test_a_clone_the_start_did_not_finish_is_not_saved(remote_and_clone: tuple[P
     assert remote_refs(remote) == ["refs/heads/main"]
 
 
+def test_a_checkout_marked_unfinished_by_hand_is_saved_as_any_other(remote_and_clone: tuple[Path, Path]) -> None:
+    """The mark is in .git/config, which the notebook user writes: work made in the checkout is still saved."""
+    remote, clone = remote_and_clone
+    git("config", "--local", "nbstack.cloneIncomplete", "true", cwd=clone)
+    (clone / "new.py").write_text("b = 2\n")
+    result = autosave(clone, "bob", now=NOW)
+    assert result.pushed and result.ref == REF
+    assert git("show", f"{REF}:new.py", cwd=remote) == "b = 2\n"
+
+
 def test_files_in_a_work_directory_that_is_not_a_checkout_are_a_failed_save(tmp_path: Path) -> None:
     """A clone that failed, then work made there: nothing can push it, so the stop must not go ahead."""
     work = tmp_path / "work"

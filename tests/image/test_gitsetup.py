@@ -81,6 +81,50 @@ def test_a_clone_killed_half_way_is_made_again_at_the_next_start(configured: Set
     assert (work / "mine.txt").read_text() == "work\n"
 
 
+def test_a_clone_killed_while_it_checked_out_files_is_made_again(configured: Settings) -> None:
+    """Some files written as HEAD has them, the rest and the index not yet: all of it the clone's, so emptied and cloned."""
+    work = configured.work_dir
+    user_git(["clone", "--quiet", "--config", f"{gitsetup.INCOMPLETE_MARK}=true", configured.repo_url, str(work)])
+    (work / ".git" / "index").unlink()
+    (work / "README.md").unlink()
+    assert gitsetup.made_since_clone(work) == ""
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+    assert (work / "README.md").exists() and git("status", "--porcelain", cwd=work) == ""
+
+
+@pytest.mark.parametrize("made", ["edited-file", "new-file", "local-commit", "stash"])
+def test_a_checkout_marked_unfinished_by_hand_keeps_what_the_person_made(configured: Settings, made: str) -> None:
+    """The mark is in .git/config, which the notebook user writes: one `git config` must not empty the volume."""
+    work = configured.work_dir
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+    if made == "edited-file":
+        (work / "README.md").write_text("edited\n")
+    else:
+        (work / "notes.txt").write_text("mine\n")
+    if made == "local-commit":
+        git("add", "notes.txt", cwd=work)
+        git("-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-qm", "mine", cwd=work)
+    elif made == "stash":
+        git("add", "notes.txt", cwd=work)
+        git("-c", "user.name=A", "-c", "user.email=a@example.com", "stash", "-q", cwd=work)
+    before = files_in(work)
+    head = git("rev-parse", "HEAD", cwd=work)
+    git("config", "--local", gitsetup.INCOMPLETE_MARK, "true", cwd=work)
+
+    for _ in range(2):  # every later start too
+        with pytest.raises(RuntimeError) as refused:
+            gitsetup.clone_if_missing(configured)
+        assert f"git config --unset {gitsetup.INCOMPLETE_MARK}" in str(refused.value)
+        assert files_in(work) == before
+        assert git("rev-parse", "HEAD", cwd=work) == head
+    if made == "stash":
+        assert git("stash", "list", cwd=work).strip()
+
+
+def files_in(work: Path) -> dict[Path, bytes]:
+    return {path.relative_to(work): path.read_bytes() for path in work.rglob("*") if path.is_file() and ".git" not in path.parts}
+
+
 def test_a_clone_that_cannot_be_marked_finished_is_emptied_before_anyone_works_in_it(
     configured: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

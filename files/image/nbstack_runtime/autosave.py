@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING
 
 from .contract import AUTOSAVE_STAMP_FORMAT, AUTOSAVE_TAG, autosave_branch
 from .gitcmd import git
-from .gitsetup import INCOMPLETE_MARK
+from .gitsetup import incomplete, made_since_clone
 from .logs import setup_logging
 
 if TYPE_CHECKING:
@@ -368,13 +368,17 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         log.info("%s is not a git checkout: nothing to autosave", work_dir)
         return Result("skipped", detail="not a checkout")
     git_dir = Path(probe.stdout.strip())
-    if git(["config", "--local", "--get", INCOMPLETE_MARK], cwd=work_dir, check=False).stdout.strip() == "true":
+    if incomplete(work_dir):
         # A first clone stopped half-way (the container stopped during the
-        # start): Jupyter never served it, so nothing in it is anyone's work,
-        # and a snapshot of it would only show every file missing. The next
-        # start clones again.
-        log.warning("%s holds a clone the start did not finish: nothing to autosave", work_dir)
-        return Result("skipped", detail="unfinished clone")
+        # start): when it holds only what the clone wrote, nothing in it is
+        # anyone's work, a snapshot of it would only show every file missing,
+        # and the next start clones again. Anything made since (the mark can
+        # be set by hand) is saved as in any checkout.
+        made = made_since_clone(work_dir)
+        if not made:
+            log.warning("%s holds a clone the start did not finish: nothing to autosave", work_dir)
+            return Result("skipped", detail="unfinished clone")
+        log.warning("%s is marked as an unfinished clone but holds %s: saved as any checkout", work_dir, made)
     # Paths below are the top level's: ls-files lists only below its working directory.
     top = Path(git(["rev-parse", "--show-toplevel"], cwd=work_dir, check=False).stdout.strip() or work_dir)
     url = git(["remote", "get-url", remote], cwd=top, check=False).stdout.strip()

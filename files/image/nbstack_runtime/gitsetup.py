@@ -9,9 +9,11 @@ this module starts.
 A first clone killed half-way (the container stopped during it) leaves a
 checkout that is missing objects or files. The clone marks the repository
 with `nbstack.cloneIncomplete` before it fetches and clears the mark once it
-has finished; the next start finds the mark and clones again. A clone that
-runs out of time (Settings.clone_timeout) is set aside instead, and Jupyter
-starts on what it fetched: see clone_if_missing.
+has finished; the next start finds the mark and clones again, once it has
+checked that the checkout holds only what the clone wrote (made_since_clone:
+the mark is in .git/config, which anything the notebook user runs can set).
+A clone that runs out of time (Settings.clone_timeout) is set aside instead,
+and Jupyter starts on what it fetched: see clone_if_missing.
 
 A fresh clone is a fresh work volume (a new person, or after a purge): when
 the person has autosave branches, the newest is named in the log and in
@@ -21,10 +23,13 @@ command that restores it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -112,9 +117,16 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
         log.info("NBSTACK_REPO_URL is empty: no repository to clone")
         return "skipped"
     if (work_dir / ".git").exists():
-        if not _incomplete(work_dir):
+        if not incomplete(work_dir):
             log.info("%s already holds a checkout: left untouched", work_dir)
             return "kept"
+        made = made_since_clone(work_dir)
+        if made:
+            raise RuntimeError(
+                f"{work_dir} is marked as a clone an earlier start did not finish ({INCOMPLETE_MARK} in its "
+                f".git/config), but holds {made}: left as it is, not cloned again. If it is a finished "
+                f"checkout, clear the mark in a terminal there: git config --unset {INCOMPLETE_MARK}"
+            )
         log.warning("%s holds a clone an earlier start did not finish: cloning again", work_dir)
         _empty(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +244,60 @@ def _empty(work_dir: Path) -> None:
             entry.unlink()
 
 
-def _incomplete(work_dir: Path) -> bool:
+def incomplete(work_dir: Path) -> bool:
     """Whether the checkout in work_dir carries the mark of a clone that did not finish."""
     found = git(["config", "--local", "--get", INCOMPLETE_MARK], cwd=work_dir, check=False)
     return found.stdout.strip() == "true"
+
+
+def made_since_clone(work_dir: Path) -> str:
+    """What in a checkout marked unfinished the clone did not write; "" when emptying it loses nothing.
+
+    A clone writes the remote's objects and refs, one local branch at a
+    remote commit, and files as the repository's HEAD has them. Anything
+    else (a file that differs from HEAD or is not in it, a commit or stash
+    no remote-tracking branch or tag holds) was made since, by someone, so
+    the mark is not to be trusted: the person can set it (one mistaken
+    `git config`), and then every start would empty their work. When git
+    cannot tell (a repository it cannot read), that is said too: nothing is
+    emptied on a guess.
+    """
+    try:
+        local = git(["for-each-ref", "--format=%(refname)", "refs/heads/", "refs/stash"], cwd=work_dir).stdout.split()
+        if local and git(["rev-list", "-n", "1", *local, "--not", "--remotes", "--tags"], cwd=work_dir).stdout.strip():
+            return "commits or stashes that no remote branch holds"
+        object_format = git(["rev-parse", "--show-object-format"], cwd=work_dir).stdout.strip() or "sha1"
+        head = git(["rev-parse", "--verify", "--quiet", "HEAD^{tree}"], cwd=work_dir, check=False).stdout.strip()
+        listed = git(["ls-tree", "-r", "-z", "--full-tree", head], cwd=work_dir).stdout if head else ""
+    except subprocess.SubprocessError as error:
+        return f"a repository git cannot read ({error})"
+    committed = {}  # path -> object id, as HEAD has them ("<mode> <type> <id>\t<path>")
+    for entry in filter(None, listed.split("\0")):
+        meta, _, name = entry.partition("\t")
+        committed[name] = meta.rsplit(" ", 1)[-1]
+    for directory, subdirectories, files in os.walk(work_dir):
+        if Path(directory) == work_dir:
+            subdirectories[:] = [name for name in subdirectories if name != ".git"]
+        for name in [*files, *(d for d in subdirectories if os.path.islink(os.path.join(directory, d)))]:
+            path = Path(directory, name)
+            relative = path.relative_to(work_dir).as_posix()
+            if committed.get(relative) != _blob_id(path, object_format):
+                return f"files the repository's HEAD does not have as they are ({relative}, perhaps more)"
+    return ""
+
+
+def _blob_id(path: Path, object_format: str) -> str:
+    """The object id git gives `path`'s content (a symlink: its target); "" for anything else (a socket, a FIFO)."""
+    info = path.lstat()
+    digest = hashlib.new(object_format)
+    if stat.S_ISLNK(info.st_mode):
+        target = os.fsencode(os.readlink(path))
+        digest.update(b"blob %d\0" % len(target) + target)
+    elif stat.S_ISREG(info.st_mode):
+        digest.update(b"blob %d\0" % info.st_size)
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    else:
+        return ""
+    return digest.hexdigest()
