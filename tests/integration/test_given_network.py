@@ -86,6 +86,43 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
 
 
+#: The subnets are a team-wide setting: a person's up.yml changes them only when told to.
+TEAM_UPDATE = ("-e", "team_update=true")
+
+
+def mount_targets(aws: Clients) -> dict[str, tuple[str, str]]:
+    """alice's mount targets: {zone: (subnet, mount target id)}."""
+    stack = aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0]
+    fs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["FileSystemId"]
+    targets = aws.efs.describe_mount_targets(FileSystemId=fs)["MountTargets"]
+    return {t["AvailabilityZoneName"]: (t["SubnetId"], t["MountTargetId"]) for t in targets}
+
+
+def test_a_subnet_change_that_would_take_a_mount_target_from_under_the_server_waits_for_down(
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+) -> None:
+    """The server mounts its files through its zone's mount target: dropping that subnet is refused while its stack
+    exists, before anything changes, and the refusal says to run down.yml first."""
+    (first,) = given["private"]
+    before = mount_targets(aws)
+    assert {zone: subnet for zone, (subnet, _) in before.items()} == {"eu-west-1c": first}
+    stacks = {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]}
+    replacing = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.50.0/24", AvailabilityZone="eu-west-1c")["Subnet"][
+        "SubnetId"
+    ]
+    refused = playbooks.up("alice", *network_args(dict(given, private=[replacing])), *TEAM_UPDATE)
+    assert refused.returncode != 0
+    assert (
+        f"notebook_private_subnet_ids: no longer includes {first}, where alice's work volume has a mount target, "
+        f"and alice's server stack ({APP}-alice) exists"
+    ) in refused.text, refused.text[-3000:]
+    assert "Run down.yml -e prefix=alice first" in refused.text
+    assert "nothing in AWS was changed" in refused.text
+    assert {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]} == stacks
+    assert mount_targets(aws) == before
+    aws.ec2.delete_subnet(SubnetId=replacing)
+
+
 def test_persistent_absent_removes_everything_but_the_given_vpc(
     up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.nbstack.cloud.plugins.filter import instance, network, settings, stack
+from ansible_collections.nbstack.cloud.plugins.filter import instance, network, settings, stack, work
 from ansible_collections.nbstack.cloud.plugins.plugin_utils import template
 
 
@@ -459,3 +459,35 @@ def test_what_the_template_accepts_the_container_accepts(template_name: str, par
         parse(str(inside))
     for outside in (low - 1, high + 1):
         assert template.refusal(spec, str(outside)) != ""
+
+
+def slots(first: str = "", second: str = "", third: str = "") -> dict[str, str]:
+    return {"MountTargetSubnet1": first, "MountTargetSubnet2": second, "MountTargetSubnet3": third}
+
+
+def test_a_new_work_stack_takes_the_subnets_in_sorted_order() -> None:
+    assert work.mount_target_plan(["subnet-c", "subnet-a"], {}) == {"slots": slots("subnet-a", "subnet-c"), "dropped": [], "first": None}
+    assert work.mount_target_plan([], None)["slots"] == slots()  # check mode on a new account: no network yet
+    many = work.mount_target_plan([f"subnet-{n}" for n in "edcba"])
+    assert many["slots"] == slots("subnet-a", "subnet-b", "subnet-c")
+
+
+def test_every_mount_target_keeps_its_subnet_when_one_is_added_or_the_setting_reordered() -> None:
+    """A subnet that sorts first must not shift the others: each shift would replace a mount target."""
+    current = {"AppName": "nb", **slots("subnet-b", "subnet-c")}
+    plan = work.mount_target_plan(["subnet-c", "subnet-a", "subnet-b"], current)
+    assert plan == {"slots": slots("subnet-b", "subnet-c", "subnet-a"), "dropped": [], "first": None}
+    assert work.mount_target_plan(["subnet-c", "subnet-b"], current)["slots"] == slots("subnet-b", "subnet-c")
+
+
+def test_a_dropped_subnet_empties_its_slot_and_a_swap_drops_first() -> None:
+    current = slots("subnet-b", "subnet-c")
+    assert work.mount_target_plan(["subnet-c"], current) == {"slots": slots("", "subnet-c"), "dropped": ["subnet-b"], "first": None}
+    # subnet-d may be in subnet-b's zone: the first update deletes b's mount target, the second makes d's.
+    swap = work.mount_target_plan(["subnet-d", "subnet-c"], current)
+    assert swap == {"slots": slots("subnet-d", "subnet-c"), "dropped": ["subnet-b"], "first": slots("", "subnet-c")}
+
+
+def test_mount_target_plan_refuses_what_is_not_a_list_of_ids() -> None:
+    with pytest.raises(AnsibleFilterError, match="list of subnet ids"):
+        work.mount_target_plan("subnet-a,subnet-b", {})
