@@ -37,6 +37,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from .paths import ROOT
 from .start import DEFAULT_NOTEBOOK_USER, environment, start_command
@@ -131,7 +132,7 @@ def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = N
     The returned process is the init (tini); `server_pid` finds the server.
     """
     env = environment(env)
-    command = start_command(env)
+    command = start_command()
     tini = shutil.which("tini")
     if tini:
         command = [tini, "-s", "-g", "--", *command]
@@ -176,14 +177,16 @@ def server_pid(process: subprocess.Popen[bytes]) -> int | None:
 
 
 def first_child(parent: int) -> int | None:
-    """The child of `parent` started first, or None.
+    """The child tini started (the start, then the server), or None once it has exited.
 
     tini (-s) also adopts what the start step leaves running (the health
-    sidecar), so the start is the one started first: pids wrap (at 32768 on
-    many machines), and a later child can have the lower pid.
+    sidecar), so its children are not all the start: the start leads a
+    process group of its own (tini makes one for it, to pass signals on),
+    while an adopted process stays in the start's group. (Not the lowest
+    pid: pids wrap, at 32768 on many machines.)
     """
-    children = [(started, pid) for pid, ppid, _, started in _processes() if ppid == parent]
-    return min(children)[1] if children else None
+    leaders = [(proc.started, proc.pid) for proc in _processes() if proc.parent == parent and proc.group == proc.pid]
+    return min(leaders)[1] if leaders else None
 
 
 def signal_container(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -192,7 +195,7 @@ def signal_container(process: subprocess.Popen[bytes], sig: int) -> None:
     SIGKILL cannot be passed on: like the end of a container, it kills every process of the session.
     """
     if sig == signal.SIGKILL:
-        for pid in [pid for pid, _, session, _ in _processes() if session == process.pid]:
+        for pid in [proc.pid for proc in _processes() if proc.session == process.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     else:
@@ -215,8 +218,16 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
     return process.wait(10)
 
 
-def _processes() -> list[tuple[int, int, int, int]]:
-    """(pid, parent pid, session id, start time in clock ticks since boot) of every process."""
+class Proc(NamedTuple):
+    pid: int
+    parent: int
+    group: int
+    session: int
+    started: int  # clock ticks since boot
+
+
+def _processes() -> list[Proc]:
+    """Every process, from /proc/<pid>/stat."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -225,7 +236,7 @@ def _processes() -> list[tuple[int, int, int, int]]:
             except OSError:
                 continue
             fields = text[text.rindex(")") + 2 :].split()
-            found.append((int(entry.name), int(fields[1]), int(fields[3]), int(fields[19])))
+            found.append(Proc(int(entry.name), int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])))
     return found
 
 

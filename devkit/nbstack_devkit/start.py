@@ -17,8 +17,9 @@ docker-stacks' start-notebook.py, and runs it from the command line:
 --env-file adds KEY=VALUE lines (a task definition's environment and
 secrets) to the inherited environment. The directory of the running Python
 is put first on PATH so that the hooks' `python3` is this one. The command
-defaults to start-notebook.py's: `jupyter $DOCKER_STACKS_JUPYTER_CMD`
-(`jupyter lab`) plus NOTEBOOK_ARGS.
+defaults to the image's: start-notebook.py (here start_notebook.py, run by
+this Python), which execs `jupyter $DOCKER_STACKS_JUPYTER_CMD` (`jupyter
+lab`) plus NOTEBOOK_ARGS.
 
 The notebook user stands in for the image's jovyan: NB_USER when set, else
 `nobody` (on every Debian system). Run as a non-root user (a developer's
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +43,8 @@ from .paths import HOOKS_DIR
 
 #: The devkit's bash stand-in for docker-stacks' start.sh.
 START_SH = Path(__file__).with_name("start.sh")
+#: The devkit's stand-in for the image's CMD, docker-stacks' start-notebook.py.
+START_NOTEBOOK = Path(__file__).with_name("start_notebook.py")
 #: The Dockerfile sets the same value (a test checks that).
 DEFAULT_JUPYTER_ENV = {"JUPYTER_ENV_VARS_TO_UNSET": ",".join(SECRET_VARIABLES)}
 #: The user that stands in for the image's jovyan when NB_USER is not set.
@@ -73,19 +75,14 @@ def environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def server_command(environ: Mapping[str, str], command: Sequence[str] = ()) -> list[str]:
-    """The command start-notebook.py would hand to start.sh."""
-    if command:
-        cmd = list(command)
-    else:
-        cmd = ["jupyter", environ.get("DOCKER_STACKS_JUPYTER_CMD", "lab")]
-        cmd += shlex.split(environ.get("NOTEBOOK_ARGS", ""))
-    return cmd
+def server_command(command: Sequence[str] = ()) -> list[str]:
+    """What start.sh execs as the notebook user: `command`, or the image's CMD (start-notebook.py)."""
+    return list(command) if command else [sys.executable, "-I", str(START_NOTEBOOK)]
 
 
-def start_command(environ: Mapping[str, str], command: Sequence[str] = (), hooks_dir: Path = HOOKS_DIR) -> list[str]:
-    """start.sh with the hooks and the server command, to run with `environment(environ)`."""
-    return ["bash", str(START_SH), str(hooks_dir), *server_command(environ, command)]
+def start_command(command: Sequence[str] = (), hooks_dir: Path = HOOKS_DIR) -> list[str]:
+    """start.sh with the hooks and the server command, to run with `environment(...)`."""
+    return ["bash", str(START_SH), str(hooks_dir), *server_command(command)]
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -98,7 +95,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     for env_file in args.env_file:
         env.update(read_env_file(env_file))
     env = environment(env)
-    command = start_command(env, args.command[1:] if args.command[:1] == ["--"] else args.command, args.hooks_dir)
+    command = start_command(args.command[1:] if args.command[:1] == ["--"] else args.command, args.hooks_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_devkit import container, start
+from nbstack_devkit import container, start, start_notebook
 from nbstack_devkit.paths import HOOKS_DIR
 from nbstack_runtime.settings import SECRET_VARIABLES
 
@@ -52,9 +52,53 @@ def test_start_mimics_start_sh(tmp_path: Path) -> None:
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert f"{hooks}/20-fails has failed, continuing execution" in done.stderr
     assert f"Ignoring non-executable: {hooks}/40-not-executable" in done.stderr
-    cmd = start.server_command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"})
-    assert cmd[:3] == ["jupyter", "lab", "--ServerApp.x=a b"]
-    assert start.server_command({}, ["bash"]) == ["bash"]
+    assert start_notebook.command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"}, ["--y"]) == ["jupyter", "lab", "--ServerApp.x=a b", "--y"]
+    assert start.server_command(["bash"]) == ["bash"]
+    assert start.server_command() == [sys.executable, "-I", str(start.START_NOTEBOOK)]
+
+
+def test_a_hook_s_own_set_e_ends_the_start_as_in_the_image(tmp_path: Path) -> None:
+    """run-hooks.sh sources a hook outside any condition: errexit, if the hook turns it on, holds there, and a
+    failing command ends start.sh (the image's start fails closed)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-strict.sh").write_text(f"set -e\nfalse\ntouch {tmp_path}/after-false\n")
+    done = run_start(hooks, ["touch", str(tmp_path / "command-ran")], {"PATH": os.environ["PATH"]})
+    assert done.returncode == 1 and "10-strict.sh ended the start with exit code 1" in done.stderr
+    assert not (tmp_path / "after-false").exists() and not (tmp_path / "command-ran").exists()
+
+
+def test_a_hook_cannot_change_the_command(tmp_path: Path) -> None:
+    """A sourced hook sees start.sh's arguments: its `shift` or `set --` must not reach the command."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-shifts.sh").write_text("shift\nset -- sh -c 'echo hijacked'\n")
+    done = run_start(hooks, ["echo", "the", "command"], {"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the command\n"
+
+
+@pytest.mark.parametrize(
+    ("listed", "hook", "said"),
+    [
+        ("SECRET_A\nSECRET_B", "", ""),  # a newline separates names as a comma does
+        ("SECRET_A, SECRET_B", "readonly SECRET_B\n", "SECRET_B could not be unset"),
+        ("SECRET_A,PIPESTATUS[$(touch {marker})]", "", "which is not a variable's name"),
+    ],
+)
+def test_every_listed_secret_is_unset_or_the_start_ends(tmp_path: Path, listed: str, hook: str, said: str) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "10-hook.sh").write_text(hook)
+    marker = tmp_path / "ran"
+    environ = {"PATH": os.environ["PATH"], "SECRET_A": "a", "SECRET_B": "b", "JUPYTER_ENV_VARS_TO_UNSET": listed.format(marker=marker)}
+    done = run_start(hooks, ["env", "-0"], environ)
+    if said:
+        assert done.returncode == 1 and said in done.stderr
+        assert done.stdout == "" and not marker.exists()
+    else:
+        assert done.returncode == 0, done.stderr
+        assert not {"SECRET_A", "SECRET_B"} & set(environ_of(done.stdout))
 
 
 def test_a_sourced_hook_that_exits_ends_the_start_as_in_start_sh(tmp_path: Path) -> None:
@@ -168,10 +212,16 @@ def test_the_root_start_step_imports_nothing_from_the_notebook_user(tmp_path: Pa
     assert not marker.exists(), f"the root start step ran the notebook user's {plant}"
 
 
-def test_the_server_is_the_init_s_first_child_even_when_pids_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """tini adopts the sidecar the start step leaves; after a pid wrap it can hold a lower pid than the server."""
-    init, server, sidecar = 30990, 31000, 120  # the sidecar started later, after the pids wrapped
-    processes = [(sidecar, init, init, 9000), (server, init, init, 8000), (7, 1, 1, 10)]  # (pid, parent, session, start)
+def test_the_server_is_the_child_tini_started_not_one_it_adopted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tini adopts the sidecar the start step leaves (in the start's process group); after a pid wrap the sidecar
+    can hold a lower pid, and once the start has exited it is tini's only child."""
+    init, server, sidecar = 30990, 31000, 120
+    processes = [
+        container.Proc(sidecar, init, server, init, 9000),  # adopted: still in the start's group
+        container.Proc(server, init, server, init, 8000),  # tini made it a group of its own
+        container.Proc(7, 1, 7, 7, 10),
+    ]
     monkeypatch.setattr(container, "_processes", lambda: processes)
     assert container.first_child(init) == server
-    assert container.first_child(server) is None
+    del processes[1]  # the start has exited (a hook ended it)
+    assert container.first_child(init) is None

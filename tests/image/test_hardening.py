@@ -28,9 +28,9 @@ from nbstack_devkit.container import stop_process_group
 from nbstack_devkit.gitserver import GitHttpServer
 from nbstack_devkit.notebook import NOTEBOOK_FILES, Notebook, container_environ, start_notebook, wait_until_serving
 from nbstack_devkit.waits import free_port, wait_until
-from nbstack_runtime import health
+from nbstack_runtime import health, procfs
 from nbstack_runtime.extension import LOGIN_DELAY_STEP_SECONDS, LoginThrottle, client_address
-from nbstack_runtime.sidecar import MAX_CONNECTIONS, REQUEST_TIMEOUT_SECONDS
+from nbstack_runtime.sidecar import MAX_CONNECTIONS, REQUEST_TIMEOUT_SECONDS, continue_jupyter
 
 STEP = LOGIN_DELAY_STEP_SECONDS
 
@@ -281,3 +281,34 @@ def test_the_client_is_the_address_the_balancer_appended() -> None:
     assert client_address("10.0.1.5", "2001:db8::1", behind_proxy=True) == "2001:db8::1"
     assert client_address("10.0.1.5", "not-an-address", behind_proxy=True) == "10.0.1.5"
     assert client_address("10.0.1.5", "203.0.113.9", behind_proxy=False) == "10.0.1.5"  # no proxy: header ignored
+
+
+def test_a_stop_continues_jupyter_and_the_parent_that_stopped_with_it(tmp_path: Path) -> None:
+    """In the image sudo waits for Jupyter as its parent, and stops itself when Jupyter stops: stopped, it would
+    never reap an autosaved, exited Jupyter, and the container would wait for ECS's kill."""
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(['sleep', '60']))"])
+    try:
+        jupyter = wait_until(lambda: next((p for p in _children(parent.pid)), None), what="the parent's child")
+        pid_file = tmp_path / "jupyter.pid"
+        found = procfs.stat(jupyter)
+        assert found is not None
+        pid_file.write_text(f"{jupyter} {found.start_time}\n")
+        for pid in (jupyter, parent.pid):
+            os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: all(_state(pid) == "T" for pid in (jupyter, parent.pid)), what="both to stop")
+
+        continue_jupyter(pid_file)
+
+        wait_until(lambda: "T" not in {_state(jupyter), _state(parent.pid)}, timeout=5, what="both to continue")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, (ppid, _) in procfs.process_table().items() if ppid == pid]
+
+
+def _state(pid: int) -> str:
+    found = procfs.stat(pid)
+    return found.state if found else "gone"

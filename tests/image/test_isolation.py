@@ -24,6 +24,7 @@ import requests
 import websocket
 
 from nbstack_devkit.notebook import Notebook, StartNotebook
+from nbstack_runtime.settings import SECRET_VARIABLES
 
 #: As a non-root user (a developer's laptop) everything runs as that one user, as docker-stacks does without root.
 needs_root = pytest.mark.skipif(
@@ -184,12 +185,14 @@ def listening(port: int) -> bool:
         ("NBSTACK_REPO_URL", "https://ghp_token@git.example.com/team/notebooks.git"),
         # A task overriding the image's list would leave the secrets in Jupyter's environment.
         ("JUPYTER_ENV_VARS_TO_UNSET", "NBSTACK_GIT_TOKEN"),
+        # start.sh unsets each name with `unset`, which evaluates a subscript: code run as root.
+        ("JUPYTER_ENV_VARS_TO_UNSET", "{secrets},PIPESTATUS[$(touch /tmp/nbstack-unset-ran)]"),
     ],
 )
 def test_an_invalid_setting_stops_the_container_before_jupyter_listens(
     notebook_factory: StartNotebook, setting: str, value: str
 ) -> None:
-    notebook = notebook_factory(wait=False, **{setting: value})
+    notebook = notebook_factory(wait=False, **{setting: value.format(secrets=",".join(SECRET_VARIABLES))})
     code = notebook.exit_code(60)
     assert code is not None, f"the container kept running with {setting}={value!r}:\n{notebook.log()[-2000:]}"
     assert code != 0
@@ -201,3 +204,4 @@ def test_an_invalid_setting_stops_the_container_before_jupyter_listens(
         assert not listening(notebook.port)
     assert not listening(notebook.health_port), "the health sidecar answers for a container that did not start"
     assert not (notebook.home / ".jupyter" / "jupyter_server_config.json").exists()
+    assert not Path("/tmp/nbstack-unset-ran").exists()

@@ -93,7 +93,14 @@ def check_secrets_unset(environ: Mapping[str, str]) -> None:
     environment minus JUPYTER_ENV_VARS_TO_UNSET (the Dockerfile sets it); a
     task that overrides the list would hand them the secrets.
     """
-    listed = set(re.split(r"[,\s]+", environ.get("JUPYTER_ENV_VARS_TO_UNSET", "")))
+    listed = set(filter(None, re.split(r"[,\s]+", environ.get("JUPYTER_ENV_VARS_TO_UNSET", ""))))
+    # start.sh hands each name to `unset`, where one with a subscript (a[$(cmd)]) would run code as root.
+    odd = sorted(name for name in listed if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name))
+    if odd:
+        raise StartupError(
+            f"JUPYTER_ENV_VARS_TO_UNSET names {', '.join(map(repr, odd))}, not variable names: start.sh would hand "
+            "them to `unset`; remove JUPYTER_ENV_VARS_TO_UNSET from the task (the image sets it)"
+        )
     missing = [name for name in SECRET_VARIABLES if name not in listed]
     if missing:
         raise StartupError(

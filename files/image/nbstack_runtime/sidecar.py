@@ -36,6 +36,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import procfs
 from .health import check, write_pid_file
 from .logs import setup_logging
 
@@ -200,18 +201,29 @@ def serve(port: int, pid_file: Path, host: str = "0.0.0.0") -> HealthServer:
 
 
 def continue_jupyter(pid_file: Path) -> None:
-    """Send SIGCONT to a live Jupyter, so that a stopped one (SIGSTOP, ^Z) acts on the SIGTERM it was sent.
+    """SIGCONT to a live Jupyter, and to its parent if stopped, so that a stopped Jupyter acts on its SIGTERM.
 
-    A stopped process keeps SIGTERM pending until it is continued: without
-    this, a Jupyter stopped by hand would never autosave, and ECS would kill
-    it at the end of the stop timeout. SIGCONT to a running process does nothing.
+    A stopped process (SIGSTOP, ^Z) keeps SIGTERM pending until it is
+    continued: without this, a Jupyter stopped by hand would never autosave,
+    and ECS would kill it at the end of the stop timeout. In the image,
+    Jupyter's parent is sudo (start.sh's `exec sudo`, which stays as root to
+    wait for it), and sudo stops itself when its child stops: left stopped,
+    it would never reap Jupyter once that has autosaved and exited, and the
+    container would not end until the same kill. The kernel lets a process
+    continue another of its session whatever their users, which the sidecar,
+    sudo and Jupyter share. SIGCONT to a running process does nothing.
     """
     status = check(pid_file)
-    if status.healthy and status.pid:
+    if not (status.healthy and status.pid):
+        return
+    found = procfs.stat(status.pid)
+    parent = procfs.stat(found.ppid) if found and found.ppid > 1 else None
+    stopped_parent = [found.ppid] if found and parent and parent.state == "T" else []
+    for pid, what in [(status.pid, "Jupyter"), *((ppid, "Jupyter's parent") for ppid in stopped_parent)]:
         try:
-            os.kill(status.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
         except OSError as error:  # gone in between, or not ours to signal: nothing to continue
-            log.warning("could not continue Jupyter (pid %d) for its autosave: %s", status.pid, error)
+            log.warning("could not continue %s (pid %d) for its autosave: %s", what, pid, error)
 
 
 def _start_idle_watcher(pid_file: Path, should_exit: threading.Event) -> None:
