@@ -87,12 +87,14 @@ def test_a_clone_killed_while_it_checked_out_files_is_made_again(configured: Set
     user_git(["clone", "--quiet", "--config", f"{gitsetup.INCOMPLETE_MARK}=true", configured.repo_url, str(work)])
     (work / ".git" / "index").unlink()
     (work / "README.md").unlink()
+    tracked = next(path for path in work.iterdir() if path.is_file() and path.stat().st_size > 1)
+    tracked.write_bytes(tracked.read_bytes()[: tracked.stat().st_size // 2])  # the file it was writing: cut short
     assert gitsetup.made_since_clone(work) == ""
     assert gitsetup.clone_if_missing(configured) == "cloned"
     assert (work / "README.md").exists() and git("status", "--porcelain", cwd=work) == ""
 
 
-@pytest.mark.parametrize("made", ["edited-file", "new-file", "local-commit", "stash"])
+@pytest.mark.parametrize("made", ["edited-file", "new-file", "local-commit", "stash", "detached-commit", "local-tag", "staged-only"])
 def test_a_checkout_marked_unfinished_by_hand_keeps_what_the_person_made(configured: Settings, made: str) -> None:
     """The mark is in .git/config, which the notebook user writes: one `git config` must not empty the volume."""
     work = configured.work_dir
@@ -107,6 +109,16 @@ def test_a_checkout_marked_unfinished_by_hand_keeps_what_the_person_made(configu
     elif made == "stash":
         git("add", "notes.txt", cwd=work)
         git("-c", "user.name=A", "-c", "user.email=a@example.com", "stash", "-q", cwd=work)
+    elif made in ("detached-commit", "local-tag"):
+        git("checkout", "-q", "--detach", cwd=work)
+        git("add", "notes.txt", cwd=work)
+        git("-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-qm", "mine", cwd=work)
+        if made == "local-tag":
+            git("tag", "mine", cwd=work)
+            git("checkout", "-q", "main", cwd=work)
+    elif made == "staged-only":
+        git("add", "notes.txt", cwd=work)
+        (work / "notes.txt").unlink()
     before = files_in(work)
     head = git("rev-parse", "HEAD", cwd=work)
     git("config", "--local", gitsetup.INCOMPLETE_MARK, "true", cwd=work)

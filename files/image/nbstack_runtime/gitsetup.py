@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .contract import AUTOSAVE_BRANCH_PATTERN, AUTOSAVE_BRANCH_PREFIX
-from .gitcmd import git, git_in_own_group
+from .gitcmd import git, git_environ, git_in_own_group
 from .privatefiles import write_private
 from .settings import Settings
 
@@ -253,37 +253,81 @@ def incomplete(work_dir: Path) -> bool:
 def made_since_clone(work_dir: Path) -> str:
     """What in a checkout marked unfinished the clone did not write; "" when emptying it loses nothing.
 
-    A clone writes the remote's objects and refs, one local branch at a
-    remote commit, and files as the repository's HEAD has them. Anything
-    else (a file that differs from HEAD or is not in it, a commit or stash
-    no remote-tracking branch or tag holds) was made since, by someone, so
-    the mark is not to be trusted: the person can set it (one mistaken
-    `git config`), and then every start would empty their work. When git
-    cannot tell (a repository it cannot read), that is said too: nothing is
-    emptied on a guess.
+    A clone writes the remote's objects, refs and tags, one local branch at
+    a remote commit, and files as the repository's HEAD has them (the one
+    it was writing when stopped may be cut short). Anything else was made
+    since, by someone: a file that is not in HEAD or differs from it, a
+    commit no remote-tracking branch holds (on any ref, HEAD, a tag or the
+    stash), a staged change, a linked worktree. The mark is not to be
+    trusted alone: the person can set it (one mistaken `git config`), and
+    then every start would empty their work. When git cannot tell (a
+    repository it cannot read), that is said too: nothing is emptied on a
+    guess. A file not in HEAD is never read (a large data set would hold the
+    start past the health check's grace period).
     """
+    env = {"GIT_NO_REPLACE_OBJECTS": "1"}  # a replace ref would let HEAD vouch for any file
     try:
-        local = git(["for-each-ref", "--format=%(refname)", "refs/heads/", "refs/stash"], cwd=work_dir).stdout.split()
-        if local and git(["rev-list", "-n", "1", *local, "--not", "--remotes", "--tags"], cwd=work_dir).stdout.strip():
+        if git(["rev-list", "-n", "1", "--all", "--not", "--remotes=origin"], cwd=work_dir, env=env).stdout.strip():
             return "commits or stashes that no remote branch holds"
-        object_format = git(["rev-parse", "--show-object-format"], cwd=work_dir).stdout.strip() or "sha1"
-        head = git(["rev-parse", "--verify", "--quiet", "HEAD^{tree}"], cwd=work_dir, check=False).stdout.strip()
-        listed = git(["ls-tree", "-r", "-z", "--full-tree", head], cwd=work_dir).stdout if head else ""
+        if any((work_dir / ".git" / "worktrees").glob("*")):
+            return "linked worktrees"
+        head = git(
+            ["rev-parse", "--verify", "--quiet", "HEAD^{tree}"], cwd=work_dir, env=env, check=False
+        ).stdout.strip()
+        index = (work_dir / ".git" / "index").exists()
+        if (
+            head
+            and index
+            and git(["diff", "--cached", "--quiet", "HEAD"], cwd=work_dir, env=env, check=False).returncode
+        ):
+            return "changes staged in its index"
+        object_format = git(["rev-parse", "--show-object-format"], cwd=work_dir, env=env).stdout.strip() or "sha1"
+        listed = git(["ls-tree", "-r", "-l", "-z", "--full-tree", head], cwd=work_dir, env=env).stdout if head else ""
     except subprocess.SubprocessError as error:
         return f"a repository git cannot read ({error})"
-    committed = {}  # path -> object id, as HEAD has them ("<mode> <type> <id>\t<path>")
+    committed = {}  # path -> (object id, size), as HEAD has them ("<mode> <type> <id> <size>\t<path>")
     for entry in filter(None, listed.split("\0")):
         meta, _, name = entry.partition("\t")
-        committed[name] = meta.rsplit(" ", 1)[-1]
+        _, _, oid, size = meta.split()
+        committed[name] = (oid, int(size) if size.isdigit() else -1)
     for directory, subdirectories, files in os.walk(work_dir):
         if Path(directory) == work_dir:
             subdirectories[:] = [name for name in subdirectories if name != ".git"]
         for name in [*files, *(d for d in subdirectories if os.path.islink(os.path.join(directory, d)))]:
             path = Path(directory, name)
             relative = path.relative_to(work_dir).as_posix()
-            if committed.get(relative) != _blob_id(path, object_format):
+            if relative not in committed or not _as_cloned(path, *committed[relative], object_format, work_dir):
                 return f"files the repository's HEAD does not have as they are ({relative}, perhaps more)"
     return ""
+
+
+def _as_cloned(path: Path, oid: str, size: int, object_format: str, work_dir: Path) -> bool:
+    """Whether `path` holds HEAD's blob `oid`, or the start of it (a checkout stopped while writing it)."""
+    info = path.lstat()
+    if stat.S_ISREG(info.st_mode) and 0 <= info.st_size < size:
+        return _is_prefix_of_blob(path, oid, work_dir)
+    return _blob_id(path, object_format) == oid
+
+
+def _is_prefix_of_blob(path: Path, oid: str, work_dir: Path) -> bool:
+    with (
+        path.open("rb") as handle,
+        subprocess.Popen(
+            ["git", "cat-file", "blob", oid],
+            cwd=work_dir,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=git_environ(),
+        ) as blob,
+    ):
+        assert blob.stdout is not None
+        try:
+            while chunk := handle.read(1 << 20):
+                if blob.stdout.read(len(chunk)) != chunk:
+                    return False
+            return True
+        finally:
+            blob.kill()
 
 
 def _blob_id(path: Path, object_format: str) -> str:
