@@ -123,6 +123,36 @@ def test_a_subnet_change_that_would_take_a_mount_target_from_under_the_server_wa
     aws.ec2.delete_subnet(SubnetId=replacing)
 
 
+def test_the_work_role_itself_refuses_to_take_a_mount_target_from_under_the_server(
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+) -> None:
+    """Preflight's read of the stacks may fail without stopping the run: the work role checks again before it
+    deletes a mount target, and changes nothing while the person's server stack exists."""
+    import json
+
+    (first,) = given["private"]
+    before = mount_targets(aws)
+    updated = aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0].get("LastUpdatedTime")
+    replacing = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.51.0/24", AvailabilityZone="eu-west-1c")["Subnet"][
+        "SubnetId"
+    ]
+    refused = playbooks.run(
+        "tests/integration/playbooks/work_role.yml",
+        "-e",
+        json.dumps({"prefix": "alice", "subnets": [replacing]}),
+        with_vault=False,
+    )
+    assert refused.returncode != 0
+    assert (
+        f"notebook_private_subnet_ids no longer includes {first}, where alice's work volume has a mount target, "
+        f"and alice's server stack ({APP}-alice) exists"
+    ) in refused.text, refused.text[-3000:]
+    assert "Run down.yml -e prefix=alice first" in refused.text
+    assert aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0].get("LastUpdatedTime") == updated
+    assert mount_targets(aws) == before
+    aws.ec2.delete_subnet(SubnetId=replacing)
+
+
 def test_persistent_absent_removes_everything_but_the_given_vpc(
     up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
 ) -> None:
