@@ -86,6 +86,41 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
 
 
+def test_subnets_missing_elsewhere_or_sharing_a_zone_are_refused_before_anything_changes(
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+) -> None:
+    """CloudFormation would fail the persistent stack (two load balancer subnets in one zone) or the work stack
+    (two mount targets in one zone) half-way through the run: preflight says so first, every problem at once."""
+    public_a = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.60.0/24", AvailabilityZone="eu-west-1a")
+    private_c = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.61.0/24", AvailabilityZone="eu-west-1c")
+    elsewhere_vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    elsewhere = aws.ec2.create_subnet(VpcId=elsewhere_vpc, CidrBlock="10.8.1.0/24", AvailabilityZone="eu-west-1b")
+    first_public = given["public"][0]
+    (first_private,) = given["private"]
+    wrong = dict(
+        given,
+        public=[first_public, public_a["Subnet"]["SubnetId"], "subnet-0123456789abcdef0"],
+        private=[first_private, private_c["Subnet"]["SubnetId"], elsewhere["Subnet"]["SubnetId"]],
+    )
+    run = playbooks.up("alice", *network_args(wrong), "-e", "notebook_app_name=nbother")
+    assert run.returncode != 0
+    for problem in (
+        "notebook_public_subnet_ids: subnet-0123456789abcdef0 does not exist in eu-west-1",
+        f"notebook_public_subnet_ids: {first_public} and {public_a['Subnet']['SubnetId']} are in the same zone,"
+        " eu-west-1a, and the load balancer takes one subnet per zone",
+        f"notebook_private_subnet_ids: {elsewhere['Subnet']['SubnetId']} is in {elsewhere_vpc}, not in notebook_vpc_id"
+        f" {given['vpc']}",
+        f"notebook_private_subnet_ids: {first_private} and {private_c['Subnet']['SubnetId']} are in the same zone,"
+        " eu-west-1c, and the work volume has one mount target per zone",
+    ):
+        assert problem in run.text, run.text[-3000:]
+    assert "nothing in AWS was changed" in run.text
+    assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
+    for made in (public_a, private_c, elsewhere):
+        aws.ec2.delete_subnet(SubnetId=made["Subnet"]["SubnetId"])
+    aws.ec2.delete_vpc(VpcId=elsewhere_vpc)
+
+
 #: The subnets are a team-wide setting: a person's up.yml changes them only when told to.
 TEAM_UPDATE = ("-e", "team_update=true")
 

@@ -491,3 +491,43 @@ def test_a_dropped_subnet_empties_its_slot_and_a_swap_drops_first() -> None:
 def test_mount_target_plan_refuses_what_is_not_a_list_of_ids() -> None:
     with pytest.raises(AnsibleFilterError, match="list of subnet ids"):
         work.mount_target_plan("subnet-a,subnet-b", {})
+
+
+def subnet(subnet_id: str, zone: str, vpc: str = "vpc-1") -> dict[str, str]:
+    """One of ec2_vpc_subnet_info's subnets, with the keys the filter reads."""
+    return {"id": subnet_id, "availability_zone": f"eu-west-1{zone}", "vpc_id": vpc, "cidr_block": "10.0.0.0/24"}
+
+
+def test_given_subnets_in_their_vpc_one_per_zone_have_no_problem() -> None:
+    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "eu-west-1") == []
+    # The same subnet twice is one subnet, not two in one zone.
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa", "subnet-xa"]) == []
+
+
+def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named() -> None:
+    found = [
+        subnet("subnet-pa", "a"),
+        subnet("subnet-pa2", "a"),
+        subnet("subnet-xa", "a"),
+        subnet("subnet-xb", "b"),
+        subnet("subnet-xb2", "b"),
+        subnet("subnet-xb3", "b"),
+        subnet("subnet-other", "c", vpc="vpc-2"),
+    ]
+    problems = network.given_subnet_problems(
+        found,
+        "vpc-1",
+        ["subnet-pa", "subnet-pa2", "subnet-gone"],
+        ["subnet-xa", "subnet-xb", "subnet-xb2", "subnet-xb3", "subnet-other", 7],
+        "eu-west-1",
+    )
+    assert problems == [
+        "notebook_public_subnet_ids: subnet-gone does not exist in eu-west-1; set the ID of a subnet of vpc-1",
+        "notebook_public_subnet_ids: subnet-pa and subnet-pa2 are in the same zone, eu-west-1a, and the load balancer"
+        " takes one subnet per zone, in two zones or more; keep one subnet of each zone",
+        "notebook_private_subnet_ids: subnet-other is in vpc-2, not in notebook_vpc_id vpc-1; set the ID of a subnet"
+        " of vpc-1",
+        "notebook_private_subnet_ids: subnet-xb, subnet-xb2 and subnet-xb3 are in the same zone, eu-west-1b, and the"
+        " work volume has one mount target per zone; keep one subnet of each zone",
+    ]

@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The network's derived values: the subnets of the created VPC, the load balancer's ingress rules.
+"""The network's derived values: the subnets of the created VPC, the load balancer's ingress rules, what is wrong
+with the given subnets.
 
-Documentation: subnet_cidrs.yml and ingress_rules.yml beside this file.
+Documentation: subnet_cidrs.yml, ingress_rules.yml and given_subnet_problems.yml beside this file.
 """
 
 from __future__ import annotations
@@ -35,8 +36,52 @@ def ingress_rules(cidrs, ports):
     return rules
 
 
+#: What each subnet setting is for, which is why one zone may hold only one of its subnets.
+SUBNET_USES = {
+    # An Application Load Balancer: one subnet per zone, in two zones or more (CreateLoadBalancer).
+    "notebook_public_subnet_ids": "the load balancer takes one subnet per zone, in two zones or more",
+    # EFS: one mount target per zone (CreateMountTarget's MountTargetConflict).
+    "notebook_private_subnet_ids": "the work volume has one mount target per zone",
+}
+
+
+def given_subnet_problems(found, vpc_id, public, private, region=""):
+    """What keeps the given subnets from being used: not there, in another VPC, or two in one zone.
+
+    `found` is ec2_vpc_subnet_info's `subnets` for the given IDs; one problem per subnet or zone.
+    """
+    by_id = {subnet["id"]: subnet for subnet in found or []}
+    where = f" in {region}" if region else ""
+    problems = []
+    for setting, ids in (("notebook_public_subnet_ids", public), ("notebook_private_subnet_ids", private)):
+        zones: dict[str, list[str]] = {}
+        # An ID that is not a text is the settings' own check's to report.
+        for subnet_id in dict.fromkeys(subnet_id for subnet_id in ids if isinstance(subnet_id, str)):
+            subnet = by_id.get(subnet_id)
+            if subnet is None:
+                problems.append(f"{setting}: {subnet_id} does not exist{where}; set the ID of a subnet of {vpc_id}")
+            elif subnet["vpc_id"] != vpc_id:
+                problems.append(
+                    f"{setting}: {subnet_id} is in {subnet['vpc_id']}, not in notebook_vpc_id {vpc_id}; "
+                    f"set the ID of a subnet of {vpc_id}"
+                )
+            else:
+                zones.setdefault(subnet["availability_zone"], []).append(subnet_id)
+        for zone, shared in sorted(zones.items()):
+            if len(shared) > 1:
+                problems.append(
+                    f"{setting}: {', '.join(shared[:-1])} and {shared[-1]} are in the same zone, {zone}, and "
+                    f"{SUBNET_USES[setting]}; keep one subnet of each zone"
+                )
+    return problems
+
+
 class FilterModule:
     """Derived values of the network."""
 
     def filters(self):
-        return {"subnet_cidrs": subnet_cidrs, "ingress_rules": ingress_rules}
+        return {
+            "subnet_cidrs": subnet_cidrs,
+            "ingress_rules": ingress_rules,
+            "given_subnet_problems": given_subnet_problems,
+        }
