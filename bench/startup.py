@@ -12,18 +12,18 @@ turn so that a busy machine slows each kind alike:
    apart, a first password login; started exactly as the tests start
    it (nbstack_devkit.container: tini, then the devkit's bash stand-in for
    start.sh: hooks, unset secrets, drop to the notebook user, exec the
-   stand-in for start-notebook.py, which execs jupyter lab), each round
-   into a fresh HOME and work directory (so each one clones); split, from
-   the container's log, into the devkit's launch (to the hook being
-   sourced: a mount namespace when the paths are closed to the notebook
-   user, tini, the stand-in), the image's hook (to start.sh's exec:
-   validate, hash, config, sidecar) and the rest (start-notebook.py, then
-   Jupyter, which imports while the repository clones, and listens once it
-   is cloned). Not modelled, so not counted: start.sh's root preamble
+   image's CMD, jupyter-lab), each round into a fresh HOME and work
+   directory (so each one clones); split, from the container's log, into
+   the devkit's launch (to the hook being sourced: a mount namespace when
+   the paths are closed to the notebook user, tini, the stand-in), the
+   image's hook (to start.sh's exec: validate, hash, config, sidecar) and
+   the rest (jupyter-lab, which imports while the repository clones, and
+   listens once it is cloned). Not modelled, so not counted: start.sh's root preamble
    before the hooks (a few `id` and `sed` calls) and sudo, which the image
    runs where the devkit execs setpriv;
-2. bare `jupyter server` (and bare `jupyter lab`, what the image runs) on the
-   same checkout, to the same authenticated answer;
+2. bare `jupyter server` (and bare `jupyter lab`, what the image runs, but
+   through the `jupyter` command) on the same checkout, to the same
+   authenticated answer;
 3. autosave of 50 changed notebooks (snapshot + push), once.
 
 Figures are wall-clock seconds on this machine, the median of the rounds
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         ("container start (hooks, clone, jupyter lab) -> authenticated /api/status", "container total"),
         ("  launch -> hook sourced (devkit's stand-in for tini + start.sh)", "container stand-in"),
         ("  hook sourced -> start.sh's exec (the image's hook: validate, hash, config, sidecar)", "container hook"),
-        ("  start-notebook.py, jupyter lab -> authenticated /api/status (the clone runs meanwhile)", "container jupyter"),
+        ("  jupyter-lab -> authenticated /api/status (the clone runs meanwhile)", "container jupyter"),
         ("then a first password login (login page, form post, /api/status)", "container login"),
     ]
     base = statistics.median(times["bare server"])

@@ -35,7 +35,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -125,14 +125,17 @@ def provide_user_dirs(env: Mapping[str, str], user: pwd.struct_passwd) -> None:
                 os.chown(path, user.pw_uid, user.pw_gid)
 
 
-def start_container(env: Mapping[str, str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Run the container's init and startup (hooks, secrets unset, exec jupyter lab) with `env`; returns at once.
+def start_container(
+    env: Mapping[str, str], log_path: Path, cwd: Path | None = None, command: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Run the container's init and startup (hooks, secrets unset, exec jupyter-lab) with `env`; returns at once.
 
+    `command` stands for the image's CMD, as a task definition's command does.
     Its output goes to `log_path`, as a container's goes to its log driver.
     The returned process is the init (tini); `server_pid` finds the server.
     """
     env = environment(env)
-    command = start_command()
+    command = start_command(command)
     tini = shutil.which("tini")
     if tini:
         command = [tini, "-s", "-g", "--", *command]

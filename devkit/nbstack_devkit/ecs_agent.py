@@ -121,6 +121,7 @@ from typing import TYPE_CHECKING, Any
 
 from .container import notebook_user, start_container, stop_process_group
 from .paths import BIN
+from .start import IMAGE_CMD
 from .waits import wait_until
 
 if TYPE_CHECKING:
@@ -406,7 +407,6 @@ def image_environ(home: Path, outer: Mapping[str, str]) -> dict[str, str]:
         "SHELL": "/bin/bash",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
-        "NOTEBOOK_ARGS": "--ServerApp.ip=127.0.0.1",
     }
     env.update({name: outer[name] for name in CREDENTIAL_VARIABLES if outer.get(name)})
     if outer.get("PYTHONPATH"):  # a checkout's own packages over the virtualenv's, as the tests import them
@@ -465,7 +465,8 @@ def start_task(plan: TaskPlan, state_dir: Path, outer: Mapping[str, str] | None 
             if local.stat().st_uid != user.pw_uid:
                 os.chown(local, user.pw_uid, user.pw_gid)
     # The image's WORKDIR is HOME; terminals open there.
-    process = start_container(env, task_dir / "container.log", cwd=home)
+    # The image's CMD, listening on this machine only (on AWS, the instance's address).
+    process = start_container(env, task_dir / "container.log", cwd=home, command=[*IMAGE_CMD, "--ServerApp.ip=127.0.0.1"])
     (task_dir / "pid").write_text(f"{process.pid}\n")
     return LocalTask(plan, task_dir, process, task_id)
 

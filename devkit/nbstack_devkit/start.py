@@ -8,18 +8,17 @@ its own shell, unsets the variables JUPYTER_ENV_VARS_TO_UNSET names, drops
 to the notebook user and execs the server (its header says how). It is not
 in the image, which ships only what runs in the container.
 
-This module prepares what start.sh gets from the image and from
-docker-stacks' start-notebook.py, and runs it from the command line:
+This module prepares what start.sh gets from the image (its ENV and CMD),
+and runs it from the command line:
 
     python -m nbstack_devkit.start [--hooks-dir DIR] [--env-file FILE] [-- COMMAND ...]
 
 --hooks-dir defaults to the image's build context, files/image/before-notebook.d.
 --env-file adds KEY=VALUE lines (a task definition's environment and
 secrets) to the inherited environment. The directory of the running Python
-is put first on PATH so that the hooks' `python3` is this one. The command
-defaults to the image's: start-notebook.py (here start_notebook.py, run by
-this Python), which execs `jupyter $DOCKER_STACKS_JUPYTER_CMD` (`jupyter
-lab`) plus NOTEBOOK_ARGS.
+is put first on PATH so that the hooks' `python3` is this one, and the
+command's `jupyter-lab` this Python's. The command defaults to the image's
+CMD, `jupyter-lab`.
 
 The notebook user stands in for the image's jovyan: NB_USER when set, else
 `nobody` (on every Debian system). Run as a non-root user (a developer's
@@ -43,8 +42,8 @@ from .paths import HOOKS_DIR
 
 #: The devkit's bash stand-in for docker-stacks' start.sh.
 START_SH = Path(__file__).with_name("start.sh")
-#: The devkit's stand-in for the image's CMD, docker-stacks' start-notebook.py.
-START_NOTEBOOK = Path(__file__).with_name("start_notebook.py")
+#: The image's CMD: what start.sh execs as the notebook user (a test checks the Dockerfile's).
+IMAGE_CMD = ("jupyter-lab",)
 #: The Dockerfile sets the same value (a test checks that).
 DEFAULT_JUPYTER_ENV = {"JUPYTER_ENV_VARS_TO_UNSET": ",".join(SECRET_VARIABLES)}
 #: The user that stands in for the image's jovyan when NB_USER is not set.
@@ -76,8 +75,8 @@ def environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def server_command(command: Sequence[str] = ()) -> list[str]:
-    """What start.sh execs as the notebook user: `command`, or the image's CMD (start-notebook.py)."""
-    return list(command) if command else [sys.executable, "-I", str(START_NOTEBOOK)]
+    """What start.sh execs as the notebook user: `command`, or the image's CMD."""
+    return list(command or IMAGE_CMD)
 
 
 def start_command(command: Sequence[str] = (), hooks_dir: Path = HOOKS_DIR) -> list[str]:

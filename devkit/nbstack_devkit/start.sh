@@ -20,8 +20,8 @@
 #    here setpriv, which execs COMMAND in its place where sudo stays as its
 #    parent), keeping HOME; not root, run as this user (docker-stacks'
 #    non-root mode).
-# 4. exec COMMAND (start.py's default: the devkit's start-notebook.py, as in
-#    the image), so this process becomes the server.
+# 4. exec COMMAND (start.py's default: the image's CMD, jupyter-lab), so
+#    this process becomes the server.
 #
 # Its log lines have the Python logging format the devkit's other parts use
 # (bench/startup.py reads their times).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nbstack_devkit import container, start, start_notebook
+from nbstack_devkit import container, start
 from nbstack_devkit.paths import HOOKS_DIR
 from nbstack_runtime.settings import SECRET_VARIABLES
 
@@ -52,9 +52,8 @@ def test_start_mimics_start_sh(tmp_path: Path) -> None:
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert f"{hooks}/20-fails has failed, continuing execution" in done.stderr
     assert f"Ignoring non-executable: {hooks}/40-not-executable" in done.stderr
-    assert start_notebook.command({"NOTEBOOK_ARGS": "--ServerApp.x='a b'"}, ["--y"]) == ["jupyter", "lab", "--ServerApp.x=a b", "--y"]
     assert start.server_command(["bash"]) == ["bash"]
-    assert start.server_command() == [sys.executable, "-I", str(start.START_NOTEBOOK)]
+    assert start.server_command() == ["jupyter-lab"]
 
 
 def test_a_hook_s_own_set_e_ends_the_start_as_in_the_image(tmp_path: Path) -> None:

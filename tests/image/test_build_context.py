@@ -7,6 +7,7 @@ base, a secret missing from JUPYTER_ENV_VARS_TO_UNSET) fails here first.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import subprocess
 import pytest
 
 from nbstack_devkit.paths import HOOKS_DIR, IMAGE_DIR
+from nbstack_devkit.start import IMAGE_CMD
 from nbstack_runtime.settings import SECRET_VARIABLES, VARIABLES
 
 DOCKERFILE = (IMAGE_DIR / "Dockerfile").read_text()
@@ -60,7 +62,8 @@ def test_recipe_style() -> None:
     assert instructions("SHELL") == ['["/bin/bash", "-o", "pipefail", "-c"]']
     users = instructions("USER")
     assert users and users[-1] == "${NB_UID}"
-    assert "ENTRYPOINT" not in DOCKERFILE and not instructions("CMD")
+    # The base image's entry point stays: tini, then start.sh (its hooks, the secrets unset, the drop to jovyan).
+    assert "ENTRYPOINT" not in DOCKERFILE
     for run in instructions("RUN"):
         if "pip install" in run:
             assert "--no-cache-dir" in run and "fix-permissions" in run
@@ -71,6 +74,12 @@ def test_recipe_style() -> None:
 def test_every_secret_is_unset_before_jupyter_starts() -> None:
     (env,) = [e for e in instructions("ENV") if e.startswith("JUPYTER_ENV_VARS_TO_UNSET=")]
     assert env.split("=", 1)[1].split(",") == list(SECRET_VARIABLES)
+
+
+def test_start_sh_execs_jupyterlab_itself_as_the_devkit_does() -> None:
+    """Not the base image's start-notebook.py, whose `jupyter lab` execs jupyter-lab: two interpreter starts less."""
+    (cmd,) = instructions("CMD")
+    assert json.loads(cmd) == ["jupyter-lab"] == list(IMAGE_CMD)
 
 
 def test_one_sourced_hook_that_stops_start_sh_on_failure() -> None:

@@ -360,7 +360,7 @@ def test_jupyter_starts_while_the_repository_clones_and_listens_only_once_it_is_
     def first(text: str) -> int:
         return next(number for number, line in enumerate(lines) if text in line)
 
-    assert first("Executing the command: jupyter lab") < first("cloned http://"), "Jupyter waited for the clone to start"
+    assert first("Executing the command: jupyter-lab") < first("cloned http://"), "Jupyter waited for the clone to start"
     assert first("cloned http://") < first("is running at"), "Jupyter listened before the clone had finished"
     names = {item["name"] for item in notebook.session().get(notebook.url + "api/contents", timeout=10).json()["content"]}
     assert {"README.md", "analysis", "lib"} <= names
