@@ -7,6 +7,9 @@ so deleting the VPC then fails there (it does not on AWS).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import pytest
 from team import APP
 
@@ -22,7 +25,8 @@ def given(emulator: Emulator, aws: Clients) -> dict[str, object]:
         aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
             "SubnetId"
         ]
-        for n, zone in enumerate("abc")
+        # Public in a and b; private in a: a zone the load balancer has.
+        for n, zone in enumerate("aba")
     ]
     address = aws.ec2.allocate_address(Domain="vpc")
     nat = aws.ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=address["AllocationId"])
@@ -36,8 +40,6 @@ def given(emulator: Emulator, aws: Clients) -> dict[str, object]:
 
 
 def network_args(given: dict[str, object]) -> list[str]:
-    import json
-
     return [
         "-e",
         json.dumps(
@@ -90,35 +92,46 @@ def test_subnets_missing_elsewhere_or_sharing_a_zone_are_refused_before_anything
     up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
 ) -> None:
     """CloudFormation would fail the persistent stack (two load balancer subnets in one zone) or the work stack
-    (two mount targets in one zone) half-way through the run: preflight says so first, every problem at once."""
-    public_a = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.60.0/24", AvailabilityZone="eu-west-1a")
-    private_c = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.61.0/24", AvailabilityZone="eu-west-1c")
+    (two mount targets in one zone) half-way through the run, and a server in a zone the load balancer is not in
+    would never answer: preflight says so first, every problem at once."""
+    made = [
+        aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock=f"10.9.{60 + n}.0/24", AvailabilityZone=f"eu-west-1{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for n, zone in enumerate("aac")
+    ]
+    public_a, private_a, private_c = made
     elsewhere_vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
-    elsewhere = aws.ec2.create_subnet(VpcId=elsewhere_vpc, CidrBlock="10.8.1.0/24", AvailabilityZone="eu-west-1b")
-    first_public = given["public"][0]
-    (first_private,) = given["private"]
-    wrong = dict(
-        given,
-        public=[first_public, public_a["Subnet"]["SubnetId"], "subnet-0123456789abcdef0"],
-        private=[first_private, private_c["Subnet"]["SubnetId"], elsewhere["Subnet"]["SubnetId"]],
-    )
-    run = playbooks.up("alice", *network_args(wrong), "-e", "notebook_app_name=nbother")
-    assert run.returncode != 0
-    for problem in (
-        "notebook_public_subnet_ids: subnet-0123456789abcdef0 does not exist in eu-west-1",
-        f"notebook_public_subnet_ids: {first_public} and {public_a['Subnet']['SubnetId']} are in the same zone,"
-        " eu-west-1a, and the load balancer takes one subnet per zone",
-        f"notebook_private_subnet_ids: {elsewhere['Subnet']['SubnetId']} is in {elsewhere_vpc}, not in notebook_vpc_id"
-        f" {given['vpc']}",
-        f"notebook_private_subnet_ids: {first_private} and {private_c['Subnet']['SubnetId']} are in the same zone,"
-        " eu-west-1c, and the work volume has one mount target per zone",
-    ):
-        assert problem in run.text, run.text[-3000:]
-    assert "nothing in AWS was changed" in run.text
-    assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
-    for made in (public_a, private_c, elsewhere):
-        aws.ec2.delete_subnet(SubnetId=made["Subnet"]["SubnetId"])
-    aws.ec2.delete_vpc(VpcId=elsewhere_vpc)
+    try:
+        elsewhere = aws.ec2.create_subnet(VpcId=elsewhere_vpc, CidrBlock="10.8.1.0/24", AvailabilityZone="eu-west-1b")
+        elsewhere_id = elsewhere["Subnet"]["SubnetId"]
+        first_public = given["public"][0]
+        (first_private,) = given["private"]
+        wrong = dict(
+            given,
+            public=[first_public, public_a, "subnet-0123456789abcdef0"],
+            private=[first_private, private_a, private_c, elsewhere_id],
+        )
+        run = playbooks.up("alice", *network_args(wrong), "-e", "notebook_app_name=nbother")
+        assert run.returncode != 0
+        for problem in (
+            "notebook_public_subnet_ids: subnet-0123456789abcdef0 does not exist in eu-west-1",
+            f"notebook_public_subnet_ids: {first_public} and {public_a} are in the same zone, eu-west-1a, and the load"
+            " balancer takes one subnet per zone",
+            f"notebook_private_subnet_ids: {elsewhere_id} is in {elsewhere_vpc}, not in notebook_vpc_id {given['vpc']}",
+            f"notebook_private_subnet_ids: {first_private} and {private_a} are in the same zone, eu-west-1a, and the work"
+            " volume has one mount target per zone",
+            f"notebook_private_subnet_ids: {private_c} is in eu-west-1c, where the load balancer has no subnet",
+        ):
+            assert problem in run.text, run.text[-3000:]
+        assert "nothing in AWS was changed" in run.text
+        assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
+    finally:
+        for subnet in aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [elsewhere_vpc]}])["Subnets"]:
+            aws.ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+        aws.ec2.delete_vpc(VpcId=elsewhere_vpc)
+        for subnet_id in made:
+            aws.ec2.delete_subnet(SubnetId=subnet_id)
 
 
 #: The subnets are a team-wide setting: a person's up.yml changes them only when told to.
@@ -133,18 +146,23 @@ def mount_targets(aws: Clients) -> dict[str, tuple[str, str]]:
     return {t["AvailabilityZoneName"]: (t["SubnetId"], t["MountTargetId"]) for t in targets}
 
 
+@pytest.fixture
+def replacing(aws: Clients, given: dict) -> Iterator[str]:
+    """Another private subnet in the zone of alice's server."""
+    subnet = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.50.0/24", AvailabilityZone="eu-west-1a")
+    yield subnet["Subnet"]["SubnetId"]
+    aws.ec2.delete_subnet(SubnetId=subnet["Subnet"]["SubnetId"])
+
+
 def test_a_subnet_change_that_would_take_a_mount_target_from_under_the_server_waits_for_down(
-    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict, replacing: str
 ) -> None:
     """The server mounts its files through its zone's mount target: dropping that subnet is refused while its stack
     exists, before anything changes, and the refusal says to run down.yml first."""
     (first,) = given["private"]
     before = mount_targets(aws)
-    assert {zone: subnet for zone, (subnet, _) in before.items()} == {"eu-west-1c": first}
+    assert {zone: subnet for zone, (subnet, _) in before.items()} == {"eu-west-1a": first}
     stacks = {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]}
-    replacing = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.50.0/24", AvailabilityZone="eu-west-1c")["Subnet"][
-        "SubnetId"
-    ]
     refused = playbooks.up("alice", *network_args(dict(given, private=[replacing])), *TEAM_UPDATE)
     assert refused.returncode != 0
     assert (
@@ -155,22 +173,16 @@ def test_a_subnet_change_that_would_take_a_mount_target_from_under_the_server_wa
     assert "nothing in AWS was changed" in refused.text
     assert {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]} == stacks
     assert mount_targets(aws) == before
-    aws.ec2.delete_subnet(SubnetId=replacing)
 
 
 def test_the_work_role_itself_refuses_to_take_a_mount_target_from_under_the_server(
-    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict
+    up: PlaybookRun, playbooks: Playbooks, aws: Clients, given: dict, replacing: str
 ) -> None:
     """Preflight's read of the stacks may fail without stopping the run: the work role checks again before it
     deletes a mount target, and changes nothing while the person's server stack exists."""
-    import json
-
     (first,) = given["private"]
     before = mount_targets(aws)
     updated = aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0].get("LastUpdatedTime")
-    replacing = aws.ec2.create_subnet(VpcId=given["vpc"], CidrBlock="10.9.51.0/24", AvailabilityZone="eu-west-1c")["Subnet"][
-        "SubnetId"
-    ]
     refused = playbooks.run(
         "tests/integration/playbooks/work_role.yml",
         "-e",
@@ -185,7 +197,6 @@ def test_the_work_role_itself_refuses_to_take_a_mount_target_from_under_the_serv
     assert "Run down.yml -e prefix=alice first" in refused.text
     assert aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0].get("LastUpdatedTime") == updated
     assert mount_targets(aws) == before
-    aws.ec2.delete_subnet(SubnetId=replacing)
 
 
 def test_persistent_absent_removes_everything_but_the_given_vpc(

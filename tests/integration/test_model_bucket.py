@@ -26,7 +26,7 @@ def network(emulator: Emulator, aws: Clients) -> list[str]:
         aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
             "SubnetId"
         ]
-        for n, zone in enumerate("abc")
+        for n, zone in enumerate("aba")
     ]
     address = aws.ec2.allocate_address(Domain="vpc")
     aws.ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=address["AllocationId"])

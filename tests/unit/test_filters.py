@@ -499,16 +499,16 @@ def subnet(subnet_id: str, zone: str, vpc: str = "vpc-1") -> dict[str, str]:
 
 
 def test_given_subnets_in_their_vpc_one_per_zone_have_no_problem() -> None:
-    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a")]
+    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a"), subnet("subnet-xb", "b")]
     assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "eu-west-1") == []
-    # The same subnet twice is one subnet, not two in one zone.
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa", "subnet-xa"]) == []
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pb", "subnet-pa"], ["subnet-xb", "subnet-xa"]) == []
 
 
 def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named() -> None:
     found = [
         subnet("subnet-pa", "a"),
         subnet("subnet-pa2", "a"),
+        subnet("subnet-pb", "b"),
         subnet("subnet-xa", "a"),
         subnet("subnet-xb", "b"),
         subnet("subnet-xb2", "b"),
@@ -518,7 +518,7 @@ def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named
     problems = network.given_subnet_problems(
         found,
         "vpc-1",
-        ["subnet-pa", "subnet-pa2", "subnet-gone"],
+        ["subnet-pa", "subnet-pa2", "subnet-pb", "subnet-gone"],
         ["subnet-xa", "subnet-xb", "subnet-xb2", "subnet-xb3", "subnet-other", 7],
         "eu-west-1",
     )
@@ -530,4 +530,23 @@ def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named
         " of vpc-1",
         "notebook_private_subnet_ids: subnet-xb, subnet-xb2 and subnet-xb3 are in the same zone, eu-west-1b, and the"
         " work volume has one mount target per zone; keep one subnet of each zone",
+    ]
+
+
+def test_a_subnet_given_twice_is_refused_not_counted_once() -> None:
+    """[a, a] is two entries, so it passed the count of two public subnets; the load balancer needs two zones."""
+    found = [subnet("subnet-pa", "a"), subnet("subnet-xa", "a")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pa"], ["subnet-xa", "subnet-xa"]) == [
+        "notebook_public_subnet_ids: subnet-pa is given 2 times; give each subnet once",
+        "notebook_private_subnet_ids: subnet-xa is given 2 times; give each subnet once",
+    ]
+
+
+def test_a_private_subnet_in_a_zone_the_load_balancer_has_no_subnet_in_is_refused() -> None:
+    """The load balancer sends nothing to a target in a zone it is not in: a server placed there never answers."""
+    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a"), subnet("subnet-xc", "c")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa", "subnet-xc"]) == [
+        "notebook_private_subnet_ids: subnet-xc is in eu-west-1c, where the load balancer has no subnet"
+        " (notebook_public_subnet_ids are in eu-west-1a, eu-west-1b), so a server placed there would never be reached;"
+        " give a public subnet in eu-west-1c too, or a private subnet in a zone the load balancer has"
     ]

@@ -46,18 +46,24 @@ SUBNET_USES = {
 
 
 def given_subnet_problems(found, vpc_id, public, private, region=""):
-    """What keeps the given subnets from being used: not there, in another VPC, or two in one zone.
+    """What keeps the given subnets from being used, one problem per subnet or zone.
 
-    `found` is ec2_vpc_subnet_info's `subnets` for the given IDs; one problem per subnet or zone.
+    A subnet must exist, be in the given VPC and be given once; no two of
+    one list may share a zone; and every private subnet's zone must have a
+    public one. `found` is ec2_vpc_subnet_info's `subnets` for the given IDs.
     """
     by_id = {subnet["id"]: subnet for subnet in found or []}
     where = f" in {region}" if region else ""
     problems = []
+    zones: dict[str, dict[str, list[str]]] = {}
     for setting, ids in (("notebook_public_subnet_ids", public), ("notebook_private_subnet_ids", private)):
-        zones: dict[str, list[str]] = {}
+        in_zone = zones[setting] = {}
         # An ID that is not a text is the settings' own check's to report.
-        for subnet_id in dict.fromkeys(subnet_id for subnet_id in ids if isinstance(subnet_id, str)):
+        given = [subnet_id for subnet_id in ids if isinstance(subnet_id, str)]
+        for subnet_id in dict.fromkeys(given):
             subnet = by_id.get(subnet_id)
+            if given.count(subnet_id) > 1:
+                problems.append(f"{setting}: {subnet_id} is given {given.count(subnet_id)} times; give each subnet once")
             if subnet is None:
                 problems.append(f"{setting}: {subnet_id} does not exist{where}; set the ID of a subnet of {vpc_id}")
             elif subnet["vpc_id"] != vpc_id:
@@ -66,12 +72,24 @@ def given_subnet_problems(found, vpc_id, public, private, region=""):
                     f"set the ID of a subnet of {vpc_id}"
                 )
             else:
-                zones.setdefault(subnet["availability_zone"], []).append(subnet_id)
-        for zone, shared in sorted(zones.items()):
+                in_zone.setdefault(subnet["availability_zone"], []).append(subnet_id)
+        for zone, shared in sorted(in_zone.items()):
             if len(shared) > 1:
                 problems.append(
                     f"{setting}: {', '.join(shared[:-1])} and {shared[-1]} are in the same zone, {zone}, and "
                     f"{SUBNET_USES[setting]}; keep one subnet of each zone"
+                )
+    # The load balancer sends nothing to a target in a zone it has no subnet
+    # in (and its health check never passes): a server placed there never answers.
+    balanced = zones["notebook_public_subnet_ids"]
+    if balanced:
+        for zone, subnets in sorted(zones["notebook_private_subnet_ids"].items()):
+            if zone not in balanced:
+                problems.append(
+                    f"notebook_private_subnet_ids: {', '.join(subnets)} is in {zone}, where the load balancer has no"
+                    f" subnet (notebook_public_subnet_ids are in {', '.join(sorted(balanced))}), so a server placed"
+                    f" there would never be reached; give a public subnet in {zone} too, or a private subnet in a zone"
+                    " the load balancer has"
                 )
     return problems
 
