@@ -12,7 +12,7 @@ them. This module plays the ECS agent's part for that one task:
    would do);
 3. it starts the container's init and startup (`tini -s -g -- bash
    start.sh` with the image's before-notebook.d hook, see start.py: the secrets
-   unset, `exec jupyter lab`) in a session of its own, like a container
+   unset, `exec jupyter-lab`) in a session of its own, like a container
    (see container.py). As root, as the task definition's `user` 0 starts
    the image: the hook runs as root and Jupyter as the notebook user
    (`nobody` standing in for jovyan), which owns the task's HOME and volumes;

@@ -175,7 +175,7 @@ def container_environ(
 
 
 def start_notebook(env: dict[str, str], log_path: Path) -> Notebook:
-    """Start the container's startup (hooks, unset, exec jupyter lab) in its own process group."""
+    """Start the container's startup (hooks, unset, exec jupyter-lab) in its own process group."""
     return Notebook(
         process=start_container(env, log_path),
         home=Path(env["HOME"]),

@@ -2,7 +2,7 @@
 
 git over smart HTTP with basic auth, PostgreSQL, the AWS emulator, and the
 notebook server itself, started the way the container starts it: the
-before-notebook.d hooks, then the secrets unset, then `exec jupyter lab`
+before-notebook.d hooks, then the secrets unset, then `exec jupyter-lab`
 (nbstack_devkit.start). Each fixture stops what it started.
 """
 

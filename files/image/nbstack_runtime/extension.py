@@ -6,8 +6,8 @@ start step's notebook-user process still clones into the work directory
 while Jupyter imports, and the server listens only once it has ended.
 
 Why an extension and not a wrapper process: in the container tini runs
-`start.sh`, which execs `jupyter lab`, so the Jupyter process is tini's
-child and the container ends when it exits. On SIGTERM, jupyter_server 2.x
+`start.sh`, which execs `jupyter-lab` (the image's CMD), so the Jupyter
+process is tini's child and the container ends when it exits. On SIGTERM, jupyter_server 2.x
 (ServerApp._signal_stop -> stop -> _stop -> _cleanup) awaits
 `cleanup_extensions()`, i.e. every ExtensionApp's `stop_extension()`,
 *before* shutting kernels down and stopping the IO loop. Awaiting the
