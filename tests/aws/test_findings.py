@@ -210,6 +210,75 @@ def test_files_in_the_work_directory_outlive_down_and_up_on_the_efs_volume(team:
     requests.delete(f"{url}/api/contents/aws-suite-kept.txt", headers=headers, timeout=60)
 
 
+def test_a_private_subnet_swapped_in_its_zone_moves_the_mount_target_once_the_server_is_down(team: Team, pushed_image: str) -> None:
+    """A subnet swapped for another in the same zone: refused while alice's server is up, then, after down.yml,
+    the work stack deletes the old mount target and makes the new one in two updates, and her files are there.
+
+    What the emulator cannot show: CloudFormation removing and adding a
+    conditional mount target in a stack update (moto answers 500), EFS
+    refusing a second mount target in one zone (MountTargetConflict, which
+    the drops-first update avoids), and the deleted one being gone before
+    the second update makes its replacement. Swapped back at the end, through
+    the same two updates.
+    """
+    import ipaddress
+
+    import requests
+
+    serving(team, "alice", "-e", NEVER_IDLE)
+    network = team.outputs(f"{team.app}-network")
+    vpc, public, private = network["VpcId"], network["PublicSubnetIds"].split(","), network["PrivateSubnetIds"].split(",")
+    swapped = private[-1]
+    ec2 = team.aws.ec2
+    (old,) = ec2.describe_subnets(SubnetIds=[swapped])["Subnets"]
+    used = [ipaddress.ip_network(s["CidrBlock"]) for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    (vpc_range,) = [ipaddress.ip_network(v["CidrBlock"]) for v in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]]
+    free = next(c for c in vpc_range.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used))
+    new = ec2.create_subnet(VpcId=vpc, CidrBlock=str(free), AvailabilityZone=old["AvailabilityZone"])["Subnet"]["SubnetId"]
+    (table,) = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [swapped]}])["RouteTables"]
+    ec2.associate_route_table(RouteTableId=table["RouteTableId"], SubnetId=new)  # the NAT route, as the old one has
+    given = json.dumps({"notebook_vpc_id": vpc, "notebook_public_subnet_ids": public, "notebook_private_subnet_ids": [*private[:-1], new]})
+    url = team.notebook_url("alice").rstrip("/")
+    headers = {"Authorization": f"token {team.api_token('alice')}"}
+    nonce = secrets.token_hex(8)
+    body = {"type": "file", "format": "text", "content": f"kept {nonce}\n"}
+    assert requests.put(f"{url}/api/contents/aws-suite-swap.txt", json=body, headers=headers, timeout=60).status_code in (200, 201)
+
+    def mount_targets() -> dict[str, str]:
+        file_system = team.outputs(f"{team.app}-alice-work")["FileSystemId"]
+        described = team.aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
+        return {t["AvailabilityZoneName"]: t["SubnetId"] for t in described}
+
+    try:
+        refused = team.up("alice", "-e", NEVER_IDLE, "-e", given, "-e", "team_update=true")
+        assert refused.returncode != 0 and "Run down.yml -e prefix=alice first" in refused.text, refused.tail(40)
+        assert mount_targets()[old["AvailabilityZone"]] == swapped
+
+        assert team.down("alice").returncode == 0
+        serving(team, "alice", "-e", NEVER_IDLE, "-e", given, "-e", "team_update=true")
+        assert mount_targets()[old["AvailabilityZone"]] == new
+        got = requests.get(f"{url}/api/contents/aws-suite-swap.txt", params={"content": "1"}, headers=headers, timeout=60)
+        assert got.status_code == 200 and got.json()["content"] == f"kept {nonce}\n", got.text
+    finally:
+        # Back to the network stack's subnets: down first, as the refusal says.
+        team.down("alice")
+        back = team.up("alice", "-e", NEVER_IDLE, "-e", "team_update=true", timeout=START_BOUND)
+        assert back.returncode == 0, f"the swap back failed:\n{back.tail(60)}"
+        assert mount_targets()[old["AvailabilityZone"]] == swapped
+
+        def deleted() -> bool:
+            try:
+                ec2.delete_subnet(SubnetId=new)
+            except ec2.exceptions.ClientError as error:  # DependencyViolation while an interface is still there
+                if "DependencyViolation" not in str(error):
+                    raise
+                return False
+            return True
+
+        poll(deleted, 10 * MINUTE, f"the swapped-in subnet {new} to be free to delete")
+    settled(team)
+
+
 # ------------------------------------------------------------------- placement
 def test_two_prefixes_started_together_each_land_on_their_own_instance_and_one_idle_stop_leaves_the_other(team: Team, pushed_image: str) -> None:
     if team.stack(f"{team.app}-persistent") is None or team.stack(f"{team.app}-network") is None:
