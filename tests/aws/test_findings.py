@@ -211,15 +211,15 @@ def test_files_in_the_work_directory_outlive_down_and_up_on_the_efs_volume(team:
 
 
 def test_a_private_subnet_swapped_in_its_zone_moves_the_mount_target_once_the_server_is_down(team: Team, pushed_image: str) -> None:
-    """A subnet swapped for another in the same zone: refused while alice's server is up, then, after down.yml,
-    the work stack deletes the old mount target and makes the new one in two updates, and her files are there.
+    """The private subnets swapped for one new subnet in the zone of one of them: refused while alice's server is
+    up; after down.yml, the work stack deletes the old mount targets, then makes the new one in that zone, and the
+    server, which can only be placed in the new subnet, finds her files.
 
     What the emulator cannot show: CloudFormation removing and adding a
     conditional mount target in a stack update (moto answers 500), EFS
     refusing a second mount target in one zone (MountTargetConflict, which
-    the drops-first update avoids), and the deleted one being gone before
-    the second update makes its replacement. Swapped back at the end, through
-    the same two updates.
+    the drops-first update and the wait for the deletions avoid). Swapped
+    back at the end, through the same two updates.
     """
     import ipaddress
 
@@ -228,43 +228,54 @@ def test_a_private_subnet_swapped_in_its_zone_moves_the_mount_target_once_the_se
     serving(team, "alice", "-e", NEVER_IDLE)
     network = team.outputs(f"{team.app}-network")
     vpc, public, private = network["VpcId"], network["PublicSubnetIds"].split(","), network["PrivateSubnetIds"].split(",")
-    swapped = private[-1]
     ec2 = team.aws.ec2
-    (old,) = ec2.describe_subnets(SubnetIds=[swapped])["Subnets"]
-    used = [ipaddress.ip_network(s["CidrBlock"]) for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
-    (vpc_range,) = [ipaddress.ip_network(v["CidrBlock"]) for v in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]]
-    free = next(c for c in vpc_range.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used))
-    new = ec2.create_subnet(VpcId=vpc, CidrBlock=str(free), AvailabilityZone=old["AvailabilityZone"])["Subnet"]["SubnetId"]
-    (table,) = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [swapped]}])["RouteTables"]
-    ec2.associate_route_table(RouteTableId=table["RouteTableId"], SubnetId=new)  # the NAT route, as the old one has
-    given = json.dumps({"notebook_vpc_id": vpc, "notebook_public_subnet_ids": public, "notebook_private_subnet_ids": [*private[:-1], new]})
-    url = team.notebook_url("alice").rstrip("/")
-    headers = {"Authorization": f"token {team.api_token('alice')}"}
-    nonce = secrets.token_hex(8)
-    body = {"type": "file", "format": "text", "content": f"kept {nonce}\n"}
-    assert requests.put(f"{url}/api/contents/aws-suite-swap.txt", json=body, headers=headers, timeout=60).status_code in (200, 201)
 
     def mount_targets() -> dict[str, str]:
         file_system = team.outputs(f"{team.app}-alice-work")["FileSystemId"]
         described = team.aws.efs.describe_mount_targets(FileSystemId=file_system)["MountTargets"]
         return {t["AvailabilityZoneName"]: t["SubnetId"] for t in described}
 
+    before = mount_targets()
+    (swapped,) = ec2.describe_subnets(SubnetIds=[private[-1]])["Subnets"]
+    zone = swapped["AvailabilityZone"]
+    url = team.notebook_url("alice").rstrip("/")
+    headers = {"Authorization": f"token {team.api_token('alice')}"}
+    nonce = secrets.token_hex(8)
+    body = {"type": "file", "format": "text", "content": f"kept {nonce}\n"}
+    assert requests.put(f"{url}/api/contents/aws-suite-swap.txt", json=body, headers=headers, timeout=60).status_code in (200, 201)
+    new = ""
     try:
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+        used = [ipaddress.ip_network(subnet["CidrBlock"]) for subnet in subnets]
+        (vpc_range,) = [ipaddress.ip_network(v["CidrBlock"]) for v in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]]
+        free = next(c for c in vpc_range.subnets(new_prefix=24) if not any(c.overlaps(u) for u in used))
+        tags = [{"ResourceType": "subnet", "Tags": [{"Key": "nbstack:app", "Value": team.app}]}]
+        new = ec2.create_subnet(VpcId=vpc, CidrBlock=str(free), AvailabilityZone=zone, TagSpecifications=tags)["Subnet"]["SubnetId"]
+        (table,) = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [swapped["SubnetId"]]}])["RouteTables"]
+        ec2.associate_route_table(RouteTableId=table["RouteTableId"], SubnetId=new)  # the NAT route, as the old one has
+        given = json.dumps({"notebook_vpc_id": vpc, "notebook_public_subnet_ids": public, "notebook_private_subnet_ids": [new]})
+
         refused = team.up("alice", "-e", NEVER_IDLE, "-e", given, "-e", "team_update=true")
         assert refused.returncode != 0 and "Run down.yml -e prefix=alice first" in refused.text, refused.tail(40)
-        assert mount_targets()[old["AvailabilityZone"]] == swapped
+        assert mount_targets() == before
 
         assert team.down("alice").returncode == 0
         serving(team, "alice", "-e", NEVER_IDLE, "-e", given, "-e", "team_update=true")
-        assert mount_targets()[old["AvailabilityZone"]] == new
+        assert mount_targets() == {zone: new}
+        assert team.host_of("alice", running_task(team, "alice"))["SubnetId"] == new
         got = requests.get(f"{url}/api/contents/aws-suite-swap.txt", params={"content": "1"}, headers=headers, timeout=60)
         assert got.status_code == 200 and got.json()["content"] == f"kept {nonce}\n", got.text
+        requests.delete(f"{url}/api/contents/aws-suite-swap.txt", headers=headers, timeout=60)
     finally:
-        # Back to the network stack's subnets: down first, as the refusal says.
+        # Back to the network stack's subnets (down first, as the refusal says): the later tests expect them.
         team.down("alice")
         back = team.up("alice", "-e", NEVER_IDLE, "-e", "team_update=true", timeout=START_BOUND)
-        assert back.returncode == 0, f"the swap back failed:\n{back.tail(60)}"
-        assert mount_targets()[old["AvailabilityZone"]] == swapped
+        if back.returncode != 0:
+            pytest.fail(
+                f"the swap back to the network stack's subnets failed, so every later up.yml is refused as a team-wide"
+                f" change: run up.yml -e prefix=alice -e team_update=true, then delete subnet {new or '(none made)'}:\n"
+                f"{back.tail(60)}"
+            )
 
         def deleted() -> bool:
             try:
@@ -275,7 +286,9 @@ def test_a_private_subnet_swapped_in_its_zone_moves_the_mount_target_once_the_se
                 return False
             return True
 
-        poll(deleted, 10 * MINUTE, f"the swapped-in subnet {new} to be free to delete")
+        if new:
+            poll(deleted, 10 * MINUTE, f"the swapped-in subnet {new} to be free to delete")
+    assert mount_targets() == before
     settled(team)
 
 

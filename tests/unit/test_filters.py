@@ -550,3 +550,7 @@ def test_a_private_subnet_in_a_zone_the_load_balancer_has_no_subnet_in_is_refuse
         " (notebook_public_subnet_ids are in eu-west-1a, eu-west-1b), so a server placed there would never be reached;"
         " give a public subnet in eu-west-1c too, or a private subnet in a zone the load balancer has"
     ]
+    # A public subnet that is not found is its own problem: no second one about zones the others lack.
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-typo"], ["subnet-xa", "subnet-xc"]) == [
+        "notebook_public_subnet_ids: subnet-typo does not exist; set the ID of a subnet of vpc-1"
+    ]

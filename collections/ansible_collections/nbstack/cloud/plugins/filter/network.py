@@ -79,10 +79,11 @@ def given_subnet_problems(found, vpc_id, public, private, region=""):
                     f"{setting}: {', '.join(shared[:-1])} and {shared[-1]} are in the same zone, {zone}, and "
                     f"{SUBNET_USES[setting]}; keep one subnet of each zone"
                 )
-    # The load balancer sends nothing to a target in a zone it has no subnet
-    # in (and its health check never passes): a server placed there never answers.
+    # The load balancer neither checks nor sends anything to a target in a zone
+    # it has no subnet in: a server placed there never answers. (Said only once
+    # every public subnet is known: a typo in one is its own problem.)
     balanced = zones["notebook_public_subnet_ids"]
-    if balanced:
+    if balanced and sum(map(len, balanced.values())) == len(set(public)):
         for zone, subnets in sorted(zones["notebook_private_subnet_ids"].items()):
             if zone not in balanced:
                 problems.append(
