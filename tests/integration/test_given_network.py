@@ -109,13 +109,13 @@ def test_subnets_missing_elsewhere_or_sharing_a_zone_are_refused_before_anything
         (first_private,) = given["private"]
         wrong = dict(
             given,
-            public=[first_public, public_a, "subnet-0123456789abcdef0"],
-            private=[first_private, private_a, private_c, elsewhere_id],
+            public=[first_public, public_a],
+            private=[first_private, private_a, private_c, elsewhere_id, "subnet-0123456789abcdef0"],
         )
         run = playbooks.up("alice", *network_args(wrong), "-e", "notebook_app_name=nbother")
         assert run.returncode != 0
         for problem in (
-            "notebook_public_subnet_ids: subnet-0123456789abcdef0 does not exist in eu-west-1",
+            "notebook_private_subnet_ids: subnet-0123456789abcdef0 does not exist in eu-west-1",
             f"notebook_public_subnet_ids: {first_public} and {public_a} are in the same zone, eu-west-1a, and the load"
             " balancer takes one subnet per zone",
             f"notebook_private_subnet_ids: {elsewhere_id} is in {elsewhere_vpc}, not in notebook_vpc_id {given['vpc']}",
