@@ -146,6 +146,16 @@ def mount_targets(aws: Clients) -> dict[str, tuple[str, str]]:
     return {t["AvailabilityZoneName"]: (t["SubnetId"], t["MountTargetId"]) for t in targets}
 
 
+def said_to_run_down_first(refused: PlaybookRun, first: str) -> None:
+    """The run failed, saying that dropping `first` would take alice's mount target from under her server."""
+    assert refused.returncode != 0
+    assert (
+        f"notebook_private_subnet_ids: no longer includes {first}, where alice's work volume has a mount target, "
+        f"and alice's server stack ({APP}-alice) exists"
+    ) in refused.text, refused.text[-3000:]
+    assert "Run down.yml -e prefix=alice first" in refused.text
+
+
 @pytest.fixture
 def replacing(aws: Clients, given: dict) -> Iterator[str]:
     """Another private subnet in the zone of alice's server."""
@@ -164,12 +174,7 @@ def test_a_subnet_change_that_would_take_a_mount_target_from_under_the_server_wa
     assert {zone: subnet for zone, (subnet, _) in before.items()} == {"eu-west-1a": first}
     stacks = {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]}
     refused = playbooks.up("alice", *network_args(dict(given, private=[replacing])), *TEAM_UPDATE)
-    assert refused.returncode != 0
-    assert (
-        f"notebook_private_subnet_ids: no longer includes {first}, where alice's work volume has a mount target, "
-        f"and alice's server stack ({APP}-alice) exists"
-    ) in refused.text, refused.text[-3000:]
-    assert "Run down.yml -e prefix=alice first" in refused.text
+    said_to_run_down_first(refused, first)
     assert "nothing in AWS was changed" in refused.text
     assert {s["StackName"]: s.get("LastUpdatedTime") for s in aws.cloudformation.describe_stacks()["Stacks"]} == stacks
     assert mount_targets(aws) == before
@@ -189,12 +194,7 @@ def test_the_work_role_itself_refuses_to_take_a_mount_target_from_under_the_serv
         json.dumps({"prefix": "alice", "subnets": [replacing]}),
         with_vault=False,
     )
-    assert refused.returncode != 0
-    assert (
-        f"notebook_private_subnet_ids no longer includes {first}, where alice's work volume has a mount target, "
-        f"and alice's server stack ({APP}-alice) exists"
-    ) in refused.text, refused.text[-3000:]
-    assert "Run down.yml -e prefix=alice first" in refused.text
+    said_to_run_down_first(refused, first)
     assert aws.cloudformation.describe_stacks(StackName=f"{APP}-alice-work")["Stacks"][0].get("LastUpdatedTime") == updated
     assert mount_targets(aws) == before
 
