@@ -554,3 +554,43 @@ def test_a_private_subnet_in_a_zone_the_load_balancer_has_no_subnet_in_is_refuse
     assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-typo"], ["subnet-xa", "subnet-xc"]) == [
         "notebook_public_subnet_ids: subnet-typo does not exist; set the ID of a subnet of vpc-1"
     ]
+
+
+def zone(name: str, kind: str = "availability-zone") -> dict[str, str]:
+    """One of aws_az_info's availability_zones, with the keys the filter reads."""
+    return {"zone_name": name, "zone_type": kind, "state": "available"}
+
+
+def test_public_subnets_in_zones_of_two_types_are_refused() -> None:
+    """An ALB's zones must all be of one type: an Availability Zone and a Local Zone cannot be enabled together."""
+    found = [subnet("subnet-pa", "a"), subnet("subnet-pl", "-lax-1a"), subnet("subnet-xa", "a")]
+    zones = [zone("eu-west-1a"), zone("eu-west-1-lax-1a", "local-zone")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xa"], "eu-west-1", zones) == [
+        "notebook_public_subnet_ids: the subnets are in zones of different types (eu-west-1-lax-1a: local-zone,"
+        " eu-west-1a: availability-zone), and a load balancer's zones must all be of one type; give public subnets of"
+        " one type of zone"
+    ]
+    # Without the zones' types (or with zones of one type) nothing is said.
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xa"]) == []
+
+
+def test_a_private_subnet_in_a_local_zone_is_not_told_to_add_a_public_subnet_there() -> None:
+    """The load balancer is in Availability Zones, so a public subnet in the Local Zone would not help."""
+    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xl", "-lax-1a")]
+    zones = [zone("eu-west-1a"), zone("eu-west-1b"), zone("eu-west-1-lax-1a", "local-zone")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xl"], "", zones) == [
+        "notebook_private_subnet_ids: subnet-xl is in eu-west-1-lax-1a, where the load balancer has no subnet"
+        " (notebook_public_subnet_ids are in eu-west-1a, eu-west-1b), so a server placed there would never be reached;"
+        " give a private subnet in a zone the load balancer has (eu-west-1-lax-1a is a local-zone, and a load"
+        " balancer's zones must all be of one type)"
+    ]
+
+
+def test_a_public_subnet_on_an_outpost_is_refused() -> None:
+    """An ALB on an Outpost takes that one subnet; beside another subnet CreateLoadBalancer refuses it."""
+    outpost = "arn:aws:outposts:eu-west-1:111122223333:outpost/op-0123456789abcdef0"
+    found = [{**subnet("subnet-po", "a"), "outpost_arn": outpost}, subnet("subnet-pb", "b"), subnet("subnet-xa", "a")]
+    assert network.given_subnet_problems(found, "vpc-1", ["subnet-po", "subnet-pb"], ["subnet-xa"]) == [
+        f"notebook_public_subnet_ids: subnet-po is on an Outpost ({outpost}), and a load balancer takes an Outpost"
+        " subnet only on its own; set the ID of a subnet of vpc-1 in one of the region's zones"
+    ]

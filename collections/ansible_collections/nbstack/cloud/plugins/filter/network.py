@@ -36,6 +36,9 @@ def ingress_rules(cidrs, ports):
     return rules
 
 
+#: DescribeAvailabilityZones' ZoneType of a region's own zones (the others: local-zone, wavelength-zone).
+AVAILABILITY_ZONE = "availability-zone"
+
 #: What each subnet setting is for, which is why one zone may hold only one of its subnets.
 SUBNET_USES = {
     # An Application Load Balancer: one subnet per zone, in two zones or more (CreateLoadBalancer).
@@ -45,19 +48,23 @@ SUBNET_USES = {
 }
 
 
-def given_subnet_problems(found, vpc_id, public, private, region=""):
+def given_subnet_problems(found, vpc_id, public, private, region="", zones=None):
     """What keeps the given subnets from being used, one problem per subnet or zone.
 
     A subnet must exist, be in the given VPC and be given once; no two of
-    one list may share a zone; and every private subnet's zone must have a
-    public one. `found` is ec2_vpc_subnet_info's `subnets` for the given IDs.
+    one list may share a zone; the public ones must be in zones of one type
+    and not on an Outpost; and every private subnet's zone must have a
+    public one. `found` is ec2_vpc_subnet_info's `subnets` for the given IDs,
+    `zones` aws_az_info's `availability_zones` for their zones (a zone it
+    lacks counts as an Availability Zone).
     """
     by_id = {subnet["id"]: subnet for subnet in found or []}
+    zone_type = {zone["zone_name"]: zone.get("zone_type", AVAILABILITY_ZONE) for zone in zones or []}
     where = f" in {region}" if region else ""
     problems = []
-    zones: dict[str, dict[str, list[str]]] = {}
+    in_zones: dict[str, dict[str, list[str]]] = {}
     for setting, ids in (("notebook_public_subnet_ids", public), ("notebook_private_subnet_ids", private)):
-        in_zone = zones[setting] = {}
+        in_zone = in_zones[setting] = {}
         # An ID that is not a text is the settings' own check's to report.
         given = [subnet_id for subnet_id in ids if isinstance(subnet_id, str)]
         for subnet_id in dict.fromkeys(given):
@@ -71,6 +78,12 @@ def given_subnet_problems(found, vpc_id, public, private, region=""):
                     f"{setting}: {subnet_id} is in {subnet['vpc_id']}, not in notebook_vpc_id {vpc_id}; "
                     f"set the ID of a subnet of {vpc_id}"
                 )
+            elif setting == "notebook_public_subnet_ids" and subnet.get("outpost_arn"):
+                # CreateLoadBalancer: an Application Load Balancer on an Outpost takes that one subnet.
+                problems.append(
+                    f"{setting}: {subnet_id} is on an Outpost ({subnet['outpost_arn']}), and a load balancer takes an"
+                    f" Outpost subnet only on its own; set the ID of a subnet of {vpc_id} in one of the region's zones"
+                )
             else:
                 in_zone.setdefault(subnet["availability_zone"], []).append(subnet_id)
         for zone, shared in sorted(in_zone.items()):
@@ -79,18 +92,32 @@ def given_subnet_problems(found, vpc_id, public, private, region=""):
                     f"{setting}: {', '.join(shared[:-1])} and {shared[-1]} are in the same zone, {zone}, and "
                     f"{SUBNET_USES[setting]}; keep one subnet of each zone"
                 )
+    balanced = in_zones["notebook_public_subnet_ids"]
+    types = {zone: zone_type.get(zone, AVAILABILITY_ZONE) for zone in balanced}
+    if len(set(types.values())) > 1:
+        # "If you enable multiple zones for your load balancer, the zones must be of the same type" (ALB guide).
+        problems.append(
+            "notebook_public_subnet_ids: the subnets are in zones of different types ("
+            + ", ".join(f"{zone}: {kind}" for zone, kind in sorted(types.items()))
+            + "), and a load balancer's zones must all be of one type; give public subnets of one type of zone"
+        )
     # The load balancer neither checks nor sends anything to a target in a zone
     # it has no subnet in: a server placed there never answers. (Said only once
     # every public subnet is known: a typo in one is its own problem.)
-    balanced = zones["notebook_public_subnet_ids"]
-    if balanced and sum(map(len, balanced.values())) == len(set(public)):
-        for zone, subnets in sorted(zones["notebook_private_subnet_ids"].items()):
+    elif balanced and sum(map(len, balanced.values())) == len(set(public)):
+        balanced_type = next(iter(types.values()))
+        for zone, subnets in sorted(in_zones["notebook_private_subnet_ids"].items()):
             if zone not in balanced:
+                mend = (
+                    f"give a public subnet in {zone} too, or a private subnet in a zone the load balancer has"
+                    if zone_type.get(zone, AVAILABILITY_ZONE) == balanced_type
+                    else f"give a private subnet in a zone the load balancer has ({zone} is a"
+                    f" {zone_type.get(zone, AVAILABILITY_ZONE)}, and a load balancer's zones must all be of one type)"
+                )
                 problems.append(
                     f"notebook_private_subnet_ids: {', '.join(subnets)} is in {zone}, where the load balancer has no"
                     f" subnet (notebook_public_subnet_ids are in {', '.join(sorted(balanced))}), so a server placed"
-                    f" there would never be reached; give a public subnet in {zone} too, or a private subnet in a zone"
-                    " the load balancer has"
+                    f" there would never be reached; {mend}"
                 )
     return problems
 
