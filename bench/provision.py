@@ -48,6 +48,7 @@ botocore never touches .venv. Delete that folder to reinstall.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import statistics
@@ -100,6 +101,17 @@ def ensure_awscli() -> str:
     version = subprocess.run([str(AWS), "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith(wanted), version
     return version.strip()
+
+
+def as_cli_value(value: str) -> str:
+    """A stack's parameter value as CreateStack takes it back.
+
+    AWS reports a List<...> parameter as "a,b"; moto reports Python's repr of
+    the list ("['a', 'b']"), which the CLI would pass on as one subnet ID.
+    """
+    if value.startswith("[") and value.endswith("]"):
+        return ",".join(str(item) for item in ast.literal_eval(value))
+    return value
 
 
 def template_parameters() -> dict[str, dict[str, object]]:
@@ -288,7 +300,7 @@ class Bench:
         ssm = {name for name, spec in template_parameters().items()
                if str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value")}
         parameters = [
-            {"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]}
+            {"ParameterKey": p["ParameterKey"], "ParameterValue": as_cli_value(p["ParameterValue"])}
             for p in found["Parameters"]
             if p["ParameterKey"] not in ssm or p["ParameterValue"].startswith("/")
         ]
