@@ -103,13 +103,14 @@ def ensure_awscli() -> str:
     return version.strip()
 
 
-def as_cli_value(value: str) -> str:
+def as_cli_value(value: str, kind: str) -> str:
     """A stack's parameter value as CreateStack takes it back.
 
-    AWS reports a List<...> parameter as "a,b"; moto reports Python's repr of
-    the list ("['a', 'b']"), which the CLI would pass on as one subnet ID.
+    AWS reports a List<...> or CommaDelimitedList parameter as "a,b"; moto
+    reports Python's repr of the list ("['a', 'b']"), which the CLI would
+    pass on as one value.
     """
-    if value.startswith("[") and value.endswith("]"):
+    if (kind.startswith("List<") or kind == "CommaDelimitedList") and value.startswith("["):
         return ",".join(str(item) for item in ast.literal_eval(value))
     return value
 
@@ -297,10 +298,11 @@ class Bench:
         # puts the AMI in ResolvedValue. The playbook leaves those two at their
         # template defaults, so the CLI does too rather than pass an AMI id
         # where a parameter name is expected.
-        ssm = {name for name, spec in template_parameters().items()
-               if str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value")}
+        kinds = {name: str(spec.get("Type", "")) for name, spec in template_parameters().items()}
+        ssm = {name for name, kind in kinds.items() if kind.startswith("AWS::SSM::Parameter::Value")}
         parameters = [
-            {"ParameterKey": p["ParameterKey"], "ParameterValue": as_cli_value(p["ParameterValue"])}
+            {"ParameterKey": p["ParameterKey"],
+             "ParameterValue": as_cli_value(p["ParameterValue"], kinds.get(p["ParameterKey"], ""))}
             for p in found["Parameters"]
             if p["ParameterKey"] not in ssm or p["ParameterValue"].startswith("/")
         ]

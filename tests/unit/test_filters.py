@@ -6,6 +6,7 @@ import hashlib
 import random
 import string
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -498,10 +499,15 @@ def subnet(subnet_id: str, zone: str, vpc: str = "vpc-1") -> dict[str, str]:
     return {"id": subnet_id, "availability_zone": f"eu-west-1{zone}", "vpc_id": vpc, "cidr_block": "10.0.0.0/24"}
 
 
+def answer(subnets: list[dict[str, str]]) -> dict[str, Any]:
+    """ec2_vpc_subnet_info's registered result."""
+    return {"changed": False, "subnets": subnets}
+
+
 def test_given_subnets_in_their_vpc_one_per_zone_have_no_problem() -> None:
     found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a"), subnet("subnet-xb", "b")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "eu-west-1") == []
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pb", "subnet-pa"], ["subnet-xb", "subnet-xa"]) == []
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "eu-west-1") == []
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pb", "subnet-pa"], ["subnet-xb", "subnet-xa"]) == []
 
 
 def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named() -> None:
@@ -516,7 +522,7 @@ def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named
         subnet("subnet-other", "c", vpc="vpc-2"),
     ]
     problems = network.given_subnet_problems(
-        found,
+        answer(found),
         "vpc-1",
         ["subnet-pa", "subnet-pa2", "subnet-pb", "subnet-gone"],
         ["subnet-xa", "subnet-xb", "subnet-xb2", "subnet-xb3", "subnet-other", 7],
@@ -536,7 +542,7 @@ def test_given_subnets_that_are_missing_elsewhere_or_share_a_zone_are_each_named
 def test_a_subnet_given_twice_is_refused_not_counted_once() -> None:
     """[a, a] is two entries, so it passed the count of two public subnets; the load balancer needs two zones."""
     found = [subnet("subnet-pa", "a"), subnet("subnet-xa", "a")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pa"], ["subnet-xa", "subnet-xa"]) == [
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pa"], ["subnet-xa", "subnet-xa"]) == [
         "notebook_public_subnet_ids: subnet-pa is given 2 times; give each subnet once",
         "notebook_private_subnet_ids: subnet-xa is given 2 times; give each subnet once",
     ]
@@ -545,52 +551,93 @@ def test_a_subnet_given_twice_is_refused_not_counted_once() -> None:
 def test_a_private_subnet_in_a_zone_the_load_balancer_has_no_subnet_in_is_refused() -> None:
     """The load balancer sends nothing to a target in a zone it is not in: a server placed there never answers."""
     found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xa", "a"), subnet("subnet-xc", "c")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa", "subnet-xc"]) == [
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa", "subnet-xc"]) == [
         "notebook_private_subnet_ids: subnet-xc is in eu-west-1c, where the load balancer has no subnet"
         " (notebook_public_subnet_ids are in eu-west-1a, eu-west-1b), so a server placed there would never be reached;"
         " give a public subnet in eu-west-1c too, or a private subnet in a zone the load balancer has"
     ]
     # A public subnet that is not found is its own problem: no second one about zones the others lack.
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-typo"], ["subnet-xa", "subnet-xc"]) == [
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-typo"], ["subnet-xa", "subnet-xc"]) == [
         "notebook_public_subnet_ids: subnet-typo does not exist; set the ID of a subnet of vpc-1"
     ]
 
 
 def zone(name: str, kind: str = "availability-zone") -> dict[str, str]:
     """One of aws_az_info's availability_zones, with the keys the filter reads."""
-    return {"zone_name": name, "zone_type": kind, "state": "available"}
+    return {"zone_name": name, "zone_type": kind, "state": "available", "opt_in_status": "opted-in"}
 
 
-def test_public_subnets_in_zones_of_two_types_are_refused() -> None:
-    """An ALB's zones must all be of one type: an Availability Zone and a Local Zone cannot be enabled together."""
-    found = [subnet("subnet-pa", "a"), subnet("subnet-pl", "-lax-1a"), subnet("subnet-xa", "a")]
-    zones = [zone("eu-west-1a"), zone("eu-west-1-lax-1a", "local-zone")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xa"], "eu-west-1", zones) == [
-        "notebook_public_subnet_ids: the subnets are in zones of different types (eu-west-1-lax-1a: local-zone,"
-        " eu-west-1a: availability-zone), and a load balancer's zones must all be of one type; give public subnets of"
-        " one type of zone"
+def in_zone(subnet_id: str, zone_name: str, **extra: str) -> dict[str, str]:
+    return {"id": subnet_id, "availability_zone": zone_name, "vpc_id": "vpc-1", "cidr_block": "10.0.0.0/24", **extra}
+
+
+def zones_answer(*zones: dict[str, str]) -> dict[str, Any]:
+    """aws_az_info's registered result."""
+    return {"changed": False, "availability_zones": list(zones)}
+
+
+WEST_2 = [zone("us-west-2a"), zone("us-west-2b")]
+
+
+def test_subnets_outside_the_regions_availability_zones_are_each_refused() -> None:
+    """A Local or Wavelength Zone, or an Outpost: an ALB's zones are all of one type, every private subnet holds
+    a mount target, and EFS has none there. Whatever the list, each such subnet is named with the fix."""
+    outpost = "arn:aws:outposts:us-west-2:111122223333:outpost/op-0123456789abcdef0"
+    found = [
+        in_zone("subnet-pa", "us-west-2a"),
+        in_zone("subnet-pl", "us-west-2-lax-1a"),
+        in_zone("subnet-xb", "us-west-2b", outpost_arn=outpost),
+        in_zone("subnet-xw", "us-west-2-wl1-sea-wlz-1"),
+        in_zone("subnet-xq", "us-west-2-new-1a"),
     ]
-    # Without the zones' types (or with zones of one type) nothing is said.
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xa"]) == []
-
-
-def test_a_private_subnet_in_a_local_zone_is_not_told_to_add_a_public_subnet_there() -> None:
-    """The load balancer is in Availability Zones, so a public subnet in the Local Zone would not help."""
-    found = [subnet("subnet-pa", "a"), subnet("subnet-pb", "b"), subnet("subnet-xl", "-lax-1a")]
-    zones = [zone("eu-west-1a"), zone("eu-west-1b"), zone("eu-west-1-lax-1a", "local-zone")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xl"], "", zones) == [
-        "notebook_private_subnet_ids: subnet-xl is in eu-west-1-lax-1a, where the load balancer has no subnet"
-        " (notebook_public_subnet_ids are in eu-west-1a, eu-west-1b), so a server placed there would never be reached;"
-        " give a private subnet in a zone the load balancer has (eu-west-1-lax-1a is a local-zone, and a load"
-        " balancer's zones must all be of one type)"
+    zones = zones_answer(
+        *WEST_2, zone("us-west-2-lax-1a", "local-zone"), zone("us-west-2-wl1-sea-wlz-1", "wavelength-zone")
+    )
+    problems = network.given_subnet_problems(
+        answer(found), "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xb", "subnet-xw", "subnet-xq"], "us-west-2", zones
+    )
+    tail = (
+        ", not in an Availability Zone, and the load balancer and the work volume's mount targets are placed in"
+        " Availability Zones only; set the ID of a subnet of vpc-1 in one of us-west-2's Availability Zones"
+    )
+    assert problems == [
+        "notebook_public_subnet_ids: subnet-pl is in us-west-2-lax-1a, a local-zone" + tail,
+        f"notebook_private_subnet_ids: subnet-xb is on an Outpost ({outpost})" + tail,
+        "notebook_private_subnet_ids: subnet-xw is in us-west-2-wl1-sea-wlz-1, a wavelength-zone" + tail,
+        "notebook_private_subnet_ids: subnet-xq is in us-west-2-new-1a, a zone DescribeAvailabilityZones did not list"
+        + tail,
     ]
 
 
-def test_a_public_subnet_on_an_outpost_is_refused() -> None:
-    """An ALB on an Outpost takes that one subnet; beside another subnet CreateLoadBalancer refuses it."""
-    outpost = "arn:aws:outposts:eu-west-1:111122223333:outpost/op-0123456789abcdef0"
-    found = [{**subnet("subnet-po", "a"), "outpost_arn": outpost}, subnet("subnet-pb", "b"), subnet("subnet-xa", "a")]
-    assert network.given_subnet_problems(found, "vpc-1", ["subnet-po", "subnet-pb"], ["subnet-xa"]) == [
-        f"notebook_public_subnet_ids: subnet-po is on an Outpost ({outpost}), and a load balancer takes an Outpost"
-        " subnet only on its own; set the ID of a subnet of vpc-1 in one of the region's zones"
+def test_subnets_in_availability_zones_pass_the_zone_type_check() -> None:
+    found = [in_zone("subnet-pa", "us-west-2a"), in_zone("subnet-pb", "us-west-2b"), in_zone("subnet-xa", "us-west-2a")]
+    zones = zones_answer(*WEST_2)
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "", zones) == []
+    # Skipped (no subnet found to look up): the types are not checked, the rest still is.
+    skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pb"], ["subnet-xa"], "", skipped) == []
+
+
+def test_a_lookup_that_failed_is_a_problem_naming_the_permission_when_refused() -> None:
+    refused = {
+        "failed": True,
+        "msg": "Failed to describe subnets: An error occurred (UnauthorizedOperation) when calling the DescribeSubnets"
+        " operation: You are not authorized to perform this operation.",
+    }
+    assert network.given_subnet_problems(refused, "vpc-1", ["subnet-pa"], ["subnet-xa"]) == [
+        "notebook_public_subnet_ids, notebook_private_subnet_ids: the subnets could not be looked up: "
+        + refused["msg"] + "; check that the credentials may call ec2:DescribeSubnets"
+    ]
+    # The zones' lookup failing is said beside every other problem; no zone type is assumed.
+    found = [in_zone("subnet-pa", "us-west-2a"), in_zone("subnet-pl", "us-west-2-lax-1a")]
+    timeout = {"failed": True, "msg": "Unable to describe availability zones.: Read timeout on endpoint URL"}
+    assert network.given_subnet_problems(answer(found), "vpc-1", ["subnet-pa", "subnet-pl", "subnet-gone"], [], "", timeout) == [
+        "notebook_public_subnet_ids, notebook_private_subnet_ids: the subnets' zones could not be looked up: "
+        "Unable to describe availability zones.: Read timeout on endpoint URL",
+        "notebook_public_subnet_ids: subnet-gone does not exist; set the ID of a subnet of vpc-1",
+    ]
+    denied = {"failed": True, "msg": "An error occurred (AccessDenied) when calling DescribeAvailabilityZones"}
+    assert network.given_subnet_problems(answer(found[:1]), "vpc-1", ["subnet-pa"], [], "", denied) == [
+        "notebook_public_subnet_ids, notebook_private_subnet_ids: the subnets' zones could not be looked up: "
+        + denied["msg"] + "; check that the credentials may call ec2:DescribeAvailabilityZones"
     ]

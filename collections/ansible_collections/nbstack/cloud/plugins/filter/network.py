@@ -7,6 +7,8 @@ Documentation: subnet_cidrs.yml, ingress_rules.yml and given_subnet_problems.yml
 
 from __future__ import annotations
 
+import re
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nbstack.cloud.plugins.plugin_utils.network import subnet_plan
@@ -47,21 +49,44 @@ SUBNET_USES = {
     "notebook_private_subnet_ids": "the work volume has one mount target per zone",
 }
 
+#: Why a subnet outside the region's Availability Zones cannot be used: an
+#: ALB's zones are all of one type, every private subnet holds a mount
+#: target, and Outposts offer no EFS.
+AZ_ONLY = "the load balancer and the work volume's mount targets are placed in Availability Zones only"
+
+LOOKUP_SETTINGS = "notebook_public_subnet_ids, notebook_private_subnet_ids"
+REFUSED = re.compile("UnauthorizedOperation|AccessDenied")
+
+
+def _unanswered(what, result, action):
+    """The problem of a lookup that failed: its error, and the permission when it was refused."""
+    message = str(result.get("msg") or "no answer")
+    hint = f"; check that the credentials may call {action}" if REFUSED.search(message) else ""
+    return f"{LOOKUP_SETTINGS}: the {what} could not be looked up: {message}{hint}"
+
 
 def given_subnet_problems(found, vpc_id, public, private, region="", zones=None):
     """What keeps the given subnets from being used, one problem per subnet or zone.
 
-    A subnet must exist, be in the given VPC and be given once; no two of
-    one list may share a zone; the public ones must be in zones of one type
-    and not on an Outpost; and every private subnet's zone must have a
-    public one. `found` is ec2_vpc_subnet_info's `subnets` for the given IDs,
-    `zones` aws_az_info's `availability_zones` for their zones (a zone it
-    lacks counts as an Availability Zone).
+    A subnet must exist, be in the given VPC, in one of the region's
+    Availability Zones (not a Local or Wavelength Zone, not on an Outpost),
+    and be given once; no two of one list may share a zone; and every
+    private subnet's zone must have a public one. `found` is what
+    ec2_vpc_subnet_info answered for the given IDs, `zones` what aws_az_info
+    answered for their zones (skipped: their types are not checked). A
+    lookup that failed is a problem of its own.
     """
-    by_id = {subnet["id"]: subnet for subnet in found or []}
-    zone_type = {zone["zone_name"]: zone.get("zone_type", AVAILABILITY_ZONE) for zone in zones or []}
+    if "subnets" not in found:
+        return [_unanswered("subnets", found, "ec2:DescribeSubnets")]
+    by_id = {subnet["id"]: subnet for subnet in found["subnets"]}
     where = f" in {region}" if region else ""
     problems = []
+    zone_type = None
+    if zones and not zones.get("skipped"):
+        if "availability_zones" in zones:
+            zone_type = {zone["zone_name"]: zone.get("zone_type") for zone in zones["availability_zones"]}
+        else:
+            problems.append(_unanswered("subnets' zones", zones, "ec2:DescribeAvailabilityZones"))
     in_zones: dict[str, dict[str, list[str]]] = {}
     for setting, ids in (("notebook_public_subnet_ids", public), ("notebook_private_subnet_ids", private)):
         in_zone = in_zones[setting] = {}
@@ -73,51 +98,44 @@ def given_subnet_problems(found, vpc_id, public, private, region="", zones=None)
                 problems.append(f"{setting}: {subnet_id} is given {given.count(subnet_id)} times; give each subnet once")
             if subnet is None:
                 problems.append(f"{setting}: {subnet_id} does not exist{where}; set the ID of a subnet of {vpc_id}")
-            elif subnet["vpc_id"] != vpc_id:
+                continue
+            if subnet["vpc_id"] != vpc_id:
                 problems.append(
                     f"{setting}: {subnet_id} is in {subnet['vpc_id']}, not in notebook_vpc_id {vpc_id}; "
                     f"set the ID of a subnet of {vpc_id}"
                 )
-            elif setting == "notebook_public_subnet_ids" and subnet.get("outpost_arn"):
-                # CreateLoadBalancer: an Application Load Balancer on an Outpost takes that one subnet.
-                problems.append(
-                    f"{setting}: {subnet_id} is on an Outpost ({subnet['outpost_arn']}), and a load balancer takes an"
-                    f" Outpost subnet only on its own; set the ID of a subnet of {vpc_id} in one of the region's zones"
-                )
+                continue
+            zone = subnet["availability_zone"]
+            if subnet.get("outpost_arn"):
+                elsewhere = f"on an Outpost ({subnet['outpost_arn']})"
+            elif zone_type is not None and zone_type.get(zone) != AVAILABILITY_ZONE:
+                kind = zone_type.get(zone)
+                elsewhere = f"in {zone}, " + (f"a {kind}" if kind else "a zone DescribeAvailabilityZones did not list")
             else:
-                in_zone.setdefault(subnet["availability_zone"], []).append(subnet_id)
+                in_zone.setdefault(zone, []).append(subnet_id)
+                continue
+            problems.append(
+                f"{setting}: {subnet_id} is {elsewhere}, not in an Availability Zone, and {AZ_ONLY}; set the ID of"
+                f" a subnet of {vpc_id} in one of {region or 'the region'}'s Availability Zones"
+            )
         for zone, shared in sorted(in_zone.items()):
             if len(shared) > 1:
                 problems.append(
                     f"{setting}: {', '.join(shared[:-1])} and {shared[-1]} are in the same zone, {zone}, and "
                     f"{SUBNET_USES[setting]}; keep one subnet of each zone"
                 )
-    balanced = in_zones["notebook_public_subnet_ids"]
-    types = {zone: zone_type.get(zone, AVAILABILITY_ZONE) for zone in balanced}
-    if len(set(types.values())) > 1:
-        # "If you enable multiple zones for your load balancer, the zones must be of the same type" (ALB guide).
-        problems.append(
-            "notebook_public_subnet_ids: the subnets are in zones of different types ("
-            + ", ".join(f"{zone}: {kind}" for zone, kind in sorted(types.items()))
-            + "), and a load balancer's zones must all be of one type; give public subnets of one type of zone"
-        )
     # The load balancer neither checks nor sends anything to a target in a zone
     # it has no subnet in: a server placed there never answers. (Said only once
-    # every public subnet is known: a typo in one is its own problem.)
-    elif balanced and sum(map(len, balanced.values())) == len(set(public)):
-        balanced_type = next(iter(types.values()))
+    # every public subnet is usable: a typo in one is its own problem.)
+    balanced = in_zones["notebook_public_subnet_ids"]
+    if balanced and sum(map(len, balanced.values())) == len(set(public)):
         for zone, subnets in sorted(in_zones["notebook_private_subnet_ids"].items()):
             if zone not in balanced:
-                mend = (
-                    f"give a public subnet in {zone} too, or a private subnet in a zone the load balancer has"
-                    if zone_type.get(zone, AVAILABILITY_ZONE) == balanced_type
-                    else f"give a private subnet in a zone the load balancer has ({zone} is a"
-                    f" {zone_type.get(zone, AVAILABILITY_ZONE)}, and a load balancer's zones must all be of one type)"
-                )
                 problems.append(
                     f"notebook_private_subnet_ids: {', '.join(subnets)} is in {zone}, where the load balancer has no"
                     f" subnet (notebook_public_subnet_ids are in {', '.join(sorted(balanced))}), so a server placed"
-                    f" there would never be reached; {mend}"
+                    f" there would never be reached; give a public subnet in {zone} too, or a private subnet in a zone"
+                    " the load balancer has"
                 )
     return problems
 
