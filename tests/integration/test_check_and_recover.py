@@ -139,6 +139,17 @@ def test_shared_stacks_are_protected_and_every_stack_has_a_create_timeout(
     }
 
 
+def test_a_protected_stack_found_unprotected_is_protected_again(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
+    """Protection turned off by hand (or a stack made before it was protected): a whole run turns it back on,
+    whether or not the stack itself changes."""
+    aws.cloudformation.update_termination_protection(StackName=f"{APP}-network", EnableTerminationProtection=False)
+    aws.cloudformation.update_termination_protection(StackName=f"{APP}-alice-work", EnableTerminationProtection=False)
+    ok(playbooks.up("alice", "-e", "recheck=true"))
+    found = stacks(aws)
+    assert found[f"{APP}-network"]["EnableTerminationProtection"] is True
+    assert found[f"{APP}-alice-work"]["EnableTerminationProtection"] is True
+
+
 def test_a_shared_stack_that_cannot_be_updated_stops_the_run_and_is_kept(
     fresh: None, playbooks: Playbooks, aws: Clients
 ) -> None:
