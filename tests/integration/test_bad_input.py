@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -405,8 +406,10 @@ def test_default_prefix_comes_from_the_user_name(playbooks: Playbooks) -> None:
     assert "prefix: jane-doe-2" in shown.stdout
 
 
-def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients) -> None:
-    run = playbooks.run("up.yml", env=user_named({}, "2nd.User"))
+def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients, tmp_path: Path) -> None:
+    # No such login here: Ansible's "~" for it stays literal, so its temporary
+    # folder goes to tmp_path, not to a "~2nd.User" folder in the checkout.
+    run = playbooks.run("up.yml", env=user_named({"ANSIBLE_REMOTE_TMP": str(tmp_path)}, "2nd.User"))
     assert run.returncode != 0
     assert 'prefix "2nd-user" is not usable' in run.output
     assert_nothing_created(aws)
