@@ -410,6 +410,7 @@ def test_unusable_default_prefix_is_refused(playbooks: Playbooks, aws: Clients, 
     # No such login here: Ansible's "~" for it stays literal, so its temporary
     # folder goes to tmp_path, not to a "~2nd.User" folder in the checkout.
     run = playbooks.run("up.yml", env=user_named({"ANSIBLE_REMOTE_TMP": str(tmp_path)}, "2nd.User"))
+    assert not [*ROOT.glob("~2nd.User"), *ROOT.glob("*/~2nd.User")]
     assert run.returncode != 0
     assert 'prefix "2nd-user" is not usable' in run.output
     assert_nothing_created(aws)

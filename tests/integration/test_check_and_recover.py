@@ -139,15 +139,45 @@ def test_shared_stacks_are_protected_and_every_stack_has_a_create_timeout(
     }
 
 
+PROTECTED = (f"{APP}-network", f"{APP}-persistent", f"{APP}-alice-work")
+
+
+def up_showing_tasks(playbooks: Playbooks, *extra: str) -> str:
+    """up.yml for alice with Ansible's default output, which names every task and how it ended."""
+    return ok(playbooks.run("up.yml", "-e", "prefix=alice", *extra, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})).output
+
+
+def protection_task(run_output: str, stack: str) -> str:
+    """How the stack role's "Turn termination protection on" task ended for the stack: ok, changed, skipping."""
+    block = run_output.split(f"TASK [stack : Turn termination protection on for {stack}]", 1)[1]
+    return block.split("\n\n", 1)[0].split("]", 1)[0].rsplit("\n", 1)[-1].split(":", 1)[0].strip()
+
+
 def test_a_protected_stack_found_unprotected_is_protected_again(fresh: None, playbooks: Playbooks, aws: Clients) -> None:
     """Protection turned off by hand (or a stack made before it was protected): a whole run turns it back on,
-    whether or not the stack itself changes."""
-    aws.cloudformation.update_termination_protection(StackName=f"{APP}-network", EnableTerminationProtection=False)
-    aws.cloudformation.update_termination_protection(StackName=f"{APP}-alice-work", EnableTerminationProtection=False)
-    ok(playbooks.up("alice", "-e", "recheck=true"))
-    found = stacks(aws)
-    assert found[f"{APP}-network"]["EnableTerminationProtection"] is True
-    assert found[f"{APP}-alice-work"]["EnableTerminationProtection"] is True
+    whether or not the stack itself changes, and asks nothing of a stack that has it."""
+    unprotected = [f"{APP}-network", f"{APP}-alice-work"]
+    for name in unprotected:
+        aws.cloudformation.update_termination_protection(StackName=name, EnableTerminationProtection=False)
+    output = up_showing_tasks(playbooks, "-e", "recheck=true")
+    assert {name: protection_task(output, name) for name in PROTECTED} == {
+        f"{APP}-network": "changed", f"{APP}-persistent": "skipping", f"{APP}-alice-work": "changed"
+    }
+    assert {name: stacks(aws)[name]["EnableTerminationProtection"] for name in PROTECTED} == dict.fromkeys(PROTECTED, True)
+
+    again = up_showing_tasks(playbooks, "-e", "recheck=true")
+    assert {name: protection_task(again, name) for name in PROTECTED} == dict.fromkeys(PROTECTED, "skipping")
+
+    # A stack this run updates gets it back from the update itself (amazon.aws.cloudformation matches it).
+    persistent = f"{APP}-persistent"
+    aws.cloudformation.update_termination_protection(StackName=persistent, EnableTerminationProtection=False)
+    try:
+        changed = up_showing_tasks(playbooks, "-e", "notebook_log_retention_days=60", "-e", "team_update=true")
+        assert parameters(stacks(aws)[persistent])["LogRetentionDays"] == "60"
+        assert protection_task(changed, persistent) == "skipping"
+        assert stacks(aws)[persistent]["EnableTerminationProtection"] is True
+    finally:
+        ok(playbooks.up("alice", "-e", "team_update=true"))
 
 
 def test_a_shared_stack_that_cannot_be_updated_stops_the_run_and_is_kept(

@@ -589,12 +589,21 @@ def test_subnets_outside_the_regions_availability_zones_are_each_refused() -> No
         in_zone("subnet-xb", "us-west-2b", outpost_arn=outpost),
         in_zone("subnet-xw", "us-west-2-wl1-sea-wlz-1"),
         in_zone("subnet-xq", "us-west-2-new-1a"),
+        in_zone("subnet-xu", "us-west-2-odd-1a"),
     ]
     zones = zones_answer(
-        *WEST_2, zone("us-west-2-lax-1a", "local-zone"), zone("us-west-2-wl1-sea-wlz-1", "wavelength-zone")
+        *WEST_2,
+        zone("us-west-2-lax-1a", "local-zone"),
+        zone("us-west-2-wl1-sea-wlz-1", "wavelength-zone"),
+        {"zone_name": "us-west-2-odd-1a", "state": "available"},
     )
     problems = network.given_subnet_problems(
-        answer(found), "vpc-1", ["subnet-pa", "subnet-pl"], ["subnet-xb", "subnet-xw", "subnet-xq"], "us-west-2", zones
+        answer(found),
+        "vpc-1",
+        ["subnet-pa", "subnet-pl"],
+        ["subnet-xb", "subnet-xw", "subnet-xq", "subnet-xu"],
+        "us-west-2",
+        zones,
     )
     tail = (
         ", not in an Availability Zone, and the load balancer and the work volume's mount targets are placed in"
@@ -606,6 +615,7 @@ def test_subnets_outside_the_regions_availability_zones_are_each_refused() -> No
         "notebook_private_subnet_ids: subnet-xw is in us-west-2-wl1-sea-wlz-1, a wavelength-zone" + tail,
         "notebook_private_subnet_ids: subnet-xq is in us-west-2-new-1a, a zone DescribeAvailabilityZones did not list"
         + tail,
+        "notebook_private_subnet_ids: subnet-xu is in us-west-2-odd-1a, a zone of no known type" + tail,
     ]
 
 

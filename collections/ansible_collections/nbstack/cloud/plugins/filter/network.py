@@ -110,7 +110,11 @@ def given_subnet_problems(found, vpc_id, public, private, region="", zones=None)
                 elsewhere = f"on an Outpost ({subnet['outpost_arn']})"
             elif zone_type is not None and zone_type.get(zone) != AVAILABILITY_ZONE:
                 kind = zone_type.get(zone)
-                elsewhere = f"in {zone}, " + (f"a {kind}" if kind else "a zone DescribeAvailabilityZones did not list")
+                elsewhere = f"in {zone}, " + (
+                    f"a {kind}" if kind
+                    else "a zone of no known type" if zone in zone_type
+                    else "a zone DescribeAvailabilityZones did not list"
+                )
             else:
                 in_zone.setdefault(zone, []).append(subnet_id)
                 continue
