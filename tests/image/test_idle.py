@@ -459,6 +459,8 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
     assert "set to 0 tasks" not in log
     autosaves = [ref for ref in git_server.refs(repo) if ref.startswith(f"refs/heads/autosave/{PREFIX}/")]
     assert autosaves, "the idle stop pushed no autosave"
+    # The watcher records the stop on the service after the group's call (a status detail), so it may come a moment later.
+    wait_until(lambda: contract.STOP_REASON_TAG in capacity.service_tags(), 30, what="the stop recorded on the service")
     tags = capacity.service_tags()
     assert tags[contract.STOP_REASON_TAG].startswith("idle for") and contract.STOPPED_AT_TAG in tags
     # The health endpoint still answers: the instance's end, not the sidecar, ends the task.
