@@ -651,3 +651,11 @@ def test_a_lookup_that_failed_is_a_problem_naming_the_permission_when_refused() 
         "notebook_public_subnet_ids, notebook_private_subnet_ids: the subnets' zones could not be looked up: "
         + denied["msg"] + "; check that the credentials may call ec2:DescribeAvailabilityZones"
     ]
+
+
+def test_a_refused_lookup_names_the_permission_and_another_failure_only_its_error() -> None:
+    refused = {"failed": True, "msg": "An error occurred (UnauthorizedOperation) when calling the DescribeVpcs operation"}
+    assert network.lookup_failure(refused, "ec2:DescribeVpcs") == (
+        "could not be looked up: " + refused["msg"] + "; check that the credentials may call ec2:DescribeVpcs"
+    )
+    assert network.lookup_failure({"failed": True}, "ec2:DescribeVpcs") == "could not be looked up: no answer"

@@ -2,7 +2,8 @@
 """The network's derived values: the subnets of the created VPC, the load balancer's ingress rules, what is wrong
 with the given subnets.
 
-Documentation: subnet_cidrs.yml, ingress_rules.yml and given_subnet_problems.yml beside this file.
+Documentation: subnet_cidrs.yml, ingress_rules.yml, given_subnet_problems.yml and lookup_failure.yml beside
+this file.
 """
 
 from __future__ import annotations
@@ -58,11 +59,15 @@ LOOKUP_SETTINGS = "notebook_public_subnet_ids, notebook_private_subnet_ids"
 REFUSED = re.compile("UnauthorizedOperation|AccessDenied")
 
 
-def _unanswered(what, result, action):
-    """The problem of a lookup that failed: its error, and the permission when it was refused."""
+def lookup_failure(result, action):
+    """Why a lookup that failed (a registered result) gave no answer: its error, and the permission when refused."""
     message = str(result.get("msg") or "no answer")
     hint = f"; check that the credentials may call {action}" if REFUSED.search(message) else ""
-    return f"{LOOKUP_SETTINGS}: the {what} could not be looked up: {message}{hint}"
+    return f"could not be looked up: {message}{hint}"
+
+
+def _unanswered(what, result, action):
+    return f"{LOOKUP_SETTINGS}: the {what} {lookup_failure(result, action)}"
 
 
 def given_subnet_problems(found, vpc_id, public, private, region="", zones=None):
@@ -152,4 +157,5 @@ class FilterModule:
             "subnet_cidrs": subnet_cidrs,
             "ingress_rules": ingress_rules,
             "given_subnet_problems": given_subnet_problems,
+            "lookup_failure": lookup_failure,
         }
