@@ -238,7 +238,20 @@ def test_a_purge_refuses_the_failed_save_an_idle_stop_left_and_force_goes_ahead(
     forced = Module(force=True)
     result = stop(Capacity(forced, [], None, tag_before=stale), forced, {"service": 1, "autoscaling_group": 0})
     assert result["autosave_problem"] and "force=true" in forced.warnings[0]
-    # Without a purge the same stopped server's record is only reported.
+    # Without a purge the same stopped server's record is reported, and the deletion goes on.
     kept = Module(work_kept=True)
     result = stop(Capacity(kept, [], None, tag_before=stale), kept, {"service": 1, "autoscaling_group": 0})
-    assert result["autosave_problem"] == "" and kept.warnings == []
+    assert result["autosave_problem"].startswith("its last autosave did not succeed (failed, 2026-11-27T09:12:03Z)")
+    assert len(kept.warnings) == 1 and "force=true" not in kept.warnings[0]
+    said = autosave_said({**result, "work_kept": True}, "alice")
+    assert said.startswith("Its work was not all pushed") and "only on the work volume" in said
+
+
+def test_a_save_that_left_files_out_before_an_idle_stop_is_reported_by_down() -> None:
+    """The idle stop's save pushed, but without some paths: down.yml names them as not pushed."""
+    kept = Module(work_kept=True)
+    found = Capacity(kept, [], None, tag_before=SAVED + " left-out=3")
+    result = stop(found, kept, {"service": 0, "autoscaling_group": 0})
+    assert "left 3 path(s) out" in result["autosave_problem"] and found.calls == []
+    said = autosave_said({**result, "work_kept": True}, "alice")
+    assert "left 3 path(s) out" in said and "nothing to save" not in said

@@ -324,12 +324,14 @@ def prepare(module, capacity, service, group, was):
 def stop(module, capacity, service, group, was):
     """Before the stack's deletion: a running server stopped, its autosave checked."""
     if was["autoscaling_group"] < 1:
-        # Stopped already (the idle stop); the instance is gone. Its last
-        # save matters only when the work volume goes next (a purge): on the
-        # volume the idle stop goes ahead whatever the save pushed.
+        # Stopped already (the idle stop); the instance is gone and the work
+        # is on the volume. What its last save did not push is reported; it
+        # stops the run only when the volume goes next (a purge).
         record = capacity.autosave(service)
-        problem = "" if module.params["work_kept"] else autosave_problem(False, record, "the work volume")
-        if problem and not module.params["force"]:
+        problem = autosave_problem(False, record, "the work volume")
+        if problem and module.params["work_kept"]:
+            module.warn(f"The server {module.params['prefix']} is stopped, but {problem}, which the deletion of its stack keeps.")
+        elif problem and not module.params["force"]:
             module.fail_json(
                 msg=(
                     f"The server {module.params['prefix']} is stopped, but {problem}. So the deletion of its stack did"
@@ -338,7 +340,7 @@ def stop(module, capacity, service, group, was):
                 ),
                 **result(capacity, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
             )
-        if problem:
+        elif problem:
             module.warn(f"Going ahead with -e force=true although {problem}.")
         return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
     if module.check_mode:
