@@ -21,6 +21,8 @@ from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 
 PREFIX = "wendy"
 WORK_STACK = f"{APP}-{PREFIX}-work"
+# What a failed first up.yml leaves of the person's stack after its rollback: a stack without outputs.
+FAILED_CREATE = '{"Resources": {"Leftover": {"Type": "AWS::SNS::Topic"}}}'
 
 
 def outputs(aws: Clients, name: str) -> dict[str, str]:
@@ -89,6 +91,13 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
 
     # The server's stack, and the record of its last autosave, are gone: a
     # purge now could not tell whether everything was pushed.
+    refused = playbooks.down(PREFIX, "-e", "purge_work=true")
+    assert refused.returncode != 0 and "nothing says everything was pushed" in refused.text
+    assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
+
+    # Nor can it when the server's stack is one whose creation failed (no
+    # outputs, so no server to stop and no record): its deletion checks nothing.
+    aws.cloudformation.create_stack(StackName=f"{APP}-{PREFIX}", TemplateBody=FAILED_CREATE)
     refused = playbooks.down(PREFIX, "-e", "purge_work=true")
     assert refused.returncode != 0 and "nothing says everything was pushed" in refused.text
     assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
