@@ -86,6 +86,7 @@ def refusals(ports_changed: dict[str, Any], playbooks: Playbooks, aws: Clients, 
     )
     held = stack(aws, PERSISTENT)
     vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # off in a new VPC
     subnets = [
         aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"]["SubnetId"] for n, zone in enumerate("aba")
     ]

@@ -21,6 +21,7 @@ from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
 def given(emulator: Emulator, aws: Clients) -> dict[str, object]:
     emulator.reset()
     vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # off in a new VPC
     subnets = [
         aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
             "SubnetId"
@@ -86,6 +87,31 @@ def test_a_vpc_that_does_not_exist_is_refused(up: PlaybookRun, playbooks: Playbo
         assert run.returncode != 0
         assert "notebook_vpc_id vpc-0123456789abcdef0 does not exist in eu-west-1" in run.text, run.text[-3000:]
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
+
+
+@pytest.mark.parametrize("support", [True, False], ids=["hostnames-off", "resolution-off"])
+def test_a_vpc_that_cannot_resolve_the_work_volume_is_refused(playbooks: Playbooks, aws: Clients, support: bool) -> None:
+    """Tasks mount the work volume by its DNS name, which only a VPC with DNS resolution and hostnames resolves."""
+    vpc = aws.ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]  # hostnames off, as AWS makes a VPC
+    aws.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": support})
+    made = [
+        aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"]["SubnetId"]
+        for n, zone in enumerate("aba")
+    ]
+    try:
+        network = {"vpc": vpc, "public": made[:2], "private": made[2:]}
+        run = playbooks.up("alice", *network_args(network), "-e", "notebook_app_name=nbother")
+        assert run.returncode != 0
+        off = "DNS hostnames" if support else "DNS resolution and DNS hostnames"
+        assert f"notebook_vpc_id {vpc} has {off} off, so its notebook servers cannot mount their work volume" in run.text, (
+            run.text[-3000:]
+        )
+        assert "nothing in AWS was changed" in run.text
+        assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackName"].startswith("nbother-")]
+    finally:
+        for subnet_id in made:
+            aws.ec2.delete_subnet(SubnetId=subnet_id)
+        aws.ec2.delete_vpc(VpcId=vpc)
 
 
 def test_subnets_missing_elsewhere_or_sharing_a_zone_are_refused_before_anything_changes(

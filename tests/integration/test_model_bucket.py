@@ -22,6 +22,7 @@ def network(emulator: Emulator, aws: Clients) -> list[str]:
     """A VPC of the team's own, given to up.yml."""
     emulator.reset()
     vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # off in a new VPC
     subnets = [
         aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{n}.0/24", AvailabilityZone=f"eu-west-1{zone}")["Subnet"][
             "SubnetId"
