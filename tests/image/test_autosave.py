@@ -292,6 +292,57 @@ def test_files_over_the_size_limit_are_left_out_and_stay_on_disk(remote_and_clon
     }
 
 
+def test_unpushed_commits_holding_a_file_over_the_limit_leave_the_snapshot_their_files_but_not_themselves(
+    remote_and_clone: tuple[Path, Path],
+) -> None:
+    """A git host refuses a push that carries one oversized blob, so HEAD cannot be the snapshot's parent."""
+    remote, clone = remote_and_clone
+    pushed = git("rev-parse", "HEAD", cwd=clone).strip()
+    big = "x" * 20_000
+    (clone / "data.bin").write_text(big)
+    (clone / "a.py").write_text("a = 2\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Data and a change", cwd=clone)
+    (clone / "b.py").write_text("b = 1\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Another change", cwd=clone)
+    head = git("rev-parse", "HEAD", cwd=clone).strip()
+    (clone / "c.py").write_text("c = 1\n")  # untracked, unsaved
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert git("rev-list", "--parents", "-1", REF, cwd=remote).split()[1:] == [pushed]
+    assert tree_paths(remote, REF) == {"a.py", "b.py", "c.py"}
+    assert git("show", f"{REF}:a.py", cwd=remote) == "a = 2\n"
+    left_out = {item.path: item.reason for item in result.left_out}
+    assert set(left_out) == {"HEAD's unpushed commits", "data.bin"}
+    assert left_out["HEAD's unpushed commits"].startswith("hold data.bin of 19.5 KB, over the 10.2 KB limit")
+    assert "HEAD's unpushed commits: hold data.bin" in message(remote, REF)
+    assert git("rev-parse", "HEAD", cwd=clone).strip() == head and (clone / "data.bin").read_text() == big
+
+
+def test_a_branch_whose_unpushed_commits_hold_a_file_over_the_limit_is_left_out(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    git("checkout", "--quiet", "-b", "heavy", cwd=clone)
+    (clone / "data.bin").write_text("x" * 20_000)
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Data", cwd=clone)
+    heavy = git("rev-parse", "HEAD", cwd=clone).strip()
+    git("checkout", "--quiet", "main", cwd=clone)
+    (clone / "new.py").write_text("n = 1\n")
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert [(item.path, item.reason) for item in result.left_out] == [
+        (f"unpushed commit {heavy[:12]}", "holds data.bin of 19.5 KB, over the 10.2 KB limit")
+    ]
+    assert tree_paths(remote, REF) == {"a.py", "new.py"}
+    with pytest.raises(RuntimeError, match="git cat-file"):
+        git("cat-file", "-e", heavy, cwd=remote)
+
+
 def test_the_list_of_left_out_paths_in_the_message_is_capped(remote_and_clone: tuple[Path, Path]) -> None:
     remote, clone = remote_and_clone
     for number in range(25):

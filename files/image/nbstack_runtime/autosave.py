@@ -17,7 +17,11 @@ branches stay exactly as they were:
    tips of other local branches with unpushed commits as further parents,
    and every stash entry (refs/stash and its reflog) after them, so one ref
    keeps every unpushed commit and every stash reachable; the message says
-   how to put the stashes back;
+   how to put the stashes back. Unpushed commits that hold a file over the
+   limit cannot be pushed: a stash or branch tip holding one is left out;
+   when HEAD's do, the snapshot builds on the pushed commits they start
+   from instead of HEAD, so it keeps their files as they are now but not
+   the commits (which stay in the checkout);
 3. push that commit's sha to refs/heads/autosave/<prefix>/<timestamp> at the
    remote's URL (by URL so that no remote-tracking ref is created locally).
 
@@ -270,6 +274,42 @@ def _reset_to_head(
         git(["rm", "--cached", "--quiet", "--ignore-unmatch", *files], cwd=top, env=literal, timeout=deadline.left())
 
 
+def _largest_unpushed(top: Path, remote: str, commit: str, limit: int, deadline: _Deadline) -> tuple[int, str] | None:
+    """(size, path) of the largest blob over `limit` bytes that `commit` brings and the remote lacks, or None."""
+    # Objects the remote lacks, as "<sha> <path>" lines (a path may hold spaces).
+    objects = git(
+        ["rev-list", "--objects", commit, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
+    ).stdout
+    paths = {line.split(" ", 1)[0]: line.partition(" ")[2] for line in objects.splitlines()}
+    sizes = _blob_sizes(top, [found for found in paths if re.fullmatch(r"[0-9a-f]{40,64}", found)], deadline)
+    big = [(size, paths[blob]) for blob, size in sizes.items() if size > limit]
+    return max(big) if big else None
+
+
+def _pushable_base(
+    top: Path, remote: str, head: str | None, limit: int, deadline: _Deadline
+) -> tuple[str | None, list[str], list[LeftOut]]:
+    """What the snapshot builds on: (tree base, parents, what that leaves out).
+
+    HEAD, unless its unpushed commits hold a file over `limit`: a git host
+    refuses a push that carries one, the snapshot's own files with it. Then
+    the snapshot builds on the pushed commits those start from (none when
+    nothing is pushed), so it holds their files as they are now but not the
+    commits, which stay in the checkout.
+    """
+    big = _largest_unpushed(top, remote, head, limit, deadline) if head and limit else None
+    if big is None:
+        return head, [head] if head else [], []
+    size, path = big
+    listed = git(["rev-list", "--boundary", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left())
+    pushed = [line[1:] for line in listed.stdout.splitlines() if line.startswith("-")]
+    why = (
+        f"hold {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit; the snapshot has their files as they"
+        " are now (that one as last pushed), not the commits"
+    )
+    return (pushed[0] if pushed else None), pushed, [LeftOut("HEAD's unpushed commits", why)]
+
+
 def _stashes(top: Path, remote: str, limit: int, deadline: _Deadline) -> tuple[list[tuple[str, str]], list[LeftOut]]:
     """Every stash entry as (sha, its message), newest first; and those left out for a file over `limit`."""
     if not _rev(top, "refs/stash"):
@@ -281,17 +321,9 @@ def _stashes(top: Path, remote: str, limit: int, deadline: _Deadline) -> tuple[l
     kept: list[tuple[str, str]] = []
     left_out: list[LeftOut] = []
     for number, (sha, message) in enumerate(entries):
-        big: list[tuple[int, str]] = []
-        if limit:
-            # Objects the remote lacks, as "<sha> <path>" lines (a path may hold spaces).
-            objects = git(
-                ["rev-list", "--objects", sha, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
-            ).stdout
-            paths = {line.split(" ", 1)[0]: line.partition(" ")[2] for line in objects.splitlines()}
-            sizes = _blob_sizes(top, [found for found in paths if re.fullmatch(r"[0-9a-f]{40,64}", found)], deadline)
-            big = [(size, paths[blob]) for blob, size in sizes.items() if size > limit]
+        big = _largest_unpushed(top, remote, sha, limit, deadline) if limit else None
         if big:
-            size, path = max(big)
+            size, path = big
             left_out.append(
                 LeftOut(f"stash@{{{number}}}", f"holds {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit")
             )
@@ -384,7 +416,9 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
     url = git(["remote", "get-url", remote], cwd=top, check=False).stdout.strip()
 
     head = _rev(top, "HEAD^{commit}")
-    tree, left_out = _snapshot_tree(top, git_dir, head, limit, deadline)
+    base, base_parents, left_out = _pushable_base(top, remote, head, limit, deadline)
+    tree, tree_left_out = _snapshot_tree(top, git_dir, base, limit, deadline)
+    left_out += tree_left_out
     stashes, stashes_left_out = _stashes(top, remote, limit, deadline)
     left_out += stashes_left_out
     if left_out:
@@ -393,16 +427,30 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
             len(left_out),
             "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
         )
-    head_tree = _rev(top, "HEAD^{tree}") if head else None
+    base_tree = _rev(top, f"{base}^{{tree}}") if base else None
     tips = _unpushed_tips(top, remote, head)
-    # Every unpushed branch tip that HEAD does not already contain becomes a parent.
-    others = [tip for tip in tips if tip != head and not (head and _is_ancestor(top, tip, head))]
-    dirty = tree != head_tree and not (head is None and tree == _empty_tree(top))
+    # Every unpushed branch tip that HEAD does not already contain becomes a
+    # parent, unless it carries a file over the limit (it stays in the checkout).
+    others = []
+    for tip in tips:
+        if tip == head or (head and _is_ancestor(top, tip, head)):
+            continue
+        big = _largest_unpushed(top, remote, tip, limit, deadline) if limit else None
+        if big:
+            left_out.append(
+                LeftOut(
+                    f"unpushed commit {tip[:12]}",
+                    f"holds {big[1] or 'a file'} of {_mb(big[0])}, over the {_mb(limit)} limit",
+                )
+            )
+        else:
+            others.append(tip)
+    dirty = tree != base_tree and not (base is None and tree == _empty_tree(top))
     if not dirty and not tips and not stashes:
         log.info("autosave: nothing to save in %s", work_dir)
         return Result("nothing to save", left_out=tuple(left_out))
 
-    parents = list(dict.fromkeys(([head] if head else []) + others + [sha for sha, _ in stashes]))
+    parents = list(dict.fromkeys(base_parents + others + [sha for sha, _ in stashes]))
     # Only unpushed commits on HEAD: push HEAD as it is (a commit of ours only to say what was left out).
     as_is = head if head and not dirty and not others and not stashes and not left_out else None
     if url:
