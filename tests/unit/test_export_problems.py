@@ -69,6 +69,19 @@ def test_a_vpc_change_is_refused_while_any_instance_stack_exists() -> None:
     assert "down.yml -e persistent=absent" in problem
 
 
+def test_a_vpc_change_is_refused_while_work_volumes_exist_with_no_server_up() -> None:
+    """Every server down, their volumes kept: each work stack imports the work volume's security group."""
+    found = stacks()
+    found["instances"] = [{"prefix": p, "stack": None, "work": {"name": f"nb-{p}-work"}} for p in ("alice", "bob")]
+    (problem,) = export_problems(found, wanted(VpcId="vpc-0b"), SETTINGS)
+    assert "2 work volumes (nb-alice-work, nb-bob-work) import" in problem
+    assert "nb-persistent-WorkVolumeSecurityGroupId" in problem
+    assert "-e purge_work=true for each of them, once its owner has copied off the files to keep" in problem
+    found["instances"][0]["stack"] = CURRENT
+    (problem,) = export_problems(found, wanted(VpcId="vpc-0b"), SETTINGS)
+    assert "1 instance stack (nb-alice) and 2 work volumes (nb-alice-work, nb-bob-work) import" in problem
+
+
 def test_a_vpc_change_is_one_problem_though_the_subnets_move_with_it() -> None:
     (problem,) = export_problems(stacks(EARLIER), wanted(VpcId="vpc-0b", PrivateSubnetIds=["subnet-0b"]), SETTINGS)
     assert problem.startswith("notebook_vpc_id:")

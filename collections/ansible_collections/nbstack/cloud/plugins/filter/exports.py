@@ -12,7 +12,9 @@ tests use has no ListImports): an instance stack takes the ports and the
 private subnets as parameters of the same names as the persistent stack's,
 and one without such a parameter (made by an earlier nbstack) imports that
 export instead; every instance stack imports the VPC's exports (the VPC and
-the instance security group, which the VPC replaces).
+the instance security group, which the VPC replaces), and every work stack
+(a person's work volume, kept when their server is down) the work volume's
+security group, which the VPC replaces too.
 
 Documentation: one .yml per filter beside this file.
 """
@@ -25,7 +27,7 @@ from ansible_collections.nbstack.cloud.plugins.plugin_utils.template import para
 
 #: Persistent stack parameters a setting changes, with the exports whose value follows each.
 EXPORTS_OF = {
-    "VpcId": ("VpcId", "InstanceSecurityGroupId"),
+    "VpcId": ("VpcId", "InstanceSecurityGroupId", "WorkVolumeSecurityGroupId"),
     "PrivateSubnetIds": ("PrivateSubnetIds",),
     "NotebookPort": ("NotebookPort",),
     "HealthPort": ("HealthPort",),
@@ -35,7 +37,7 @@ EXPORTS_OF = {
 def _importers(instances, parameter):
     stacks = [entry["stack"] for entry in instances if entry.get("stack")]
     if parameter == "VpcId":
-        return stacks
+        return stacks + [entry["work"] for entry in instances if entry.get("work")]
     return [stack for stack in stacks if parameter not in (stack.get("parameters") or {})]
 
 
@@ -74,13 +76,26 @@ def export_problems(stacks, wanted, settings):
         importing = f"{counted(len(importers), 'instance stack')} ({_named(importers)})"
         verb = "imports" if len(importers) == 1 else "import"
         if parameter == "VpcId":
+            servers = [entry["stack"] for entry in instances if entry.get("stack")]
+            volumes = [entry["work"] for entry in instances if entry.get("work")]
+            importing = " and ".join(
+                f"{counted(len(found), what)} ({_named(found)})"
+                for found, what in ((servers, "instance stack"), (volumes, "work volume"))
+                if found
+            )
+            taking_down = (
+                "take every server down and delete every work volume first (down.yml -e prefix=PREFIX"
+                " -e purge_work=true for each of them, once its owner has copied off the files to keep:"
+                " a volume's mount targets cannot follow it into another VPC)"
+                if volumes
+                else "take every server down first (down.yml -e prefix=PREFIX for each of them)"
+            )
             problems.append(
                 f"{setting}: the network would move from {before} to {after}, but a load balancer cannot move to"
                 f" another VPC, and {importing} {verb} the current one's exports ({names}), which CloudFormation"
                 f" refuses to change while they are in use. Set the network settings back to {before} and its"
-                " subnets; or, to move the team, take every server down first (down.yml -e prefix=PREFIX for each"
-                " of them), then the shared stacks (down.yml -e persistent=absent; the model bucket is kept), and"
-                " run up.yml with the new network"
+                f" subnets; or, to move the team, {taking_down}, then the shared stacks (down.yml -e"
+                " persistent=absent; the model bucket is kept), and run up.yml with the new network"
             )
         else:
             problems.append(
