@@ -121,8 +121,9 @@ def test_a_port_an_earlier_stack_imports_is_refused_naming_it(refusals: dict[str
 def test_a_vpc_change_is_refused_while_instance_stacks_exist(refusals: dict[str, Any]) -> None:
     text = refused(refusals["network"])
     assert f"the network would move from {refusals['held']['parameters']['VpcId']} to {refusals['vpc']}" in text
-    assert f"2 instance stacks ({APP}-alice, {APP}-bob) import" in text
-    assert "down.yml -e persistent=absent" in text
+    # alice's work volume imports the work volume's security group, which the VPC replaces too.
+    assert f"2 instance stacks ({APP}-alice, {APP}-bob) and 1 work volume ({APP}-alice-work) import" in text
+    assert "-e purge_work=true for each of them" in text and "down.yml -e persistent=absent" in text
 
 
 def test_nothing_changed_on_a_refusal(refusals: dict[str, Any]) -> None:
