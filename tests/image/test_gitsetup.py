@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbstack_devkit.gitserver import GitHttpServer, git
-from nbstack_runtime import gitsetup
+from nbstack_runtime import gitsetup, models
 from nbstack_runtime import settings as settings_module
 from nbstack_runtime.gitcmd import git_environ
 from nbstack_runtime.settings import Settings
@@ -45,9 +45,7 @@ def credential(action: str, url: str, given: str = "") -> str:
 
 def user_git(args: list[str], given: str = "", cwd: Path | None = None) -> str:
     """git with the notebook user's global configuration (HOME), as the runtime runs it (no prompt)."""
-    return subprocess.run(
-        ["git", *args], input=given, cwd=cwd, capture_output=True, text=True, check=True, env=git_environ()
-    ).stdout
+    return subprocess.run(["git", *args], input=given, cwd=cwd, capture_output=True, text=True, check=True, env=git_environ()).stdout
 
 
 def test_a_401_from_the_host_leaves_the_stored_token_in_place(configured: Settings, git_server: GitHttpServer, repo: str) -> None:
@@ -137,9 +135,7 @@ def files_in(work: Path) -> dict[Path, bytes]:
     return {path.relative_to(work): path.read_bytes() for path in work.rglob("*") if path.is_file() and ".git" not in path.parts}
 
 
-def test_a_clone_that_cannot_be_marked_finished_is_emptied_before_anyone_works_in_it(
-    configured: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_clone_that_cannot_be_marked_finished_is_emptied_before_anyone_works_in_it(configured: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Marked unfinished, the checkout would be emptied at the next start, with what the person made in it since.
     real_git = gitsetup.git
 
@@ -221,23 +217,61 @@ def push_autosave(configured: Settings, branch: str, content: str) -> None:
     user_git(["push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], cwd=elsewhere)
 
 
-def test_a_fresh_volume_offers_the_newest_autosave_branch_in_one_command(
-    configured: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def model_bucket(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The team's model bucket, where a person's own server records its last autosave (as alice, the caller)."""
+    import boto3
+
+    name = f"models-{time.time_ns()}"
+    boto3.client("s3").create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("NBSTACK_MODEL_BUCKET", name)
+    monkeypatch.setenv("NBSTACK_PREFIX", "alice")
+    return name
+
+
+def remote_sha(configured: Settings, branch: str) -> str:
+    return user_git(["ls-remote", configured.repo_url, f"refs/heads/{branch}"]).split()[0]
+
+
+def test_a_fresh_volume_offers_the_persons_own_last_autosave_in_one_command(configured: Settings, model_bucket: str, caplog: pytest.LogCaptureFixture) -> None:
     push_autosave(configured, "autosave/alice/20261126T170000Z", "older\n")
-    push_autosave(configured, "autosave/alice/20261127T090000Z", "newest\n")
+    push_autosave(configured, "autosave/alice/20261127T090000Z", "hers\n")
+    # Anyone who may push can name a branch after alice, newer than hers: it is not offered.
+    push_autosave(configured, "autosave/alice/99991231T235959Z", "import trojan\n")
     push_autosave(configured, "autosave/alicia/20261128T090000Z", "someone else's\n")
+    models.record_autosave("autosave/alice/20261127T090000Z", remote_sha(configured, "autosave/alice/20261127T090000Z"))
     work = configured.work_dir
 
     assert gitsetup.clone_if_missing(configured) == "cloned"
 
     note = (work / gitsetup.RESTORE_NOTE).read_text()
     command = "git checkout -b restored origin/autosave/alice/20261127T090000Z"
-    assert command in note and "alicia" not in note
+    assert command in note and "alicia" not in note and "9999" not in note
     assert command in caplog.text
     assert git("status", "--porcelain", cwd=work) == ""  # the note is git-ignored
     subprocess.run(command.split(), cwd=work, check=True, capture_output=True, env=git_environ())
-    assert (work / "unsaved.py").read_text() == "newest\n"
+    assert (work / "unsaved.py").read_text() == "hers\n"
+
+
+@pytest.mark.parametrize("recorded", ["none", "moved"])
+def test_an_autosave_branch_the_persons_own_server_did_not_record_is_not_offered(
+    configured: Settings, model_bucket: str, caplog: pytest.LogCaptureFixture, recorded: str
+) -> None:
+    """A branch pushed under the person's name by someone else, or pushed over after their server recorded it."""
+    branch = "autosave/alice/20261127T090000Z"
+    push_autosave(configured, branch, "hers\n")
+    if recorded == "moved":
+        models.record_autosave(branch, remote_sha(configured, branch))
+        push_autosave(configured, branch + "-x", "x\n")  # another commit, then pushed over the recorded branch
+        user_git(
+            ["push", "--quiet", "--force", configured.repo_url, f"HEAD:refs/heads/{branch}"],
+            cwd=configured.work_dir.parent / f"elsewhere-{branch.replace('/', '-')}-x",
+        )
+
+    assert gitsetup.clone_if_missing(configured) == "cloned"
+
+    assert not (configured.work_dir / gitsetup.RESTORE_NOTE).exists()
+    assert "is not offered" in caplog.text or "none is offered" in caplog.text
 
 
 def test_a_fresh_volume_without_autosave_branches_gets_no_note(configured: Settings) -> None:

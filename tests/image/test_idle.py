@@ -515,6 +515,25 @@ def test_a_tag_that_cannot_be_written_never_holds_up_the_stop(raise_instead: boo
     assert "could not record 'saved " in caplog.text
 
 
+def test_a_save_on_the_remote_is_recorded_in_the_model_bucket_for_a_fresh_volume_to_offer(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from nbstack_runtime import models
+
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("NBSTACK_MODEL_BUCKET", bucket)
+    monkeypatch.setenv("NBSTACK_PREFIX", PREFIX)
+    calls: list[str] = []
+    assert autosave.record(saving(calls)(), FakeScaler(calls)) is True
+    assert models.recorded_autosave() == (f"autosave/{PREFIX}/20260105T090000Z", "0" * 40)
+    # Nothing saved on the remote: the record stays as it was.
+    assert autosave.record(autosave.Result("failed", detail="401"), FakeScaler(calls)) is True
+    assert models.recorded_autosave() == (f"autosave/{PREFIX}/20260105T090000Z", "0" * 40)
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A clone of a repository on this disk (its remote, 'origin', takes pushes)."""

@@ -145,3 +145,13 @@ def test_a_large_model_goes_up_in_parts_and_keeps_its_versions(bucket: str, monk
     assert models.load_model("big", version=first, bucket=bucket) == {"weights": weights}
     assert models.load_model("big", bucket=bucket) == {"weights": weights[::-1]}
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+def test_a_persons_last_autosave_is_recorded_under_their_own_prefix_and_is_no_model(bucket: str) -> None:
+    assert models.recorded_autosave(bucket=bucket) is None
+    models.record_autosave("autosave/alice/20261127T090000Z", "a" * 40, bucket=bucket)
+    models.record_autosave("autosave/alice/20261128T090000Z", "b" * 40, bucket=bucket)
+    assert models.recorded_autosave(bucket=bucket) == ("autosave/alice/20261128T090000Z", "b" * 40)
+    assert boto3.client("s3").head_object(Bucket=bucket, Key="models/alice/.autosave")
+    assert models.recorded_autosave(bucket=bucket, prefix="bob") is None
+    assert models.list_models(bucket=bucket) == []

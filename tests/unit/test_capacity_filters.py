@@ -73,3 +73,16 @@ def test_the_summary_says_started_again_only_for_a_stack_that_was_there() -> Non
     assert start_line(action="updated", started=True, healthy=True, stopped_for_update=True) == (
         "Started again on a new instance (stopped for this update)"
     )
+
+
+def test_the_summary_names_the_branch_the_stop_for_an_update_pushed() -> None:
+    """The person's own record (the service's tag): how a server moved onto a fresh volume gets its work back."""
+    record = {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
+    result = {"name": "app-alice", "action": "updated", "outputs": {}, "stopped_for_update": True, "autosave": record}
+    lines = summary.up_summary(result, {}, {}, "m5.xlarge", 60)
+    assert (
+        "Unsaved work was pushed to autosave/alice/20261127T091203Z on the stop; to continue from it in a fresh"
+        " clone: git checkout -b restored origin/autosave/alice/20261127T091203Z"
+    ) in lines
+    for other in ({"stopped_for_update": False}, {"autosave": dict(record, status="nothing", branch=None)}):
+        assert not [line for line in summary.up_summary(dict(result, **other), {}, {}, "m5.xlarge", 60) if "pushed" in line]

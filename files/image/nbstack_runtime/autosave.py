@@ -66,6 +66,7 @@ from .contract import AUTOSAVE_STAMP_FORMAT, AUTOSAVE_TAG, autosave_branch
 from .gitcmd import git
 from .gitsetup import incomplete, made_since_clone
 from .logs import setup_logging
+from .models import AUTOSAVE_RECORD
 
 if TYPE_CHECKING:
     from .scaler import Scaler
@@ -557,17 +558,31 @@ def tag_value(result: Result, at: datetime) -> str:
 def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
     """Tag the person's service with the outcome (down.yml reads it); never raises, never blocks past `timeout`.
 
-    The call runs in a daemon thread: one that hangs (an endpoint that does
-    not answer, retries) is left behind, and the stop goes on.
+    A save on the remote is also recorded under the person's own prefix in
+    the model bucket (models.record_autosave), which a fresh work volume
+    reads to offer that branch and no other. The calls run in a daemon
+    thread: one that hangs (an endpoint that does not answer, retries) is
+    left behind, and the stop goes on.
     """
     value = tag_value(result, datetime.now(timezone.utc))
     failure: list[str] = []
+    where = [f"the service's {AUTOSAVE_TAG} tag"]
+    saved = result.outcome == "saved" and result.ref and result.sha
+    if saved:
+        where.append(f"models/<prefix>/{AUTOSAVE_RECORD} in the model bucket")
 
     def publish() -> None:
         try:
             scaler.publish({AUTOSAVE_TAG: value})
         except Exception as error:  # a status detail: never a reason not to stop
-            failure.append(f"{type(error).__name__}: {error}")
+            failure.append(f"{where[0]}: {type(error).__name__}: {error}")
+        if saved:
+            try:
+                from .models import record_autosave
+
+                record_autosave(str(result.ref).removeprefix("refs/heads/"), str(result.sha))
+            except Exception as error:  # a fresh volume then offers no branch: never a reason not to stop
+                failure.append(f"{where[1]}: {type(error).__name__}: {error}")
 
     thread = threading.Thread(target=publish, name="nbstack-autosave-tag", daemon=True)
     thread.start()
@@ -575,9 +590,9 @@ def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SE
     if thread.is_alive():
         failure.append(f"no answer within {timeout:g} s")
     if failure:
-        log.error("autosave: could not record %r as the service's %s tag: %s", value, AUTOSAVE_TAG, failure[0])
+        log.error("autosave: could not record %r as %s: %s", value, " and ".join(where), "; ".join(failure))
         return False
-    log.info("autosave: recorded %r as the service's %s tag", value, AUTOSAVE_TAG)
+    log.info("autosave: recorded %r as %s", value, " and ".join(where))
     return True
 
 

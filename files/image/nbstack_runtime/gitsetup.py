@@ -172,33 +172,62 @@ def clone_if_missing(settings: Settings, *, timeout: float | None = None) -> str
             f"the clone of {settings.repo_url} finished but could not be marked finished: {error}"
         ) from error
     log.info("cloned %s into %s", settings.repo_url, work_dir)
-    offer_newest_autosave(work_dir, settings.prefix)
+    offer_own_autosave(work_dir, settings.prefix)
     return "cloned"
 
 
-def newest_autosave(work_dir: Path, prefix: str) -> str | None:
-    """The person's newest autosave branch among those a fresh clone fetched (origin/autosave/<prefix>/...)."""
+def _autosave_branches(work_dir: Path, prefix: str) -> list[str]:
+    """The autosave branches of `prefix` a fresh clone fetched (origin/autosave/<prefix>/...), whoever pushed them."""
     found = git(
         ["for-each-ref", "--format=%(refname:lstrip=3)", f"refs/remotes/origin/{AUTOSAVE_BRANCH_PREFIX}{prefix}/"],
         cwd=work_dir,
         check=False,
     )
-    branches = [name for name in found.stdout.split() if re.match(AUTOSAVE_BRANCH_PATTERN, name)]
-    # autosave/<prefix>/<UTC stamp>: the stamps sort by time.
-    return max(branches, default=None)
+    return [name for name in found.stdout.split() if re.match(AUTOSAVE_BRANCH_PATTERN, name)]
 
 
-def offer_newest_autosave(work_dir: Path, prefix: str) -> str | None:
-    """Name the newest autosave branch of a fresh clone in the log and in RESTORE_NOTE; never fails the start."""
+def own_autosave(work_dir: Path, prefix: str) -> str | None:
+    """The person's last autosave branch, as their own server recorded it, when the fresh clone has it unchanged.
+
+    Anyone who may push to the repository can push a branch named
+    autosave/<prefix>/...: only the one recorded under the person's own
+    prefix in the model bucket (models.recorded_autosave, which only their
+    task role writes) at the commit recorded there is theirs.
+    """
+    if not _autosave_branches(work_dir, prefix):
+        return None  # nothing to offer: no call to S3 on a first start
+    from .models import recorded_autosave
+
+    recorded = recorded_autosave(prefix=prefix)
+    if recorded is None:
+        log.warning("autosave branches of %s exist, but none is recorded as this server's own: none is offered", prefix)
+        return None
+    branch, sha = recorded
+    at = git(
+        ["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"], cwd=work_dir, check=False
+    )
+    if at.stdout.strip() != sha:
+        log.warning(
+            "the recorded autosave %s (%s) is %s on the remote: it is not offered",
+            branch,
+            sha[:12],
+            "at another commit" if at.stdout.strip() else "not",
+        )
+        return None
+    return branch
+
+
+def offer_own_autosave(work_dir: Path, prefix: str) -> str | None:
+    """Name the person's own last autosave branch in the log and in RESTORE_NOTE; never fails the start."""
     try:
-        branch = newest_autosave(work_dir, prefix)
+        branch = own_autosave(work_dir, prefix)
         if branch is None:
             return None
         command = f"git checkout -b restored origin/{branch}"
         (work_dir / RESTORE_NOTE).write_text(
             "# Your earlier work\n\n"
             "This server started on a fresh work volume (your first start, or after a purge).\n"
-            f"Your newest autosave branch is `{branch}`: what your last server had not pushed,\n"
+            f"Your last autosave branch is `{branch}`: what your last server had not pushed,\n"
             "committed as it was (its commit message lists what was left out, and how to\n"
             "bring back stashes).\n\n"
             f"To continue from it, run in a terminal here:\n\n    {command}\n\n"
@@ -208,9 +237,9 @@ def offer_newest_autosave(work_dir: Path, prefix: str) -> str | None:
         exclude.parent.mkdir(parents=True, exist_ok=True)
         with exclude.open("a") as handle:
             handle.write(f"/{RESTORE_NOTE}\n")
-        log.warning("fresh work volume: your newest autosave branch is %s; restore it with: %s", branch, command)
+        log.warning("fresh work volume: your last autosave branch is %s; restore it with: %s", branch, command)
         return branch
-    except (OSError, subprocess.SubprocessError) as error:
+    except Exception as error:  # the model bucket, git: an offer never fails the start
         log.warning("could not look for autosave branches to restore: %s", error)
         return None
 

@@ -318,3 +318,39 @@ def _info(item: dict[str, Any]) -> ModelInfo | None:
         last_modified=item["LastModified"],
         size=int(item["Size"]),
     )
+
+
+#: The person's last pushed autosave, under their own prefix, where only their
+#: task role writes: a fresh work volume offers that branch, never one that
+#: someone else with push access to the repository named after them. Not a
+#: model (a model name starts with a letter or a digit).
+AUTOSAVE_RECORD = ".autosave"
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def record_autosave(
+    branch: str, sha: str, *, prefix: str | None = None, bucket: str | None = None, client: Any = None
+) -> None:
+    """Record `branch` at `sha` as the person's last pushed autosave (models/<prefix>/.autosave)."""
+    (client or _client()).put_object(
+        Bucket=_bucket(bucket),
+        Key=f"{PREFIX}{_me(prefix)}/{AUTOSAVE_RECORD}",
+        Body=f"{branch} {sha}\n".encode(),
+        ContentType="text/plain",
+    )
+
+
+def recorded_autosave(
+    *, prefix: str | None = None, bucket: str | None = None, client: Any = None
+) -> tuple[str, str] | None:
+    """(branch, sha) of the person's last recorded autosave; None when none is recorded."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found = (client or _client()).get_object(Bucket=_bucket(bucket), Key=f"{PREFIX}{_me(prefix)}/{AUTOSAVE_RECORD}")
+    except ClientError as error:
+        if _error_code(error) in ("NoSuchKey", "404"):
+            return None
+        raise
+    branch, _, sha = found["Body"].read().decode(errors="replace").strip().partition(" ")
+    return (branch, sha) if branch and _SHA.fullmatch(sha) else None

@@ -30,6 +30,17 @@ def _secrets_rotated(instance):
     return ["Secrets changed: the server was restarted to use them (its work was autosaved first)"]
 
 
+def _autosaved_for_update(instance):
+    """Where the stop before this update pushed the server's unsaved work (its own record, the service's tag)."""
+    record = instance.get("autosave") or {}
+    if not (instance.get("stopped_for_update") and record.get("status") == "saved" and record.get("branch")):
+        return []
+    return [
+        f"Unsaved work was pushed to {record['branch']} on the stop{_left_out(record)}; to continue from it in"
+        f" a fresh clone: git checkout -b restored origin/{record['branch']}"
+    ]
+
+
 def _ami_waiting(instance):
     """A newer ECS-optimized AMI that a running server does not take (it would replace the server mid-work)."""
     newer = instance.get("ami_waiting")
@@ -68,6 +79,7 @@ def up_summary(instance, network, persistent, instance_type, idle_timeout_minute
         f"Instance type: {instance_type} ({instance.get('gpus')} GPU, {instance.get('memory_mib')} MiB)",
         _started(instance, idle_timeout_minutes),
         *_secrets_rotated(instance),
+        *_autosaved_for_update(instance),
         *_ami_waiting(instance),
         "Stacks: " + ", ".join(f"{stack['name']} {stack['action']}" for stack in stacks),
         *_short_way(instance),
