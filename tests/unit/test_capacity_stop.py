@@ -129,6 +129,23 @@ def test_a_server_stopped_after_a_refusal_is_still_refused_while_its_save_stands
     assert found.calls == []
 
 
+@pytest.mark.parametrize("tag", [SAVED, "nothing 2026-11-27T09:12:03Z"], ids=["saved", "nothing"])
+def test_with_no_task_to_save_an_old_record_does_not_let_the_files_go(tag: str) -> None:
+    """The instance runs, no task does (one that keeps failing to start): work since the last record may be there."""
+    module = Module()  # work_kept false: the volume is purged next (or the stack predates it)
+    found = Capacity(module, [], None, tag_before=tag)
+    with pytest.raises(Failed, match="no task was running to save just now") as failed:
+        stop(found, module, {"service": 1, "autoscaling_group": 1})
+    assert "-e force=true" in str(failed.value) and "group 0" not in found.calls
+    forced = Module(force=True)
+    result = stop(Capacity(forced, [], None, tag_before=tag), forced, {"service": 1, "autoscaling_group": 1})
+    assert "no task was running" in result["autosave_problem"] and "force=true" in forced.warnings[0]
+    # With the volume kept, the deletion goes on: nothing on it is lost.
+    kept = Module(work_kept=True)
+    result = stop(Capacity(kept, [], None, tag_before=tag), kept, {"service": 1, "autoscaling_group": 1})
+    assert result["autosave_problem"] == ""
+
+
 def test_an_idle_stopped_server_has_nothing_to_stop_or_save() -> None:
     module = Module()
     found = Capacity(module, [], None, tag_before=SAVED)

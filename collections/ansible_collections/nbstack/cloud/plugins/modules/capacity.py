@@ -286,6 +286,14 @@ def stop_task(module, capacity, service, was, what):
         capacity.note("task stopped")
     record = capacity.autosave(service)
     problem = autosave_problem(running, record, where_work_is(params))
+    if record and not running and not problem and not params["work_kept"]:
+        # The instance runs but no task did (one that keeps failing to start,
+        # one killed without its stop): the record is an earlier task's, and
+        # may be older than what is on the disk or volume that goes next.
+        problem = (
+            f"no task was running to save just now, and its last autosave record ({record['status']},"
+            f" {record['at'] or 'time unknown'}) may be older than the work on {where_work_is(params)}"
+        )
     if problem and params["work_kept"]:
         module.warn(f"The server {params['prefix']} is stopped, but {problem}, which {what} keeps.")
         return running, record, problem
