@@ -239,27 +239,39 @@ def test_a_fresh_volume_offers_the_persons_own_last_autosave_in_one_command(conf
     # Anyone who may push can name a branch after alice, newer than hers: it is not offered.
     push_autosave(configured, "autosave/alice/99991231T235959Z", "import trojan\n")
     push_autosave(configured, "autosave/alicia/20261128T090000Z", "someone else's\n")
-    models.record_autosave("autosave/alice/20261127T090000Z", remote_sha(configured, "autosave/alice/20261127T090000Z"))
+    hers = remote_sha(configured, "autosave/alice/20261127T090000Z")
+    models.record_autosave("autosave/alice/20261127T090000Z", hers)
     work = configured.work_dir
 
     assert gitsetup.clone_if_missing(configured) == "cloned"
 
     note = (work / gitsetup.RESTORE_NOTE).read_text()
-    command = "git checkout -b restored origin/autosave/alice/20261127T090000Z"
-    assert command in note and "alicia" not in note and "9999" not in note
+    # The commit, not the branch: whoever may push could move the branch after the check.
+    command = f"git checkout -b restored {hers}"
+    assert command in note and "autosave/alice/20261127T090000Z" in note
+    assert "alicia" not in note and "9999" not in note
     assert command in caplog.text
     assert git("status", "--porcelain", cwd=work) == ""  # the note is git-ignored
+    # Moved on the host now, then fetched: the command still restores her commit.
+    push_autosave(configured, "autosave/alice/20261127T090000Z-x", "import trojan\n")
+    user_git(
+        ["push", "--quiet", "--force", configured.repo_url, "HEAD:refs/heads/autosave/alice/20261127T090000Z"],
+        cwd=configured.work_dir.parent / "elsewhere-autosave-alice-20261127T090000Z-x",
+    )
+    user_git(["fetch", "--quiet", "origin"], cwd=work)
     subprocess.run(command.split(), cwd=work, check=True, capture_output=True, env=git_environ())
     assert (work / "unsaved.py").read_text() == "hers\n"
 
 
-@pytest.mark.parametrize("recorded", ["none", "moved"])
+@pytest.mark.parametrize("recorded", ["none", "moved", "elsewhere"])
 def test_an_autosave_branch_the_persons_own_server_did_not_record_is_not_offered(
     configured: Settings, model_bucket: str, caplog: pytest.LogCaptureFixture, recorded: str
 ) -> None:
     """A branch pushed under the person's name by someone else, or pushed over after their server recorded it."""
     branch = "autosave/alice/20261127T090000Z"
     push_autosave(configured, branch, "hers\n")
+    if recorded == "elsewhere":  # a record naming a branch outside the person's autosaves
+        models.record_autosave("main", remote_sha(configured, "main"))
     if recorded == "moved":
         models.record_autosave(branch, remote_sha(configured, branch))
         push_autosave(configured, branch + "-x", "x\n")  # another commit, then pushed over the recorded branch
@@ -271,7 +283,12 @@ def test_an_autosave_branch_the_persons_own_server_did_not_record_is_not_offered
     assert gitsetup.clone_if_missing(configured) == "cloned"
 
     assert not (configured.work_dir / gitsetup.RESTORE_NOTE).exists()
-    assert "is not offered" in caplog.text or "none is offered" in caplog.text
+    said = {
+        "none": "none is recorded as this server's own",
+        "moved": "is at another commit on the remote",
+        "elsewhere": "is no autosave branch of alice",
+    }
+    assert said[recorded] in caplog.text
 
 
 def test_a_fresh_volume_without_autosave_branches_gets_no_note(configured: Settings) -> None:

@@ -485,6 +485,7 @@ def test_a_busy_kernel_is_not_stopped_and_the_idle_server_is(
 
 AUTOSAVE_TAG_VALUE = re.compile(
     rf"(saved|nothing|failed) (\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ)( autosave/{PREFIX}/\d{{8}}T\d{{6}}Z)?( left-out=\d+)?"
+    r"( [0-9a-f]{40})?"  # the commit a saved one pushed
 )
 
 
@@ -591,6 +592,8 @@ def test_the_idle_stop_tags_each_outcome_of_its_autosave(capacity: Capacity, s3_
     assert found.group(1) == "saved" and found.group(4) == " left-out=1"
     branch = found.group(3).strip()
     assert git("show", f"{branch}:b.py", cwd=url) == "b = 2\n"
+    # The record names the commit the branch was pushed at (a restore checks that out, not the branch).
+    assert found.group(5).strip() == git("rev-parse", branch, cwd=url).strip()
     assert capacity.desired() == (1, 1), "stopped with a file that only the instance's disk holds"
     assert (checkout / "big.bin").stat().st_size == 20_000
 

@@ -93,6 +93,7 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
     # purge now could not tell whether everything was pushed.
     refused = playbooks.down(PREFIX, "-e", "purge_work=true")
     assert refused.returncode != 0 and "nothing says everything was pushed" in refused.text
+    assert "your server's stack is already gone" in refused.text and "The volume was not touched" in refused.text
     assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
 
     # Nor can it when the server's stack is one whose creation failed (no
@@ -100,6 +101,7 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
     aws.cloudformation.create_stack(StackName=f"{APP}-{PREFIX}", TemplateBody=FAILED_CREATE)
     refused = playbooks.down(PREFIX, "-e", "purge_work=true")
     assert refused.returncode != 0 and "nothing says everything was pushed" in refused.text
+    assert "your server's stack (deleted now) had no server to read" in refused.text
     assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
 
     ok(playbooks.up(PREFIX))

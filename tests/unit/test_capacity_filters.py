@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ansible_collections.nbstack.cloud.plugins.filter import capacity, summary
+from ansible_collections.nbstack.cloud.plugins.module_utils.contract import autosave_record
 
 TEMPLATE = (Path(__file__).resolve().parents[2] / "files" / "cloudformation" / "instance.yml").read_text()
 #: What the stack holds (cloudformation_info's shape), as the last run left it.
@@ -75,14 +76,26 @@ def test_the_summary_says_started_again_only_for_a_stack_that_was_there() -> Non
     )
 
 
-def test_the_summary_names_the_branch_the_stop_for_an_update_pushed() -> None:
-    """The person's own record (the service's tag): how a server moved onto a fresh volume gets its work back."""
-    record = {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
+def test_the_summary_names_the_commit_the_stop_for_an_update_pushed() -> None:
+    """The person's own record (the service's tag): how a server moved onto a fresh volume gets its work back.
+
+    By its commit: anyone who may push to the repository can move the branch.
+    """
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    tag = f"saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z {sha}"
+    record = autosave_record(tag)
+    assert record["commit"] == sha and record["branch"] == "autosave/alice/20261127T091203Z"
     result = {"name": "app-alice", "action": "updated", "outputs": {}, "stopped_for_update": True, "autosave": record}
     lines = summary.up_summary(result, {}, {}, "m5.xlarge", 60)
     assert (
-        "Unsaved work was pushed to autosave/alice/20261127T091203Z on the stop; to continue from it in a fresh"
-        " clone: git checkout -b restored origin/autosave/alice/20261127T091203Z"
+        f"Unsaved work was pushed to autosave/alice/20261127T091203Z on the stop, commit {sha}; to continue from it"
+        f" in a fresh clone (after git fetch origin autosave/alice/20261127T091203Z): git checkout -b restored {sha}"
     ) in lines
+    # An older server's record names no commit: no command that would trust the branch.
+    older = summary.up_summary(dict(result, autosave=autosave_record(tag.removesuffix(f" {sha}"))), {}, {}, "m5.xlarge", 60)
+    assert [line for line in older if "pushed" in line] == [
+        "Unsaved work was pushed to autosave/alice/20261127T091203Z on the stop (an older server's record names no"
+        " commit: look at that branch before you use it)"
+    ]
     for other in ({"stopped_for_update": False}, {"autosave": dict(record, status="nothing", branch=None)}):
         assert not [line for line in summary.up_summary(dict(result, **other), {}, {}, "m5.xlarge", 60) if "pushed" in line]

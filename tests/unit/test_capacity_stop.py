@@ -71,6 +71,7 @@ class Capacity(module_under_test.Capacity):
         self._tag = None
 
     def autosave(self, service: dict[str, Any]) -> dict[str, Any] | None:
+        self.record_read = True  # as the module's own does
         return autosave_record(self._tag)
 
     def set_service(self, count: int) -> None:
@@ -91,7 +92,7 @@ def test_a_running_server_is_stopped_and_its_saved_work_lets_the_deletion_go_on(
     # The old record is cleared before the stop, so only this stop's result counts.
     assert found.calls == ["clear autosave", "service 0", "stopped?"]
     assert result["stopped"] is True and result["autosave_problem"] == ""
-    assert result["autosave"] == {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
+    assert result["autosave"] == {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0, "commit": ""}
     assert "pushed to autosave/alice/20261127T091203Z" in autosave_said(result, "alice")
 
 
@@ -151,6 +152,7 @@ def test_an_idle_stopped_server_has_nothing_to_stop_or_save() -> None:
     found = Capacity(module, [], None, tag_before=SAVED)
     result = stop(found, module, {"service": 1, "autoscaling_group": 0})
     assert found.calls == [] and result["changed"] is False and result["stopped"] is False
+    assert result["autosave_read"] is True  # what lets a purge go ahead
     assert "its last autosave (saved to autosave/alice/20261127T091203Z" in autosave_said(result, "alice")
 
 
@@ -183,10 +185,16 @@ def test_work_left_on_the_disk_or_an_unknown_outcome_refuses_the_deletion(tag: s
 
 
 def test_the_record_is_read_as_the_container_writes_it() -> None:
-    assert autosave_record("saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z left-out=3") == {
+    sha = "ab" * 20
+    assert autosave_record(f"saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z left-out=3 {sha}") == {
         "status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 3,
+        "commit": sha,
     }
-    assert autosave_record("nothing 2026-11-27T09:12:03Z") == {"status": "nothing", "at": "2026-11-27T09:12:03Z", "branch": "", "left_out": 0}
+    # An older container's record names no commit.
+    assert autosave_record("saved 2026-11-27T09:12:03Z autosave/alice/20261127T091203Z")["commit"] == ""
+    assert autosave_record("nothing 2026-11-27T09:12:03Z") == {
+        "status": "nothing", "at": "2026-11-27T09:12:03Z", "branch": "", "left_out": 0, "commit": ""
+    }
     assert autosave_record("") is None and autosave_record(None) is None
     said = autosave_said({"stopped": True, "autosave": autosave_record("saved t autosave/alice/x left-out=2")}, "alice")
     assert "2 files left out" in said

@@ -546,12 +546,18 @@ def _keep_locally(work_dir: Path, sha: str, stamp: str, error: str, left_out: li
 
 
 def tag_value(result: Result, at: datetime) -> str:
-    """The nbstack:autosave tag: `<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`."""
+    """The nbstack:autosave tag: `<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>][ <commit>]`.
+
+    The commit is what a restore checks out: anyone who may push can move a
+    branch, not the commit a branch pointed at.
+    """
     parts = [result.outcome, at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
     if result.outcome == "saved" and result.ref:
         parts.append(result.ref.removeprefix("refs/heads/"))
     if result.left_out:
         parts.append(f"left-out={len(result.left_out)}")
+    if result.outcome == "saved" and result.ref and result.sha:
+        parts.append(result.sha)
     return " ".join(parts)
 
 
@@ -576,19 +582,26 @@ def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SE
             scaler.publish({AUTOSAVE_TAG: value})
         except Exception as error:  # a status detail: never a reason not to stop
             failure.append(f"{where[0]}: {type(error).__name__}: {error}")
-        if saved:
-            try:
-                from .models import record_autosave
 
-                record_autosave(str(result.ref).removeprefix("refs/heads/"), str(result.sha))
-            except Exception as error:  # a fresh volume then offers no branch: never a reason not to stop
-                failure.append(f"{where[1]}: {type(error).__name__}: {error}")
+    def remember() -> None:
+        try:
+            from .models import record_autosave
 
-    thread = threading.Thread(target=publish, name="nbstack-autosave-tag", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        failure.append(f"no answer within {timeout:g} s")
+            record_autosave(str(result.ref).removeprefix("refs/heads/"), str(result.sha))
+        except Exception as error:  # a fresh volume then offers no branch: never a reason not to stop
+            failure.append(f"{where[1]}: {type(error).__name__}: {error}")
+
+    # Side by side, so that a slow one does not use up the other's time.
+    threads = [threading.Thread(target=publish, name="nbstack-autosave-tag", daemon=True)]
+    if saved:
+        threads.append(threading.Thread(target=remember, name="nbstack-autosave-record", daemon=True))
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread, what in zip(threads, where, strict=True):
+        thread.join(max(0.0, timeout - (time.monotonic() - began)))
+        if thread.is_alive():
+            failure.append(f"{what}: no answer within {timeout:g} s")
     if failure:
         log.error("autosave: could not record %r as %s: %s", value, " and ".join(where), "; ".join(failure))
         return False

@@ -186,13 +186,18 @@ def _autosave_branches(work_dir: Path, prefix: str) -> list[str]:
     return [name for name in found.stdout.split() if re.match(AUTOSAVE_BRANCH_PATTERN, name)]
 
 
-def own_autosave(work_dir: Path, prefix: str) -> str | None:
-    """The person's last autosave branch, as their own server recorded it, when the fresh clone has it unchanged.
+#: Keeps the offered autosave's commit in the clone (RESTORE_NOTE checks it out), whatever later becomes of its branch.
+RESTORE_REF = "refs/nbstack/restore"
+
+
+def own_autosave(work_dir: Path, prefix: str) -> tuple[str, str] | None:
+    """(branch, commit) of the person's last autosave, as their own server recorded it, when the clone has it.
 
     Anyone who may push to the repository can push a branch named
-    autosave/<prefix>/...: only the one recorded under the person's own
-    prefix in the model bucket (models.recorded_autosave, which only their
-    task role writes) at the commit recorded there is theirs.
+    autosave/<prefix>/..., or move one: only the commit recorded under the
+    person's own prefix in the model bucket (models.recorded_autosave, which
+    no other person's task role may write), still at the tip of the branch
+    recorded with it when the clone fetched it, is offered.
     """
     if not _autosave_branches(work_dir, prefix):
         return None  # nothing to offer: no call to S3 on a first start
@@ -203,6 +208,9 @@ def own_autosave(work_dir: Path, prefix: str) -> str | None:
         log.warning("autosave branches of %s exist, but none is recorded as this server's own: none is offered", prefix)
         return None
     branch, sha = recorded
+    if not (branch.startswith(f"{AUTOSAVE_BRANCH_PREFIX}{prefix}/") and re.match(AUTOSAVE_BRANCH_PATTERN, branch)):
+        log.warning("the recorded autosave %r is no autosave branch of %s: it is not offered", branch, prefix)
+        return None
     at = git(
         ["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"], cwd=work_dir, check=False
     )
@@ -214,22 +222,25 @@ def own_autosave(work_dir: Path, prefix: str) -> str | None:
             "at another commit" if at.stdout.strip() else "not",
         )
         return None
-    return branch
+    return branch, sha
 
 
 def offer_own_autosave(work_dir: Path, prefix: str) -> str | None:
-    """Name the person's own last autosave branch in the log and in RESTORE_NOTE; never fails the start."""
+    """Name the person's own last recorded autosave in the log and in RESTORE_NOTE; never fails the start."""
     try:
-        branch = own_autosave(work_dir, prefix)
-        if branch is None:
+        found = own_autosave(work_dir, prefix)
+        if found is None:
             return None
-        command = f"git checkout -b restored origin/{branch}"
+        branch, sha = found
+        git(["update-ref", RESTORE_REF, sha], cwd=work_dir)
+        # The commit, not the branch: whoever may push can move the branch after this check.
+        command = f"git checkout -b restored {sha}"
         (work_dir / RESTORE_NOTE).write_text(
             "# Your earlier work\n\n"
             "This server started on a fresh work volume (your first start, or after a purge).\n"
-            f"Your last autosave branch is `{branch}`: what your last server had not pushed,\n"
-            "committed as it was (its commit message lists what was left out, and how to\n"
-            "bring back stashes).\n\n"
+            f"Your last recorded autosave is commit {sha}, pushed as `{branch}`:\n"
+            "what your last server had not pushed, committed as it was (its commit message\n"
+            "lists what was left out, and how to bring back stashes).\n\n"
             f"To continue from it, run in a terminal here:\n\n    {command}\n\n"
             "git ignores this file; delete it when you no longer need it.\n"
         )
@@ -237,7 +248,9 @@ def offer_own_autosave(work_dir: Path, prefix: str) -> str | None:
         exclude.parent.mkdir(parents=True, exist_ok=True)
         with exclude.open("a") as handle:
             handle.write(f"/{RESTORE_NOTE}\n")
-        log.warning("fresh work volume: your last autosave branch is %s; restore it with: %s", branch, command)
+        log.warning(
+            "fresh work volume: your last recorded autosave is %s (%s); restore it with: %s", branch, sha, command
+        )
         return branch
     except Exception as error:  # the model bucket, git: an offer never fails the start
         log.warning("could not look for autosave branches to restore: %s", error)

@@ -85,8 +85,9 @@ def export_problems(stacks, wanted, settings):
             )
             taking_down = (
                 "take every server down and delete every work volume first (down.yml -e prefix=PREFIX"
-                " -e purge_work=true for each of them, once its owner has copied off the files to keep:"
-                " a volume's mount targets cannot follow it into another VPC)"
+                " -e purge_work=true for each of them, with -e force=true when that server is down already,"
+                " once its owner has copied off the files to keep: a volume's mount targets cannot follow it"
+                " into another VPC)"
                 if volumes
                 else "take every server down first (down.yml -e prefix=PREFIX for each of them)"
             )

@@ -35,9 +35,13 @@ def _autosaved_for_update(instance):
     record = instance.get("autosave") or {}
     if not (instance.get("stopped_for_update") and record.get("status") == "saved" and record.get("branch")):
         return []
+    line = f"Unsaved work was pushed to {record['branch']} on the stop{_left_out(record)}"
+    if not record.get("commit"):
+        return [line + " (an older server's record names no commit: look at that branch before you use it)"]
+    # The commit, not the branch: anyone who may push to the repository can move a branch.
     return [
-        f"Unsaved work was pushed to {record['branch']} on the stop{_left_out(record)}; to continue from it in"
-        f" a fresh clone: git checkout -b restored origin/{record['branch']}"
+        line + f", commit {record['commit']}; to continue from it in a fresh clone (after git fetch origin"
+        f" {record['branch']}): git checkout -b restored {record['commit']}"
     ]
 
 

@@ -144,7 +144,7 @@ def autosave_folder(prefix):
 
 
 def autosave_record(value):
-    """The AUTOSAVE_TAG value as a dict (status, at, branch, left_out), or None when there is none.
+    """The AUTOSAVE_TAG value as a dict (status, at, branch, left_out, commit), or None when there is none.
 
     A status this side does not know is kept as it is; callers treat only
     "saved" and "nothing" as a save that succeeded.
@@ -152,9 +152,11 @@ def autosave_record(value):
     parts = str(value or "").split()
     if not parts:
         return None
-    record = {"status": parts[0], "at": "", "branch": "", "left_out": 0}
+    record = {"status": parts[0], "at": "", "branch": "", "left_out": 0, "commit": ""}
     for part in parts[1:]:
-        if part.startswith("left-out=") and part[len("left-out="):].isdigit():
+        if len(part) in (40, 64) and all(c in "0123456789abcdef" for c in part):
+            record["commit"] = part  # written since the record named its commit; "" in an older one
+        elif part.startswith("left-out=") and part[len("left-out="):].isdigit():
             record["left_out"] = int(part[len("left-out="):])
         elif part.startswith(AUTOSAVE_BRANCH_PREFIX):
             record["branch"] = part
