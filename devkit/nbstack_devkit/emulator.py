@@ -416,7 +416,7 @@ def _fill_scaling_policy_gaps() -> None:
             raise UnformattedGetAttTemplateException()
 
         @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
+        def create_from_cloudformation_json(
             cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
         ) -> ScalingPolicy:
             properties = cloudformation_json.get("Properties") or {}
@@ -426,10 +426,10 @@ def _fill_scaling_policy_gaps() -> None:
                 name=resource_name,
                 policy_type=properties.get("PolicyType", "SimpleScaling"),
                 # As the emulator's own PutScalingPolicy passes what a request leaves out.
-                metric_aggregation_type=properties.get("MetricAggregationType"),
-                adjustment_type=properties.get("AdjustmentType"),
+                metric_aggregation_type=properties.get("MetricAggregationType"),  # type: ignore[arg-type]
+                adjustment_type=properties.get("AdjustmentType"),  # type: ignore[arg-type]
                 as_name=properties["AutoScalingGroupName"],
-                min_adjustment_magnitude=properties.get("MinAdjustmentMagnitude"),
+                min_adjustment_magnitude=properties.get("MinAdjustmentMagnitude"),  # type: ignore[arg-type]
                 scaling_adjustment=None if adjustment is None else int(adjustment),
                 cooldown=None if properties.get("Cooldown") is None else int(properties["Cooldown"]),
                 target_tracking_config={},
@@ -440,14 +440,14 @@ def _fill_scaling_policy_gaps() -> None:
             return cls(backend, policy)
 
         @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
+        def update_from_cloudformation_json(
             cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
         ) -> ScalingPolicy:
             original_resource.backend.delete_policy(original_resource.policy.name)
             return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
         @classmethod
-        def delete_from_cloudformation_json(  # type: ignore[override]
+        def delete_from_cloudformation_json(
             cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
         ) -> None:
             for backend in (autoscaling_backends[account_id][region_name],):

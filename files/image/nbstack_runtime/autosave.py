@@ -298,9 +298,11 @@ def _pushable_base(
     nothing is pushed), so it holds their files as they are now but not the
     commits, which stay in the checkout.
     """
-    big = _largest_unpushed(top, remote, head, limit, deadline) if head and limit else None
+    if not head:
+        return None, [], []
+    big = _largest_unpushed(top, remote, head, limit, deadline) if limit else None
     if big is None:
-        return head, [head] if head else [], []
+        return head, [head], []
     size, path = big
     listed = git(["rev-list", "--boundary", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left())
     pushed = [line[1:] for line in listed.stdout.splitlines() if line.startswith("-")]
