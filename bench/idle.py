@@ -48,7 +48,7 @@ def clients(emulator: Emulator) -> tuple:
     return tuple(emulator.client(name) for name in ("ecs", "autoscaling", "ec2"))
 
 
-def capacity(emulator: Emulator, name: str) -> tuple[str, str, str, str]:
+def capacity(emulator: Emulator, name: str) -> tuple[str, str, str]:
     ecs, autoscaling, ec2 = clients(emulator)
     cluster = ecs.create_cluster(clusterName=f"{name}-cluster")["cluster"]["clusterName"]
     task = ecs.register_task_definition(
@@ -61,12 +61,7 @@ def capacity(emulator: Emulator, name: str) -> tuple[str, str, str, str]:
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
         VPCZoneIdentifier=ec2.describe_subnets()["Subnets"][0]["SubnetId"],
     )
-    autoscaling.put_scaling_policy(
-        AutoScalingGroupName=name, PolicyName=f"{name}-stop", PolicyType="SimpleScaling",
-        AdjustmentType="ExactCapacity", ScalingAdjustment=0,
-    )
-    (stop,) = autoscaling.describe_policies(AutoScalingGroupName=name)["ScalingPolicies"]
-    return cluster, name, name, stop["PolicyARN"]
+    return cluster, name, name
 
 
 def desired(emulator: Emulator, cluster: str, service: str, group: str) -> tuple[int, int]:
@@ -89,12 +84,12 @@ def bench_stop(emulator: Emulator, tmp: Path) -> dict[str, float]:
     git_server = GitHttpServer(tmp / "git", token=secrets.token_hex(16)).start()
     try:
         git_server.create_repo("notebooks.git", NOTEBOOK_FILES, commits=2)
-        cluster, service, group, stop = capacity(emulator, "bench-idle")
+        cluster, service, group = capacity(emulator, "bench-idle")
         env = container_environ(tmp / "home", tmp / "work", git_server.url("notebooks.git"), git_server.token, None)
         (tmp / "home").mkdir()
         env.update(
             NBSTACK_IDLE_TIMEOUT_MINUTES=str(TIMEOUT_MINUTES), NBSTACK_IDLE_POLL_SECONDS=str(POLL_SECONDS),
-            NBSTACK_CLUSTER=cluster, NBSTACK_SERVICE=service, NBSTACK_AUTOSCALING_GROUP=group, NBSTACK_STOP_POLICY=stop,
+            NBSTACK_CLUSTER=cluster, NBSTACK_SERVICE=service, NBSTACK_AUTOSCALING_GROUP=group,
             AWS_ENDPOINT_URL=emulator.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
         )
         notebook = start_notebook(env, tmp / "server.log")
@@ -136,8 +131,7 @@ def bench_up(emulator: Emulator, tmp: Path) -> dict[str, float]:
     saved = dict(os.environ)
     os.environ.update(emulator.environ({}))
     try:
-        (stop,) = emulator.client("autoscaling").describe_policies(AutoScalingGroupName=outputs["AutoScalingGroupName"])["ScalingPolicies"]
-        AwsScaler(outputs["ClusterName"], outputs["ServiceName"], outputs["AutoScalingGroupName"], REGION, stop["PolicyARN"]).scale_to_zero()
+        AwsScaler(outputs["ClusterName"], outputs["ServiceName"], outputs["AutoScalingGroupName"], REGION).scale_to_zero()
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -52,11 +52,6 @@ stay as they are for AWS. The list, one entry per property:
 - `Export` of an output after a stack update: the emulator keeps the value
   the export had at create, so a stack created later imports a stale value
   (the model bucket a persistent stack was given on a later run).
-- `AWS::AutoScaling::ScalingPolicy` (the idle stop's policy): the emulator
-  has the API but no CloudFormation model, so the policy was never made.
-  It is made with the emulator's PutScalingPolicy, `Ref` is its ARN and
-  `GetAtt` gives `Arn` and `PolicyName`; ExecutePolicy takes the ARN as
-  well as the name, as AWS does.
 - `LastUpdatedTime` of a stack: the emulator never recorded one, so a stack
   changed by an update looked as it was at its create. An update (UpdateStack,
   or an executed UPDATE change set) now sets it, as AWS does; up.yml's short
@@ -300,7 +295,6 @@ def fill_template_gaps() -> None:
     _follow_export_updates()
     _record_update_times()
     _fill_access_point_gaps()
-    _fill_scaling_policy_gaps()
     _fill_task_definition_volume_gaps()
     FakeBucket.create_from_cloudformation_json = classmethod(create_versioned)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(update_versioned)  # type: ignore[method-assign,assignment]
@@ -372,104 +366,6 @@ def _fill_task_definition_volume_gaps() -> None:
         return task_definition
 
     TaskDefinition.create_from_cloudformation_json = classmethod(create_with_api_volumes)  # type: ignore[method-assign,assignment]
-
-
-#: Models defined here, kept alive (see _fill_scaling_policy_gaps).
-_KEPT_MODELS: list[type] = []
-
-
-def _fill_scaling_policy_gaps() -> None:
-    """`AWS::AutoScaling::ScalingPolicy` in a template, and ExecutePolicy by the policy's ARN (the module's list)."""
-    from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
-    from moto.cloudformation import parsing
-    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-    from moto.core.common_models import CloudFormationModel
-
-    if "AWS::AutoScaling::ScalingPolicy" in parsing.get_model_map():
-        return
-
-    class ScalingPolicy(CloudFormationModel):
-        def __init__(self, backend: Any, policy: Any) -> None:
-            self.backend, self.policy = backend, policy
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::AutoScaling::ScalingPolicy"
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""  # AWS names the policy itself
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr in ("Arn", "PolicyName")
-
-        @property
-        def physical_resource_id(self) -> str:
-            return str(self.policy.arn)
-
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            if attribute_name == "Arn":
-                return str(self.policy.arn)
-            if attribute_name == "PolicyName":
-                return str(self.policy.name)
-            raise UnformattedGetAttTemplateException()
-
-        @classmethod
-        def create_from_cloudformation_json(
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-        ) -> ScalingPolicy:
-            properties = cloudformation_json.get("Properties") or {}
-            backend = autoscaling_backends[account_id][region_name]
-            adjustment = properties.get("ScalingAdjustment")
-            policy = backend.put_scaling_policy(
-                name=resource_name,
-                policy_type=properties.get("PolicyType", "SimpleScaling"),
-                # As the emulator's own PutScalingPolicy passes what a request leaves out.
-                metric_aggregation_type=properties.get("MetricAggregationType"),  # type: ignore[arg-type]
-                adjustment_type=properties.get("AdjustmentType"),  # type: ignore[arg-type]
-                as_name=properties["AutoScalingGroupName"],
-                min_adjustment_magnitude=properties.get("MinAdjustmentMagnitude"),  # type: ignore[arg-type]
-                scaling_adjustment=None if adjustment is None else int(adjustment),
-                cooldown=None if properties.get("Cooldown") is None else int(properties["Cooldown"]),
-                target_tracking_config={},
-                step_adjustments=[],  # type: ignore[arg-type]
-                estimated_instance_warmup=None,  # type: ignore[arg-type]
-                predictive_scaling_configuration={},  # type: ignore[arg-type]
-            )
-            return cls(backend, policy)
-
-        @classmethod
-        def update_from_cloudformation_json(
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> ScalingPolicy:
-            original_resource.backend.delete_policy(original_resource.policy.name)
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-
-        @classmethod
-        def delete_from_cloudformation_json(
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> None:
-            for backend in (autoscaling_backends[account_id][region_name],):
-                for name in [n for n, p in backend.policies.items() if n == resource_name or p.arn == resource_name]:
-                    backend.delete_policy(name)
-
-        def delete(self, account_id: str, region_name: str) -> None:
-            self.backend.delete_policy(self.policy.name)
-
-    execute = AutoScalingBackend.execute_policy
-
-    def execute_policy(self: AutoScalingBackend, group_name: str) -> None:
-        # The API's PolicyName (the emulator's argument name notwithstanding): a name, or an ARN ending in policyName/<name>.
-        name = group_name.rsplit(":policyName/", 1)[-1] if group_name.startswith("arn:") else group_name
-        execute(self, name)
-
-    AutoScalingBackend.execute_policy = execute_policy  # type: ignore[method-assign]
-    # The emulator finds its models among CloudFormationModel's subclasses, which are weak references.
-    _KEPT_MODELS.append(ScalingPolicy)
-    parsing.get_model_list.cache_clear()
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
 
 
 def _fill_access_point_gaps() -> None:

@@ -12,7 +12,7 @@ of the calls the container makes is given the ARN AWS evaluates for it:
 
 - ECS `DescribeServices` and `UpdateService`: the service's ARN;
   `TagResource`: the resource ARN in the request;
-- auto scaling `ExecutePolicy`, `SetDesiredCapacity` and `UpdateAutoScalingGroup`: the group's ARN;
+- auto scaling `SetDesiredCapacity` and `UpdateAutoScalingGroup`: the group's ARN;
 - Secrets Manager `GetSecretValue`: the secret's ARN (with its random suffix).
 
 S3 requests already name their bucket and key. Conditions are not evaluated
@@ -37,7 +37,7 @@ from moto.server import main as moto_server
 from .emulator import fill_template_gaps
 
 ECS_SERVICE_ACTIONS = frozenset({"DescribeServices", "UpdateService"})
-AUTOSCALING_GROUP_ACTIONS = frozenset({"ExecutePolicy", "SetDesiredCapacity", "UpdateAutoScalingGroup"})
+AUTOSCALING_GROUP_ACTIONS = frozenset({"SetDesiredCapacity", "UpdateAutoScalingGroup"})
 
 
 def _ecs_resource(self: Any) -> str:

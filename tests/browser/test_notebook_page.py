@@ -299,9 +299,7 @@ def test_an_idle_stop_then_up_yml_brings_the_server_back_with_the_edit_still_the
         for key, value in demo.emulator.environ({}).items():
             monkeypatch.setenv(key, value)
         env = demo.task.plan.environ
-        AwsScaler(
-            env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION, env["NBSTACK_STOP_POLICY"]
-        ).scale_to_zero()
+        AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION).scale_to_zero()
         wait_until(lambda: agent_said("(idle stop): stopped task"), 120, "the idle stop to stop the task", interval=0.5)
         # The server is gone: the page does not load, nothing answers.
         from playwright.sync_api import Error as PlaywrightError

@@ -209,9 +209,9 @@ class RecordingEcs:
 def test_every_tag_the_watcher_writes_is_one_ecs_accepts() -> None:
     """The last activity, the stop time and the stop reason: keys and values, as they reach TagResource."""
     ecs = RecordingEcs()
-    scaler = AwsScaler("cluster", "service", "group", stop_policy="arn:aws:autoscaling:eu-west-1:123456789012:scalingPolicy:x")
+    scaler = AwsScaler("cluster", "service", "group")
     scaler._clients["ecs"] = ecs
-    scaler._clients["autoscaling"] = type("Group", (), {"execute_policy": lambda self, **kw: None})()
+    scaler._clients["autoscaling"] = type("Group", (), {"set_desired_capacity": lambda self, **kw: None})()
     reason = policy.decide(activity(61), T0, 60, 0).reason
     saved = autosave.Result("pushed", f"refs/heads/autosave/{PREFIX}/20260105T090000Z", "0" * 40)
     watcher = Watcher(read=lambda: activity(61), scaler=scaler, autosave=lambda: saved, idle_timeout_minutes=60, clock=lambda: T0)
@@ -294,7 +294,6 @@ class Capacity:
     group: str
     ecs: Any
     autoscaling: Any
-    stop_policy: str
 
     def desired(self) -> tuple[int, int]:
         service = self.ecs.describe_services(cluster=self.cluster, services=[self.service])["services"][0]
@@ -310,7 +309,6 @@ class Capacity:
             "NBSTACK_CLUSTER": self.cluster,
             "NBSTACK_SERVICE": self.service,
             "NBSTACK_AUTOSCALING_GROUP": self.group,
-            "NBSTACK_STOP_POLICY": self.stop_policy,
             **emulator.environ({}),
         }
 
@@ -340,14 +338,7 @@ def capacity(emulator: Emulator) -> Iterator[Capacity]:
         VPCZoneIdentifier=subnet,
         Tags=[{"Key": "nbstack:prefix", "Value": PREFIX, "PropagateAtLaunch": True}],
     )
-    # The instance stack's stop policy: exactly 0 instances.
-    autoscaling.put_scaling_policy(
-        AutoScalingGroupName=name, PolicyName=f"{name}-stop", PolicyType="SimpleScaling", AdjustmentType="ExactCapacity", ScalingAdjustment=0
-    )
-    # The emulator's PutScalingPolicy answer names the ARN in a key botocore does not read: described instead.
-    (policy,) = autoscaling.describe_policies(AutoScalingGroupName=name)["ScalingPolicies"]
-    stop = policy["PolicyARN"]
-    found = Capacity(cluster, name, name, ecs, autoscaling, stop)
+    found = Capacity(cluster, name, name, ecs, autoscaling)
     assert found.desired() == (1, 1)
     yield found
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
@@ -564,7 +555,7 @@ def test_the_idle_stop_tags_each_outcome_of_its_autosave(capacity: Capacity, s3_
     def stop_once() -> Watcher:
         watcher = Watcher(
             read=lambda: activity(90),
-            scaler=AwsScaler(capacity.cluster, capacity.service, capacity.group, "eu-west-1", capacity.stop_policy),
+            scaler=AwsScaler(capacity.cluster, capacity.service, capacity.group, "eu-west-1"),
             autosave=lambda: autosave.autosave(checkout, PREFIX, timeout=20, max_file_mb=0.01),
             idle_timeout_minutes=60,
         )

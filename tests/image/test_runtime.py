@@ -139,7 +139,7 @@ def test_jupyter_config_is_written_once_naming_the_watcher_provider_when_it_is_o
     written: list[Path] = []
     write = jupyter_config.write_private
     monkeypatch.setattr(jupyter_config, "write_private", lambda path, text: (written.append(path), write(path, text)))
-    idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g", "NBSTACK_STOP_POLICY": "p"}
+    idle_on = {"NBSTACK_CLUSTER": "c", "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
     s = settings(HOME=str(tmp_path / "on"), NBSTACK_NOTEBOOK_PASSWORD="pw", **idle_on)
     jupyter_config.configure(s)
     # The config file once, the token before it; JupyterLab's page config after it.
@@ -292,7 +292,7 @@ from nbstack_runtime import hooks
 from nbstack_runtime.settings import Settings
 env = {"NBSTACK_PREFIX": "alice", "HOME": sys.argv[1], "NBSTACK_WORK_DIR": sys.argv[1] + "/work",
        "NBSTACK_NOTEBOOK_PASSWORD": "pw", "NBSTACK_API_TOKEN": "t" * 40, "NBSTACK_CLUSTER": "c",
-       "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g", "NBSTACK_STOP_POLICY": "p"}
+       "NBSTACK_SERVICE": "s", "NBSTACK_AUTOSCALING_GROUP": "g"}
 payload = hooks.secret_payload(Settings.from_environ(env))
 hooks.start_sidecar = lambda settings: None
 hooks.configure(Settings.from_environ({k: v for k, v in env.items() if "PASSWORD" not in k and "TOKEN" not in k}), payload)

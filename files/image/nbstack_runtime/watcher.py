@@ -281,9 +281,7 @@ def watcher_from_settings(settings: Settings, jupyter_pid: Callable[[], int | No
     )
     return Watcher(
         read=lambda: client.activity(jupyter_pid()),
-        scaler=AwsScaler(
-            settings.cluster, settings.service, settings.autoscaling_group, settings.aws_region, settings.stop_policy
-        ),
+        scaler=AwsScaler(settings.cluster, settings.service, settings.autoscaling_group, settings.aws_region),
         autosave=run_autosave,
         idle_timeout_minutes=settings.idle_timeout_minutes,
         max_lifetime_hours=settings.max_lifetime_hours,
