@@ -259,6 +259,9 @@ def test_a_fresh_volume_offers_the_persons_own_last_autosave_in_one_command(conf
         cwd=configured.work_dir.parent / "elsewhere-autosave-alice-20261127T090000Z-x",
     )
     user_git(["fetch", "--quiet", "origin"], cwd=work)
+    # Nothing else keeps her commit now: it stays for the kept ref (refs/nbstack/restore) alone.
+    user_git(["reflog", "expire", "--expire=now", "--all"], cwd=work)
+    user_git(["gc", "--quiet", "--prune=now"], cwd=work)
     subprocess.run(command.split(), cwd=work, check=True, capture_output=True, env=git_environ())
     assert (work / "unsaved.py").read_text() == "hers\n"
 

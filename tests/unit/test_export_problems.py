@@ -76,7 +76,7 @@ def test_a_vpc_change_is_refused_while_work_volumes_exist_with_no_server_up() ->
     (problem,) = export_problems(found, wanted(VpcId="vpc-0b"), SETTINGS)
     assert "2 work volumes (nb-alice-work, nb-bob-work) import" in problem
     assert "nb-persistent-WorkVolumeSecurityGroupId" in problem
-    assert "-e purge_work=true for each of them, with -e force=true when that server is down already" in problem
+    assert "-e purge_work=true for each of them, with -e force=true when that person's server stack is gone" in problem
     assert "once its owner has copied off the files to keep" in problem
     found["instances"][0]["stack"] = CURRENT
     (problem,) = export_problems(found, wanted(VpcId="vpc-0b"), SETTINGS)

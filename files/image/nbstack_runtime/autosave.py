@@ -568,9 +568,9 @@ def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SE
 
     A save on the remote is also recorded under the person's own prefix in
     the model bucket (models.record_autosave), which a fresh work volume
-    reads to offer that branch and no other. The calls run in a daemon
-    thread: one that hangs (an endpoint that does not answer, retries) is
-    left behind, and the stop goes on.
+    reads to offer that commit and no other. The two calls run side by side
+    in daemon threads: one that hangs (an endpoint that does not answer,
+    retries) is left behind, and the stop goes on.
     """
     value = tag_value(result, datetime.now(timezone.utc))
     failure: list[str] = []

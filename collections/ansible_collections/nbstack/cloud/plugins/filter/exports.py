@@ -85,7 +85,8 @@ def export_problems(stacks, wanted, settings):
             )
             taking_down = (
                 "take every server down and delete every work volume first (down.yml -e prefix=PREFIX"
-                " -e purge_work=true for each of them, with -e force=true when that server is down already,"
+                " -e purge_work=true for each of them, with -e force=true when that person's server stack is gone"
+                " already,"
                 " once its owner has copied off the files to keep: a volume's mount targets cannot follow it"
                 " into another VPC)"
                 if volumes
