@@ -71,7 +71,6 @@ class Capacity(module_under_test.Capacity):
         self._tag = None
 
     def autosave(self, service: dict[str, Any]) -> dict[str, Any] | None:
-        self.record_read = True  # as the module's own does
         return autosave_record(self._tag)
 
     def set_service(self, count: int) -> None:
@@ -91,7 +90,7 @@ def test_a_running_server_is_stopped_and_its_saved_work_lets_the_deletion_go_on(
     result = stop(found, module)
     # The old record is cleared before the stop, so only this stop's result counts.
     assert found.calls == ["clear autosave", "service 0", "stopped?"]
-    assert result["stopped"] is True and result["autosave_problem"] == ""
+    assert result["stopped"] is True and result["autosave_problem"] == "" and result["autosave_read"] is True
     assert result["autosave"] == {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0, "commit": ""}
     assert "pushed to autosave/alice/20261127T091203Z" in autosave_said(result, "alice")
 

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,7 +66,7 @@ from .contract import AUTOSAVE_STAMP_FORMAT, AUTOSAVE_TAG, autosave_branch
 from .gitcmd import git
 from .gitsetup import incomplete, made_since_clone
 from .logs import setup_logging
-from .models import AUTOSAVE_RECORD
+from .models import AUTOSAVE_RECORD, record_autosave
 
 if TYPE_CHECKING:
     from .scaler import Scaler
@@ -573,41 +573,34 @@ def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SE
     retries) is left behind, and the stop goes on.
     """
     value = tag_value(result, datetime.now(timezone.utc))
+    calls: dict[str, Callable[[], None]] = {
+        f"the service's {AUTOSAVE_TAG} tag": lambda: scaler.publish({AUTOSAVE_TAG: value})
+    }
+    if result.outcome == "saved" and result.ref and result.sha:
+        branch, sha = result.ref.removeprefix("refs/heads/"), result.sha
+        calls[f"models/<prefix>/{AUTOSAVE_RECORD} in the model bucket"] = lambda: record_autosave(branch, sha)
     failure: list[str] = []
-    where = [f"the service's {AUTOSAVE_TAG} tag"]
-    saved = result.outcome == "saved" and result.ref and result.sha
-    if saved:
-        where.append(f"models/<prefix>/{AUTOSAVE_RECORD} in the model bucket")
 
-    def publish() -> None:
+    def run(what: str, call: Callable[[], None]) -> None:
         try:
-            scaler.publish({AUTOSAVE_TAG: value})
-        except Exception as error:  # a status detail: never a reason not to stop
-            failure.append(f"{where[0]}: {type(error).__name__}: {error}")
-
-    def remember() -> None:
-        try:
-            from .models import record_autosave
-
-            record_autosave(str(result.ref).removeprefix("refs/heads/"), str(result.sha))
-        except Exception as error:  # a fresh volume then offers no branch: never a reason not to stop
-            failure.append(f"{where[1]}: {type(error).__name__}: {error}")
+            call()
+        except Exception as error:  # a status detail, or no offer on a fresh volume: never a reason not to stop
+            failure.append(f"{what}: {type(error).__name__}: {error}")
 
     # Side by side, so that a slow one does not use up the other's time.
-    threads = [threading.Thread(target=publish, name="nbstack-autosave-tag", daemon=True)]
-    if saved:
-        threads.append(threading.Thread(target=remember, name="nbstack-autosave-record", daemon=True))
+    threads = {what: threading.Thread(target=run, args=(what, call), daemon=True) for what, call in calls.items()}
     began = time.monotonic()
-    for thread in threads:
+    for thread in threads.values():
         thread.start()
-    for thread, what in zip(threads, where, strict=True):
+    for what, thread in threads.items():
         thread.join(max(0.0, timeout - (time.monotonic() - began)))
         if thread.is_alive():
             failure.append(f"{what}: no answer within {timeout:g} s")
+    where = " and ".join(calls)
     if failure:
-        log.error("autosave: could not record %r as %s: %s", value, " and ".join(where), "; ".join(failure))
+        log.error("autosave: could not record %r as %s: %s", value, where, "; ".join(failure))
         return False
-    log.info("autosave: recorded %r as %s", value, " and ".join(where))
+    log.info("autosave: recorded %r as %s", value, where)
     return True
 
 

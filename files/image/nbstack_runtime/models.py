@@ -320,10 +320,11 @@ def _info(item: dict[str, Any]) -> ModelInfo | None:
     )
 
 
-#: The person's last pushed autosave, under their own prefix, where only their
-#: task role writes: a fresh work volume offers that branch, never one that
-#: someone else with push access to the repository named after them. Not a
-#: model (a model name starts with a letter or a digit).
+#: The person's last pushed autosave (branch and commit), under their own
+#: prefix, which no other person's task role may write: a fresh work volume
+#: offers that commit, never one that someone else with push access to the
+#: repository put on a branch named after them. Not a model (a model name
+#: starts with a letter or a digit).
 AUTOSAVE_RECORD = ".autosave"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 

@@ -35,10 +35,11 @@ EXPORTS_OF = {
 
 
 def _importers(instances, parameter):
+    """(instance stacks, work stacks) that import the exports behind `parameter`."""
     stacks = [entry["stack"] for entry in instances if entry.get("stack")]
     if parameter == "VpcId":
-        return stacks + [entry["work"] for entry in instances if entry.get("work")]
-    return [stack for stack in stacks if parameter not in (stack.get("parameters") or {})]
+        return stacks, [entry["work"] for entry in instances if entry.get("work")]
+    return [stack for stack in stacks if parameter not in (stack.get("parameters") or {})], []
 
 
 def _named(stacks):
@@ -66,23 +67,20 @@ def export_problems(stacks, wanted, settings):
         after = parameter_value(wanted[parameter])
         if before == after:
             continue
-        importers = _importers(instances, parameter)
+        servers, volumes = _importers(instances, parameter)
         # Subnets move with the VPC: the VPC's problem says all there is to do.
-        if not importers or parameter == "PrivateSubnetIds" and vpc_blocked:
+        if not servers + volumes or parameter == "PrivateSubnetIds" and vpc_blocked:
             continue
         vpc_blocked = vpc_blocked or parameter == "VpcId"
         setting = settings.get(parameter, parameter)
         names = ", ".join(f"{persistent['name']}-{export}" for export in exports)
-        importing = f"{counted(len(importers), 'instance stack')} ({_named(importers)})"
-        verb = "imports" if len(importers) == 1 else "import"
+        importing = " and ".join(
+            f"{counted(len(found), what)} ({_named(found)})"
+            for found, what in ((servers, "instance stack"), (volumes, "work volume"))
+            if found
+        )
+        verb = "imports" if len(servers + volumes) == 1 else "import"
         if parameter == "VpcId":
-            servers = [entry["stack"] for entry in instances if entry.get("stack")]
-            volumes = [entry["work"] for entry in instances if entry.get("work")]
-            importing = " and ".join(
-                f"{counted(len(found), what)} ({_named(found)})"
-                for found, what in ((servers, "instance stack"), (volumes, "work volume"))
-                if found
-            )
             taking_down = (
                 "take every server down and delete every work volume first (down.yml -e prefix=PREFIX"
                 " -e purge_work=true for each of them, with -e force=true when that person's server stack is gone"

@@ -30,9 +30,6 @@ WAIT_INTERVAL = 2
 class Capacity:
     """The person's service, group and container instance, and a record of what was done to them."""
 
-    #: Whether the container's autosave record was read (a purge trusts nothing else).
-    record_read = False
-
     def __init__(self, module, params=None, client=None):
         """params: cluster, service, autoscaling_group, prefix, target_group_arn and the timeouts (the module's by
         default); client: a function from a service's name to its client (AnsibleAWSModule.client's by default)."""
@@ -161,7 +158,6 @@ class Capacity:
     def autosave(self, service):
         """The container's last recorded autosave result (contract.autosave_record), or None."""
         tags = boto3_tag_list_to_ansible_dict(self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", []))
-        self.record_read = True
         return autosave_record(tags.get(AUTOSAVE_TAG))
 
     def clear_autosave(self, service):
@@ -213,7 +209,9 @@ class Capacity:
 def result(capacity, **values):
     values.setdefault("autosave", None)
     values.setdefault("autosave_problem", "")
-    return dict(values, autosave_read=capacity.record_read, timeline=capacity.timeline, waited=round(capacity.waited, 1))
+    # Whether the container's autosave record was read: a purge trusts nothing else.
+    values.setdefault("autosave_read", False)
+    return dict(values, timeline=capacity.timeline, waited=round(capacity.waited, 1))
 
 
 def park_service(module, capacity, was):

@@ -350,12 +350,18 @@ def stop(module, capacity, service, group, was):
             )
         elif problem:
             module.warn(f"Going ahead with -e force=true although {problem}.")
-        return result(capacity, changed=False, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
+        return result(
+            capacity, changed=False, stopped=False, started=False, was=was, healthy=None,
+            autosave=record, autosave_problem=problem, autosave_read=True,
+        )
     if module.check_mode:
         return result(capacity, changed=was["service"] >= 1, stopped=was["service"] >= 1, started=False, was=was, healthy=None)
     running, record, problem = stop_task(module, capacity, service, was, "the deletion of its stack")
     changed = running or was["service"] >= 1
-    return result(capacity, changed=changed, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem)
+    return result(
+        capacity, changed=changed, stopped=running, started=False, was=was, healthy=None,
+        autosave=record, autosave_problem=problem, autosave_read=True,
+    )
 
 
 def main():
