@@ -11,6 +11,7 @@ evaluate: tests/unit/test_templates.py asserts it on the templates.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ from team import APP
 
 from nbstack_devkit.emulator import Clients, Emulator
 from nbstack_devkit.playbooks import PlaybookRun, Playbooks, ok
+from nbstack_runtime.autosave import Result, tag_value
+from nbstack_runtime.contract import AUTOSAVE_TAG
+from nbstack_runtime.scaler import AwsScaler
 
 PREFIX = "wendy"
 WORK_STACK = f"{APP}-{PREFIX}-work"
@@ -106,6 +110,25 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
 
     ok(playbooks.up(PREFIX))
     assert mounted_volume(aws)["fileSystemId"] == file_system
+
+    # Nor when the server never recorded a save (the emulator runs no task):
+    # the stack is kept, the server stopped.
+    refused = playbooks.down(PREFIX, "-e", "purge_work=true")
+    assert refused.returncode != 0 and "no autosave of it is recorded" in refused.text
+    assert "So the deletion of its stack did not happen" in refused.text
+    assert f"{APP}-{PREFIX}" in [s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]]
+    assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
+
+    # What the idle stop leaves after a save that pushed everything: the
+    # container's record on the service, then the group at 0.
+    instance = outputs(aws, f"{APP}-{PREFIX}")
+    idle_stop = AwsScaler(
+        instance["ClusterName"], instance["ServiceName"], instance["AutoScalingGroupName"],
+        _clients={"ecs": aws.ecs, "autoscaling": aws.autoscaling},
+    )
+    saved = Result("pushed", f"refs/heads/autosave/{PREFIX}/20261129T120000Z", "ab" * 20)
+    idle_stop.publish({AUTOSAVE_TAG: tag_value(saved, datetime.now(timezone.utc))})
+    idle_stop.scale_to_zero()
 
     purged = ok(playbooks.down(PREFIX, "-e", "purge_work=true"))
     assert f"Your work volume {WORK_STACK} is deleted, with every file on it." in purged.text

@@ -279,3 +279,23 @@ def test_a_save_that_left_files_out_before_an_idle_stop_is_reported_by_down() ->
     assert "left 3 path(s) out" in result["autosave_problem"] and found.calls == []
     said = autosave_said({**result, "work_kept": True}, "alice")
     assert "left 3 path(s) out" in said and "nothing to save" not in said
+
+
+@pytest.mark.parametrize(
+    "was", [{"service": 1, "autoscaling_group": 1}, {"service": 1, "autoscaling_group": 0}], ids=["no-task", "idle-stopped"]
+)
+def test_a_purge_refuses_a_server_that_never_recorded_a_save(was: dict[str, int]) -> None:
+    """No record at all (no task stopped with a save, or the idle stop's tag write failed): the volume's files may be unpushed."""
+    module = Module()  # work_kept false: the volume is purged next
+    found = Capacity(module, [], None)
+    with pytest.raises(Failed, match="no autosave of it is recorded") as failed:
+        stop(found, module, was)
+    assert "-e force=true" in str(failed.value) and "group 0" not in found.calls
+    forced = Module(force=True)
+    result = stop(Capacity(forced, [], None), forced, was)
+    assert "no autosave of it is recorded" in result["autosave_problem"] and "force=true" in forced.warnings[0]
+    assert autosave_said(result, "alice").startswith("Its work was NOT saved")
+    # Without a purge nothing goes that the record would speak for.
+    kept = Module(work_kept=True)
+    result = stop(Capacity(kept, [], None), kept, was)
+    assert result["autosave_problem"] == "" and kept.warnings == []

@@ -116,7 +116,8 @@ options:
   force:
     description: >-
       Go on (with a warning) when the autosave of the stopped server failed
-      or was not recorded (C(state=prepared) and C(state=stopped)).
+      or was not recorded, or, with the work not kept, when no autosave is
+      recorded at all (C(state=prepared) and C(state=stopped)).
     type: bool
     default: false
   work_kept:
@@ -254,6 +255,23 @@ def autosave_problem(stopped_a_task, record, where="the instance's disk"):
     return ""
 
 
+def unrecorded_problem(record, stopped_a_task, params, where):
+    """Why work that goes next may be unsaved when no autosave is recorded at all; "" otherwise.
+
+    No record and no task stopped just now: no server of this stack has
+    recorded a save since its record was last cleared (a new server whose
+    task never stopped, one that keeps failing to start, an image from
+    before the record), or the record could not be written (the idle stop's
+    tag write failed). Only a problem when the work's place goes next.
+    """
+    if record is not None or stopped_a_task or params["work_kept"]:
+        return ""
+    return (
+        "no autosave of it is recorded (none of its tasks has recorded a save since it last started,"
+        f" or the record could not be written): nothing says the work on {where} was pushed"
+    )
+
+
 def where_work_is(params):
     """Where a person's unpushed work lives, for the messages."""
     return "the work volume" if params["work_kept"] else "the instance's disk"
@@ -285,7 +303,9 @@ def stop_task(module, capacity, service, was, what):
     if running:
         capacity.note("task stopped")
     record = capacity.autosave(service)
-    problem = autosave_problem(running, record, where_work_is(params))
+    problem = autosave_problem(running, record, where_work_is(params)) or unrecorded_problem(
+        record, running, params, where_work_is(params)
+    )
     if record and not running and not problem and not params["work_kept"]:
         # The instance runs but no task did (one that keeps failing to start,
         # one killed without its stop): the record is an earlier task's, and
@@ -336,7 +356,9 @@ def stop(module, capacity, service, group, was):
         # is on the volume. What its last save did not push is reported; it
         # stops the run only when the volume goes next (a purge).
         record = capacity.autosave(service)
-        problem = autosave_problem(False, record, "the work volume")
+        problem = autosave_problem(False, record, "the work volume") or unrecorded_problem(
+            record, False, module.params, "the work volume"
+        )
         if problem and module.params["work_kept"]:
             module.warn(f"The server {module.params['prefix']} is stopped, but {problem}, which the deletion of its stack keeps.")
         elif problem and not module.params["force"]:
