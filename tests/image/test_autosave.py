@@ -322,6 +322,60 @@ def test_unpushed_commits_holding_a_file_over_the_limit_leave_the_snapshot_their
     assert git("rev-parse", "HEAD", cwd=clone).strip() == head and (clone / "data.bin").read_text() == big
 
 
+def test_unpushed_commits_before_the_one_holding_a_file_over_the_limit_are_kept(
+    remote_and_clone: tuple[Path, Path],
+) -> None:
+    """Only the commits from the one that brings the large file on stay out; a branch into them is kept too."""
+    remote, clone = remote_and_clone
+    (clone / "a.py").write_text("a = 2\n")
+    git("commit", "--quiet", "-am", "A change", cwd=clone)
+    (clone / "b.py").write_text("b = 1\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Another change", cwd=clone)
+    clean = git("rev-parse", "HEAD", cwd=clone).strip()
+    git("branch", "wip", "HEAD~1", cwd=clone)  # a branch into HEAD's history, before the clean tip
+    wip = git("rev-parse", "wip", cwd=clone).strip()
+    (clone / "data.bin").write_text("x" * 20_000)
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Data", cwd=clone)
+    (clone / "c.py").write_text("c = 1\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "After the data", cwd=clone)
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert git("rev-list", "--parents", "-1", REF, cwd=remote).split()[1:] == [clean]
+    assert git("merge-base", "--is-ancestor", wip, REF, cwd=remote) == ""  # the branch's commit is saved
+    assert tree_paths(remote, REF) == {"a.py", "b.py", "c.py"}
+    left_out = {item.path: item.reason for item in result.left_out}
+    assert set(left_out) == {"HEAD's unpushed commits", "data.bin"}
+    assert left_out["HEAD's unpushed commits"] == (
+        f"hold data.bin of 19.5 KB, over the 10.2 KB limit; the snapshot keeps the commits up to {clean[:12]}"
+        f" and has the files as they are now (that one as in {clean[:12]}), not the 2 commit(s) after it"
+    )
+
+
+def test_a_branch_into_head_s_commits_after_a_file_over_the_limit_is_named(remote_and_clone: tuple[Path, Path]) -> None:
+    remote, clone = remote_and_clone
+    (clone / "data.bin").write_text("x" * 20_000)
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "Data", cwd=clone)
+    git("branch", "heavy", cwd=clone)
+    heavy = git("rev-parse", "heavy", cwd=clone).strip()
+    (clone / "c.py").write_text("c = 1\n")
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", "After the data", cwd=clone)
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert [item.path for item in result.left_out] == [
+        "HEAD's unpushed commits", "data.bin", f"unpushed commit {heavy[:12]}"
+    ]
+    assert f"unpushed commit {heavy[:12]}: holds data.bin" in message(remote, REF)
+
+
 def test_a_branch_whose_unpushed_commits_hold_a_file_over_the_limit_is_left_out(remote_and_clone: tuple[Path, Path]) -> None:
     remote, clone = remote_and_clone
     git("checkout", "--quiet", "-b", "heavy", cwd=clone)

@@ -294,9 +294,11 @@ def _pushable_base(
 
     HEAD, unless its unpushed commits hold a file over `limit`: a git host
     refuses a push that carries one, the snapshot's own files with it. Then
-    the snapshot builds on the pushed commits those start from (none when
-    nothing is pushed), so it holds their files as they are now but not the
-    commits, which stay in the checkout.
+    the snapshot builds on the newest commit of HEAD's first-parent line that
+    brings no such file (or, when none is clean, on the pushed commits the
+    line starts from, or nothing when nothing is pushed), so it holds the
+    files as they are now and the commits up to that one, but not the later
+    ones, which stay in the checkout.
     """
     if not head:
         return None, [], []
@@ -304,12 +306,30 @@ def _pushable_base(
     if big is None:
         return head, [head], []
     size, path = big
+    # Newest first; line[0] is HEAD. A commit brings its ancestors' unpushed
+    # files too, so along the line "brings a file over the limit" turns from
+    # true to false once: the first clean commit is found by bisection.
+    line = git(
+        ["rev-list", "--first-parent", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
+    ).stdout.split()
+    low, high = 1, len(line)
+    while low < high:
+        middle = (low + high) // 2
+        if _largest_unpushed(top, remote, line[middle], limit, deadline) is None:
+            high = middle
+        else:
+            low = middle + 1
+    heavy = f"hold {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit"
+    if low < len(line):
+        kept = line[low]
+        why = (
+            f"{heavy}; the snapshot keeps the commits up to {kept[:12]} and has the files as they are now"
+            f" (that one as in {kept[:12]}), not the {low} commit(s) after it"
+        )
+        return kept, [kept], [LeftOut("HEAD's unpushed commits", why)]
     listed = git(["rev-list", "--boundary", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left())
-    pushed = [line[1:] for line in listed.stdout.splitlines() if line.startswith("-")]
-    why = (
-        f"hold {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit; the snapshot has their files as they"
-        " are now (that one as last pushed), not the commits"
-    )
+    pushed = [entry[1:] for entry in listed.stdout.splitlines() if entry.startswith("-")]
+    why = f"{heavy}; the snapshot has their files as they are now (that one as last pushed), not the commits"
     return (pushed[0] if pushed else None), pushed, [LeftOut("HEAD's unpushed commits", why)]
 
 
@@ -432,11 +452,13 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         )
     base_tree = _rev(top, f"{base}^{{tree}}") if base else None
     tips = _unpushed_tips(top, remote, head)
-    # Every unpushed branch tip that HEAD does not already contain becomes a
-    # parent, unless it carries a file over the limit (it stays in the checkout).
+    # Every unpushed branch tip that the snapshot's base does not already
+    # contain becomes a parent, unless it carries a file over the limit (it
+    # stays in the checkout). That includes a branch into HEAD's own commits
+    # past the base (those HEAD's left out), named when it is left out too.
     others = []
     for tip in tips:
-        if tip == head or (head and _is_ancestor(top, tip, head)):
+        if tip == head or (base and _is_ancestor(top, tip, base)):
             continue
         big = _largest_unpushed(top, remote, tip, limit, deadline) if limit else None
         if big:
