@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from nbstack_runtime import models
 
@@ -155,3 +156,47 @@ def test_a_persons_last_autosave_is_recorded_under_their_own_prefix_and_is_no_mo
     assert boto3.client("s3").head_object(Bucket=bucket, Key="models/alice/.autosave")
     assert models.recorded_autosave(bucket=bucket, prefix="bob") is None
     assert models.list_models(bucket=bucket) == []
+
+
+class TaskRoleS3:
+    """S3 as AWS may answer the task role, which may list only with an s3:prefix under models/: 403 for a missing object.
+
+    (The emulator answers 404 whatever the caller may list.) `denied`: keys
+    whose reads the role may not make at all.
+    """
+
+    def __init__(self, denied: tuple[str, ...] = ()) -> None:
+        self.real, self.denied = boto3.client("s3"), denied
+
+    def get_object(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        if kwargs["Key"] in self.denied:
+            raise denied
+        try:
+            return self.real.get_object(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "NoSuchKey":
+                raise
+            raise denied from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_missing_object_that_s3_answers_with_access_denied_reads_as_missing(bucket: str) -> None:
+    s3 = TaskRoleS3()
+    assert models.recorded_autosave(bucket=bucket, client=s3) is None
+    with pytest.raises(models.ModelNotFoundError, match="no model named 'nope'"):
+        models.load_model("nope", bucket=bucket, client=s3)
+    models.save_model({"w": 1}, "churn", bucket=bucket)
+    models.record_autosave("autosave/alice/20261128T090000Z", "b" * 40, bucket=bucket)
+    assert models.load_model("churn", bucket=bucket, client=s3) == {"w": 1}
+    assert models.recorded_autosave(bucket=bucket, client=s3) == ("autosave/alice/20261128T090000Z", "b" * 40)
+    # An object that exists but may not be read stays an access error.
+    denied = TaskRoleS3(denied=("models/alice/churn", "models/alice/.autosave"))
+    with pytest.raises(models.ModelStoreError, match="AccessDenied"):
+        models.load_model("churn", bucket=bucket, client=denied)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        models.recorded_autosave(bucket=bucket, client=denied)

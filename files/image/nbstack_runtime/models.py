@@ -127,6 +127,30 @@ def _error_code(error: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _absent(client: Any, bucket: str, key: str, error: Exception) -> bool:
+    """Whether a failed GetObject of `key` means that there is no such object.
+
+    S3 answers a request for a missing object with 404 to a caller allowed
+    s3:ListBucket on the bucket, and with 403 AccessDenied otherwise. The
+    task role may list only with an s3:prefix under models/, which a
+    GetObject does not carry, so on AWS a missing object may come back as
+    AccessDenied: a listing of the key itself (allowed) tells the two apart.
+    """
+    from botocore.exceptions import ClientError
+
+    code = _error_code(error)
+    if code in ("NoSuchKey", "404"):
+        return True
+    if code not in ("AccessDenied", "403"):
+        return False
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError:
+        return False
+    # The key itself sorts first among the keys it prefixes.
+    return not any(item["Key"] == key for item in listed.get("Contents", []))
+
+
 def _check_bucket(client: Any, bucket: str) -> None:
     """Raise a clear error unless the bucket exists and keeps versions."""
     from botocore.exceptions import ClientError
@@ -248,7 +272,7 @@ def load_model(
         code = _error_code(error)
         if code == "NoSuchBucket":
             raise BucketNotFoundError(f"bucket {bucket!r} does not exist") from error
-        if code in ("NoSuchKey", "404"):
+        if code in ("NoSuchKey", "404") or (not version and _absent(client, bucket, key, error)):
             raise ModelNotFoundError(f"no model named {name!r} in bucket {bucket!r}") from error
         if code in ("NoSuchVersion", "InvalidArgument"):
             raise ModelNotFoundError(f"model {name!r} has no version {version!r}") from error
@@ -347,10 +371,11 @@ def recorded_autosave(
     """(branch, sha) of the person's last recorded autosave; None when none is recorded."""
     from botocore.exceptions import ClientError
 
+    key, bucket, client = f"{PREFIX}{_me(prefix)}/{AUTOSAVE_RECORD}", _bucket(bucket), client or _client()
     try:
-        found = (client or _client()).get_object(Bucket=_bucket(bucket), Key=f"{PREFIX}{_me(prefix)}/{AUTOSAVE_RECORD}")
+        found = client.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _error_code(error) in ("NoSuchKey", "404"):
+        if _absent(client, bucket, key, error):
             return None
         raise
     branch, _, sha = found["Body"].read().decode(errors="replace").strip().partition(" ")
