@@ -154,6 +154,20 @@ def test_a_model_saved_and_loaded_from_a_notebook_is_a_version_in_the_bucket(tea
                 "print('version', version)"
             ),
             nbformat.v4.new_code_cell("loaded = load_model('aws-suite', version=version)\nprint('loaded', loaded == model, loaded['nonce'])"),
+            # A missing object: S3 answers the task role (which may list only
+            # with an s3:prefix) 403 or 404; either way it reads as missing.
+            nbformat.v4.new_code_cell(
+                "import boto3, botocore\n"
+                "from nbstack_runtime import models\n"
+                "try:\n"
+                f"    load_model('missing-{nonce}')\n"
+                "except models.ModelNotFoundError:\n"
+                "    print('missing reads as missing')\n"
+                "try:\n"
+                f"    boto3.client('s3').get_object(Bucket=models._bucket(None), Key='models/alice/missing-{nonce}')\n"
+                "except botocore.exceptions.ClientError as error:\n"
+                "    print('S3 answered', error.response['Error']['Code'])"
+            ),
         ]
     )
     GatewayClient.clear_instance()
@@ -170,6 +184,8 @@ def test_a_model_saved_and_loaded_from_a_notebook_is_a_version_in_the_bucket(tea
 
     printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.outputs if o["output_type"] == "stream")
     assert f"loaded True {nonce}" in printed, printed
+    assert "missing reads as missing" in printed, printed
+    print("a missing object, as S3 answers the task role:", printed.split("S3 answered ", 1)[-1].split()[0])
     version = printed.split("version ", 1)[1].split()[0]
     bucket = team.outputs(f"{team.app}-persistent")["ModelBucketName"]
     head = team.aws.s3.head_object(Bucket=bucket, Key="models/alice/aws-suite", VersionId=version)
