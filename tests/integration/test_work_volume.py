@@ -111,11 +111,11 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
     ok(playbooks.up(PREFIX))
     assert mounted_volume(aws)["fileSystemId"] == file_system
 
-    # Nor when the server never recorded a save (the emulator runs no task):
-    # the stack is kept, the server stopped.
+    # Nor when no save is recorded since the server started (the emulator
+    # runs no task): the stack is kept, the server stopped.
     refused = playbooks.down(PREFIX, "-e", "purge_work=true")
-    assert refused.returncode != 0 and "no autosave of it is recorded" in refused.text
-    assert "So the deletion of its stack did not happen" in refused.text
+    assert refused.returncode != 0 and "no autosave is recorded since the server last started" in refused.text
+    assert "So the deletion of its stack did not happen: its work volume is kept" in refused.text
     assert f"{APP}-{PREFIX}" in [s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]]
     assert aws.efs.describe_file_systems(FileSystemId=file_system)["FileSystems"]
 
@@ -127,9 +127,18 @@ def test_down_keeps_the_volume_up_mounts_it_again_and_purge_deletes_it(
         _clients={"ecs": aws.ecs, "autoscaling": aws.autoscaling},
     )
     saved = Result("pushed", f"refs/heads/autosave/{PREFIX}/20261129T120000Z", "ab" * 20)
-    idle_stop.publish({AUTOSAVE_TAG: tag_value(saved, datetime.now(timezone.utc))})
-    idle_stop.scale_to_zero()
 
+    def stopped_idle_after_a_save() -> None:
+        idle_stop.publish({AUTOSAVE_TAG: tag_value(saved, datetime.now(timezone.utc))})
+        idle_stop.scale_to_zero()
+
+    # A start clears that record: the work on the volume can be newer from then on.
+    stopped_idle_after_a_save()
+    ok(playbooks.up(PREFIX))
+    refused = playbooks.down(PREFIX, "-e", "purge_work=true")
+    assert refused.returncode != 0 and "no autosave is recorded since the server last started" in refused.text
+
+    stopped_idle_after_a_save()
     purged = ok(playbooks.down(PREFIX, "-e", "purge_work=true"))
     assert f"Your work volume {WORK_STACK} is deleted, with every file on it." in purged.text
     assert WORK_STACK not in [s["StackName"] for s in aws.cloudformation.describe_stacks()["Stacks"]]

@@ -26,7 +26,9 @@ class Module:
 
     check_mode = False
 
-    def __init__(self, force: bool = False, replace_instance: bool = False, work_kept: bool = False) -> None:
+    def __init__(
+        self, force: bool = False, replace_instance: bool = False, work_kept: bool = False, purge_work: bool = False
+    ) -> None:
         self.params = {
             "prefix": "alice",
             "cluster": "app",
@@ -37,6 +39,7 @@ class Module:
             "force": force,
             "replace_instance": replace_instance,
             "work_kept": work_kept,
+            "purge_work": purge_work,
         }
         self.warnings: list[str] = []
 
@@ -254,12 +257,13 @@ def test_on_the_work_volume_an_unpushed_save_is_reported_and_the_deletion_goes_o
 def test_a_purge_refuses_the_failed_save_an_idle_stop_left_and_force_goes_ahead() -> None:
     """Idle-stopped on the work volume after a failed save: purging the volume would lose that work."""
     stale = "failed 2026-11-27T09:12:03Z"
-    module = Module()  # work_kept false: the volume is purged next
+    module = Module(purge_work=True)
     found = Capacity(module, [], None, tag_before=stale)
     with pytest.raises(Failed, match=re.escape("its last autosave did not succeed (failed")) as failed:
         stop(found, module, {"service": 1, "autoscaling_group": 0})
-    assert "only on the work volume" in str(failed.value) and found.calls == []
-    forced = Module(force=True)
+    assert "only on the work volume" in str(failed.value) and "its work volume is kept" in str(failed.value)
+    assert found.calls == []
+    forced = Module(force=True, purge_work=True)
     result = stop(Capacity(forced, [], None, tag_before=stale), forced, {"service": 1, "autoscaling_group": 0})
     assert result["autosave_problem"] and "force=true" in forced.warnings[0]
     # Without a purge the same stopped server's record is reported, and the deletion goes on.
@@ -284,18 +288,44 @@ def test_a_save_that_left_files_out_before_an_idle_stop_is_reported_by_down() ->
 @pytest.mark.parametrize(
     "was", [{"service": 1, "autoscaling_group": 1}, {"service": 1, "autoscaling_group": 0}], ids=["no-task", "idle-stopped"]
 )
-def test_a_purge_refuses_a_server_that_never_recorded_a_save(was: dict[str, int]) -> None:
-    """No record at all (no task stopped with a save, or the idle stop's tag write failed): the volume's files may be unpushed."""
-    module = Module()  # work_kept false: the volume is purged next
+def test_a_purge_refuses_a_server_with_no_save_recorded_since_it_started(was: dict[str, int]) -> None:
+    """No record (starting a server clears it; no task stopped with a save since, or its tag write failed): the volume may hold unpushed work."""
+    module = Module(purge_work=True)
     found = Capacity(module, [], None)
-    with pytest.raises(Failed, match="no autosave of it is recorded") as failed:
+    with pytest.raises(Failed, match="no autosave is recorded since the server last started") as failed:
         stop(found, module, was)
-    assert "-e force=true" in str(failed.value) and "group 0" not in found.calls
-    forced = Module(force=True)
+    message = str(failed.value)
+    assert "nothing says the work on the work volume was pushed" in message and "its work volume is kept" in message
+    assert "-e force=true" in message and "group 0" not in found.calls
+    forced = Module(force=True, purge_work=True)
     result = stop(Capacity(forced, [], None), forced, was)
-    assert "no autosave of it is recorded" in result["autosave_problem"] and "force=true" in forced.warnings[0]
+    assert "no autosave is recorded" in result["autosave_problem"] and "force=true" in forced.warnings[0]
     assert autosave_said(result, "alice").startswith("Its work was NOT saved")
-    # Without a purge nothing goes that the record would speak for.
-    kept = Module(work_kept=True)
-    result = stop(Capacity(kept, [], None), kept, was)
-    assert result["autosave_problem"] == "" and kept.warnings == []
+    # Without a purge nothing goes that a record would vouch for: the volume
+    # stays, and a stack from before the volume has nothing left to save
+    # once idle-stopped (its disk went with its instance).
+    for kept in (Module(work_kept=True), Module()):
+        if not kept.params["work_kept"] and was["autoscaling_group"] >= 1:
+            continue  # a stack from before the volume with its instance up: the disk goes next (another test)
+        result = stop(Capacity(kept, [], None), kept, was)
+        assert result["autosave_problem"] == "" and kept.warnings == []
+
+
+def test_an_idle_stopped_server_from_before_the_volume_reports_its_failed_save_and_goes(  # its disk is gone already
+) -> None:
+    module = Module()  # no work volume, no purge
+    result = stop(Capacity(module, [], None, tag_before="failed 2026-11-27T09:12:03Z"), module, {"service": 1, "autoscaling_group": 0})
+    assert "the instance's disk, which went with the idle stop" in result["autosave_problem"]
+    assert len(module.warnings) == 1 and "force=true" not in module.warnings[0]
+
+
+def test_check_mode_refuses_a_purge_the_real_run_would_refuse_and_changes_nothing() -> None:
+    module = Module(purge_work=True)
+    module.check_mode = True
+    found = Capacity(module, [], None)
+    with pytest.raises(Failed, match="no autosave is recorded since the server last started"):
+        stop(found, module, {"service": 1, "autoscaling_group": 1})
+    assert found.calls == []
+    # With a task running, its stop's save decides: check mode cannot tell yet.
+    running = Capacity(module, ["task-1"], None)
+    assert stop(running, module, {"service": 1, "autoscaling_group": 1})["stopped"] is True and running.calls == []

@@ -200,8 +200,13 @@ class Capacity:
         self.module.fail_json_aws(error, msg=msg + self.left_up(), changed=self.changed, timeline=self.timeline)
 
     def clear_stop_tags(self, service):
+        """Remove what the last stop left on the service: its time and reason, and its autosave record.
+
+        The record goes too: from now on the work on the volume can be newer
+        than it, so only a save of a later stop may vouch for it (a purge).
+        """
         tags = self.ecs.list_tags_for_resource(resourceArn=service["serviceArn"], aws_retry=True).get("tags", [])
-        left = sorted(set(boto3_tag_list_to_ansible_dict(tags)) & set(STOP_TAGS))
+        left = sorted(set(boto3_tag_list_to_ansible_dict(tags)) & {*STOP_TAGS, AUTOSAVE_TAG})
         if left:
             self.ecs.untag_resource(resourceArn=service["serviceArn"], tagKeys=left, aws_retry=True)
 

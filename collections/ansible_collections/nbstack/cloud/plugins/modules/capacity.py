@@ -54,7 +54,7 @@ description:
     C(nbstack.prefix) equal to O(prefix) is ACTIVE in the cluster, its agent
     connected, on one of the group's in-service instances, sets the
     service to 1 when it is at 0 and removes the stop tags the sidecar left
-    on it, then waits until the target group has a healthy target and the
+    on it (with the last stop's autosave record), then waits until the target group has a healthy target and the
     service a running task. A task is never asked for before its instance
     has registered.
   - When the container instance does not register within
@@ -127,6 +127,14 @@ options:
       did not push everything is reported in C(autosave_problem) and the run
       goes on. False when the work is on the instance's disk, or when the
       volume is about to be purged.
+    type: bool
+    default: false
+  purge_work:
+    description: >-
+      The person's work volume is deleted next (down.yml -e purge_work=true,
+      C(state=stopped)): the work on it must have been pushed, as a record
+      the server wrote since it last started shows. No record at all stops
+      the run too (unless O(force)).
     type: bool
     default: false
   register_timeout:
@@ -255,26 +263,39 @@ def autosave_problem(stopped_a_task, record, where="the instance's disk"):
     return ""
 
 
-def unrecorded_problem(record, stopped_a_task, params, where):
-    """Why work that goes next may be unsaved when no autosave is recorded at all; "" otherwise.
-
-    No record and no task stopped just now: no server of this stack has
-    recorded a save since its record was last cleared (a new server whose
-    task never stopped, one that keeps failing to start, an image from
-    before the record), or the record could not be written (the idle stop's
-    tag write failed). Only a problem when the work's place goes next.
-    """
-    if record is not None or stopped_a_task or params["work_kept"]:
-        return ""
-    return (
-        "no autosave of it is recorded (none of its tasks has recorded a save since it last started,"
-        f" or the record could not be written): nothing says the work on {where} was pushed"
-    )
-
-
 def where_work_is(params):
     """Where a person's unpushed work lives, for the messages."""
-    return "the work volume" if params["work_kept"] else "the instance's disk"
+    return "the work volume" if params["work_kept"] or params["purge_work"] else "the instance's disk"
+
+
+def work_problem(params, stopped_a_task, record):
+    """Why the work that goes next may be unsaved, from the record and whether a task was stopped just now; "" if not.
+
+    With the work volume about to be purged, no record at all is a problem
+    too: the record is cleared when a server starts, so none means no task
+    has recorded a save since (a task that never started or never stopped,
+    or a record that could not be written).
+    """
+    where = where_work_is(params)
+    problem = autosave_problem(stopped_a_task, record, where)
+    if problem:
+        return problem
+    if record and not stopped_a_task and not params["work_kept"]:
+        # The instance runs but no task did (one that keeps failing to start,
+        # one killed without its stop): the record is an earlier task's, and
+        # may be older than what is on the disk or volume that goes next.
+        return (
+            f"no task was running to save just now, and its last autosave record ({record['status']},"
+            f" {record['at'] or 'time unknown'}) may be older than the work on {where}"
+        )
+    if record is None and not stopped_a_task and params["purge_work"]:
+        return unrecorded_problem(where)
+    return ""
+
+
+def unrecorded_problem(where):
+    """No record at all, before a purge: the record is cleared whenever the server starts."""
+    return f"no autosave is recorded since the server last started: nothing says the work on {where} was pushed"
 
 
 def stop_task(module, capacity, service, was, what):
@@ -303,34 +324,32 @@ def stop_task(module, capacity, service, was, what):
     if running:
         capacity.note("task stopped")
     record = capacity.autosave(service)
-    problem = autosave_problem(running, record, where_work_is(params)) or unrecorded_problem(
-        record, running, params, where_work_is(params)
-    )
-    if record and not running and not problem and not params["work_kept"]:
-        # The instance runs but no task did (one that keeps failing to start,
-        # one killed without its stop): the record is an earlier task's, and
-        # may be older than what is on the disk or volume that goes next.
-        problem = (
-            f"no task was running to save just now, and its last autosave record ({record['status']},"
-            f" {record['at'] or 'time unknown'}) may be older than the work on {where_work_is(params)}"
-        )
+    problem = work_problem(params, running, record)
     if problem and params["work_kept"]:
         module.warn(f"The server {params['prefix']} is stopped, but {problem}, which {what} keeps.")
         return running, record, problem
-    if problem and not params["force"]:
-        module.fail_json(
-            msg=(
-                f"The server {params['prefix']} is stopped, but {problem}. So {what} did not happen: the"
-                " instance and the files on its disk are kept. Run up.yml to start the server again"
-                " (with the instance type and settings it had, if this run changed them), push the work"
-                " or move it off the server (git push in a terminal, the model bucket), then run this"
-                " again; or add -e force=true to go ahead and lose it."
-            ),
-            **result(capacity, stopped=running, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
-        )
-    if problem:
-        module.warn(f"Going ahead with -e force=true although {problem}.")
+    refuse_unless_forced(module, capacity, was, problem, record, what, stopped=running)
     return running, record, problem
+
+
+def refuse_unless_forced(module, capacity, was, problem, record, what, stopped):
+    """Fail with `problem` unless -e force=true, which goes on with a warning; nothing when there is no problem."""
+    params = module.params
+    if not problem:
+        return
+    if params["force"]:
+        module.warn(f"Going ahead with -e force=true although {problem}.")
+        return
+    kept = "its work volume is" if params["purge_work"] else "the instance and the files on its disk are"
+    module.fail_json(
+        msg=(
+            f"The server {params['prefix']} is stopped, but {problem}. So {what} did not happen: {kept} kept."
+            " Run up.yml to start the server again (with the instance type and settings it had, if this run"
+            " changed them), push the work or move it off the server (git push in a terminal, the model"
+            " bucket), then run this again; or add -e force=true to go ahead and lose it."
+        ),
+        **result(capacity, stopped=stopped, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
+    )
 
 
 def prepare(module, capacity, service, group, was):
@@ -351,34 +370,35 @@ def prepare(module, capacity, service, group, was):
 
 def stop(module, capacity, service, group, was):
     """Before the stack's deletion: a running server stopped, its autosave checked."""
+    params = module.params
+    what = "the deletion of its stack"
     if was["autoscaling_group"] < 1:
         # Stopped already (the idle stop); the instance is gone and the work
         # is on the volume. What its last save did not push is reported; it
         # stops the run only when the volume goes next (a purge).
         record = capacity.autosave(service)
-        problem = autosave_problem(False, record, "the work volume") or unrecorded_problem(
-            record, False, module.params, "the work volume"
-        )
-        if problem and module.params["work_kept"]:
-            module.warn(f"The server {module.params['prefix']} is stopped, but {problem}, which the deletion of its stack keeps.")
-        elif problem and not module.params["force"]:
-            module.fail_json(
-                msg=(
-                    f"The server {module.params['prefix']} is stopped, but {problem}. So the deletion of its stack did"
-                    " not happen. Run up.yml to start the server again, push the work or move it off the volume, then"
-                    " run this again; or add -e force=true to go ahead and lose it."
-                ),
-                **result(capacity, stopped=False, started=False, was=was, healthy=None, autosave=record, autosave_problem=problem),
+        if params["purge_work"]:
+            # The idle stop wrote the record as it stopped: no newer work can be on the volume.
+            problem = autosave_problem(False, record, "the work volume") or (
+                unrecorded_problem("the work volume") if record is None else ""
             )
-        elif problem:
-            module.warn(f"Going ahead with -e force=true although {problem}.")
+            refuse_unless_forced(module, capacity, was, problem, record, what, stopped=False)
+        else:
+            where = "the work volume" if params["work_kept"] else "the instance's disk, which went with the idle stop"
+            problem = autosave_problem(False, record, where)
+            if problem:
+                module.warn(f"The server {params['prefix']} is stopped, but {problem}.")
         return result(
             capacity, changed=False, stopped=False, started=False, was=was, healthy=None,
             autosave=record, autosave_problem=problem, autosave_read=True,
         )
     if module.check_mode:
+        # With no task running, what the real run would find is known now (reads only).
+        if not params["work_kept"] and not capacity.running_tasks():
+            record = capacity.autosave(service)
+            refuse_unless_forced(module, capacity, was, work_problem(params, False, record), record, what, False)
         return result(capacity, changed=was["service"] >= 1, stopped=was["service"] >= 1, started=False, was=was, healthy=None)
-    running, record, problem = stop_task(module, capacity, service, was, "the deletion of its stack")
+    running, record, problem = stop_task(module, capacity, service, was, what)
     changed = running or was["service"] >= 1
     return result(
         capacity, changed=changed, stopped=running, started=False, was=was, healthy=None,
@@ -398,6 +418,7 @@ def main():
             "replace_instance": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
             "work_kept": {"type": "bool", "default": False},
+            "purge_work": {"type": "bool", "default": False},
             "stop_timeout": {"type": "int", "default": 300},
             "register_timeout": {"type": "int", "default": REGISTER_TIMEOUT},
             "wait_timeout": {"type": "int", "default": START_TIMEOUT},
