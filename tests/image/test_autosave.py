@@ -352,28 +352,37 @@ def test_unpushed_commits_before_the_one_holding_a_file_over_the_limit_are_kept(
     assert set(left_out) == {"HEAD's unpushed commits", "data.bin"}
     assert left_out["HEAD's unpushed commits"] == (
         f"hold data.bin of 19.5 KB, over the 10.2 KB limit; the snapshot keeps the commits up to {clean[:12]}"
-        f" and has the files as they are now (that one as in {clean[:12]}), not the 2 commit(s) after it"
+        f" and has the files as they are now (that one as in {clean[:12]}), not the 2 commit(s) HEAD has beyond it"
     )
 
 
-def test_a_branch_into_head_s_commits_after_a_file_over_the_limit_is_named(remote_and_clone: tuple[Path, Path]) -> None:
+def test_commits_merged_into_head_after_the_kept_one_are_counted_as_left_out(remote_and_clone: tuple[Path, Path]) -> None:
+    """A merge brings its side's commits: the count is of every commit HEAD has beyond the kept one, not of its line."""
     remote, clone = remote_and_clone
-    (clone / "data.bin").write_text("x" * 20_000)
+    (clone / "a.py").write_text("a = 2\n")
+    git("commit", "--quiet", "-am", "A change", cwd=clone)
+    kept = git("rev-parse", "HEAD", cwd=clone).strip()
+    git("checkout", "--quiet", "-b", "feat", cwd=clone)
+    for name, text in (("f1.py", "f = 1\n"), ("data.bin", "x" * 20_000), ("f3.py", "f = 3\n")):
+        (clone / name).write_text(text)
+        git("add", "-A", cwd=clone)
+        git("commit", "--quiet", "-m", f"Add {name}", cwd=clone)
+    git("checkout", "--quiet", "main", cwd=clone)
+    git("merge", "--quiet", "--no-ff", "-m", "Merge feat", "feat", cwd=clone)
+    git("branch", "-D", "feat", cwd=clone)
+    (clone / "x.py").write_text("x = 1\n")
     git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "Data", cwd=clone)
-    git("branch", "heavy", cwd=clone)
-    heavy = git("rev-parse", "heavy", cwd=clone).strip()
-    (clone / "c.py").write_text("c = 1\n")
-    git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "After the data", cwd=clone)
+    git("commit", "--quiet", "-m", "After the merge", cwd=clone)
 
     result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
 
     assert result.pushed, result
-    assert [item.path for item in result.left_out] == [
-        "HEAD's unpushed commits", "data.bin", f"unpushed commit {heavy[:12]}"
-    ]
-    assert f"unpushed commit {heavy[:12]}: holds data.bin" in message(remote, REF)
+    assert git("rev-list", "--parents", "-1", REF, cwd=remote).split()[1:] == [kept]
+    assert tree_paths(remote, REF) == {"a.py", "f1.py", "f3.py", "x.py"}
+    left_out = {item.path: item.reason for item in result.left_out}
+    assert set(left_out) == {"HEAD's unpushed commits", "data.bin"}
+    # The merge, its three commits and the one after it.
+    assert left_out["HEAD's unpushed commits"].endswith("not the 5 commit(s) HEAD has beyond it")
 
 
 def test_a_branch_whose_unpushed_commits_hold_a_file_over_the_limit_is_left_out(remote_and_clone: tuple[Path, Path]) -> None:

@@ -308,23 +308,35 @@ def _pushable_base(
     size, path = big
     # Newest first; line[0] is HEAD. A commit brings its ancestors' unpushed
     # files too, so along the line "brings a file over the limit" turns from
-    # true to false once: the first clean commit is found by bisection.
+    # true to false once: the newest clean commit is found by bisection, in
+    # at most a quarter of the time left (each step reads the objects of the
+    # commits it tests). Any clean commit is a base the push takes: when the
+    # time runs out, the newest one found so far is kept.
     line = git(
         ["rev-list", "--first-parent", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
     ).stdout.split()
+    budget = _Deadline(deadline.left() / 4)
     low, high = 1, len(line)
     while low < high:
         middle = (low + high) // 2
-        if _largest_unpushed(top, remote, line[middle], limit, deadline) is None:
+        try:
+            clean = _largest_unpushed(top, remote, line[middle], limit, budget) is None
+        except subprocess.TimeoutExpired:
+            log.warning("autosave: no time left to look for newer unpushed commits to keep; keeping what was found")
+            break
+        if clean:
             high = middle
         else:
             low = middle + 1
     heavy = f"hold {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit"
-    if low < len(line):
-        kept = line[low]
+    if high < len(line):
+        kept = line[high]
+        after = git(
+            ["rev-list", "--count", head, "--not", kept, f"--remotes={remote}"], cwd=top, timeout=deadline.left()
+        ).stdout.strip()
         why = (
             f"{heavy}; the snapshot keeps the commits up to {kept[:12]} and has the files as they are now"
-            f" (that one as in {kept[:12]}), not the {low} commit(s) after it"
+            f" (that one as in {kept[:12]}), not the {after} commit(s) HEAD has beyond it"
         )
         return kept, [kept], [LeftOut("HEAD's unpushed commits", why)]
     listed = git(["rev-list", "--boundary", head, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left())
@@ -452,13 +464,13 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         )
     base_tree = _rev(top, f"{base}^{{tree}}") if base else None
     tips = _unpushed_tips(top, remote, head)
-    # Every unpushed branch tip that the snapshot's base does not already
-    # contain becomes a parent, unless it carries a file over the limit (it
-    # stays in the checkout). That includes a branch into HEAD's own commits
-    # past the base (those HEAD's left out), named when it is left out too.
+    # Every unpushed branch tip that HEAD does not already contain becomes a
+    # parent, unless it carries a file over the limit (it stays in the
+    # checkout). A tip in HEAD's history is in the snapshot's, or among the
+    # commits HEAD's entry above counts as left out.
     others = []
     for tip in tips:
-        if tip == head or (base and _is_ancestor(top, tip, base)):
+        if tip == head or (head and _is_ancestor(top, tip, head)):
             continue
         big = _largest_unpushed(top, remote, tip, limit, deadline) if limit else None
         if big:
