@@ -129,6 +129,7 @@ def test_the_watcher_autosaves_before_it_scales_and_stops_once() -> None:
     watcher.run(__import__("threading").Event())  # returns after the stop
     assert calls == [
         "publish nbstack:last-activity",
+        "publish nbstack:autosave",  # the mark that a stop began
         "autosave",
         "publish nbstack:autosave",
         "scale",
@@ -514,6 +515,32 @@ def test_a_tag_that_cannot_be_written_never_holds_up_the_stop(raise_instead: boo
     assert time.monotonic() - began < 10
     assert watcher.stopped is not None and "scale" in calls
     assert "could not record 'saved " in caplog.text
+
+
+@dataclass
+class FirstTagOnly(FakeScaler):
+    """A service that takes the first autosave tag and refuses the later ones; the values written, in order."""
+
+    written: list[str] | None = None
+
+    def publish(self, tags: dict[str, str]) -> None:
+        if contract.AUTOSAVE_TAG in tags:
+            self.written = self.written or []
+            if self.written:
+                raise ConnectionError("Rate exceeded")
+            self.written.append(tags[contract.AUTOSAVE_TAG])
+        super().publish(tags)
+
+
+def test_a_stop_whose_record_cannot_be_written_leaves_the_mark_that_it_began() -> None:
+    """An earlier stop's "saved" must not stand for this one: a purge reads the mark and refuses."""
+    calls: list[str] = []
+    scaler = FirstTagOnly(calls)
+    watcher = Watcher(read=lambda: activity(90), scaler=scaler, autosave=saving(calls), idle_timeout_minutes=60, clock=lambda: T0, record_timeout=1)
+    watcher.check_once()
+    assert watcher.stopped is not None and "scale" in calls
+    assert scaler.written == [f"stopping {T0.strftime('%Y-%m-%dT%H:%M:%SZ')}"]
+    assert calls.index("publish nbstack:autosave") < calls.index("autosave")
 
 
 def test_a_save_on_the_remote_is_recorded_in_the_model_bucket_for_a_fresh_volume_to_offer(

@@ -329,3 +329,14 @@ def test_check_mode_refuses_a_purge_the_real_run_would_refuse_and_changes_nothin
     # With a task running, its stop's save decides: check mode cannot tell yet.
     running = Capacity(module, ["task-1"], None)
     assert stop(running, module, {"service": 1, "autoscaling_group": 1})["stopped"] is True and running.calls == []
+
+
+def test_a_purge_refuses_an_idle_stop_that_marked_its_start_and_recorded_nothing() -> None:
+    """The idle stop tags "stopping <time>" before its save; a record that could not be written leaves that."""
+    module = Module(purge_work=True)
+    found = Capacity(module, [], None, tag_before="stopping 2026-11-29T10:00:00Z")
+    with pytest.raises(Failed, match=re.escape("its stop at 2026-11-29T10:00:00Z recorded no autosave result")):
+        stop(found, module, {"service": 1, "autoscaling_group": 0})
+    kept = Module(work_kept=True)
+    result = stop(Capacity(kept, [], None, tag_before="stopping 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
+    assert "recorded no autosave result" in result["autosave_problem"] and len(kept.warnings) == 1

@@ -597,6 +597,34 @@ def tag_value(result: Result, at: datetime) -> str:
     return " ".join(parts)
 
 
+def mark_stopping(scaler: Scaler, at: datetime, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
+    """Tag the service `stopping <time>` as a stop begins, before its save; never raises, never blocks past `timeout`.
+
+    The record of an earlier stop must not vouch for this one: when this
+    stop's own record cannot be written, the service says that a stop
+    began and recorded nothing, and a purge refuses. Best effort, as the
+    record: a tag that cannot be written never holds up a stop.
+    """
+    value = f"stopping {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    failure: list[str] = []
+
+    def run() -> None:
+        try:
+            scaler.publish({AUTOSAVE_TAG: value})
+        except Exception as error:  # a status detail: never a reason not to stop
+            failure.append(f"{type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        failure.append(f"no answer within {timeout:g} s")
+    if failure:
+        log.warning("autosave: could not mark the stop on the service's %s tag: %s", AUTOSAVE_TAG, failure[0])
+        return False
+    return True
+
+
 def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
     """Tag the person's service with the outcome (down.yml reads it); never raises, never blocks past `timeout`.
 

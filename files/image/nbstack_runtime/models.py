@@ -136,7 +136,7 @@ def _absent(client: Any, bucket: str, key: str, error: Exception) -> bool:
     GetObject does not carry, so on AWS a missing object may come back as
     AccessDenied: a listing of the key itself (allowed) tells the two apart.
     """
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     code = _error_code(error)
     if code in ("NoSuchKey", "404"):
@@ -145,7 +145,7 @@ def _absent(client: Any, bucket: str, key: str, error: Exception) -> bool:
         return False
     try:
         listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-    except ClientError:
+    except (BotoCoreError, ClientError):  # the listing failed too: the access error stands
         return False
     # The key itself sorts first among the keys it prefixes.
     return not any(item["Key"] == key for item in listed.get("Contents", []))

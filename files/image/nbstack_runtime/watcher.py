@@ -52,7 +52,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import procfs
-from .autosave import RECORD_TIMEOUT_SECONDS, Result, record
+from .autosave import RECORD_TIMEOUT_SECONDS, Result, mark_stopping, record
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
 from .scaler import AwsScaler, Scaler
@@ -185,6 +185,9 @@ class Watcher:
         """Autosave, record why on the service, then take the capacity to zero."""
         log.warning("STOPPING THE NOTEBOOK SERVER at %s: %s", iso(self.clock()), decision.reason)
         started = time.monotonic()
+        # First, so that a record of an earlier stop cannot stand for this one
+        # when this one's cannot be written (a purge trusts it).
+        mark_stopping(self.scaler, self.clock(), timeout=self.record_timeout)
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
         record(result, self.scaler, timeout=self.record_timeout)  # logs a failure; never a reason to keep paying

@@ -253,6 +253,9 @@ def autosave_problem(stopped_a_task, record, where="the instance's disk"):
             return f"the stopped task recorded no autosave result (its log says what happened): the work may be only on {where}"
         return ""
     when = record["at"] or "time unknown"
+    if record["status"] == "stopping":
+        # The idle stop marks its start; its own record, once written, replaces the mark.
+        return f"its stop at {when} recorded no autosave result (its log says what happened): the work may be only on {where}"
     if record["status"] not in ("saved", "nothing"):
         return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on {where}"
     if record["left_out"]:
