@@ -543,6 +543,32 @@ def test_a_stop_whose_record_cannot_be_written_leaves_the_mark_that_it_began() -
     assert calls.index("publish nbstack:autosave") < calls.index("autosave")
 
 
+@dataclass
+class SlowFirstTag(FakeScaler):
+    """A service whose first autosave tag write takes longer than the stop waits for it; the values, as they land."""
+
+    landed: list[str] | None = None
+
+    def publish(self, tags: dict[str, str]) -> None:
+        if contract.AUTOSAVE_TAG in tags:
+            self.landed = self.landed if self.landed is not None else []
+            if not self.landed and not self.calls.count("slow"):
+                self.calls.append("slow")
+                time.sleep(1.5)
+            self.landed.append(tags[contract.AUTOSAVE_TAG].split()[0])
+        super().publish(tags)
+
+
+def test_a_slow_stop_mark_lands_before_the_record_never_after_it() -> None:
+    calls: list[str] = []
+    scaler = SlowFirstTag(calls)
+    watcher = Watcher(read=lambda: activity(90), scaler=scaler, autosave=saving(calls), idle_timeout_minutes=60, clock=lambda: T0, record_timeout=1)
+    watcher.check_once()
+    assert watcher.stopped is not None  # the stop did not wait for the mark
+    wait_until(lambda: scaler.landed is not None and len(scaler.landed) == 2, timeout=10)
+    assert scaler.landed == ["stopping", "saved"]
+
+
 def test_a_save_on_the_remote_is_recorded_in_the_model_bucket_for_a_fresh_volume_to_offer(
     s3_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,7 +35,8 @@ locally under refs/nbstack-autosave/ (in the persistent work directory) so it
 can be recovered after the next start.
 
 `record` writes the outcome on the person's ECS service as the tag
-nbstack:autosave (`<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`),
+nbstack:autosave (`<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`, or `stopping <UTC time>`
+while an idle stop's save runs),
 which down.yml reads; the SIGTERM path (extension) and the idle stop
 (watcher) call it after every save, bounded by RECORD_TIMEOUT_SECONDS.
 
@@ -597,20 +598,25 @@ def tag_value(result: Result, at: datetime) -> str:
     return " ".join(parts)
 
 
-def mark_stopping(scaler: Scaler, at: datetime, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
+def mark_stopping(
+    scaler: Scaler, at: datetime, *, timeout: float = RECORD_TIMEOUT_SECONDS, order: threading.Lock | None = None
+) -> bool:
     """Tag the service `stopping <time>` as a stop begins, before its save; never raises, never blocks past `timeout`.
 
     The record of an earlier stop must not vouch for this one: when this
     stop's own record cannot be written, the service says that a stop
     began and recorded nothing, and a purge refuses. Best effort, as the
-    record: a tag that cannot be written never holds up a stop.
+    record: a tag that cannot be written never holds up a stop. `order`,
+    given to the stop's record too, is held for each whole write: a mark
+    that is slow (the client's retries) lands before the record, never
+    after it, even once the stop no longer waits for it.
     """
     value = f"stopping {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     failure: list[str] = []
 
     def run() -> None:
         try:
-            scaler.publish({AUTOSAVE_TAG: value})
+            _publish_in_order(scaler, value, order)
         except Exception as error:  # a status detail: never a reason not to stop
             failure.append(f"{type(error).__name__}: {error}")
 
@@ -625,7 +631,14 @@ def mark_stopping(scaler: Scaler, at: datetime, *, timeout: float = RECORD_TIMEO
     return True
 
 
-def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS) -> bool:
+def _publish_in_order(scaler: Scaler, value: str, order: threading.Lock | None) -> None:
+    with order or threading.Lock():
+        scaler.publish({AUTOSAVE_TAG: value})
+
+
+def record(
+    result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS, order: threading.Lock | None = None
+) -> bool:
     """Tag the person's service with the outcome (down.yml reads it); never raises, never blocks past `timeout`.
 
     A save on the remote is also recorded under the person's own prefix in
@@ -636,7 +649,7 @@ def record(result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SE
     """
     value = tag_value(result, datetime.now(timezone.utc))
     calls: dict[str, Callable[[], None]] = {
-        f"the service's {AUTOSAVE_TAG} tag": lambda: scaler.publish({AUTOSAVE_TAG: value})
+        f"the service's {AUTOSAVE_TAG} tag": lambda: _publish_in_order(scaler, value, order)
     }
     if result.outcome == "saved" and result.ref and result.sha:
         branch, sha = result.ref.removeprefix("refs/heads/"), result.sha

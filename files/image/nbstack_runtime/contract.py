@@ -16,7 +16,8 @@ LAST_ACTIVITY_TAG = "nbstack:last-activity"
 STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
 #: The outcome of the latest autosave, on the person's ECS service (down.yml reads it):
-#: `<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>]`.
+#: `<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>][ <commit>]`;
+#: `stopping <UTC time>` while an idle stop saves (its record replaces it).
 AUTOSAVE_TAG = "nbstack:autosave"
 
 #: Secret variables. The hooks read them, then docker-stacks' start.sh unsets

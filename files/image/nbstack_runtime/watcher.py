@@ -47,7 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -150,6 +150,8 @@ class Watcher:
     work_kept: bool = False
     stopped: Decision | None = None
     _published: tuple[str, float] | None = None
+    #: The stop's mark and record, each written whole in turn (autosave.mark_stopping).
+    _tag_order: threading.Lock = field(default_factory=threading.Lock)
 
     def check_once(self) -> Decision | None:
         """One poll; returns the decision (None when the server could not be read)."""
@@ -187,10 +189,11 @@ class Watcher:
         started = time.monotonic()
         # First, so that a record of an earlier stop cannot stand for this one
         # when this one's cannot be written (a purge trusts it).
-        mark_stopping(self.scaler, self.clock(), timeout=self.record_timeout)
+        mark_stopping(self.scaler, self.clock(), timeout=self.record_timeout, order=self._tag_order)
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
-        record(result, self.scaler, timeout=self.record_timeout)  # logs a failure; never a reason to keep paying
+        # Logs a failure; never a reason to keep paying.
+        record(result, self.scaler, timeout=self.record_timeout, order=self._tag_order)
         if self.work_kept and (result.status == "failed" or result.left_out):
             # The scale-in takes the instance, not the work volume.
             unpushed = (

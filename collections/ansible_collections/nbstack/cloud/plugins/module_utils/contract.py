@@ -40,7 +40,8 @@ LAST_ACTIVITY_TAG = "nbstack:last-activity"
 STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
 #: The outcome of the latest autosave, written by the container after every
-#: save: "<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>]".
+#: save: "<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>][ <commit>]";
+#: "stopping <UTC time>" while an idle stop saves (its record replaces it).
 AUTOSAVE_TAG = "nbstack:autosave"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)

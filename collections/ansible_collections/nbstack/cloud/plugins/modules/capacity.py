@@ -188,8 +188,9 @@ stopped:
 autosave:
   description: >-
     The last autosave result the container recorded on the service: C(status)
-    (saved, nothing or failed), C(at), C(branch), C(left_out) (files left out
-    of the snapshot); null when none was recorded or nothing was read.
+    (saved, nothing or failed; stopping when an idle stop recorded nothing
+    after its mark), C(at), C(branch), C(left_out) (files left out of the
+    snapshot), C(commit); null when none was recorded or nothing was read.
   type: dict
   returned: success
   sample: {"status": "saved", "at": "2026-11-27T09:12:03Z", "branch": "autosave/alice/20261127T091203Z", "left_out": 0}
