@@ -230,6 +230,14 @@ def tree_paths(repo: Path, rev: str) -> set[str]:
     return set(git("ls-tree", "-r", "--name-only", rev, cwd=repo).split())
 
 
+def commit_file(clone: Path, name: str, text: str, message: str) -> str:
+    """Write `name` in the clone, commit it with everything else, and return the commit."""
+    (clone / name).write_text(text)
+    git("add", "-A", cwd=clone)
+    git("commit", "--quiet", "-m", message, cwd=clone)
+    return git("rev-parse", "HEAD", cwd=clone).strip()
+
+
 def message(repo: Path, rev: str) -> str:
     return git("log", "-1", "--format=%B", rev, cwd=repo)
 
@@ -329,18 +337,11 @@ def test_unpushed_commits_before_the_one_holding_a_file_over_the_limit_are_kept(
     remote, clone = remote_and_clone
     (clone / "a.py").write_text("a = 2\n")
     git("commit", "--quiet", "-am", "A change", cwd=clone)
-    (clone / "b.py").write_text("b = 1\n")
-    git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "Another change", cwd=clone)
-    clean = git("rev-parse", "HEAD", cwd=clone).strip()
+    clean = commit_file(clone, "b.py", "b = 1\n", "Another change")
     git("branch", "wip", "HEAD~1", cwd=clone)  # a branch into HEAD's history, before the clean tip
     wip = git("rev-parse", "wip", cwd=clone).strip()
-    (clone / "data.bin").write_text("x" * 20_000)
-    git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "Data", cwd=clone)
-    (clone / "c.py").write_text("c = 1\n")
-    git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "After the data", cwd=clone)
+    commit_file(clone, "data.bin", "x" * 20_000, "Data")
+    commit_file(clone, "c.py", "c = 1\n", "After the data")
 
     result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
 
@@ -364,15 +365,11 @@ def test_commits_merged_into_head_after_the_kept_one_are_counted_as_left_out(rem
     kept = git("rev-parse", "HEAD", cwd=clone).strip()
     git("checkout", "--quiet", "-b", "feat", cwd=clone)
     for name, text in (("f1.py", "f = 1\n"), ("data.bin", "x" * 20_000), ("f3.py", "f = 3\n")):
-        (clone / name).write_text(text)
-        git("add", "-A", cwd=clone)
-        git("commit", "--quiet", "-m", f"Add {name}", cwd=clone)
+        commit_file(clone, name, text, f"Add {name}")
     git("checkout", "--quiet", "main", cwd=clone)
     git("merge", "--quiet", "--no-ff", "-m", "Merge feat", "feat", cwd=clone)
     git("branch", "-D", "feat", cwd=clone)
-    (clone / "x.py").write_text("x = 1\n")
-    git("add", "-A", cwd=clone)
-    git("commit", "--quiet", "-m", "After the merge", cwd=clone)
+    commit_file(clone, "x.py", "x = 1\n", "After the merge")
 
     result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
 

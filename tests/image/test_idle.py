@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -518,55 +518,49 @@ def test_a_tag_that_cannot_be_written_never_holds_up_the_stop(raise_instead: boo
 
 
 @dataclass
-class FirstTagOnly(FakeScaler):
-    """A service that takes the first autosave tag and refuses the later ones; the values written, in order."""
+class AutosaveTagService(FakeScaler):
+    """The service's autosave tag as its writes land, in order: the first may be slow, the later ones refused."""
 
-    written: list[str] | None = None
+    first_takes: float = 0.0
+    refuse_later: bool = False
+    landed: list[str] = field(default_factory=list)
+    _tried: int = 0
 
     def publish(self, tags: dict[str, str]) -> None:
         if contract.AUTOSAVE_TAG in tags:
-            self.written = self.written or []
-            if self.written:
+            self._tried += 1
+            if self._tried == 1:
+                time.sleep(self.first_takes)
+            elif self.refuse_later:
                 raise ConnectionError("Rate exceeded")
-            self.written.append(tags[contract.AUTOSAVE_TAG])
+            self.landed.append(tags[contract.AUTOSAVE_TAG])
         super().publish(tags)
+
+
+def stopping_watcher(scaler: AutosaveTagService) -> Watcher:
+    return Watcher(
+        read=lambda: activity(90), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=1,
+    )
 
 
 def test_a_stop_whose_record_cannot_be_written_leaves_the_mark_that_it_began() -> None:
     """An earlier stop's "saved" must not stand for this one: a purge reads the mark and refuses."""
-    calls: list[str] = []
-    scaler = FirstTagOnly(calls)
-    watcher = Watcher(read=lambda: activity(90), scaler=scaler, autosave=saving(calls), idle_timeout_minutes=60, clock=lambda: T0, record_timeout=1)
+    scaler = AutosaveTagService([], refuse_later=True)
+    watcher = stopping_watcher(scaler)
     watcher.check_once()
-    assert watcher.stopped is not None and "scale" in calls
-    assert scaler.written == [f"stopping {T0.strftime('%Y-%m-%dT%H:%M:%SZ')}"]
-    assert calls.index("publish nbstack:autosave") < calls.index("autosave")
-
-
-@dataclass
-class SlowFirstTag(FakeScaler):
-    """A service whose first autosave tag write takes longer than the stop waits for it; the values, as they land."""
-
-    landed: list[str] | None = None
-
-    def publish(self, tags: dict[str, str]) -> None:
-        if contract.AUTOSAVE_TAG in tags:
-            self.landed = self.landed if self.landed is not None else []
-            if not self.landed and not self.calls.count("slow"):
-                self.calls.append("slow")
-                time.sleep(1.5)
-            self.landed.append(tags[contract.AUTOSAVE_TAG].split()[0])
-        super().publish(tags)
+    assert watcher.stopped is not None and "scale" in scaler.calls
+    assert scaler.landed == [f"stopping {T0.strftime('%Y-%m-%dT%H:%M:%SZ')}"]
+    assert scaler.calls.index("publish nbstack:autosave") < scaler.calls.index("autosave")
 
 
 def test_a_slow_stop_mark_lands_before_the_record_never_after_it() -> None:
-    calls: list[str] = []
-    scaler = SlowFirstTag(calls)
-    watcher = Watcher(read=lambda: activity(90), scaler=scaler, autosave=saving(calls), idle_timeout_minutes=60, clock=lambda: T0, record_timeout=1)
+    scaler = AutosaveTagService([], first_takes=1.5)
+    watcher = stopping_watcher(scaler)
     watcher.check_once()
     assert watcher.stopped is not None  # the stop did not wait for the mark
-    wait_until(lambda: scaler.landed is not None and len(scaler.landed) == 2, timeout=10)
-    assert scaler.landed == ["stopping", "saved"]
+    wait_until(lambda: len(scaler.landed) == 2, timeout=10)
+    assert [value.split()[0] for value in scaler.landed] == ["stopping", "saved"]
 
 
 def test_a_save_on_the_remote_is_recorded_in_the_model_bucket_for_a_fresh_volume_to_offer(

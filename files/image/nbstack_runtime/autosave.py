@@ -612,23 +612,36 @@ def mark_stopping(
     after it, even once the stop no longer waits for it.
     """
     value = f"stopping {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-    failure: list[str] = []
-
-    def run() -> None:
-        try:
-            _publish_in_order(scaler, value, order)
-        except Exception as error:  # a status detail: never a reason not to stop
-            failure.append(f"{type(error).__name__}: {error}")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        failure.append(f"no answer within {timeout:g} s")
+    failure = _bounded({f"the service's {AUTOSAVE_TAG} tag": lambda: _publish_in_order(scaler, value, order)}, timeout)
     if failure:
-        log.warning("autosave: could not mark the stop on the service's %s tag: %s", AUTOSAVE_TAG, failure[0])
+        log.warning("autosave: could not mark the stop as %r: %s", value, "; ".join(failure))
         return False
     return True
+
+
+def _bounded(calls: Mapping[str, Callable[[], None]], timeout: float) -> list[str]:
+    """Run `calls` side by side in daemon threads for at most `timeout` seconds; what failed or did not answer.
+
+    Side by side, so that a slow one does not use up another's time; one
+    that hangs (an endpoint that does not answer, retries) is left behind.
+    """
+    failure: list[str] = []
+
+    def run(what: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as error:  # a status detail, or no offer on a fresh volume: never a reason not to stop
+            failure.append(f"{what}: {type(error).__name__}: {error}")
+
+    threads = {what: threading.Thread(target=run, args=(what, call), daemon=True) for what, call in calls.items()}
+    began = time.monotonic()
+    for thread in threads.values():
+        thread.start()
+    for what, thread in threads.items():
+        thread.join(max(0.0, timeout - (time.monotonic() - began)))
+        if thread.is_alive():
+            failure.append(f"{what}: no answer within {timeout:g} s")
+    return failure
 
 
 def _publish_in_order(scaler: Scaler, value: str, order: threading.Lock | None) -> None:
@@ -654,23 +667,7 @@ def record(
     if result.outcome == "saved" and result.ref and result.sha:
         branch, sha = result.ref.removeprefix("refs/heads/"), result.sha
         calls[f"models/<prefix>/{AUTOSAVE_RECORD} in the model bucket"] = lambda: record_autosave(branch, sha)
-    failure: list[str] = []
-
-    def run(what: str, call: Callable[[], None]) -> None:
-        try:
-            call()
-        except Exception as error:  # a status detail, or no offer on a fresh volume: never a reason not to stop
-            failure.append(f"{what}: {type(error).__name__}: {error}")
-
-    # Side by side, so that a slow one does not use up the other's time.
-    threads = {what: threading.Thread(target=run, args=(what, call), daemon=True) for what, call in calls.items()}
-    began = time.monotonic()
-    for thread in threads.values():
-        thread.start()
-    for what, thread in threads.items():
-        thread.join(max(0.0, timeout - (time.monotonic() - began)))
-        if thread.is_alive():
-            failure.append(f"{what}: no answer within {timeout:g} s")
+    failure = _bounded(calls, timeout)
     where = " and ".join(calls)
     if failure:
         log.error("autosave: could not record %r as %s: %s", value, where, "; ".join(failure))
