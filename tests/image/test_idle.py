@@ -519,19 +519,20 @@ def test_a_tag_that_cannot_be_written_never_holds_up_the_stop(raise_instead: boo
 
 @dataclass
 class AutosaveTagService(FakeScaler):
-    """The service's autosave tag as its writes land, in order: the first may be slow, the later ones refused."""
+    """The service's autosave tag as its writes land, in order: the first may be slow; later ones, or those numbered, refused."""
 
     first_takes: float = 0.0
     refuse_later: bool = False
+    refused: frozenset[int] = frozenset()  # 1 is the first write
     landed: list[str] = field(default_factory=list)
-    _tried: int = 0
+    tried: int = 0  # writes of the tag, refused ones too
 
     def publish(self, tags: dict[str, str]) -> None:
         if contract.AUTOSAVE_TAG in tags:
-            self._tried += 1
-            if self._tried == 1:
+            self.tried += 1
+            if self.tried == 1:
                 time.sleep(self.first_takes)
-            elif self.refuse_later:
+            if self.tried in self.refused or (self.refuse_later and self.tried > 1):
                 raise ConnectionError("Rate exceeded")
             self.landed.append(tags[contract.AUTOSAVE_TAG])
         super().publish(tags)
@@ -560,6 +561,37 @@ def test_a_slow_stop_mark_lands_before_the_record_never_after_it() -> None:
     watcher.check_once()
     assert watcher.stopped is not None  # the stop did not wait for the mark
     wait_until(lambda: len(scaler.landed) == 2, timeout=10)
+    assert [value.split()[0] for value in scaler.landed] == ["stopping", "saved"]
+
+
+def test_a_server_marks_itself_running_so_that_an_earlier_tasks_record_does_not_vouch_for_its_work() -> None:
+    """ECS may start a task by itself (an unhealthy check, a lost instance): the record on the service is then
+    the task's before it. Once this server answers, the service says it runs; a stop whose own mark and record
+    cannot be written leaves that, and a purge refuses (modules/capacity.py's autosave_problem)."""
+    earlier = f"saved 2026-01-05T07:00:00Z autosave/{PREFIX}/20260105T070000Z {'1' * 40}"
+    # The first mark is refused and tried again at the next poll; the stop's mark and record are refused too.
+    scaler = AutosaveTagService([], refused=frozenset({1, 3, 4}), landed=[earlier])
+    reads = iter([activity(5), activity(10), activity(20), activity(90)])
+    watcher = Watcher(
+        read=lambda: next(reads), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=1,
+    )
+    watcher.check_once()
+    assert scaler.landed == [earlier]  # refused: tried again
+    watcher.check_once()
+    started = (T0 - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # Jupyter's start, from /api/status
+    assert scaler.landed == [earlier, f"running {started}"]
+    watcher.check_once()  # written once only
+    assert scaler.tried == 2
+    watcher.check_once()
+    assert watcher.stopped is not None and "autosave" in scaler.calls
+    assert scaler.landed == [earlier, f"running {started}"]
+    assert scaler.tried == 4  # the running mark, twice; the stop's mark and its record
+
+
+def test_a_stop_that_begins_at_the_first_poll_writes_no_running_mark() -> None:
+    scaler = AutosaveTagService([])
+    stopping_watcher(scaler).check_once()
     assert [value.split()[0] for value in scaler.landed] == ["stopping", "saved"]
 
 

@@ -340,3 +340,15 @@ def test_a_purge_refuses_an_idle_stop_that_marked_its_start_and_recorded_nothing
     kept = Module(work_kept=True)
     result = stop(Capacity(kept, [], None, tag_before="stopping 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
     assert "recorded no autosave result" in result["autosave_problem"] and len(kept.warnings) == 1
+
+
+def test_a_purge_refuses_a_server_that_marked_its_start_and_recorded_no_stop() -> None:
+    """A server marks the service "running <start>" once it answers: an earlier task's record no longer stands."""
+    module = Module(purge_work=True)
+    found = Capacity(module, [], None, tag_before="running 2026-11-29T10:00:00Z")
+    with pytest.raises(Failed, match=re.escape("no autosave was recorded since its server started at 2026-11-29T10:00:00Z")):
+        stop(found, module, {"service": 1, "autoscaling_group": 0})
+    kept = Module(work_kept=True)
+    result = stop(Capacity(kept, [], None, tag_before="running 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
+    assert result["autosave_problem"].startswith("no autosave was recorded since its server started")
+    assert len(kept.warnings) == 1 and "did not succeed" not in kept.warnings[0]

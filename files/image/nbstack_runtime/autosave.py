@@ -598,23 +598,38 @@ def tag_value(result: Result, at: datetime) -> str:
     return " ".join(parts)
 
 
-def mark_stopping(
-    scaler: Scaler, at: datetime, *, timeout: float = RECORD_TIMEOUT_SECONDS, order: threading.Lock | None = None
-) -> bool:
-    """Tag the service `stopping <time>` as a stop begins, before its save; never raises, never blocks past `timeout`.
+#: What a mark on the service says (a record replaces it): the server runs, or an idle stop began.
+MARKS = ("running", "stopping")
 
-    The record of an earlier stop must not vouch for this one: when this
-    stop's own record cannot be written, the service says that a stop
-    began and recorded nothing, and a purge refuses. Best effort, as the
-    record: a tag that cannot be written never holds up a stop. `order`,
-    given to the stop's record too, is held for each whole write: a mark
-    that is slow (the client's retries) lands before the record, never
-    after it, even once the stop no longer waits for it.
+
+def mark(
+    scaler: Scaler,
+    status: str,
+    at: datetime,
+    *,
+    timeout: float = RECORD_TIMEOUT_SECONDS,
+    order: threading.Lock | None = None,
+) -> bool:
+    """Tag the service `<status> <time>` (one of MARKS); never raises, never blocks past `timeout`.
+
+    A record of a save must never vouch for work made after it, and a purge
+    trusts the record an idle stop leaves. Two marks say that no save is
+    recorded since: `running`, once the server answers (a task ECS started
+    by itself, after an unhealthy check or a failed instance, follows a
+    record of the task before it), and `stopping`, as an idle stop begins,
+    before its save. The stop's record replaces them; when it cannot be
+    written, the mark stays and a purge refuses. Best effort, as the
+    record: a tag that cannot be written never holds up a server or a stop.
+    `order`, given to every mark and record of one watcher, is held for each
+    whole write: a mark that is slow (the client's retries) lands before the
+    record, never after it, even once the stop no longer waits for it.
     """
-    value = f"stopping {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    if status not in MARKS:
+        raise ValueError(f"a mark is one of {', '.join(MARKS)}, not {status!r}")
+    value = f"{status} {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     failure = _bounded({f"the service's {AUTOSAVE_TAG} tag": lambda: _publish_in_order(scaler, value, order)}, timeout)
     if failure:
-        log.warning("autosave: could not mark the stop as %r: %s", value, "; ".join(failure))
+        log.warning("autosave: could not mark the service %r: %s", value, "; ".join(failure))
         return False
     return True
 

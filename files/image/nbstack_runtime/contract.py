@@ -17,7 +17,8 @@ STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
 #: The outcome of the latest autosave, on the person's ECS service (down.yml reads it):
 #: `<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>][ <commit>]`;
-#: `stopping <UTC time>` while an idle stop saves (its record replaces it).
+#: `running <UTC time>` once the server answers (the time it started), `stopping <UTC time>`
+#: while an idle stop saves; a record replaces either.
 AUTOSAVE_TAG = "nbstack:autosave"
 
 #: Secret variables. The hooks read them, then docker-stacks' start.sh unsets

@@ -34,6 +34,13 @@ Compute billing stops; the stack, its routing and its secrets stay, and
 publishes the last activity as the tag nbstack:last-activity (at most every
 PUBLISH_INTERVAL_SECONDS): ``status.yml`` reads it to say "idle for".
 
+Once the server answers, the watcher marks the service ``running <start>``
+in nbstack:autosave (autosave.mark; tried at every poll until written), and
+an idle stop marks ``stopping <time>`` before its save: a record of a save
+never vouches for work made after it, even when ECS started this task by
+itself and this stop's own record cannot be written. ``down.yml -e
+purge_work=true`` after an idle stop trusts only a record (saved or nothing).
+
 The watcher reads the API with a token from a 0600 file that the jupyter hook
 writes; Jupyter accepts it through nbstack_runtime.identity.
 """
@@ -52,7 +59,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import procfs
-from .autosave import RECORD_TIMEOUT_SECONDS, Result, mark_stopping, record
+from .autosave import RECORD_TIMEOUT_SECONDS, Result, mark, record
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
 from .scaler import AwsScaler, Scaler
@@ -150,7 +157,9 @@ class Watcher:
     work_kept: bool = False
     stopped: Decision | None = None
     _published: tuple[str, float] | None = None
-    #: The stop's mark and record, each written whole in turn (autosave.mark_stopping).
+    #: The service says `running` (autosave.mark), or a stop of this watcher's has begun.
+    _marked: bool = False
+    #: The marks and the stop's record, each written whole in turn (autosave.mark).
     _tag_order: threading.Lock = field(default_factory=threading.Lock)
 
     def check_once(self) -> Decision | None:
@@ -168,6 +177,11 @@ class Watcher:
             self.stop(decision)
         else:
             log.debug("idle watcher: %s", decision.reason)
+            if not self._marked:
+                # Tried at every poll until it is written: no record before this server started stands.
+                self._marked = mark(
+                    self.scaler, "running", activity.started, timeout=self.record_timeout, order=self._tag_order
+                )
         return decision
 
     def _publish_activity(self, moment: datetime) -> None:
@@ -189,7 +203,8 @@ class Watcher:
         started = time.monotonic()
         # First, so that a record of an earlier stop cannot stand for this one
         # when this one's cannot be written (a purge trusts it).
-        mark_stopping(self.scaler, self.clock(), timeout=self.record_timeout, order=self._tag_order)
+        self._marked = True  # this mark, then the record, say more than `running`
+        mark(self.scaler, "stopping", self.clock(), timeout=self.record_timeout, order=self._tag_order)
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
         # Logs a failure; never a reason to keep paying.
@@ -241,12 +256,14 @@ class Watcher:
         log.warning("idle stop done in %.1f s: capacity is zero; up.yml starts it again", time.monotonic() - started)
 
     def run(self, should_exit: threading.Event) -> None:
-        """Poll until the stop is done or `should_exit` is set."""
-        while self.stopped is None and not should_exit.is_set():
+        """Poll until the stop is done (returning at once) or `should_exit` is set."""
+        while not should_exit.is_set():
             try:
                 self.check_once()
             except Exception:  # keep watching: the next poll may succeed (e.g. throttled API)
                 log.exception("idle watcher: stop attempt failed; trying again at the next poll")
+            if self.stopped is not None:
+                return
             should_exit.wait(self.poll_seconds)
 
 

@@ -41,7 +41,8 @@ STOPPED_AT_TAG = "nbstack:stopped-at"
 STOP_REASON_TAG = "nbstack:stop-reason"
 #: The outcome of the latest autosave, written by the container after every
 #: save: "<saved|nothing|failed> <UTC time YYYY-MM-DDTHH:MM:SSZ>[ <branch>][ left-out=<n>][ <commit>]";
-#: "stopping <UTC time>" while an idle stop saves (its record replaces it).
+#: "running <UTC time>" once the server answers (the time it started), "stopping <UTC time>"
+#: while an idle stop saves; a record replaces either.
 AUTOSAVE_TAG = "nbstack:autosave"
 #: Removed when up.yml starts a stopped server again.
 STOP_TAGS = (STOPPED_AT_TAG, STOP_REASON_TAG)

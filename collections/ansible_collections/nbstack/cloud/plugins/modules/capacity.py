@@ -188,7 +188,8 @@ stopped:
 autosave:
   description: >-
     The last autosave result the container recorded on the service: C(status)
-    (saved, nothing or failed; stopping when an idle stop recorded nothing
+    (saved, nothing or failed; running when the server that started at
+    C(at) recorded nothing since, stopping when an idle stop recorded nothing
     after its mark), C(at), C(branch), C(left_out) (files left out of the
     snapshot), C(commit); null when none was recorded or nothing was read.
   type: dict
@@ -257,6 +258,9 @@ def autosave_problem(stopped_a_task, record, where="the instance's disk"):
     if record["status"] == "stopping":
         # The idle stop marks its start; its own record, once written, replaces the mark.
         return f"its stop at {when} recorded no autosave result (its log says what happened): the work may be only on {where}"
+    if record["status"] == "running":
+        # The server marks its start (a record of an earlier task's stop may not stand for it).
+        return f"no autosave was recorded since its server started at {when} (its log says what happened): the work may be only on {where}"
     if record["status"] not in ("saved", "nothing"):
         return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on {where}"
     if record["left_out"]:
