@@ -88,6 +88,39 @@ def test_unpushed_commits_on_other_branches_stay_reachable(remote_and_clone: tup
     assert git("rev-parse", "HEAD", cwd=clone).strip() != result.sha
 
 
+def test_the_git_processes_of_a_save_do_not_grow_with_the_number_of_branches(
+    remote_and_clone: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A git process per branch took longer than a save may, with thousands of branches."""
+    from nbstack_runtime import autosave as module
+
+    remote, clone = remote_and_clone
+    seed = git("rev-parse", "HEAD", cwd=clone).strip()
+    tree = git("rev-parse", "HEAD^{tree}", cwd=clone).strip()
+    processes: list[list[str]] = []
+    real_git = module.git
+
+    def counting(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        processes.append(list(args))
+        return real_git(args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "git", counting)
+    counts = []
+    for branches in (1, 3, 40):  # the first save has no earlier one to compare with: not counted
+        tips = []
+        for number in range(branches):
+            tip = git("commit-tree", tree, "-p", seed, "-m", f"Side {branches}.{number}", cwd=clone).strip()
+            git("update-ref", f"refs/heads/side-{branches}-{number}", tip, cwd=clone)
+            tips.append(tip)
+        processes.clear()
+        result = autosave(clone, "bob", now=NOW.replace(minute=branches))
+        assert result.pushed, result
+        for tip in tips:  # each unpushed branch is in the snapshot's history
+            git("merge-base", "--is-ancestor", tip, result.ref, cwd=remote)
+        counts.append(len(processes))
+    assert counts[1] == counts[2], counts
+
+
 def test_an_edit_of_the_same_size_right_after_a_commit_is_saved(remote_and_clone: tuple[Path, Path]) -> None:
     # git trusts a file's size and mtime against its index only when the file
     # is older than the index ("racy git"); the snapshot's copy of the index

@@ -57,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,21 +128,32 @@ def _rev(work_dir: Path, rev: str) -> str | None:
     return out.stdout.strip() or None
 
 
-def _unpushed_tips(work_dir: Path, remote: str, head: str | None) -> list[str]:
-    """Commits at HEAD or a local branch tip that no remote-tracking ref contains."""
-    refs = git(["for-each-ref", "--format=%(objectname)", "refs/heads"], cwd=work_dir).stdout.split()
-    tips: list[str] = []
-    for tip in ([head] if head else []) + refs:
-        if tip in tips:
-            continue
-        missing = git(["rev-list", "-1", tip, "--not", f"--remotes={remote}"], cwd=work_dir).stdout.strip()
-        if missing:
-            tips.append(tip)
-    return tips
+def _unpushed(top: Path, remote: str, commits: Sequence[str], deadline: _Deadline, *options: str) -> str:
+    """`git rev-list <options>` of what `commits` bring that no remote-tracking ref holds.
+
+    The commits go in on standard input: any number of them, one process.
+    """
+    if not commits:
+        return ""
+    return git(
+        ["rev-list", *options, "--not", f"--remotes={remote}", "--stdin"],  # --not does not reach --stdin's
+        cwd=top,
+        input="".join(f"{commit}\n" for commit in commits),
+        timeout=deadline.left(),
+    ).stdout
 
 
-def _is_ancestor(work_dir: Path, commit: str, of: str) -> bool:
-    return git(["merge-base", "--is-ancestor", commit, of], cwd=work_dir, check=False).returncode == 0
+def _unpushed_tips(top: Path, remote: str, head: str | None, deadline: _Deadline) -> tuple[list[str], set[str]]:
+    """Commits at HEAD or a local branch tip that no remote-tracking ref holds; and HEAD's unpushed commits.
+
+    Two walks whatever the number of branches (a git process per branch
+    took longer than a save may with thousands of them).
+    """
+    refs = git(["for-each-ref", "--format=%(objectname)", "refs/heads"], cwd=top, timeout=deadline.left()).stdout
+    candidates = list(dict.fromkeys(([head] if head else []) + refs.split()))
+    unpushed = set(_unpushed(top, remote, candidates, deadline).split())
+    in_head = set(_unpushed(top, remote, [head], deadline).split()) if head in unpushed else set()
+    return [tip for tip in candidates if tip in unpushed], in_head
 
 
 def _snapshot_tree(
@@ -276,16 +287,27 @@ def _reset_to_head(
         git(["rm", "--cached", "--quiet", "--ignore-unmatch", *files], cwd=top, env=literal, timeout=deadline.left())
 
 
-def _largest_unpushed(top: Path, remote: str, commit: str, limit: int, deadline: _Deadline) -> tuple[int, str] | None:
-    """(size, path) of the largest blob over `limit` bytes that `commit` brings and the remote lacks, or None."""
+def _largest_unpushed(
+    top: Path, remote: str, commits: Sequence[str], limit: int, deadline: _Deadline
+) -> tuple[int, str] | None:
+    """(size, path) of the largest blob over `limit` bytes that `commits` bring and the remote lacks, or None."""
     # Objects the remote lacks, as "<sha> <path>" lines (a path may hold spaces).
-    objects = git(
-        ["rev-list", "--objects", commit, "--not", f"--remotes={remote}"], cwd=top, timeout=deadline.left()
-    ).stdout
+    objects = _unpushed(top, remote, commits, deadline, "--objects")
     paths = {line.split(" ", 1)[0]: line.partition(" ")[2] for line in objects.splitlines()}
     sizes = _blob_sizes(top, [found for found in paths if re.fullmatch(r"[0-9a-f]{40,64}", found)], deadline)
     big = [(size, paths[blob]) for blob, size in sizes.items() if size > limit]
     return max(big) if big else None
+
+
+def _heavy_tips(top: Path, remote: str, tips: list[str], limit: int, deadline: _Deadline) -> dict[str, tuple[int, str]]:
+    """The tips whose unpushed commits hold a file over `limit` (a positive limit), each with its largest.
+
+    One walk over all of them; only when that finds such a file is each tip walked on its own.
+    """
+    if not (limit and tips) or _largest_unpushed(top, remote, tips, limit, deadline) is None:
+        return {}
+    found = {tip: _largest_unpushed(top, remote, [tip], limit, deadline) for tip in tips}
+    return {tip: big for tip, big in found.items() if big}
 
 
 def _pushable_base(
@@ -303,7 +325,7 @@ def _pushable_base(
     """
     if not head:
         return None, [], []
-    big = _largest_unpushed(top, remote, head, limit, deadline) if limit else None
+    big = _largest_unpushed(top, remote, [head], limit, deadline) if limit else None
     if big is None:
         return head, [head], []
     size, path = big
@@ -321,7 +343,7 @@ def _pushable_base(
     while low < high:
         middle = (low + high) // 2
         try:
-            clean = _largest_unpushed(top, remote, line[middle], limit, budget) is None
+            clean = _largest_unpushed(top, remote, [line[middle]], limit, budget) is None
         except subprocess.TimeoutExpired:
             log.warning("autosave: no time left to look for newer unpushed commits to keep; keeping what was found")
             break
@@ -357,7 +379,7 @@ def _stashes(top: Path, remote: str, limit: int, deadline: _Deadline) -> tuple[l
     kept: list[tuple[str, str]] = []
     left_out: list[LeftOut] = []
     for number, (sha, message) in enumerate(entries):
-        big = _largest_unpushed(top, remote, sha, limit, deadline) if limit else None
+        big = _largest_unpushed(top, remote, [sha], limit, deadline) if limit else None
         if big:
             size, path = big
             left_out.append(
@@ -464,25 +486,17 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
             "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
         )
     base_tree = _rev(top, f"{base}^{{tree}}") if base else None
-    tips = _unpushed_tips(top, remote, head)
+    tips, in_head = _unpushed_tips(top, remote, head, deadline)
     # Every unpushed branch tip that HEAD does not already contain becomes a
     # parent, unless it carries a file over the limit (it stays in the
     # checkout). A tip in HEAD's history is in the snapshot's, or among the
     # commits HEAD's entry above counts as left out.
-    others = []
-    for tip in tips:
-        if tip == head or (head and _is_ancestor(top, tip, head)):
-            continue
-        big = _largest_unpushed(top, remote, tip, limit, deadline) if limit else None
-        if big:
-            left_out.append(
-                LeftOut(
-                    f"unpushed commit {tip[:12]}",
-                    f"holds {big[1] or 'a file'} of {_mb(big[0])}, over the {_mb(limit)} limit",
-                )
-            )
-        else:
-            others.append(tip)
+    others = [tip for tip in tips if tip != head and tip not in in_head]
+    heavy = _heavy_tips(top, remote, others, limit, deadline)
+    for tip, (size, path) in heavy.items():
+        why = f"holds {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit"
+        left_out.append(LeftOut(f"unpushed commit {tip[:12]}", why))
+    others = [tip for tip in others if tip not in heavy]
     dirty = tree != base_tree and not (base is None and tree == _empty_tree(top))
     if not dirty and not tips and not stashes:
         log.info("autosave: nothing to save in %s", work_dir)
