@@ -436,6 +436,31 @@ def test_a_branch_whose_unpushed_commits_hold_a_file_over_the_limit_is_left_out(
         git("cat-file", "-e", heavy, cwd=remote)
 
 
+def test_among_many_branches_only_those_holding_a_file_over_the_limit_are_left_out(
+    remote_and_clone: tuple[Path, Path],
+) -> None:
+    remote, clone = remote_and_clone
+    seed = git("rev-parse", "HEAD", cwd=clone).strip()
+    light, heavy = [], []
+    for number in range(9):
+        git("checkout", "--quiet", "-b", f"side-{number}", seed, cwd=clone)
+        if number in (2, 7):
+            heavy.append(commit_file(clone, f"data-{number}.bin", "x" * 20_000, "Data"))
+        light_one = commit_file(clone, f"side-{number}.py", f"s = {number}\n", "Side")
+        (heavy if number in (2, 7) else light).append(light_one)  # a light commit on top still brings the data
+    git("checkout", "--quiet", "main", cwd=clone)
+
+    result = autosave(clone, "bob", now=NOW, max_file_mb=0.01)
+
+    assert result.pushed, result
+    assert {item.path for item in result.left_out} == {f"unpushed commit {heavy[1][:12]}", f"unpushed commit {heavy[3][:12]}"}
+    for tip in light:
+        git("merge-base", "--is-ancestor", tip, REF, cwd=remote)  # raises if not reachable
+    for commit in heavy:
+        with pytest.raises(RuntimeError, match="git cat-file"):
+            git("cat-file", "-e", commit, cwd=remote)
+
+
 def test_the_list_of_left_out_paths_in_the_message_is_capped(remote_and_clone: tuple[Path, Path]) -> None:
     remote, clone = remote_and_clone
     for number in range(25):

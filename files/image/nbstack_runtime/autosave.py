@@ -302,12 +302,22 @@ def _largest_unpushed(
 def _heavy_tips(top: Path, remote: str, tips: list[str], limit: int, deadline: _Deadline) -> dict[str, tuple[int, str]]:
     """The tips whose unpushed commits hold a file over `limit` (a positive limit), each with its largest.
 
-    One walk over all of them; only when that finds such a file is each tip walked on its own.
+    A group of tips holds such a file when one of them does: one walk
+    clears a group, and only a group that holds one is halved and walked
+    again, so a few such tips among thousands take a few dozen walks.
     """
-    if not (limit and tips) or _largest_unpushed(top, remote, tips, limit, deadline) is None:
+    if not (limit and tips):
         return {}
-    found = {tip: _largest_unpushed(top, remote, [tip], limit, deadline) for tip in tips}
-    return {tip: big for tip, big in found.items() if big}
+    big = _largest_unpushed(top, remote, tips, limit, deadline)
+    if big is None:
+        return {}
+    if len(tips) == 1:
+        return {tips[0]: big}
+    half = len(tips) // 2
+    return {
+        **_heavy_tips(top, remote, tips[:half], limit, deadline),
+        **_heavy_tips(top, remote, tips[half:], limit, deadline),
+    }
 
 
 def _pushable_base(
