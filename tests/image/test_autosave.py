@@ -121,6 +121,23 @@ def test_the_git_processes_of_a_save_do_not_grow_with_the_number_of_branches(
     assert counts[1] == counts[2], counts
 
 
+def test_a_branch_holding_a_tag_object_saves_the_commit_the_tag_names(remote_and_clone: tuple[Path, Path]) -> None:
+    """git itself writes no such branch; other tools can, and its commit was then dropped from the save."""
+    remote, clone = remote_and_clone
+    side = commit_file(clone, "side.py", "s = 1\n", "Side work")
+    git("reset", "--quiet", "--hard", "HEAD~1", cwd=clone)
+    git("tag", "--annotate", "--message", "Side", "side-tag", side, cwd=clone)
+    tag = git("rev-parse", "side-tag", cwd=clone).strip()
+    git("tag", "--delete", "side-tag", cwd=clone)
+    (clone / ".git" / "refs" / "heads" / "via-tag").write_text(tag + "\n")
+    (clone / ".git" / "refs" / "heads" / "a-tree").write_text(git("rev-parse", "HEAD^{tree}", cwd=clone).strip() + "\n")
+
+    result = autosave(clone, "bob", now=NOW)
+
+    assert result.pushed, result
+    git("merge-base", "--is-ancestor", side, REF, cwd=remote)  # raises if not reachable
+
+
 def test_an_edit_of_the_same_size_right_after_a_commit_is_saved(remote_and_clone: tuple[Path, Path]) -> None:
     # git trusts a file's size and mtime against its index only when the file
     # is older than the index ("racy git"); the snapshot's copy of the index

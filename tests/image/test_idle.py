@@ -589,6 +589,34 @@ def test_a_server_marks_itself_running_so_that_an_earlier_tasks_record_does_not_
     assert scaler.tried == 4  # the running mark, twice; the stop's mark and its record
 
 
+def test_a_running_mark_that_gets_no_answer_is_not_tried_again_while_it_waits() -> None:
+    """One write at a time: a hung endpoint must not gather a thread per poll, queued before the stop's writes."""
+    scaler = AutosaveTagService([], first_takes=1.5)
+    reads = iter([activity(5)] * 5 + [activity(90)])
+    watcher = Watcher(
+        read=lambda: next(reads), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=0.2,
+    )
+    for _ in range(5):
+        watcher.check_once()
+    assert scaler.tried == 1
+    watcher.check_once()
+    assert watcher.stopped is not None
+    wait_until(lambda: len(scaler.landed) == 3, timeout=10)
+    assert [value.split()[0] for value in scaler.landed] == ["running", "stopping", "saved"]
+
+
+def test_a_write_of_the_tag_whose_turn_comes_after_a_later_one_landed_is_dropped() -> None:
+    """A mark that waited through the client's retries must not overwrite the record issued after it."""
+    calls: list[str] = []
+    scaler = AutosaveTagService(calls)
+    order = autosave.TagOrder()
+    mark_ticket, record_ticket = order.ticket(), order.ticket()
+    order.publish(record_ticket, scaler, "saved 2026-01-05T09:00:00Z")
+    order.publish(mark_ticket, scaler, "stopping 2026-01-05T09:00:00Z")
+    assert scaler.landed == ["saved 2026-01-05T09:00:00Z"]
+
+
 def test_a_stop_that_begins_at_the_first_poll_writes_no_running_mark() -> None:
     scaler = AutosaveTagService([])
     stopping_watcher(scaler).check_once()

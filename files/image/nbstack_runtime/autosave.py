@@ -143,14 +143,36 @@ def _unpushed(top: Path, remote: str, commits: Sequence[str], deadline: _Deadlin
     ).stdout
 
 
+def _branch_commits(top: Path, deadline: _Deadline) -> list[str]:
+    """The commit each local branch points at.
+
+    A branch holding a tag object (git writes none, other tools may) stands
+    for the commit the tag names; one holding a tree or a blob, for none.
+    """
+    listed = git(
+        ["for-each-ref", "--format=%(objecttype) %(objectname)", "refs/heads"], cwd=top, timeout=deadline.left()
+    ).stdout.split("\n")
+    found = [line.split(" ") for line in listed if line]
+    tags = [sha for kind, sha in found if kind == "tag"]
+    peeled: list[str] = []
+    if tags:
+        checked = git(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            cwd=top,
+            input="".join(f"{sha}^{{commit}}\n" for sha in tags),
+            timeout=deadline.left(),
+        ).stdout.splitlines()
+        peeled = [line.split(" ")[0] for line in checked if line.endswith(" commit")]
+    return [sha for kind, sha in found if kind == "commit"] + peeled
+
+
 def _unpushed_tips(top: Path, remote: str, head: str | None, deadline: _Deadline) -> tuple[list[str], set[str]]:
     """Commits at HEAD or a local branch tip that no remote-tracking ref holds; and HEAD's unpushed commits.
 
     Two walks whatever the number of branches (a git process per branch
     took longer than a save may with thousands of them).
     """
-    refs = git(["for-each-ref", "--format=%(objectname)", "refs/heads"], cwd=top, timeout=deadline.left()).stdout
-    candidates = list(dict.fromkeys(([head] if head else []) + refs.split()))
+    candidates = list(dict.fromkeys(([head] if head else []) + _branch_commits(top, deadline)))
     unpushed = set(_unpushed(top, remote, candidates, deadline).split())
     in_head = set(_unpushed(top, remote, [head], deadline).split()) if head in unpushed else set()
     return [tip for tip in candidates if tip in unpushed], in_head
@@ -626,13 +648,50 @@ def tag_value(result: Result, at: datetime) -> str:
 MARKS = ("running", "stopping")
 
 
+class TagOrder:
+    """The nbstack:autosave writes of one watcher: each lands whole, and never over one issued after it.
+
+    A write slowed by the client's retries may still be under way when a
+    later one begins (a stop does not wait for it): the later one waits
+    for it, and a write whose turn comes after a later one has landed is
+    dropped, so the tag ends as the latest write that landed says.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._landed = 0
+
+    def ticket(self) -> int:
+        """A write's place: taken when it begins, in the watcher's own thread."""
+        self._issued += 1
+        return self._issued
+
+    def publish(self, ticket: int, scaler: Scaler, value: str) -> None:
+        with self._lock:
+            if ticket < self._landed:
+                log.info("autosave: %r is not written: a later write of the tag landed first", value)
+                return
+            scaler.publish({AUTOSAVE_TAG: value})
+            self._landed = ticket
+
+
+def _publisher(scaler: Scaler, value: str, order: TagOrder | None) -> Callable[[], None]:
+    """The write of `value` to the service's tag, in `order` when given (its place taken now)."""
+    if order is None:
+        return lambda: scaler.publish({AUTOSAVE_TAG: value})
+    ticket = order.ticket()
+    return lambda: order.publish(ticket, scaler, value)
+
+
 def mark(
     scaler: Scaler,
     status: str,
     at: datetime,
     *,
     timeout: float = RECORD_TIMEOUT_SECONDS,
-    order: threading.Lock | None = None,
+    order: TagOrder | None = None,
+    in_flight: threading.Event | None = None,
 ) -> bool:
     """Tag the service `<status> <time>` (one of MARKS); never raises, never blocks past `timeout`.
 
@@ -644,14 +703,28 @@ def mark(
     before its save. The stop's record replaces them; when it cannot be
     written, the mark stays and a purge refuses. Best effort, as the
     record: a tag that cannot be written never holds up a server or a stop.
-    `order`, given to every mark and record of one watcher, is held for each
-    whole write: a mark that is slow (the client's retries) lands before the
-    record, never after it, even once the stop no longer waits for it.
+    `order` (TagOrder) is given to every mark and record of one watcher.
+    With `in_flight`, one write at a time: while the last one still waits
+    for an answer, none is tried (False).
     """
     if status not in MARKS:
         raise ValueError(f"a mark is one of {', '.join(MARKS)}, not {status!r}")
     value = f"{status} {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-    failure = _bounded({f"the service's {AUTOSAVE_TAG} tag": lambda: _publish_in_order(scaler, value, order)}, timeout)
+    if in_flight is not None:
+        if in_flight.is_set():
+            log.info("autosave: the service's earlier mark still waits for an answer; %r is not tried", value)
+            return False
+        in_flight.set()
+    publish = _publisher(scaler, value, order)
+
+    def write() -> None:
+        try:
+            publish()
+        finally:
+            if in_flight is not None:
+                in_flight.clear()
+
+    failure = _bounded({f"the service's {AUTOSAVE_TAG} tag": write}, timeout)
     if failure:
         log.warning("autosave: could not mark the service %r: %s", value, "; ".join(failure))
         return False
@@ -683,13 +756,8 @@ def _bounded(calls: Mapping[str, Callable[[], None]], timeout: float) -> list[st
     return failure
 
 
-def _publish_in_order(scaler: Scaler, value: str, order: threading.Lock | None) -> None:
-    with order or threading.Lock():
-        scaler.publish({AUTOSAVE_TAG: value})
-
-
 def record(
-    result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS, order: threading.Lock | None = None
+    result: Result, scaler: Scaler, *, timeout: float = RECORD_TIMEOUT_SECONDS, order: TagOrder | None = None
 ) -> bool:
     """Tag the person's service with the outcome (down.yml reads it); never raises, never blocks past `timeout`.
 
@@ -700,9 +768,7 @@ def record(
     retries) is left behind, and the stop goes on.
     """
     value = tag_value(result, datetime.now(timezone.utc))
-    calls: dict[str, Callable[[], None]] = {
-        f"the service's {AUTOSAVE_TAG} tag": lambda: _publish_in_order(scaler, value, order)
-    }
+    calls: dict[str, Callable[[], None]] = {f"the service's {AUTOSAVE_TAG} tag": _publisher(scaler, value, order)}
     if result.outcome == "saved" and result.ref and result.sha:
         branch, sha = result.ref.removeprefix("refs/heads/"), result.sha
         calls[f"models/<prefix>/{AUTOSAVE_RECORD} in the model bucket"] = lambda: record_autosave(branch, sha)

@@ -59,7 +59,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import procfs
-from .autosave import RECORD_TIMEOUT_SECONDS, Result, mark, record
+from .autosave import RECORD_TIMEOUT_SECONDS, Result, TagOrder, mark, record
 from .contract import LAST_ACTIVITY_TAG, STOP_REASON_TAG, STOPPED_AT_TAG
 from .policy import BUSY_KERNEL_STATES, Activity, Decision, decide, iso
 from .scaler import AwsScaler, Scaler
@@ -156,11 +156,15 @@ class Watcher:
     #: The work directory outlives the instance (the person's work volume).
     work_kept: bool = False
     stopped: Decision | None = None
+    #: A stop has begun: its own mark and record say more than `running`.
+    stopping: bool = False
     _published: tuple[str, float] | None = None
-    #: The service says `running` (autosave.mark), or a stop of this watcher's has begun.
+    #: The service says `running` (autosave.mark).
     _marked: bool = False
-    #: The marks and the stop's record, each written whole in turn (autosave.mark).
-    _tag_order: threading.Lock = field(default_factory=threading.Lock)
+    #: A `running` mark's write still waits for an answer (one at a time).
+    _marking: threading.Event = field(default_factory=threading.Event)
+    #: The marks and the stop's record, each written whole, none over a later one.
+    _tag_order: TagOrder = field(default_factory=TagOrder)
 
     def check_once(self) -> Decision | None:
         """One poll; returns the decision (None when the server could not be read)."""
@@ -177,10 +181,15 @@ class Watcher:
             self.stop(decision)
         else:
             log.debug("idle watcher: %s", decision.reason)
-            if not self._marked:
+            if not (self._marked or self.stopping):
                 # Tried at every poll until it is written: no record before this server started stands.
                 self._marked = mark(
-                    self.scaler, "running", activity.started, timeout=self.record_timeout, order=self._tag_order
+                    self.scaler,
+                    "running",
+                    activity.started,
+                    timeout=self.record_timeout,
+                    order=self._tag_order,
+                    in_flight=self._marking,
                 )
         return decision
 
@@ -203,7 +212,7 @@ class Watcher:
         started = time.monotonic()
         # First, so that a record of an earlier stop cannot stand for this one
         # when this one's cannot be written (a purge trusts it).
-        self._marked = True  # this mark, then the record, say more than `running`
+        self.stopping = True  # this mark, then the record, say more than `running`
         mark(self.scaler, "stopping", self.clock(), timeout=self.record_timeout, order=self._tag_order)
         result = self.autosave()
         log.info("idle stop: autosave %s (%.1f s)", result.status, time.monotonic() - started)
