@@ -130,12 +130,30 @@ def test_a_branch_holding_a_tag_object_saves_the_commit_the_tag_names(remote_and
     tag = git("rev-parse", "side-tag", cwd=clone).strip()
     git("tag", "--delete", "side-tag", cwd=clone)
     (clone / ".git" / "refs" / "heads" / "via-tag").write_text(tag + "\n")
-    (clone / ".git" / "refs" / "heads" / "a-tree").write_text(git("rev-parse", "HEAD^{tree}", cwd=clone).strip() + "\n")
 
     result = autosave(clone, "bob", now=NOW)
 
     assert result.pushed, result
     git("merge-base", "--is-ancestor", side, REF, cwd=remote)  # raises if not reachable
+
+
+def test_a_branch_pointing_at_no_commit_is_named_and_the_rest_saved(remote_and_clone: tuple[Path, Path]) -> None:
+    """One broken branch (an object the repository lacks) made every save fail."""
+    remote, clone = remote_and_clone
+    heads = clone / ".git" / "refs" / "heads"
+    (heads / "broken").write_text("1" * 40 + "\n")
+    (heads / "a-tree").write_text(git("rev-parse", "HEAD^{tree}", cwd=clone).strip() + "\n")
+    (clone / "new.py").write_text("n = 1\n")
+
+    result = autosave(clone, "bob", now=NOW)
+
+    assert result.pushed, result
+    assert {item.path: item.reason for item in result.left_out} == {
+        "branch a-tree": "points at " + git("rev-parse", "HEAD^{tree}", cwd=clone).strip()[:12]
+        + ", which is no commit in this repository",
+        "branch broken": "points at 111111111111, which is no commit in this repository",
+    }
+    assert tree_paths(remote, REF) == {"a.py", "new.py"}
 
 
 def test_an_edit_of_the_same_size_right_after_a_commit_is_saved(remote_and_clone: tuple[Path, Path]) -> None:

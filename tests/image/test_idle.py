@@ -164,7 +164,8 @@ def test_a_failed_group_call_records_no_stop_and_is_tried_again_at_the_next_poll
     )
     with caplog.at_level("ERROR", logger="nbstack.idle"):
         watcher.check_once()
-    assert calls[-3:] == ["autosave", "publish nbstack:autosave", "scale failed"]
+    # After the failed call, the service is marked running again (the record may not vouch for what comes next).
+    assert calls[-4:] == ["autosave", "publish nbstack:autosave", "scale failed", "publish nbstack:autosave"]
     assert not any("stop-reason" in call for call in calls), "the stop was recorded although the group is still up"
     assert watcher.stopped is None
     assert "idle stop failed: the auto scaling group could not be set to 0" in caplog.text
@@ -606,6 +607,28 @@ def test_a_running_mark_that_gets_no_answer_is_not_tried_again_while_it_waits() 
     assert [value.split()[0] for value in scaler.landed] == ["running", "stopping", "saved"]
 
 
+def test_a_mark_that_gets_no_thread_is_tried_again_at_the_next_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook can use up the container's processes: the mark must neither raise nor stay "in flight" for ever."""
+    import threading
+
+    scaler = AutosaveTagService([])
+    watcher = Watcher(
+        read=lambda: activity(5), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=1,
+    )
+    real_start = threading.Thread.start
+
+    def no_thread(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    watcher.check_once()
+    assert scaler.landed == []
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    watcher.check_once()
+    assert [value.split()[0] for value in scaler.landed] == ["running"]
+
+
 def test_a_write_of_the_tag_whose_turn_comes_after_a_later_one_landed_is_dropped() -> None:
     """A mark that waited through the client's retries must not overwrite the record issued after it."""
     calls: list[str] = []
@@ -615,6 +638,28 @@ def test_a_write_of_the_tag_whose_turn_comes_after_a_later_one_landed_is_dropped
     order.publish(record_ticket, scaler, "saved 2026-01-05T09:00:00Z")
     order.publish(mark_ticket, scaler, "stopping 2026-01-05T09:00:00Z")
     assert scaler.landed == ["saved 2026-01-05T09:00:00Z"]
+
+
+@dataclass
+class FlakyGroupAndTags(AutosaveTagService, FailingScaler):
+    """A group call that fails the first time, and the tag writes numbered in `refused` refused."""
+
+
+def test_a_stop_whose_group_call_failed_does_not_leave_its_record_to_vouch_for_what_comes_next() -> None:
+    """The server runs on after a failed group call (a max-lifetime stop may find it busy). The next attempt's
+    mark and record may not land: the first attempt's "saved" must not then stand for the work done in between."""
+    started = (T0 - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scaler = FlakyGroupAndTags([], refused=frozenset({4, 5}))  # the second attempt's mark and record
+    watcher = Watcher(
+        read=lambda: activity(90), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=1, work_kept=True,
+    )
+    watcher.check_once()
+    assert watcher.stopped is None and "scale failed" in scaler.calls
+    assert [value.split()[0] for value in scaler.landed] == ["stopping", "saved", "running"]
+    watcher.check_once()
+    assert watcher.stopped is not None and scaler.tried == 5
+    assert scaler.landed[-1] == f"running {started}"
 
 
 def test_a_stop_that_begins_at_the_first_poll_writes_no_running_mark() -> None:

@@ -143,39 +143,49 @@ def _unpushed(top: Path, remote: str, commits: Sequence[str], deadline: _Deadlin
     ).stdout
 
 
-def _branch_commits(top: Path, deadline: _Deadline) -> list[str]:
-    """The commit each local branch points at.
+def _branch_commits(top: Path, deadline: _Deadline) -> tuple[list[str], list[LeftOut]]:
+    """The commit each local branch points at, and the branches that point at none.
 
     A branch holding a tag object (git writes none, other tools may) stands
-    for the commit the tag names; one holding a tree or a blob, for none.
+    for the commit the tag names. One holding a tree, a blob or an object
+    this repository lacks cannot be saved: it is named, and the rest saved.
     """
-    listed = git(
-        ["for-each-ref", "--format=%(objecttype) %(objectname)", "refs/heads"], cwd=top, timeout=deadline.left()
-    ).stdout.split("\n")
-    found = [line.split(" ") for line in listed if line]
-    tags = [sha for kind, sha in found if kind == "tag"]
-    peeled: list[str] = []
-    if tags:
-        checked = git(
-            ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
-            cwd=top,
-            input="".join(f"{sha}^{{commit}}\n" for sha in tags),
-            timeout=deadline.left(),
-        ).stdout.splitlines()
-        peeled = [line.split(" ")[0] for line in checked if line.endswith(" commit")]
-    return [sha for kind, sha in found if kind == "commit"] + peeled
+    listed = git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"], cwd=top, timeout=deadline.left())
+    refs = [line.split(" ", 1) for line in listed.stdout.splitlines() if line]
+    if not refs:
+        return [], []
+    # One answer line per line asked, in order: "<commit> commit", or "<what was asked> missing".
+    checked = git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        cwd=top,
+        input="".join(f"{sha}^{{commit}}\n" for sha, _ in refs),
+        timeout=deadline.left(),
+    ).stdout.splitlines()
+    commits, skipped = [], []
+    for index, (sha, name) in enumerate(refs):
+        found, _, kind = (checked[index] if index < len(checked) else "").partition(" ")
+        if kind == "commit":
+            commits.append(found)
+        else:
+            why = f"points at {sha[:12]}, which is no commit in this repository"
+            skipped.append(LeftOut(f"branch {name.removeprefix('refs/heads/')}", why))
+    return commits, skipped
 
 
-def _unpushed_tips(top: Path, remote: str, head: str | None, deadline: _Deadline) -> tuple[list[str], set[str]]:
-    """Commits at HEAD or a local branch tip that no remote-tracking ref holds; and HEAD's unpushed commits.
+def _unpushed_tips(
+    top: Path, remote: str, head: str | None, deadline: _Deadline
+) -> tuple[list[str], set[str], list[LeftOut]]:
+    """Commits at HEAD or a local branch tip that no remote-tracking ref holds; HEAD's unpushed commits;
+    the branches that point at no commit.
 
     Two walks whatever the number of branches (a git process per branch
     took longer than a save may with thousands of them).
     """
-    candidates = list(dict.fromkeys(([head] if head else []) + _branch_commits(top, deadline)))
+    commits, skipped = _branch_commits(top, deadline)
+    candidates = list(dict.fromkeys(([head] if head else []) + commits))
     unpushed = set(_unpushed(top, remote, candidates, deadline).split())
     in_head = set(_unpushed(top, remote, [head], deadline).split()) if head in unpushed else set()
-    return [tip for tip in candidates if tip in unpushed], in_head
+    return [tip for tip in candidates if tip in unpushed], in_head, skipped
 
 
 def _snapshot_tree(
@@ -518,7 +528,8 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
             "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
         )
     base_tree = _rev(top, f"{base}^{{tree}}") if base else None
-    tips, in_head = _unpushed_tips(top, remote, head, deadline)
+    tips, in_head, skipped = _unpushed_tips(top, remote, head, deadline)
+    left_out += skipped
     # Every unpushed branch tip that HEAD does not already contain becomes a
     # parent, unless it carries a file over the limit (it stays in the
     # checkout). A tip in HEAD's history is in the snapshot's, or among the
@@ -716,8 +727,10 @@ def mark(
             return False
         in_flight.set()
     publish = _publisher(scaler, value, order)
+    began = threading.Event()
 
     def write() -> None:
+        began.set()
         try:
             publish()
         finally:
@@ -725,6 +738,8 @@ def mark(
                 in_flight.clear()
 
     failure = _bounded({f"the service's {AUTOSAVE_TAG} tag": write}, timeout)
+    if in_flight is not None and not began.is_set():
+        in_flight.clear()  # not started (no thread to be had): nothing is under way
     if failure:
         log.warning("autosave: could not mark the service %r: %s", value, "; ".join(failure))
         return False
@@ -747,8 +762,12 @@ def _bounded(calls: Mapping[str, Callable[[], None]], timeout: float) -> list[st
 
     threads = {what: threading.Thread(target=run, args=(what, call), daemon=True) for what, call in calls.items()}
     began = time.monotonic()
-    for thread in threads.values():
-        thread.start()
+    for what, thread in list(threads.items()):
+        try:
+            thread.start()
+        except RuntimeError as error:  # no thread to be had (the container's process limit)
+            failure.append(f"{what}: not started: {error}")
+            del threads[what]
     for what, thread in threads.items():
         thread.join(max(0.0, timeout - (time.monotonic() - began)))
         if thread.is_alive():

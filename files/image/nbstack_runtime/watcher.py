@@ -25,9 +25,11 @@ The policy (nbstack_runtime.policy) decides; once it says stop:
    (nbstack:stopped-at, nbstack:stop-reason), which status.yml shows.
 
 A failed group call (after the client's own retries) is logged, nothing is
-recorded as stopped, and the stop is tried again at the next poll (decided
-again first): the server is never left running while its tags say stopped,
-and the watcher never gives up on a stop it decided.
+recorded as stopped, the service is marked ``running`` again (its record of
+the save must not vouch for work done before the next attempt), and the
+stop is tried again at the next poll (decided again first): the server is
+never left running while its tags say stopped, and the watcher never gives
+up on a stop it decided.
 
 Compute billing stops; the stack, its routing and its secrets stay, and
 ``up.yml`` starts the group again. While it watches, the watcher also
@@ -161,6 +163,8 @@ class Watcher:
     _published: tuple[str, float] | None = None
     #: The service says `running` (autosave.mark).
     _marked: bool = False
+    #: When the server started (Jupyter's /api/status), from the last poll that read it.
+    _started: datetime | None = None
     #: A `running` mark's write still waits for an answer (one at a time).
     _marking: threading.Event = field(default_factory=threading.Event)
     #: The marks and the stop's record, each written whole, none over a later one.
@@ -175,6 +179,7 @@ class Watcher:
             log.info("idle watcher: server not readable (%s); trying again", error)
             return None
         now = self.clock()
+        self._started = activity.started
         decision = decide(activity, now, self.idle_timeout_minutes, self.max_lifetime_hours)
         self._publish_activity(now if activity.busy else activity.last_activity)
         if decision.stop:
@@ -255,6 +260,15 @@ class Watcher:
                 "idle stop failed: the auto scaling group could not be set to 0 (%s); the server keeps running "
                 "and the stop is tried again at the next poll",
                 error,
+            )
+            # The server runs on: the record just written must not vouch for what is
+            # done before the next attempt, whose own mark and record may not land.
+            mark(
+                self.scaler,
+                "running",
+                self._started or self.clock(),
+                timeout=self.record_timeout,
+                order=self._tag_order,
             )
             return
         self.stopped = decision
