@@ -137,23 +137,40 @@ def test_a_branch_holding_a_tag_object_saves_the_commit_the_tag_names(remote_and
     git("merge-base", "--is-ancestor", side, REF, cwd=remote)  # raises if not reachable
 
 
-def test_a_branch_pointing_at_no_commit_is_named_and_the_rest_saved(remote_and_clone: tuple[Path, Path]) -> None:
+def test_a_branch_pointing_at_no_commit_is_named_and_the_rest_saved(
+    remote_and_clone: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     """One broken branch (an object the repository lacks) made every save fail."""
     remote, clone = remote_and_clone
     heads = clone / ".git" / "refs" / "heads"
     (heads / "broken").write_text("1" * 40 + "\n")
-    (heads / "a-tree").write_text(git("rev-parse", "HEAD^{tree}", cwd=clone).strip() + "\n")
+    tree = git("rev-parse", "HEAD^{tree}", cwd=clone).strip()
+    (heads / "a-tree").write_text(tree + "\n")
     (clone / "new.py").write_text("n = 1\n")
 
-    result = autosave(clone, "bob", now=NOW)
+    with caplog.at_level(logging.WARNING):
+        result = autosave(clone, "bob", now=NOW)
 
     assert result.pushed, result
-    assert {item.path: item.reason for item in result.left_out} == {
-        "branch a-tree": "points at " + git("rev-parse", "HEAD^{tree}", cwd=clone).strip()[:12]
-        + ", which is no commit in this repository",
-        "branch broken": "points at 111111111111, which is no commit in this repository",
-    }
+    why = f"points at a tree, {tree[:12]}, not a commit (git cat-file -p {tree[:12]} shows it)"
+    # A tree holds files: left out and named. The broken branch holds nothing left to save: the log says so.
+    assert [(item.path, item.reason) for item in result.left_out] == [("branch a-tree", why)]
+    assert f"branch a-tree ({why})" in caplog.text
+    assert "branch broken points at 111111111111, which this repository lacks" in caplog.text
     assert tree_paths(remote, REF) == {"a.py", "new.py"}
+
+
+def test_a_branch_left_out_alone_is_named_in_the_log(
+    remote_and_clone: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nothing else to save there is no snapshot, and so no commit message: the log names it."""
+    _, clone = remote_and_clone
+    tree = git("rev-parse", "HEAD^{tree}", cwd=clone).strip()
+    (clone / ".git" / "refs" / "heads" / "a-tree").write_text(tree + "\n")
+    with caplog.at_level(logging.WARNING):
+        result = autosave(clone, "bob", now=NOW)
+    assert result.status == "nothing to save" and [item.path for item in result.left_out] == ["branch a-tree"]
+    assert "1 path(s) left out of the snapshot" in caplog.text and "branch a-tree (points at a tree" in caplog.text
 
 
 def test_an_edit_of_the_same_size_right_after_a_commit_is_saved(remote_and_clone: tuple[Path, Path]) -> None:

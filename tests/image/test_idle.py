@@ -662,6 +662,23 @@ def test_a_stop_whose_group_call_failed_does_not_leave_its_record_to_vouch_for_w
     assert scaler.landed[-1] == f"running {started}"
 
 
+def test_a_running_mark_after_a_failed_group_call_is_tried_again_until_written() -> None:
+    """The outage that failed the group call often fails the mark too; the person may go on working."""
+    started = (T0 - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scaler = FlakyGroupAndTags([], refused=frozenset({3}))  # the mark after the failed call
+    reads = iter([activity(90), activity(0), activity(0)])
+    watcher = Watcher(
+        read=lambda: next(reads), scaler=scaler, autosave=saving(scaler.calls), idle_timeout_minutes=60,
+        clock=lambda: T0, record_timeout=1, work_kept=True,
+    )
+    watcher.check_once()
+    assert [value.split()[0] for value in scaler.landed] == ["stopping", "saved"]
+    watcher.check_once()  # the person is back: no stop, and the mark is tried again
+    assert scaler.landed[-1] == f"running {started}"
+    watcher.check_once()  # written: not again
+    assert scaler.tried == 4
+
+
 def test_a_stop_that_begins_at_the_first_poll_writes_no_running_mark() -> None:
     scaler = AutosaveTagService([])
     stopping_watcher(scaler).check_once()

@@ -199,7 +199,7 @@ def test_the_record_is_read_as_the_container_writes_it() -> None:
     }
     assert autosave_record("") is None and autosave_record(None) is None
     said = autosave_said({"stopped": True, "autosave": autosave_record("saved t autosave/alice/x left-out=2")}, "alice")
-    assert "2 files left out" in said
+    assert "2 paths left out" in said
 
 
 class Ecs:

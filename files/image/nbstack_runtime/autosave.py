@@ -144,31 +144,43 @@ def _unpushed(top: Path, remote: str, commits: Sequence[str], deadline: _Deadlin
 
 
 def _branch_commits(top: Path, deadline: _Deadline) -> tuple[list[str], list[LeftOut]]:
-    """The commit each local branch points at, and the branches that point at none.
+    """The commit each local branch points at, and the branches that point at none but hold something.
 
     A branch holding a tag object (git writes none, other tools may) stands
-    for the commit the tag names. One holding a tree, a blob or an object
-    this repository lacks cannot be saved: it is named, and the rest saved.
+    for the commit the tag names. One holding a tree or a blob cannot be
+    saved: it is named, and the rest saved. One whose object this
+    repository lacks holds nothing left to save: the log says so.
     """
     listed = git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"], cwd=top, timeout=deadline.left())
     refs = [line.split(" ", 1) for line in listed.stdout.splitlines() if line]
     if not refs:
         return [], []
-    # One answer line per line asked, in order: "<commit> commit", or "<what was asked> missing".
-    checked = git(
+    # One answer line per line asked, in order: "<name> <type>", or "<what was asked> missing".
+    answers = git(
         ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
         cwd=top,
-        input="".join(f"{sha}^{{commit}}\n" for sha, _ in refs),
+        input="".join(f"{sha}\n{sha}^{{commit}}\n" for sha, _ in refs),
         timeout=deadline.left(),
     ).stdout.splitlines()
+    answers += [""] * (2 * len(refs) - len(answers))  # none is missing; a backstop
     commits, skipped = [], []
-    for index, (sha, name) in enumerate(refs):
-        found, _, kind = (checked[index] if index < len(checked) else "").partition(" ")
-        if kind == "commit":
+    for index, (sha, ref) in enumerate(refs):
+        kind = answers[2 * index].partition(" ")[2]
+        found, _, peeled = answers[2 * index + 1].partition(" ")
+        name = ref.removeprefix("refs/heads/")
+        if peeled == "commit":
             commits.append(found)
+        elif kind in ("tree", "blob", "tag"):
+            why = f"points at a {kind}, {sha[:12]}, not a commit (git cat-file -p {sha[:12]} shows it)"
+            skipped.append(LeftOut(f"branch {name}", why))
         else:
-            why = f"points at {sha[:12]}, which is no commit in this repository"
-            skipped.append(LeftOut(f"branch {name.removeprefix('refs/heads/')}", why))
+            log.warning(
+                "autosave: branch %s points at %s, which this repository lacks: nothing of it is left to save "
+                "(git branch -D %s removes it)",
+                name,
+                sha[:12],
+                name,
+            )
     return commits, skipped
 
 
@@ -521,12 +533,6 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
     left_out += tree_left_out
     stashes, stashes_left_out = _stashes(top, remote, limit, deadline)
     left_out += stashes_left_out
-    if left_out:
-        log.warning(
-            "autosave: %d path(s) left out of the snapshot, still on disk untouched: %s",
-            len(left_out),
-            "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
-        )
     base_tree = _rev(top, f"{base}^{{tree}}") if base else None
     tips, in_head, skipped = _unpushed_tips(top, remote, head, deadline)
     left_out += skipped
@@ -540,6 +546,12 @@ def _autosave(work_dir: Path, prefix: str, deadline: _Deadline, remote: str, now
         why = f"holds {path or 'a file'} of {_mb(size)}, over the {_mb(limit)} limit"
         left_out.append(LeftOut(f"unpushed commit {tip[:12]}", why))
     others = [tip for tip in others if tip not in heavy]
+    if left_out:
+        log.warning(
+            "autosave: %d path(s) left out of the snapshot, still on disk untouched: %s",
+            len(left_out),
+            "; ".join(f"{item.path} ({item.reason})" for item in left_out[:200]),
+        )
     dirty = tree != base_tree and not (base is None and tree == _empty_tree(top))
     if not dirty and not tips and not stashes:
         log.info("autosave: nothing to save in %s", work_dir)

@@ -263,12 +263,15 @@ class Watcher:
             )
             # The server runs on: the record just written must not vouch for what is
             # done before the next attempt, whose own mark and record may not land.
-            mark(
+            # Like the first mark, tried at every poll until it is written.
+            self.stopping = False
+            self._marked = mark(
                 self.scaler,
                 "running",
                 self._started or self.clock(),
                 timeout=self.record_timeout,
                 order=self._tag_order,
+                in_flight=self._marking,
             )
             return
         self.stopped = decision

@@ -106,8 +106,8 @@ def _left_out(record):
     if not count:
         return ""
     return (
-        f" ({counted(count, 'file')} left out of the snapshot: too large, unreadable, or a repository of its own;"
-        " the snapshot's commit message names them)"
+        f" ({counted(count, 'path')} left out of the snapshot: too large, unreadable, a repository of its own,"
+        " or a branch that is no commit; the server's log names them, and so does the snapshot's commit message)"
     )
 
 

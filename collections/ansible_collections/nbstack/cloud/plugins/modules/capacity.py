@@ -265,8 +265,9 @@ def autosave_problem(stopped_a_task, record, where="the instance's disk"):
         return f"its last autosave did not succeed ({record['status']}, {when}): the work was not pushed and is only on {where}"
     if record["left_out"]:
         return (
-            f"its last autosave ({when}) left {record['left_out']} path(s) out (too large, unreadable, or a repository"
-            f" of its own; the snapshot's commit message names them): they are only on {where}"
+            f"its last autosave ({when}) left {record['left_out']} path(s) out (too large, unreadable, a repository"
+            f" of its own, or a branch that is no commit; the server's log names them, and so does the snapshot's"
+            f" commit message when there is one): they are only on {where}"
         )
     return ""
 
