@@ -160,6 +160,31 @@ def test_a_branch_pointing_at_no_commit_is_named_and_the_rest_saved(
     assert tree_paths(remote, REF) == {"a.py", "new.py"}
 
 
+def test_a_branch_git_gives_no_answer_for_is_left_out_not_passed_over(
+    remote_and_clone: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an object git says is missing holds nothing to save; no answer at all must not read as that."""
+    from nbstack_runtime import autosave as module
+
+    _, clone = remote_and_clone
+    side = commit_file(clone, "side.py", "s = 1\n", "Side work")
+    git("branch", "side", side, cwd=clone)
+    git("reset", "--quiet", "--hard", "HEAD~1", cwd=clone)
+    real_git = module.git
+
+    def silent_cat_file(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        answer = real_git(args, **kwargs)  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(answer.args, 0, "", "") if args[0] == "cat-file" else answer
+
+    main = git("rev-parse", "main", cwd=clone).strip()
+    monkeypatch.setattr(module, "git", silent_cat_file)
+    result = autosave(clone, "bob", now=NOW)
+    assert [(item.path, item.reason) for item in result.left_out] == [
+        ("branch main", f"points at {main[:12]}, which git could not tell"),
+        ("branch side", f"points at {side[:12]}, which git could not tell"),
+    ]
+
+
 def test_a_branch_left_out_alone_is_named_in_the_log(
     remote_and_clone: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -162,7 +162,7 @@ def _branch_commits(top: Path, deadline: _Deadline) -> tuple[list[str], list[Lef
         input="".join(f"{sha}\n{sha}^{{commit}}\n" for sha, _ in refs),
         timeout=deadline.left(),
     ).stdout.splitlines()
-    answers += [""] * (2 * len(refs) - len(answers))  # none is missing; a backstop
+    answers += [""] * (2 * len(refs) - len(answers))  # none is missing; a backstop that fails closed (below)
     commits, skipped = [], []
     for index, (sha, ref) in enumerate(refs):
         kind = answers[2 * index].partition(" ")[2]
@@ -173,6 +173,8 @@ def _branch_commits(top: Path, deadline: _Deadline) -> tuple[list[str], list[Lef
         elif kind in ("tree", "blob", "tag"):
             why = f"points at a {kind}, {sha[:12]}, not a commit (git cat-file -p {sha[:12]} shows it)"
             skipped.append(LeftOut(f"branch {name}", why))
+        elif kind != "missing":
+            skipped.append(LeftOut(f"branch {name}", f"points at {sha[:12]}, which git could not tell"))
         else:
             log.warning(
                 "autosave: branch %s points at %s, which this repository lacks: nothing of it is left to save "
