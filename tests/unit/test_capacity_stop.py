@@ -331,24 +331,21 @@ def test_check_mode_refuses_a_purge_the_real_run_would_refuse_and_changes_nothin
     assert stop(running, module, {"service": 1, "autoscaling_group": 1})["stopped"] is True and running.calls == []
 
 
-def test_a_purge_refuses_an_idle_stop_that_marked_its_start_and_recorded_nothing() -> None:
-    """The idle stop tags "stopping <time>" before its save; a record that could not be written leaves that."""
+@pytest.mark.parametrize(
+    ("mark", "problem"),
+    [
+        # The idle stop tags "stopping <time>" before its save; a record that could not be written leaves that.
+        ("stopping", "its stop at 2026-11-29T10:00:00Z recorded no autosave result"),
+        # A server tags "running <start>" once it answers: an earlier task's record no longer stands for it.
+        ("running", "no autosave was recorded since its server started at 2026-11-29T10:00:00Z"),
+    ],
+)
+def test_a_purge_refuses_a_mark_that_no_record_replaced(mark: str, problem: str) -> None:
     module = Module(purge_work=True)
-    found = Capacity(module, [], None, tag_before="stopping 2026-11-29T10:00:00Z")
-    with pytest.raises(Failed, match=re.escape("its stop at 2026-11-29T10:00:00Z recorded no autosave result")):
+    found = Capacity(module, [], None, tag_before=f"{mark} 2026-11-29T10:00:00Z")
+    with pytest.raises(Failed, match=re.escape(problem)):
         stop(found, module, {"service": 1, "autoscaling_group": 0})
     kept = Module(work_kept=True)
-    result = stop(Capacity(kept, [], None, tag_before="stopping 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
-    assert "recorded no autosave result" in result["autosave_problem"] and len(kept.warnings) == 1
-
-
-def test_a_purge_refuses_a_server_that_marked_its_start_and_recorded_no_stop() -> None:
-    """A server marks the service "running <start>" once it answers: an earlier task's record no longer stands."""
-    module = Module(purge_work=True)
-    found = Capacity(module, [], None, tag_before="running 2026-11-29T10:00:00Z")
-    with pytest.raises(Failed, match=re.escape("no autosave was recorded since its server started at 2026-11-29T10:00:00Z")):
-        stop(found, module, {"service": 1, "autoscaling_group": 0})
-    kept = Module(work_kept=True)
-    result = stop(Capacity(kept, [], None, tag_before="running 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
-    assert result["autosave_problem"].startswith("no autosave was recorded since its server started")
+    result = stop(Capacity(kept, [], None, tag_before=f"{mark} 2026-11-29T10:00:00Z"), kept, {"service": 1, "autoscaling_group": 0})
+    assert result["autosave_problem"].startswith(problem)
     assert len(kept.warnings) == 1 and "did not succeed" not in kept.warnings[0]

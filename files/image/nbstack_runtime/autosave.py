@@ -35,10 +35,11 @@ locally under refs/nbstack-autosave/ (in the persistent work directory) so it
 can be recovered after the next start.
 
 `record` writes the outcome on the person's ECS service as the tag
-nbstack:autosave (`<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>]`, or `stopping <UTC time>`
-while an idle stop's save runs),
-which down.yml reads; the SIGTERM path (extension) and the idle stop
-(watcher) call it after every save, bounded by RECORD_TIMEOUT_SECONDS.
+nbstack:autosave (`<saved|nothing|failed> <UTC time>[ <branch>][ left-out=<n>][ <commit>]`),
+which replaces the idle watcher's marks (`mark`: `running <start>`,
+`stopping <time>`) and which down.yml reads; the SIGTERM path (extension)
+and the idle stop (watcher) call it after every save, bounded by
+RECORD_TIMEOUT_SECONDS.
 
 Run by hand: python -m nbstack_runtime.autosave [--work-dir DIR] [--prefix P]
 """
@@ -68,6 +69,7 @@ from .gitcmd import git
 from .gitsetup import incomplete, made_since_clone
 from .logs import setup_logging
 from .models import AUTOSAVE_RECORD, record_autosave
+from .policy import iso
 
 if TYPE_CHECKING:
     from .scaler import Scaler
@@ -659,7 +661,7 @@ def tag_value(result: Result, at: datetime) -> str:
     The commit is what a restore checks out: anyone who may push can move a
     branch, not the commit a branch pointed at.
     """
-    parts = [result.outcome, at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    parts = [result.outcome, iso(at)]
     if result.outcome == "saved" and result.ref:
         parts.append(result.ref.removeprefix("refs/heads/"))
     if result.left_out:
@@ -734,7 +736,7 @@ def mark(
     """
     if status not in MARKS:
         raise ValueError(f"a mark is one of {', '.join(MARKS)}, not {status!r}")
-    value = f"{status} {at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    value = f"{status} {iso(at)}"
     if in_flight is not None:
         if in_flight.is_set():
             log.info("autosave: the service's earlier mark still waits for an answer; %r is not tried", value)

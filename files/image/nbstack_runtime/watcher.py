@@ -188,15 +188,19 @@ class Watcher:
             log.debug("idle watcher: %s", decision.reason)
             if not (self._marked or self.stopping):
                 # Tried at every poll until it is written: no record before this server started stands.
-                self._marked = mark(
-                    self.scaler,
-                    "running",
-                    activity.started,
-                    timeout=self.record_timeout,
-                    order=self._tag_order,
-                    in_flight=self._marking,
-                )
+                self._mark_running()
         return decision
+
+    def _mark_running(self) -> None:
+        """Tag the service `running <start>` (autosave.mark), one write at a time; note whether it landed."""
+        self._marked = mark(
+            self.scaler,
+            "running",
+            self._started or self.clock(),
+            timeout=self.record_timeout,
+            order=self._tag_order,
+            in_flight=self._marking,
+        )
 
     def _publish_activity(self, moment: datetime) -> None:
         value = iso(moment)
@@ -265,14 +269,7 @@ class Watcher:
             # done before the next attempt, whose own mark and record may not land.
             # Like the first mark, tried at every poll until it is written.
             self.stopping = False
-            self._marked = mark(
-                self.scaler,
-                "running",
-                self._started or self.clock(),
-                timeout=self.record_timeout,
-                order=self._tag_order,
-                in_flight=self._marking,
-            )
+            self._mark_running()
             return
         self.stopped = decision
         try:
